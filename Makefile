@@ -1,0 +1,41 @@
+# g2b-hub. `make demo` runs the whole hub on one machine; `make test` runs the tests.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+
+.PHONY: install demo serve worker test test-unit lint typecheck bench clean
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "g2b-hub needs Python 3.11 or newer")'
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: install            ## the whole hub on one machine at http://127.0.0.1:8000
+	$(BIN)/g2bhub demo
+
+serve: install
+	$(BIN)/g2bhub serve
+
+worker: install
+	$(BIN)/g2bhub worker
+
+test: install            ## every tier; PostgreSQL/RabbitMQ tiers need G2BHUB_TEST_DATABASE_URL / G2BHUB_TEST_AMQP_URL
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+test-unit: install
+	$(BIN)/pytest tests/unit $(PYTEST_ARGS)
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/mypy hub connectors mappings
+
+bench: install
+	$(BIN)/python bench/bus.py
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,121 @@
+"""Wire the hub together once: settings → engine → unit of work → message bus → broker → worker.
+
+Tests and entrypoints call :func:`bootstrap` with overrides (another broker, extra handlers) instead of
+patching anything."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Engine, text
+from sqlalchemy.orm import Session, sessionmaker
+
+from hub.adapters.brokers.base import Broker
+from hub.adapters.brokers.inprocess import InProcessBroker
+from hub.adapters.db import make_engine, make_session_factory
+from hub.adapters.orm import start_mappers
+from hub.config import Settings, get_settings
+from hub.domain.messages import Command, Event
+from hub.service_layer.handlers import COMMAND_HANDLERS, EVENT_HANDLERS
+from hub.service_layer.messagebus import MessageBus
+from hub.service_layer.relay import OutboxRelay
+from hub.service_layer.unit_of_work import SqlAlchemyUnitOfWork
+from hub.service_layer.worker import Worker
+
+__all__ = ["Hub", "bootstrap", "make_broker"]
+
+
+def make_broker(settings: Settings) -> Broker:
+    if settings.broker.kind == "rabbitmq":
+        from hub.adapters.brokers.rabbitmq import RabbitMQBroker
+
+        return RabbitMQBroker(settings.broker)
+    return InProcessBroker(
+        delivery_limit=settings.broker.delivery_limit,
+        confirm_timeout_s=settings.relay.confirm_timeout_s,
+    )
+
+
+@dataclass
+class Hub:
+    settings: Settings
+    engine: Engine
+    session_factory: sessionmaker[Session]
+    bus: MessageBus
+    broker_factory: Callable[[], Broker]
+    _broker: Broker | None = field(default=None, repr=False)
+    _workers: list[Worker] = field(default_factory=list, repr=False)
+
+    @property
+    def broker(self) -> Broker:
+        if self._broker is None:
+            self._broker = self.broker_factory()
+        return self._broker
+
+    def uow(self) -> SqlAlchemyUnitOfWork:
+        return SqlAlchemyUnitOfWork(self.session_factory)
+
+    def make_worker(self, concurrency: int = 1, with_relay: bool = True, broker: Broker | None = None) -> Worker:
+        chosen = broker or self.broker
+        relay = None
+        if with_relay:
+            relay = OutboxRelay(
+                self.session_factory,
+                chosen,
+                batch_size=self.settings.relay.batch_size,
+                poll_interval_s=self.settings.relay.poll_interval_s,
+                max_backoff_s=self.settings.broker.reconnect_max_backoff_s,
+            )
+        worker = Worker(self.bus, chosen, self.session_factory, relay, concurrency=concurrency)
+        self._workers.append(worker)
+        return worker
+
+    def database_ready(self) -> bool:
+        try:
+            with self.engine.connect() as conn:
+                conn.execute(text("SELECT 1"))
+            return True
+        except Exception:
+            return False
+
+    def close(self) -> None:
+        for worker in self._workers:
+            worker.stop()
+        self._workers = []
+        if self._broker is not None:
+            self._broker.close()
+        self.engine.dispose()
+
+
+def bootstrap(
+    settings: Settings | None = None,
+    *,
+    broker_factory: Callable[[], Broker] | None = None,
+    command_handlers: Mapping[type[Command], Callable[..., Any]] | None = None,
+    event_handlers: Mapping[type[Event], Sequence[Callable[..., Any]]] | None = None,
+    dependencies: Mapping[str, Any] | None = None,
+    migrate: bool = False,
+) -> Hub:
+    settings = settings or get_settings()
+    start_mappers()
+    engine = make_engine(settings.database)
+    if migrate:
+        from hub.adapters.migrations import upgrade
+
+        upgrade(engine)
+    session_factory = make_session_factory(engine)
+    bus = MessageBus(
+        uow_factory=lambda: SqlAlchemyUnitOfWork(session_factory),
+        command_handlers=command_handlers if command_handlers is not None else COMMAND_HANDLERS,
+        event_handlers=event_handlers if event_handlers is not None else EVENT_HANDLERS,
+        dependencies={"settings": settings, **(dependencies or {})},
+    )
+    return Hub(
+        settings=settings,
+        engine=engine,
+        session_factory=session_factory,
+        bus=bus,
+        broker_factory=broker_factory or (lambda: make_broker(settings)),
+    )

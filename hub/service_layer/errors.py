@@ -1,0 +1,35 @@
+"""Errors the service layer raises; the API turns them into RFC 9457 problem details."""
+
+from __future__ import annotations
+
+
+class ServiceError(Exception):
+    status = 400
+    title = "Bad request"
+
+
+class NotFound(ServiceError):
+    status = 404
+    title = "Not found"
+
+    def __init__(self, what: str, ident: str) -> None:
+        super().__init__(f"{what} {ident!r} not found")
+        self.what = what
+        self.ident = ident
+
+
+class Rejected(ServiceError):
+    """Input that is well-formed but not acceptable; names the field."""
+
+    status = 422
+    title = "Unprocessable content"
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+
+
+class Conflict(ServiceError):
+    status = 409
+    title = "Conflict"

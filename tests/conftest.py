@@ -1,0 +1,128 @@
+"""Shared fixtures. Backends: SQLite + in-process broker always; PostgreSQL and RabbitMQ when
+G2BHUB_TEST_DATABASE_URL / G2BHUB_TEST_AMQP_URL are set. With CI=true a missing service fails the
+test instead of skipping it."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from hub.config import Settings
+
+ROOT = Path(__file__).resolve().parent.parent
+IN_CI = os.environ.get("CI", "").lower() == "true"
+DATABASE_URL = os.environ.get("G2BHUB_TEST_DATABASE_URL")
+AMQP_URL = os.environ.get("G2BHUB_TEST_AMQP_URL")
+
+
+def service_missing(what: str, why: str) -> None:
+    """Skip with a reason on a developer machine; fail in CI, where every service must be there."""
+    message = f"{what} unavailable: {why}"
+    if IN_CI:
+        pytest.fail(message + " (CI=true: services are required)")
+    pytest.skip(message)
+
+
+def _postgres_reachable(url: str) -> str | None:
+    import psycopg
+
+    try:
+        with psycopg.connect(url, connect_timeout=3):
+            return None
+    except Exception as exc:  # noqa: BLE001
+        return repr(exc)
+
+
+@pytest.fixture(scope="session")
+def postgres_server_url() -> str:
+    if not DATABASE_URL:
+        service_missing("PostgreSQL", "G2BHUB_TEST_DATABASE_URL is not set")
+    assert DATABASE_URL
+    problem = _postgres_reachable(DATABASE_URL)
+    if problem:
+        service_missing("PostgreSQL", problem)
+    return DATABASE_URL
+
+
+@pytest.fixture(scope="session")
+def amqp_url() -> str:
+    if not AMQP_URL:
+        service_missing("RabbitMQ", "G2BHUB_TEST_AMQP_URL is not set")
+    assert AMQP_URL
+    import pika
+
+    try:
+        pika.BlockingConnection(pika.URLParameters(AMQP_URL)).close()
+    except Exception as exc:  # noqa: BLE001
+        service_missing("RabbitMQ", repr(exc))
+    return AMQP_URL
+
+
+@pytest.fixture
+def postgres_url(postgres_server_url: str) -> Iterator[str]:
+    """A throw-away database per test, so parallel runs and tests never see each other's rows."""
+    import psycopg
+    from sqlalchemy.engine import make_url
+
+    name = f"g2bhub_t_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(postgres_server_url, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    url = make_url(postgres_server_url).set(database=name).render_as_string(hide_password=False)
+    yield url
+    with psycopg.connect(postgres_server_url, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'hub.db'}"
+
+
+BACKENDS = ["sqlite-inprocess", "postgres-rabbitmq"]
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def settings_factory(request: pytest.FixtureRequest, backend: str) -> Iterator[Callable[..., Settings]]:
+    """Settings for the chosen backend; each test gets its own database and broker namespace."""
+    namespace = f"t{uuid.uuid4().hex[:10]}"
+    if backend == "sqlite-inprocess":
+        db_url = request.getfixturevalue("sqlite_url")
+        broker: dict[str, object] = {"kind": "inprocess", "namespace": namespace}
+    else:
+        db_url = request.getfixturevalue("postgres_url")
+        broker = {"kind": "rabbitmq", "url": request.getfixturevalue("amqp_url"), "namespace": namespace}
+    made: list[Settings] = []
+
+    def make(**overrides: object) -> Settings:
+        data: dict[str, object] = {
+            "database": {"url": db_url},
+            "broker": {**broker, "delivery_limit": 3, "reconnect_max_backoff_s": 2.0},
+            "relay": {"poll_interval_s": 0.05, "confirm_timeout_s": 10.0},
+        }
+        for key, value in overrides.items():
+            if isinstance(value, dict) and isinstance(data.get(key), dict):
+                data[key] = {**data[key], **value}  # type: ignore[dict-item]
+            else:
+                data[key] = value
+        settings = Settings(**data)  # type: ignore[arg-type]
+        made.append(settings)
+        return settings
+
+    yield make
+    for settings in made:
+        if settings.broker.kind == "rabbitmq":
+            try:
+                from hub.adapters.brokers.rabbitmq import delete_topology
+
+                delete_topology(settings.broker)
+            except Exception:  # noqa: BLE001
+                pass
