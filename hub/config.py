@@ -104,10 +104,10 @@ class Settings(BaseSettings):
     )
 
     database: DatabaseSettings = DatabaseSettings()
-    broker: BrokerSettings = BrokerSettings()  # type: ignore[call-arg]
+    broker: BrokerSettings = BrokerSettings()
     relay: RelaySettings = RelaySettings()
     api: ApiSettings = ApiSettings()
-    logging: LoggingSettings = LoggingSettings()  # type: ignore[call-arg]
+    logging: LoggingSettings = LoggingSettings()
     # Extension point for later slices (connectors, syndication): free-form, validated by their owners.
     connectors: dict[str, Any] = {}
     syndication: dict[str, Any] = {}

@@ -33,7 +33,7 @@ def _postgres_reachable(url: str) -> str | None:
     try:
         with psycopg.connect(url, connect_timeout=3):
             return None
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         return repr(exc)
 
 
@@ -57,7 +57,7 @@ def amqp_url() -> str:
 
     try:
         pika.BlockingConnection(pika.URLParameters(AMQP_URL)).close()
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         service_missing("RabbitMQ", repr(exc))
     return AMQP_URL
 
@@ -124,5 +124,5 @@ def settings_factory(request: pytest.FixtureRequest, backend: str) -> Iterator[C
                 from hub.adapters.brokers.rabbitmq import delete_topology
 
                 delete_topology(settings.broker)
-            except Exception:  # noqa: BLE001
+            except Exception:
                 pass

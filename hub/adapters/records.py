@@ -6,6 +6,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+DeadLetterList = list["DeadLetter"]
+IdList = list[int]
+
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -80,7 +83,7 @@ class SqlDeadLetters:
 
     def list(
         self, group: str | None = None, include_replayed: bool = False, limit: int = 100
-    ) -> list[DeadLetter]:
+    ) -> DeadLetterList:
         stmt = select(DeadLetterRow).order_by(DeadLetterRow.id).limit(limit)
         if group:
             stmt = stmt.where(DeadLetterRow.consumer_group == group)
@@ -88,7 +91,7 @@ class SqlDeadLetters:
             stmt = stmt.where(DeadLetterRow.replayed_at.is_(None))
         return [_to_dead_letter(r) for r in self.session.scalars(stmt)]
 
-    def take_for_replay(self, ids: list[int] | None, group: str | None) -> list[DeadLetter]:
+    def take_for_replay(self, ids: "IdList | None", group: str | None) -> DeadLetterList:
         stmt = select(DeadLetterRow).where(DeadLetterRow.replayed_at.is_(None)).order_by(DeadLetterRow.id)
         if ids is not None:
             stmt = stmt.where(DeadLetterRow.id.in_(ids))

@@ -7,7 +7,7 @@ from typing import Protocol
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from hub.domain.organisations import ApiKey, OrgKind, Organisation
+from hub.domain.organisations import ApiKey, Organisation, OrgKind
 
 __all__ = ["InMemoryOrganisationRepository", "OrganisationRepository", "SqlOrganisationRepository"]
 
@@ -32,7 +32,7 @@ class SqlOrganisationRepository:
     def list(self, kind: OrgKind | None = None) -> list[Organisation]:
         stmt = select(Organisation).order_by(Organisation.created_at)  # type: ignore[arg-type]
         if kind is not None:
-            stmt = stmt.where(Organisation.kind == kind)  # type: ignore[arg-type]
+            stmt = stmt.where(Organisation.kind == kind)  # type: ignore[arg-type,misc]
         return list(self.session.scalars(stmt))
 
     def get_key(self, key_id: str) -> ApiKey | None:

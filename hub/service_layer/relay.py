@@ -7,7 +7,7 @@ import logging
 import threading
 from datetime import UTC, datetime
 
-from sqlalchemy import func, select, update
+from sqlalchemy import Select, func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from hub.adapters.brokers.base import Broker, BrokerUnavailable
@@ -48,7 +48,7 @@ class OutboxRelay:
         self.max_backoff_s = max_backoff_s
         self.wake = threading.Event()
 
-    def _pending(self) -> select:  # type: ignore[type-arg]
+    def _pending(self) -> Select[OutboxRow]:
         return (
             select(OutboxRow)
             .where(OutboxRow.published_at.is_(None))

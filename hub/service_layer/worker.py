@@ -61,6 +61,10 @@ class Worker:
 
         return handle
 
+    def _consumer_loop(self, group: str) -> Callable[[], None]:
+        handler = self._handler_for(group)
+        return lambda: self.broker.consume(group, handler, self.store_dead_letter, self.stop_event)
+
     def _spawn(self, name: str, target: Callable[[], None]) -> None:
         def run() -> None:
             try:
@@ -76,11 +80,7 @@ class Worker:
         self.broker.setup({name: g.binding_keys for name, g in self.bus.groups.items()})
         for name in self.bus.groups:
             for i in range(self.concurrency):
-                handler = self._handler_for(name)
-                self._spawn(
-                    f"consumer-{name}-{i}",
-                    lambda n=name, h=handler: self.broker.consume(n, h, self.store_dead_letter, self.stop_event),
-                )
+                self._spawn(f"consumer-{name}-{i}", self._consumer_loop(name))
         self._spawn("dead-letter-archiver",
                     lambda: self.broker.archive_dead_letters(self.store_dead_letter, self.stop_event))
         if self.relay is not None:

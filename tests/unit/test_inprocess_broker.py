@@ -1,0 +1,119 @@
+"""The embedded broker's contract: routing, settle-before-confirm, redelivery limit, competing consumers."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+
+import pytest
+
+from hub.adapters.brokers.base import BrokerUnavailable, topic_regex
+from hub.adapters.brokers.inprocess import InProcessBroker
+from hub.domain import events
+from hub.domain.messages import Envelope
+
+
+def env(name: str = "x") -> Envelope:
+    return Envelope.wrap(events.OrganisationCreated(org_id=name, name=name, kind="agency"))
+
+
+@pytest.fixture
+def stop() -> Iterator[threading.Event]:
+    event = threading.Event()
+    yield event
+    event.set()
+
+
+def run(broker: InProcessBroker, group: str, handler, dead, stop: threading.Event) -> threading.Thread:  # type: ignore[no-untyped-def]
+    thread = threading.Thread(target=broker.consume, args=(group, handler, dead, stop), daemon=True)
+    thread.start()
+    return thread
+
+
+@pytest.mark.parametrize(
+    ("binding", "key", "matches"),
+    [
+        ("event.A.#", "event.A", True),
+        ("event.A.#", "event.A.goods.KR-11", True),
+        ("event.A.#", "event.AB", False),
+        ("notice.*.KR-11", "notice.goods.KR-11", True),
+        ("notice.*.KR-11", "notice.goods.x.KR-11", False),
+        ("#", "anything.at.all", True),
+    ],
+)
+def test_topic_matching(binding: str, key: str, matches: bool) -> None:
+    assert bool(topic_regex(binding).match(key)) is matches
+
+
+def test_publish_confirms_only_after_every_bound_group_settled(stop: threading.Event) -> None:
+    broker = InProcessBroker()
+    broker.setup({"a": ["event.OrganisationCreated.#"], "b": ["event.#"], "c": ["event.Other.#"]})
+    seen: dict[str, list[str]] = {"a": [], "b": [], "c": []}
+    for group in seen:
+        run(broker, group, lambda e, g=group: seen[g].append(e.message_id), lambda *a: None, stop)
+    message = env()
+    broker.publish([message])
+    assert seen == {"a": [message.message_id], "b": [message.message_id], "c": []}
+
+
+def test_publish_times_out_when_no_consumer_settles() -> None:
+    broker = InProcessBroker(confirm_timeout_s=0.2)
+    broker.setup({"a": ["event.#"]})
+    message = env()
+    with pytest.raises(BrokerUnavailable):
+        broker.publish([message])
+    # the relay's retry of the same message joins the queued copy instead of duplicating it
+    with pytest.raises(BrokerUnavailable):
+        broker.publish([message])
+    assert broker.queue_depths() == {"a": 1}
+
+
+def test_failing_handler_is_dead_lettered_at_the_limit(stop: threading.Event) -> None:
+    broker = InProcessBroker(delivery_limit=3)
+    broker.setup({"a": ["event.#"]})
+    attempts: list[str] = []
+    dead: list[tuple[str, str, int]] = []
+
+    def failing(e: Envelope) -> None:
+        attempts.append(e.message_id)
+        raise RuntimeError("boom")
+
+    run(broker, "a", failing, lambda g, e, reason, n: dead.append((g, e.message_id, n)), stop)
+    message = env()
+    broker.publish([message])
+    assert len(attempts) == 3
+    assert dead == [("a", message.message_id, 3)]
+
+
+def test_targeted_envelope_reaches_only_its_group(stop: threading.Event) -> None:
+    broker = InProcessBroker()
+    broker.setup({"a": ["event.#"], "b": ["event.#"]})
+    seen: list[str] = []
+    run(broker, "a", lambda e: seen.append("a"), lambda *a: None, stop)
+    run(broker, "b", lambda e: seen.append("b"), lambda *a: None, stop)
+    from dataclasses import replace
+
+    broker.publish([replace(env(), target_group="b")])
+    assert seen == ["b"]
+
+
+def test_competing_consumers_share_a_queue(stop: threading.Event) -> None:
+    broker = InProcessBroker()
+    broker.setup({"a": ["event.#"]})
+    by_thread: dict[str, int] = {}
+    lock = threading.Lock()
+    gate = threading.Barrier(2, timeout=5)
+
+    def handler(e: Envelope) -> None:
+        name = threading.current_thread().name
+        with lock:
+            first = name not in by_thread
+            by_thread[name] = by_thread.get(name, 0) + 1
+        if first:
+            gate.wait()  # both consumers must be busy at once: they compete for the same queue
+
+    for _ in range(2):
+        run(broker, "a", handler, lambda *a: None, stop)
+    broker.publish([env(str(i)) for i in range(50)])
+    assert sum(by_thread.values()) == 50
+    assert len(by_thread) == 2

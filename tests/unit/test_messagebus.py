@@ -1,0 +1,89 @@
+"""The bus with the in-memory unit of work: commands commit their events; consumers are idempotent."""
+
+from __future__ import annotations
+
+import pytest
+
+from hub.domain import events
+from hub.domain.commands import CreateOrganisation, IssueApiKey, RevokeApiKey
+from hub.domain.messages import Envelope
+from hub.domain.organisations import OrgKind
+from hub.service_layer.errors import NotFound, Rejected
+from hub.service_layer.handlers import COMMAND_HANDLERS
+from hub.service_layer.messagebus import MessageBus, Outcome, consumer_groups
+from hub.service_layer.unit_of_work import AbstractUnitOfWork, FakeUnitOfWork
+
+applied: list[str] = []
+
+
+def count_orgs(event: events.OrganisationCreated, uow: AbstractUnitOfWork, envelope: Envelope) -> None:
+    applied.append(envelope.message_id)
+
+
+@pytest.fixture
+def uow() -> FakeUnitOfWork:
+    return FakeUnitOfWork()
+
+
+@pytest.fixture
+def bus(uow: FakeUnitOfWork) -> MessageBus:
+    applied.clear()
+    return MessageBus(lambda: uow, COMMAND_HANDLERS, {events.OrganisationCreated: [count_orgs]})
+
+
+def test_command_events_reach_the_outbox_only_on_commit(bus: MessageBus, uow: FakeUnitOfWork) -> None:
+    org, issued = bus.handle(CreateOrganisation(name="Gwangju", kind=OrgKind.INSTITUTION), correlation_id="r1")
+    assert [e.message_type for e in uow.outbox] == ["OrganisationCreated", "ApiKeyIssued"]
+    assert {e.correlation_id for e in uow.outbox} == {"r1"}
+    assert uow.organisations.get(org.id) is org
+    assert issued.key in org.api_keys
+
+
+def test_failing_command_leaves_no_events(bus: MessageBus, uow: FakeUnitOfWork) -> None:
+    with pytest.raises(Rejected) as info:
+        bus.handle(CreateOrganisation(name="   ", kind=OrgKind.AGENCY))
+    assert info.value.field == "name"
+    with pytest.raises(NotFound):
+        bus.handle(IssueApiKey(org_id="missing"))
+    assert uow.outbox == []
+    assert uow.committed == 0
+
+
+def test_revoke_raises_an_event(bus: MessageBus, uow: FakeUnitOfWork) -> None:
+    org, issued = bus.handle(CreateOrganisation(name="Ulsan", kind=OrgKind.SUPPLIER))
+    bus.handle(RevokeApiKey(org_id=org.id, key_id=issued.key.id))
+    assert uow.outbox[-1].message_type == "ApiKeyRevoked"
+    assert not issued.key.active
+
+
+def test_consume_applies_once_and_skips_redelivery(bus: MessageBus, uow: FakeUnitOfWork) -> None:
+    bus.handle(CreateOrganisation(name="Incheon", kind=OrgKind.AGENCY))
+    created = uow.outbox[0]
+    assert bus.consume("count_orgs", created) is Outcome.APPLIED
+    assert bus.consume("count_orgs", created) is Outcome.DUPLICATE
+    assert applied == [created.message_id]
+
+
+def test_consume_ignores_events_the_group_does_not_take(bus: MessageBus, uow: FakeUnitOfWork) -> None:
+    bus.handle(CreateOrganisation(name="Jeju", kind=OrgKind.AGENCY))
+    key_issued = uow.outbox[1]
+    assert bus.consume("count_orgs", key_issued) is Outcome.IGNORED
+    assert applied == []
+
+
+def test_envelope_round_trips_through_bytes() -> None:
+    env = Envelope.wrap(events.OrganisationCreated(org_id="o", name="n", kind="agency"), correlation_id="c")
+    back = Envelope.from_body(env.body())
+    assert back == env
+    assert back.to_event() == events.OrganisationCreated(org_id="o", name="n", kind="agency")
+    assert env.routing_key == "event.OrganisationCreated"
+
+
+def test_consumer_group_names_must_be_unique() -> None:
+    def handler(event: events.OrganisationCreated) -> None: ...
+
+    def other(event: events.ApiKeyIssued) -> None: ...
+
+    other.__name__ = "handler"
+    with pytest.raises(ValueError, match="handler"):
+        consumer_groups({events.OrganisationCreated: [handler], events.ApiKeyIssued: [other]})
