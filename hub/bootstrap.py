@@ -31,7 +31,7 @@ def make_broker(settings: Settings) -> Broker:
     if settings.broker.kind == "rabbitmq":
         from hub.adapters.brokers.rabbitmq import RabbitMQBroker
 
-        broker: Broker = RabbitMQBroker(settings.broker)
+        broker: Broker = RabbitMQBroker(settings.broker, confirm_timeout_s=settings.relay.confirm_timeout_s)
         return broker
     return InProcessBroker(
         delivery_limit=settings.broker.delivery_limit,

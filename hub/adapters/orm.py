@@ -25,7 +25,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, registry, relationship
 from sqlalchemy.types import TypeDecorator
 
-from hub.domain.organisations import ApiKey, Organisation
+from hub.domain.organisations import ApiKey, Organisation, OrgKind
 
 NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -61,6 +61,19 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
+class OrgKindType(TypeDecorator[OrgKind]):
+    """Stored as its plain value; loaded back as the enum, so ``org.kind is OrgKind.X`` holds."""
+
+    impl = String(20)
+    cache_ok = True
+
+    def process_bind_param(self, value: OrgKind | str | None, dialect: Any) -> str | None:
+        return None if value is None else OrgKind(value).value
+
+    def process_result_value(self, value: str | None, dialect: Any) -> OrgKind | None:
+        return None if value is None else OrgKind(value)
+
+
 class Base(DeclarativeBase):
     metadata = metadata
 
@@ -70,7 +83,7 @@ organisations = Table(
     metadata,
     Column("id", String(36), primary_key=True),
     Column("name", String(200), nullable=False),
-    Column("kind", String(20), nullable=False, index=True),
+    Column("kind", OrgKindType(), nullable=False, index=True),
     Column("created_at", UTCDateTime(), nullable=False),
     Column("disabled_at", UTCDateTime(), nullable=True),
 )

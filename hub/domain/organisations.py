@@ -121,7 +121,7 @@ class Organisation:
         chosen = allowed if scopes is None else scopes
         if not chosen <= allowed:
             extra = ", ".join(sorted(s.value for s in chosen - allowed))
-            raise ValueError(f"scopes not allowed for a {self.kind.value}: {extra}")
+            raise ValueError(f"scopes not allowed for a {self.kind}: {extra}")
         key_id = secrets.token_hex(8)
         secret = secrets.token_urlsafe(32)
         key = ApiKey(

@@ -153,7 +153,7 @@ def test_poison_message_is_dead_lettered_and_replayed(make_hub: Callable[..., Hu
     letters = eventually(dead, timeout=30, what="a dead letter")
     assert len(letters) == 1
     assert letters[0].envelope.message_type == "OrganisationCreated"
-    assert letters[0].delivery_count >= hub.settings.broker.delivery_limit
+    assert letters[0].delivery_count == hub.settings.broker.delivery_limit + 1
     # the healthy group was not held back by the failing one
     eventually(lambda: count(hub, AuditRow) == 2, what="audit rows of the healthy group")
 

@@ -120,8 +120,10 @@ class InProcessBroker:
                     extra={"group": group, "message_id": delivery.envelope.message_id,
                            "attempt": delivery.attempts, "error": repr(exc)},
                 )
-                if delivery.attempts >= self.delivery_limit:
-                    reason = f"delivery limit {self.delivery_limit} reached; last error: {exc!r}"
+                # Like RabbitMQ's x-delivery-limit, the limit counts redeliveries: a message is
+                # tried delivery_limit + 1 times before it is dead-lettered.
+                if delivery.attempts > self.delivery_limit:
+                    reason = f"delivery limit {self.delivery_limit} exceeded; last error: {exc!r}"
                     try:
                         dead_letter(group, delivery.envelope, reason, delivery.attempts)
                     except Exception:

@@ -1,0 +1,60 @@
+"""A worker process that dies the moment its first effect has committed, before the broker hears the
+ack — the crash window that the inbox exists for. Used by ``test_rabbitmq.py``; it wraps the bus
+instead of putting test hooks into production code.
+
+Usage: python -m tests.integration.dying_consumer DATABASE_URL AMQP_URL NAMESPACE
+Prints the id of the message it applied, then exits with :data:`DIED_AFTER_EFFECT`."""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from hub.bootstrap import bootstrap
+from hub.config import Settings
+from hub.domain.messages import Envelope, Event
+from hub.service_layer.messagebus import MessageBus, Outcome
+from hub.service_layer.worker import Worker
+
+DIED_AFTER_EFFECT = 17
+GAVE_UP = 3
+
+B = TypeVar("B", bound=MessageBus)
+
+
+class DyingBus(MessageBus):
+    def consume(self, group_name: str, envelope: Envelope) -> Outcome:
+        outcome = super().consume(group_name, envelope)  # effect + inbox row are committed now
+        if outcome is Outcome.APPLIED:
+            print(envelope.message_id, flush=True)
+            os._exit(DIED_AFTER_EFFECT)  # no ack, no cleanup: like a kill -9 at the worst moment
+        return outcome
+
+
+def rebuild(cls: type[B], bus: MessageBus) -> B:
+    """The same bus (handlers, dependencies, unit of work) as another class."""
+    event_handlers: dict[type[Event], list[Callable[..., Any]]] = {}
+    for group in bus.groups.values():
+        for event_type in group.event_types:
+            event_handlers.setdefault(event_type, []).append(group.handler)
+    return cls(bus.uow_factory, bus.command_handlers, event_handlers, bus.dependencies)
+
+
+def main(database_url: str, amqp_url: str, namespace: str) -> int:
+    settings = Settings(
+        database={"url": database_url},
+        broker={"kind": "rabbitmq", "url": amqp_url, "namespace": namespace, "delivery_limit": 3},
+    )
+    hub = bootstrap(settings)
+    bus = rebuild(DyingBus, hub.bus)
+    worker = Worker(bus, hub.broker, hub.session_factory, relay=None)
+    worker.start()
+    threading.Event().wait(60)  # the test's messages should have killed us long before
+    return GAVE_UP
+
+
+if __name__ == "__main__":
+    sys.exit(main(*sys.argv[1:4]))

@@ -1,0 +1,267 @@
+"""The RabbitMQ tier on PostgreSQL: crashes between effect and ack, competing workers and relays, a
+broker restart, dead-lettering by the quorum queue, and the queue arguments themselves."""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+import subprocess
+import sys
+import threading
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pika
+import pika.exceptions
+import pytest
+from sqlalchemy import func, select
+
+from hub.adapters.brokers.rabbitmq.topology import Topology, connection_parameters, queue_arguments
+from hub.adapters.orm import AuditRow, InboxRow, OutboxRow
+from hub.bootstrap import Hub, bootstrap
+from hub.config import Settings
+from hub.domain import events
+from hub.domain.commands import CreateOrganisation, ReplayDeadLetters
+from hub.domain.messages import Envelope
+from hub.domain.organisations import OrgKind
+from hub.service_layer.handlers import EVENT_HANDLERS
+from hub.service_layer.handlers.audit import record_audit_entry
+from hub.service_layer.messagebus import MessageBus, Outcome
+from hub.service_layer.relay import OutboxRelay
+from hub.service_layer.unit_of_work import AbstractUnitOfWork
+from hub.service_layer.worker import Worker
+from tests.conftest import ROOT, service_missing
+from tests.helpers import eventually
+from tests.integration.dying_consumer import DIED_AFTER_EFFECT, rebuild
+
+pytestmark = [
+    pytest.mark.rabbitmq,
+    pytest.mark.postgres,
+    pytest.mark.parametrize("backend", ["postgres-rabbitmq"], indirect=True),
+]
+
+
+@pytest.fixture
+def hubs(settings_factory: Callable[..., Settings]) -> Iterator[Callable[..., Hub]]:
+    """``hubs()`` → a hub on a fresh namespace and database; ``hubs(settings)`` → another process-like
+    hub (own engine, own broker connections) on the same ones."""
+    made: list[Hub] = []
+
+    def make(settings: Settings | None = None, **kwargs: Any) -> Hub:
+        hub = bootstrap(settings or settings_factory(), migrate=not made, **kwargs)
+        made.append(hub)
+        return hub
+
+    yield make
+    for hub in made:
+        hub.close()
+
+
+def count(hub: Hub, model: Any, *where: Any) -> int:
+    with hub.session_factory() as session:
+        return int(session.scalar(select(func.count()).select_from(model).where(*where)) or 0)
+
+
+def duplicated_audit_ids(hub: Hub) -> list[Any]:
+    with hub.session_factory() as session:
+        return list(session.execute(
+            select(AuditRow.message_id).group_by(AuditRow.message_id).having(func.count() > 1)
+        ).all())
+
+
+class RecordingBus(MessageBus):
+    """Remembers what each delivery came to, so a test can see a redelivery arrive."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.outcomes: list[tuple[str, Outcome]] = []
+        self._lock = threading.Lock()
+
+    def consume(self, group_name: str, envelope: Envelope) -> Outcome:
+        outcome = super().consume(group_name, envelope)
+        with self._lock:
+            self.outcomes.append((envelope.message_id, outcome))
+        return outcome
+
+
+def test_consumer_killed_between_effect_and_ack(hubs: Callable[..., Hub], amqp_url: str) -> None:
+    hub = hubs()
+    hub.broker.setup({name: g.binding_keys for name, g in hub.bus.groups.items()})
+    hub.bus.handle(CreateOrganisation(name="Incheon Airport", kind=OrgKind.INSTITUTION))  # two events
+    relay = OutboxRelay(hub.session_factory, hub.broker)
+    assert relay.run_once() == 2
+
+    dying = subprocess.run(
+        [sys.executable, "-m", "tests.integration.dying_consumer",
+         hub.settings.database.url, amqp_url, hub.settings.broker.namespace],
+        cwd=ROOT, capture_output=True, text=True, timeout=90, check=False,
+    )
+    assert dying.returncode == DIED_AFTER_EFFECT, dying.stderr[-3000:]
+    applied_then_died = dying.stdout.strip()
+    assert count(hub, AuditRow) == 1
+    assert count(hub, InboxRow, InboxRow.message_id == applied_then_died) == 1
+
+    bus = rebuild(RecordingBus, hub.bus)
+    fresh = Worker(bus, hub.broker, hub.session_factory, relay=None)
+    fresh.start()
+    try:
+        eventually(lambda: (applied_then_died, Outcome.DUPLICATE) in bus.outcomes, timeout=30,
+                   what="the unacked message redelivered to the fresh worker")
+        eventually(lambda: count(hub, InboxRow) == 2, what="the other event applied")
+    finally:
+        fresh.stop()
+    assert count(hub, AuditRow) == 2
+    assert count(hub, AuditRow, AuditRow.message_id == applied_then_died) == 1
+    assert (applied_then_died, Outcome.APPLIED) not in bus.outcomes
+
+
+def test_two_workers_with_two_relays_apply_every_event_once(hubs: Callable[..., Hub]) -> None:
+    first = hubs()
+    second = hubs(first.settings)  # own engine, own broker connections: like a second machine
+    first.make_worker(concurrency=2).start()
+    second.make_worker(concurrency=2).start()
+    for i in range(100):  # 200 events, committed through both API-side buses
+        (first if i % 2 else second).bus.handle(CreateOrganisation(name=f"Agency {i}", kind=OrgKind.AGENCY))
+    eventually(lambda: count(first, InboxRow) == 200, timeout=90, what="200 events handled")
+    assert count(first, AuditRow) == 200
+    assert duplicated_audit_ids(first) == []
+    eventually(lambda: count(first, OutboxRow, OutboxRow.published_at.is_(None)) == 0,
+               what="every outbox row marked published")
+
+
+def rabbitmqctl(*args: str) -> None:
+    if shutil.which("rabbitmqctl") is None:
+        service_missing("rabbitmqctl", "not on PATH; cannot restart the broker")
+    subprocess.run(["rabbitmqctl", "-q", *args], check=True, timeout=120, capture_output=True)
+
+
+def wait_for_broker() -> None:
+    def answers() -> bool:
+        probe = subprocess.run(["rabbitmq-diagnostics", "-q", "ping"], capture_output=True, timeout=30,
+                               check=False)
+        return probe.returncode == 0
+
+    eventually(answers, timeout=120, interval=0.5, what="rabbitmq-diagnostics ping")
+
+
+def test_relay_and_consumer_survive_a_broker_restart(hubs: Callable[..., Hub]) -> None:
+    hub = hubs()
+    hub.make_worker().start()
+    hub.bus.handle(CreateOrganisation(name="Before", kind=OrgKind.SUPPLIER))
+    eventually(lambda: count(hub, AuditRow) == 2, what="pipeline running before the restart")
+    if shutil.which("rabbitmqctl") is None:
+        service_missing("rabbitmqctl", "not on PATH; cannot restart the broker")
+    try:
+        rabbitmqctl("stop_app")
+        for i in range(5):
+            hub.bus.handle(CreateOrganisation(name=f"During {i}", kind=OrgKind.SUPPLIER))
+        assert hub.broker.ping() is False
+        assert count(hub, OutboxRow, OutboxRow.published_at.is_(None)) == 10
+    finally:
+        rabbitmqctl("start_app")
+        wait_for_broker()
+    # the same worker's relay and consumer reconnect by themselves
+    eventually(lambda: count(hub, AuditRow) == 12, timeout=120, what="all events after the restart")
+    assert count(hub, OutboxRow, OutboxRow.published_at.is_(None)) == 0
+    assert duplicated_audit_ids(hub) == []
+
+
+class Switch:
+    broken = True
+
+
+def fragile_audit(event: events.OrganisationCreated, uow: AbstractUnitOfWork, envelope: Envelope) -> None:
+    if Switch.broken:
+        raise RuntimeError("handler bug")
+    derived = str(uuid.uuid5(uuid.NAMESPACE_URL, "fragile:" + envelope.message_id))
+    record_audit_entry(event, uow, dataclasses.replace(envelope, message_id=derived))
+
+
+fragile_audit.consumer_group = "fragile"  # type: ignore[attr-defined]
+
+
+def test_failing_handler_dead_letters_then_replays_once(hubs: Callable[..., Hub]) -> None:
+    Switch.broken = True
+    hub = hubs(event_handlers={**EVENT_HANDLERS, events.OrganisationCreated: [record_audit_entry, fragile_audit]})
+    hub.make_worker().start()
+    hub.bus.handle(CreateOrganisation(name="Poison", kind=OrgKind.AGENCY))
+
+    def dead() -> list[Any]:
+        with hub.uow() as uow:
+            return uow.dead_letters.list(group="fragile")
+
+    letters = eventually(dead, timeout=60, what="the archiver to file the dead letter")
+    limit = hub.settings.broker.delivery_limit
+    assert len(letters) == 1
+    assert letters[0].delivery_count == limit + 1  # the quorum queue gives up once returns exceed it
+    assert f"delivery limit {limit}" in letters[0].reason
+    assert f"{hub.settings.broker.namespace}.q.fragile" in letters[0].reason
+    eventually(lambda: hub.broker.queue_depths()["fragile.dlq"] == 0, what="archived messages acked")
+
+    Switch.broken = False
+    assert hub.bus.handle(ReplayDeadLetters(consumer_group="fragile")) == [letters[0].id]
+    eventually(lambda: count(hub, InboxRow, InboxRow.consumer_group == "fragile") == 1, what="replay applied")
+    eventually(lambda: count(hub, AuditRow) == 4, what="replayed effect + the replay's own audit row")
+    assert count(hub, InboxRow, InboxRow.consumer_group == "audit") == 3
+    assert dead() == []
+
+
+def test_unreadable_message_goes_straight_to_the_dead_letters(hubs: Callable[..., Hub]) -> None:
+    hub = hubs()
+    hub.make_worker().start()
+    topology = Topology(hub.settings.broker.namespace)
+    connection = pika.BlockingConnection(connection_parameters(hub.settings.broker))
+    try:
+        channel = connection.channel()
+        channel.confirm_delivery()
+        channel.basic_publish(topology.events_exchange, "event.OrganisationCreated", b"{not json",
+                              pika.BasicProperties(message_id="garbage-1", delivery_mode=2), mandatory=True)
+    finally:
+        connection.close()
+
+    def dead() -> list[Any]:
+        with hub.uow() as uow:
+            return uow.dead_letters.list(group="audit")
+
+    letters = eventually(dead, timeout=30, what="the unreadable message filed")
+    assert [d.envelope.message_id for d in letters] == ["garbage-1"]
+    assert letters[0].delivery_count == 1
+    assert "rejected" in letters[0].reason
+    assert letters[0].envelope.payload == {"unreadable_body": "{not json"}
+    assert count(hub, InboxRow) == 0
+
+
+def test_queues_are_quorum_queues_with_the_configured_arguments(hubs: Callable[..., Hub]) -> None:
+    hub = hubs()
+    settings = hub.settings.broker
+    hub.broker.setup({name: g.binding_keys for name, g in hub.bus.groups.items()})
+    topology = Topology(settings.namespace)
+    expected = queue_arguments(topology, "audit", settings.delivery_limit)
+    assert expected["x-queue-type"] == "quorum"
+    assert expected["x-delivery-limit"] == settings.delivery_limit
+
+    def declare(name: str, arguments: dict[str, Any], passive: bool = False) -> str | None:
+        """None if the broker accepts the declaration, else its refusal."""
+        connection = pika.BlockingConnection(connection_parameters(settings))
+        try:
+            connection.channel().queue_declare(name, passive=passive, durable=True, arguments=arguments)
+            return None
+        except pika.exceptions.ChannelClosedByBroker as exc:
+            return f"{exc.reply_code} {exc.reply_text}"
+        finally:
+            if connection.is_open:
+                connection.close()
+
+    queue, dlq = topology.queue("audit"), topology.dead_letter_queue("audit")
+    assert declare(queue, {}, passive=True) is None
+    assert declare(dlq, {}, passive=True) is None
+    assert declare(queue, expected) is None  # same arguments: accepted as equivalent
+    # any other value of an argument the queue was declared with is refused as inequivalent
+    for key, other in [("x-queue-type", "classic"), ("x-delivery-limit", settings.delivery_limit + 1),
+                       ("x-dead-letter-strategy", "at-most-once"), ("x-overflow", "drop-head"),
+                       ("x-dead-letter-exchange", "elsewhere")]:
+        refusal = declare(queue, {**expected, key: other})
+        assert refusal is not None and refusal.startswith("406"), (key, refusal)
+        assert key in refusal, (key, refusal)
+    assert declare(dlq, {"x-queue-type": "classic"}) is not None
