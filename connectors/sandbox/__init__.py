@@ -1,0 +1,25 @@
+"""Sandbox twins of the external systems g2b-hub fetches credentials from.
+
+Each twin speaks its real system's contract (VIES and the national certificates registry over SOAP
+with a WSDL at ``?wsdl``; NTS, GLEIF, Companies House and IAF CertSearch over REST) over one seeded,
+shared dataset, with configurable fault injection, so a connector is pointed at a twin by changing
+only its endpoint and key.
+"""
+
+from connectors.sandbox.config import SandboxConfig, TwinSettings
+from connectors.sandbox.dataset import SandboxDataset
+from connectors.sandbox.faults import FaultSettings
+from connectors.sandbox.server import Sandbox, SandboxServer, build_sandbox, build_sandbox_app, endpoints, main
+
+__all__ = [
+    "FaultSettings",
+    "Sandbox",
+    "SandboxConfig",
+    "SandboxDataset",
+    "SandboxServer",
+    "TwinSettings",
+    "build_sandbox",
+    "build_sandbox_app",
+    "endpoints",
+    "main",
+]

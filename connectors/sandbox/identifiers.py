@@ -1,0 +1,107 @@
+"""Generators for identifiers that pass the same checks the hub applies on registration.
+
+The twins must hand out numbers a real registry could have issued; otherwise the hub's own checksum
+validation (python-stdnum) would reject sandbox suppliers before any connector is exercised. Each
+generator takes the caller's seeded ``random.Random`` so the dataset stays reproducible.
+"""
+
+from __future__ import annotations
+
+import random
+import string
+
+from stdnum import lei as stdnum_lei
+from stdnum import luhn
+from stdnum.eu import vat as eu_vat
+from stdnum.gr import vat as gr_vat
+from stdnum.iso7064 import mod_11_10, mod_97_10
+from stdnum.kr import brn as kr_brn
+
+__all__ = [
+    "BRN_WEIGHTS",
+    "VAT_COUNTRIES",
+    "brn_check_digit",
+    "corrupt_check_digit",
+    "generate_brn",
+    "generate_gb_company_number",
+    "generate_lei",
+    "generate_vat",
+    "is_valid_brn",
+]
+
+BRN_WEIGHTS = (1, 3, 7, 1, 3, 7, 1, 3, 5)
+# VIES country codes (Greece is EL in VIES, never GR).
+VAT_COUNTRIES = ("DE", "FR", "NL", "EL")
+_LEI_LOUS = ("5299", "3912", "9845", "2138", "8945", "9695")
+_ALNUM = string.digits + string.ascii_uppercase
+
+
+def brn_check_digit(first_nine: str) -> int:
+    """The NTS check digit; python-stdnum checks only length and components, so the hub needs this too."""
+    digits = [int(c) for c in first_nine]
+    total = sum(d * w for d, w in zip(digits, BRN_WEIGHTS, strict=True)) + (digits[8] * 5) // 10
+    return (10 - total % 10) % 10
+
+
+def is_valid_brn(number: str) -> bool:
+    """stdnum's format/component check plus the check digit."""
+    if not kr_brn.is_valid(number):
+        return False
+    compact = kr_brn.compact(number)
+    return brn_check_digit(compact[:9]) == int(compact[9])
+
+
+def generate_brn(rng: random.Random) -> str:
+    """Office code 101-999, type 01-99, serial 0001-9999, then the check digit."""
+    body = f"{rng.randint(101, 999):03d}{rng.randint(1, 99):02d}{rng.randint(1, 9999):04d}"
+    return body + str(brn_check_digit(body))
+
+
+def _vat_candidate(country: str, rng: random.Random) -> str:
+    if country == "DE":
+        body = str(rng.randint(1, 9)) + "".join(rng.choice(string.digits) for _ in range(7))
+        return body + mod_11_10.calc_check_digit(body)
+    if country == "FR":
+        siren = str(rng.randint(1, 9)) + "".join(rng.choice(string.digits) for _ in range(7))
+        siren += luhn.calc_check_digit(siren)
+        return f"{int(siren + '12') % 97:02d}{siren}"
+    if country == "EL":
+        body = "".join(rng.choice(string.digits) for _ in range(8))
+        return body + gr_vat.calc_check_digit(body)
+    if country == "NL":
+        # No public generator for the RSIN-style check; sample until stdnum accepts (about 1 in 11).
+        rsin = "".join(rng.choice(string.digits) for _ in range(9))
+        return f"{rsin}B{rng.randint(1, 99):02d}"
+    raise ValueError(f"no VAT generator for {country}")
+
+
+def generate_vat(country: str, rng: random.Random) -> str:
+    """A VAT number (without country prefix) that ``stdnum.eu.vat`` accepts for ``country``."""
+    for _ in range(1000):
+        candidate = _vat_candidate(country, rng)
+        if eu_vat.is_valid(country + candidate):
+            return candidate
+    raise RuntimeError(f"could not generate a valid {country} VAT number")  # pragma: no cover
+
+
+def generate_lei(rng: random.Random) -> str:
+    """LOU prefix, reserved ``00``, 12 entity characters, ISO 7064 mod 97-10 check digits."""
+    body = rng.choice(_LEI_LOUS) + "00" + "".join(rng.choice(_ALNUM) for _ in range(12))
+    lei = body + mod_97_10.calc_check_digits(body)
+    assert stdnum_lei.is_valid(lei)
+    return lei
+
+
+def generate_gb_company_number(rng: random.Random) -> str:
+    """England & Wales numbers are 8 digits; Scottish and Northern Irish ones carry SC/NI prefixes."""
+    prefix = rng.choices(("", "SC", "NI"), weights=(8, 1, 1))[0]
+    width = 8 - len(prefix)
+    return prefix + f"{rng.randint(1, 10**width - 1):0{width}d}"
+
+
+def corrupt_check_digit(number: str) -> str:
+    """Flip the last digit so the number keeps its shape but fails its checksum."""
+    last = number[-1]
+    if last.isdigit():
+        return number[:-1] + str((int(last) + 1) % 10)
+    return number[:-1] + ("A" if last != "A" else "B")
