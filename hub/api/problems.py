@@ -1,0 +1,249 @@
+"""RFC 9457 problem details for every error the API returns.
+
+Clients get one error shape whatever failed: ``type`` (a stable URI under :data:`PROBLEM_TYPE_BASE`
+that they may switch on), ``title``, ``status``, ``detail``, ``instance`` (the request path), the
+``request_id`` to quote to an operator, and for bad input ``errors``: one entry per offending field with
+a JSON pointer into the request (``#/body/name``, ``#/query/kind``). A 500 never carries internals: the
+traceback goes to the log under the request id, the client gets only that id.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel
+from sqlalchemy.exc import OperationalError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import JSONResponse, Response
+
+from hub.service_layer.errors import Rejected, ServiceError
+
+__all__ = [
+    "PROBLEM_CONTENT_TYPE",
+    "PROBLEM_TYPE_BASE",
+    "ApiProblem",
+    "FieldError",
+    "Forbidden",
+    "Problem",
+    "Unauthenticated",
+    "field_errors_from_validation",
+    "install_problem_handlers",
+    "json_pointer",
+    "problem_response",
+    "problem_type",
+    "service_error_slug",
+]
+
+log = logging.getLogger(__name__)
+
+PROBLEM_TYPE_BASE = "https://g2b-hub.dev/problems/"
+PROBLEM_CONTENT_TYPE = "application/problem+json"
+
+_SLUG_BY_STATUS: dict[int, tuple[str, str]] = {
+    400: ("bad-request", "Bad request"),
+    401: ("unauthenticated", "Authentication required"),
+    403: ("forbidden", "Forbidden"),
+    404: ("not-found", "Not found"),
+    405: ("method-not-allowed", "Method not allowed"),
+    406: ("not-acceptable", "Not acceptable"),
+    409: ("conflict", "Conflict"),
+    413: ("content-too-large", "Content too large"),
+    415: ("unsupported-media-type", "Unsupported media type"),
+    422: ("validation-error", "Invalid request"),
+    429: ("too-many-requests", "Too many requests"),
+    500: ("internal-error", "Internal server error"),
+    503: ("unavailable", "Service unavailable"),
+}
+
+
+class FieldError(BaseModel):
+    pointer: str
+    field: str
+    message: str
+
+
+class Problem(BaseModel):
+    """The problem+json document (documented in OpenAPI for error responses)."""
+
+    type: str
+    title: str
+    status: int
+    detail: str | None = None
+    instance: str | None = None
+    request_id: str | None = None
+    errors: list[FieldError] | None = None
+
+
+class ApiProblem(Exception):
+    """An HTTP-layer refusal (authentication, authorisation) raised by dependencies."""
+
+    status = 400
+    slug = "bad-request"
+    title = "Bad request"
+
+    def __init__(self, detail: str, headers: Mapping[str, str] | None = None) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.headers = dict(headers or {})
+
+
+class Unauthenticated(ApiProblem):
+    status = 401
+    slug = "unauthenticated"
+    title = "Authentication required"
+
+
+class Forbidden(ApiProblem):
+    status = 403
+    slug = "forbidden"
+    title = "Forbidden"
+
+
+def problem_type(slug: str) -> str:
+    return PROBLEM_TYPE_BASE + slug
+
+
+def _kebab(name: str) -> str:
+    return re.sub(r"(?<!^)(?=[A-Z])", "-", name).lower()
+
+
+def service_error_slug(error: ServiceError) -> str:
+    """``slug`` attribute if the error class sets one, else its class name in kebab case
+    (``NotFound`` → ``not-found``), so errors added by later slices get a stable type for free."""
+    explicit = getattr(type(error), "slug", None)
+    if isinstance(explicit, str) and explicit:
+        return explicit
+    if type(error) is ServiceError:
+        return "bad-request"
+    return _kebab(type(error).__name__)
+
+
+def json_pointer(location: Sequence[str | int]) -> str:
+    """RFC 6901 pointer in URI-fragment form: ``("body", "a/b", 0)`` → ``#/body/a~1b/0``."""
+    escaped = (str(part).replace("~", "~0").replace("/", "~1") for part in location)
+    return "#/" + "/".join(escaped)
+
+
+def field_errors_from_validation(errors: Iterable[Mapping[str, Any]]) -> list[FieldError]:
+    """FastAPI/pydantic error dicts → field errors. The offending input is never echoed back
+    (it may be a secret); only where it is and what is wrong with it."""
+    out: list[FieldError] = []
+    for err in errors:
+        loc = tuple(err.get("loc", ()))
+        field = ".".join(str(p) for p in loc[1:]) if len(loc) > 1 else ".".join(str(p) for p in loc)
+        out.append(FieldError(pointer=json_pointer(loc), field=field, message=str(err.get("msg", "invalid"))))
+    return out
+
+
+def problem_response(
+    status: int,
+    *,
+    slug: str | None = None,
+    title: str | None = None,
+    detail: str | None = None,
+    instance: str | None = None,
+    request_id: str | None = None,
+    errors: list[FieldError] | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> JSONResponse:
+    default_slug, default_title = _SLUG_BY_STATUS.get(status, (f"http-{status}", "Error"))
+    body = Problem(
+        type=problem_type(slug or default_slug),
+        title=title or default_title,
+        status=status,
+        detail=detail,
+        instance=instance,
+        request_id=request_id,
+        errors=errors,
+    )
+    return JSONResponse(
+        body.model_dump(exclude_none=True),
+        status_code=status,
+        headers=dict(headers or {}),
+        media_type=PROBLEM_CONTENT_TYPE,
+    )
+
+
+def _request_id(request: Request) -> str | None:
+    request_id = getattr(request.state, "request_id", None)
+    return str(request_id) if request_id else None
+
+
+async def _on_api_problem(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, ApiProblem)
+    return problem_response(
+        exc.status,
+        slug=exc.slug,
+        title=exc.title,
+        detail=exc.detail,
+        headers=exc.headers,
+        instance=request.url.path,
+        request_id=_request_id(request),
+    )
+
+
+async def _on_service_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, ServiceError)
+    errors = None
+    if isinstance(exc, Rejected):
+        errors = [
+            FieldError(pointer=json_pointer(("body", *exc.field.split("."))), field=exc.field, message=exc.message)
+        ]
+    return problem_response(
+        exc.status,
+        slug=service_error_slug(exc),
+        title=exc.title,
+        detail=str(exc),
+        errors=errors,
+        instance=request.url.path,
+        request_id=_request_id(request),
+    )
+
+
+async def _on_validation_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, RequestValidationError)
+    errors = field_errors_from_validation(exc.errors())
+    names = ", ".join(e.field for e in errors)
+    return problem_response(
+        422,
+        detail=f"invalid input: {names}" if names else "invalid input",
+        errors=errors,
+        instance=request.url.path,
+        request_id=_request_id(request),
+    )
+
+
+async def _on_http_exception(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, StarletteHTTPException)
+    detail = exc.detail if isinstance(exc.detail, str) else None
+    return problem_response(
+        exc.status_code, detail=detail, headers=exc.headers, instance=request.url.path, request_id=_request_id(request)
+    )
+
+
+async def _on_database_unavailable(request: Request, exc: Exception) -> Response:
+    # Connection refused, failover, "database is locked": worth a retry, unlike a bug. Details stay in
+    # the log (they name hosts); the client gets 503 and when to come back.
+    log.warning("database unavailable", exc_info=exc)
+    return problem_response(
+        503,
+        detail="the database is unavailable; retry later",
+        headers={"Retry-After": "5"},
+        instance=request.url.path,
+        request_id=_request_id(request),
+    )
+
+
+def install_problem_handlers(app: FastAPI) -> None:
+    """Unhandled exceptions (500) are answered by the request-context middleware, which also logs them
+    with the request id; everything expected is mapped here."""
+    app.add_exception_handler(ApiProblem, _on_api_problem)
+    app.add_exception_handler(ServiceError, _on_service_error)
+    app.add_exception_handler(RequestValidationError, _on_validation_error)
+    app.add_exception_handler(StarletteHTTPException, _on_http_exception)
+    app.add_exception_handler(OperationalError, _on_database_unavailable)
