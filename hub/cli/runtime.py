@@ -1,0 +1,201 @@
+"""``g2bhub serve`` and ``g2bhub worker``: the two long-running processes.
+
+API processes are stateless and can be multiplied behind a load balancer; workers (outbox relay plus
+consumer groups) compete for messages on RabbitMQ. The in-process broker exists only inside one
+process, so with it ``serve`` embeds the worker by default and there must be exactly one such process."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from collections.abc import Callable
+from types import FrameType
+from typing import Any
+
+import typer
+
+from hub.cli._common import fail, load_settings
+from hub.config import Settings, redact_url
+
+log = logging.getLogger("hub.cli")
+
+
+def _is_sqlite(settings: Settings) -> bool:
+    return settings.database.url.startswith("sqlite")
+
+
+def serve_app(app: Any, host: str, port: int, on_started: Callable[[], None] | None = None) -> None:
+    """Run one uvicorn server in this process until SIGINT/SIGTERM, then return normally.
+
+    uvicorn re-raises the signal that stopped it once it has shut down; with the default handlers that
+    would kill the process before our own cleanup (stopping the embedded worker, closing the hub) runs.
+    Handlers that merely take note make a signalled stop an ordinary, successful return."""
+    import uvicorn
+
+    # log_config=None: keep the hub's logging setup instead of uvicorn's own dictConfig.
+    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_config=None))
+    done = threading.Event()
+    if on_started is not None:
+        callback = on_started
+
+        def announce() -> None:
+            while not server.started:
+                if done.wait(0.05):
+                    return
+            callback()
+
+        threading.Thread(target=announce, name="announce-started", daemon=True).start()
+    previous = {sig: signal.signal(sig, _take_note) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        server.run()
+    finally:
+        done.set()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    if not server.started:
+        fail(f"the API could not start on {host}:{port} (see the log above)")
+
+
+def _take_note(signum: int, _frame: FrameType | None) -> None:
+    log.info("stopping on %s", signal.Signals(signum).name)
+
+
+def serve(
+    host: str | None = typer.Option(None, "--host", help="Bind address (default: api.host)."),
+    port: int | None = typer.Option(None, "--port", help="Port (default: api.port)."),
+    workers: int = typer.Option(1, "--workers", min=1, help="API processes (needs broker.kind=rabbitmq if > 1)."),
+    worker: bool | None = typer.Option(
+        None,
+        "--worker/--no-worker",
+        help="Run the relay and consumers in this process too (default: yes with the in-process broker).",
+    ),
+    concurrency: int = typer.Option(1, "--concurrency", min=1, help="Consumer threads per group (embedded)."),
+    migrate: bool | None = typer.Option(
+        None,
+        "--migrate/--no-migrate",
+        help="Upgrade the schema at start (default: yes on SQLite; on PostgreSQL run `g2bhub db upgrade`).",
+    ),
+) -> None:
+    """Run the HTTP API (and, with the in-process broker, the embedded worker)."""
+    settings = load_settings()
+    host = host or settings.api.host
+    port = port or settings.api.port
+    inprocess = settings.broker.kind == "inprocess"
+    embed = inprocess if worker is None else worker
+    do_migrate = _is_sqlite(settings) if migrate is None else migrate
+
+    if workers > 1:
+        if inprocess:
+            fail("--workers > 1 needs broker.kind=rabbitmq: the in-process broker lives in one process")
+        if embed:
+            fail("--workers > 1 cannot embed a worker; run `g2bhub worker` separately (--no-worker)")
+    if inprocess and not embed:
+        log.warning("in-process broker without an embedded worker: run exactly one `g2bhub worker` process")
+
+    if workers > 1:
+        if do_migrate:
+            _migrate(settings)
+        log.info("starting %d API processes on %s:%d", workers, host, port)
+        # Each process builds its own hub from the same layered settings.
+        import uvicorn
+
+        uvicorn.run("hub.api.app:create_app", host=host, port=port, factory=True, workers=workers, log_config=None)
+        return
+
+    from hub.api.app import create_app
+    from hub.bootstrap import bootstrap
+
+    hub = bootstrap(settings, migrate=do_migrate)
+    try:
+        if embed:
+            hub.make_worker(concurrency=concurrency).start()
+            log.info("embedded worker started", extra={"broker": settings.broker.kind})
+        log.info(
+            "API starting on http://%s:%d",
+            host,
+            port,
+            extra={"url": f"http://{host}:{port}", "database": redact_url(settings.database.url)},
+        )
+        serve_app(create_app(hub=hub, settings=settings), host, port)
+    finally:
+        hub.close()
+
+
+def _migrate(settings: Settings) -> None:
+    from hub.adapters.db import make_engine
+    from hub.adapters.migrations import upgrade
+
+    engine = make_engine(settings.database)
+    try:
+        upgrade(engine)
+    finally:
+        engine.dispose()
+
+
+def wait_for_signal() -> str:
+    """Block until SIGINT or SIGTERM; return the signal's name. Handlers are installed only here, on
+    the main thread, so the consumer threads keep running until we stop them in order."""
+    stop = threading.Event()
+    received: list[str] = []
+
+    def handler(signum: int, _frame: FrameType | None) -> None:
+        received.append(signal.Signals(signum).name)
+        stop.set()
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        while not stop.wait(1.0):
+            pass
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+    return received[0]
+
+
+def worker(
+    concurrency: int = typer.Option(1, "--concurrency", "-c", min=1, help="Consumer threads per group."),
+    relay: bool = typer.Option(True, "--relay/--no-relay", help="Also relay the outbox to the broker."),
+    metrics_port: int | None = typer.Option(
+        None, "--metrics-port", help="Serve this process's Prometheus metrics at http://HOST:PORT/metrics."
+    ),
+    metrics_host: str = typer.Option("127.0.0.1", "--metrics-host", help="Bind address for --metrics-port."),
+) -> None:
+    """Run the outbox relay and every consumer group until SIGINT/SIGTERM."""
+    from hub.bootstrap import bootstrap
+
+    settings = load_settings()
+    hub = bootstrap(settings)
+    try:
+        if metrics_port is not None:
+            # Metrics live per process: a separate worker's counters reach no API's /metrics.
+            from prometheus_client import start_http_server
+
+            from hub.observability.metrics import REGISTRY
+
+            start_http_server(metrics_port, addr=metrics_host, registry=REGISTRY)
+            log.info("worker metrics at http://%s:%d/metrics", metrics_host, metrics_port)
+        w = hub.make_worker(concurrency=concurrency, with_relay=relay)
+        w.start()
+        groups = sorted(hub.bus.groups)
+        log.info(
+            "worker started: broker %s, consumer groups %s, concurrency %d, relay %s",
+            settings.broker.kind,
+            ", ".join(groups),
+            concurrency,
+            "on" if relay else "off",
+            extra={
+                "broker": settings.broker.kind,
+                "broker_url": redact_url(settings.broker.url) if settings.broker.kind == "rabbitmq" else None,
+                "database": redact_url(settings.database.url),
+                "consumer_groups": groups,
+                "concurrency": concurrency,
+                "relay": relay,
+            },
+        )
+        name = wait_for_signal()
+        log.info("worker stopping on %s", name, extra={"signal": name})
+        w.stop()
+    finally:
+        hub.close()
+    log.info("worker stopped")

@@ -1,0 +1,202 @@
+"""``g2bhub demo`` from a fresh copy of the source tree answers /readyz and honours a demo key it prints.
+
+A ``git clone`` would only see what the lead has committed, so the test copies the working files
+(tracked and untracked, minus ignored ones) instead, and runs the copy with the project's interpreter."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+KEY_LINE = re.compile(r"^\s+(institution|agency|supplier|operator)\s+(g2b_[0-9a-f]+_[A-Za-z0-9_-]+)\s", re.M)
+
+pytestmark = pytest.mark.slow
+
+
+def copy_source_tree(dest: Path) -> None:
+    listed = subprocess.run(
+        ["git", "ls-files", "-co", "--exclude-standard", "-z"],
+        cwd=ROOT,
+        capture_output=True,
+        check=True,
+    ).stdout.decode()
+    for rel in filter(None, listed.split("\0")):
+        src = ROOT / rel
+        if src.is_file():
+            target = dest / rel
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, target)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def get(url: str, key: str | None = None) -> tuple[int, dict[str, object]]:
+    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {key}"} if key else {})
+    try:
+        with urllib.request.urlopen(request, timeout=5) as response:
+            return response.status, json.loads(response.read() or b"{}")
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read() or b"{}")
+
+
+class Output:
+    """Collects a pipe in a thread, so the child never blocks on a full pipe while we poll."""
+
+    def __init__(self, stream: object) -> None:
+        self.text = ""
+        self.lock = threading.Lock()
+        self.thread = threading.Thread(target=self._pump, args=(stream,), daemon=True)
+        self.thread.start()
+
+    def _pump(self, stream: object) -> None:
+        for line in stream:  # type: ignore[attr-defined]
+            with self.lock:
+                self.text += line
+
+    def get(self) -> str:
+        with self.lock:
+            return self.text
+
+
+@pytest.fixture
+def source_copy(tmp_path: Path) -> Path:
+    dest = tmp_path / "g2b-hub"
+    copy_source_tree(dest)
+    return dest
+
+
+def start_demo(cwd: Path, port: int) -> tuple[subprocess.Popen[str], Output, Output]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("G2BHUB_")}
+    env["PYTHONPATH"] = str(cwd)
+    env["PYTHONUNBUFFERED"] = "1"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "hub.cli.main", "demo", "--port", str(port)],
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # its own process group, so we can stop everything it started
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    return proc, Output(proc.stdout), Output(proc.stderr)
+
+
+def stop(proc: subprocess.Popen[str]) -> int:
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGINT)
+        try:
+            return proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    return proc.returncode
+
+
+def test_the_copy_is_what_runs(source_copy: Path) -> None:
+    env = {**os.environ, "PYTHONPATH": str(source_copy)}
+    where = subprocess.run(
+        [sys.executable, "-c", "import hub; print(hub.__file__)"],
+        cwd=source_copy,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    assert Path(where).is_relative_to(source_copy)
+
+
+class Demo:
+    """One running ``g2bhub demo``: its base URL, the keys it printed, and how to stop it."""
+
+    def __init__(self, cwd: Path) -> None:
+        self.port = free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.proc, self.out, self.err = start_demo(cwd, self.port)
+
+    def wait_ready(self, timeout: float = 90) -> None:
+        deadline = time.monotonic() + timeout
+        last: object = None
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                pytest.fail(f"demo exited with {self.proc.returncode}\n{self.out.get()}\n{self.err.get()}")
+            try:
+                last = get(f"{self.base}/readyz")
+                if last[0] == 200 and last[1].get("status") == "ok" and KEY_LINE.search(self.out.get()):
+                    return
+            except OSError as exc:  # not listening yet
+                last = exc
+            time.sleep(0.2)
+        pytest.fail(f"demo not ready in {timeout}s (last: {last})\n{self.out.get()}\n{self.err.get()}")
+
+    @property
+    def keys(self) -> dict[str, str]:
+        return dict(KEY_LINE.findall(self.out.get()))
+
+    def stop(self) -> int:
+        return stop(self.proc)
+
+
+@pytest.fixture
+def demos() -> Iterator[list[Demo]]:
+    started: list[Demo] = []
+    yield started
+    for demo in started:
+        demo.stop()
+
+
+def test_demo_from_a_fresh_copy_is_ready_and_its_keys_work(source_copy: Path, demos: list[Demo]) -> None:
+    demo = Demo(source_copy)
+    demos.append(demo)
+    demo.wait_ready()
+    base, banner, keys = demo.base, demo.out.get(), demo.keys
+    assert set(keys) == {"institution", "agency", "supplier", "operator"}
+    for url in (f"{base}/docs", f"{base}/readyz", f"{base}/metrics", f"{base}/api/v1"):
+        assert url in banner
+    assert f"curl -s -H 'Authorization: Bearer {keys['institution']}' {base}/api/v1/me" in banner
+
+    code, me = get(f"{base}/api/v1/me", keys["institution"])
+    assert code == 200, me
+    assert me["organisation"]["kind"] == "institution"  # type: ignore[index]
+    assert get(f"{base}/api/v1/me")[0] == 401
+    assert (source_copy / "var" / "demo" / "hub.db").exists()  # the demo's data lives in the copy
+    assert demo.stop() == 0, demo.err.get()
+
+
+def test_demo_restart_reuses_organisations_with_fresh_keys(source_copy: Path, demos: list[Demo]) -> None:
+    first = Demo(source_copy)
+    demos.append(first)
+    first.wait_ready()
+    old_key = first.keys["supplier"]
+    code, me_before = get(f"{first.base}/api/v1/me", old_key)
+    assert code == 200, me_before
+    assert first.stop() == 0, first.err.get()
+
+    second = Demo(source_copy)
+    demos.append(second)
+    second.wait_ready()
+    new_key = second.keys["supplier"]
+    assert new_key != old_key
+    code, me_after = get(f"{second.base}/api/v1/me", new_key)
+    assert code == 200, me_after
+    assert me_after["organisation"] == me_before["organisation"]  # the same organisation, not a second one
+    assert get(f"{second.base}/api/v1/me", old_key)[0] == 401  # the previous demo key is revoked
