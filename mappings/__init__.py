@@ -1,0 +1,1 @@
+"""Declarative mappings from upstream payloads to canonical credentials."""

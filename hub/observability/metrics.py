@@ -29,3 +29,24 @@ DEAD_LETTERS = Counter(
     "g2bhub_dead_letters_total", "Messages dead-lettered after the delivery limit", ["group"], registry=REGISTRY
 )
 DEAD_LETTERS_OPEN = Gauge("g2bhub_dead_letters_open", "Dead letters not yet replayed", registry=REGISTRY)
+
+# Connectors (upstream tax / registry / certification systems).
+CONNECTOR_CALLS = Counter(
+    "g2bhub_connector_calls_total", "Logical upstream calls by outcome", ["system", "outcome"], registry=REGISTRY
+)
+CONNECTOR_ATTEMPTS = Counter(
+    "g2bhub_connector_attempts_total", "Upstream attempts including retries", ["system"], registry=REGISTRY
+)
+CONNECTOR_LATENCY = Histogram(
+    "g2bhub_connector_call_duration_seconds",
+    "Upstream call latency including retries",
+    ["system"],
+    buckets=(0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0),
+    registry=REGISTRY,
+)
+CONNECTOR_BREAKER_STATE = Gauge(
+    "g2bhub_connector_breaker_state",
+    "Circuit breaker state per upstream system: 0 closed, 1 half-open, 2 open",
+    ["system"],
+    registry=REGISTRY,
+)

@@ -1,0 +1,229 @@
+"""Typed configuration of upstream systems: one entry per system in ``config/connectors.yaml``.
+
+A deployment changes only ``endpoint`` and the key (``key_env`` / ``key_file`` / ``key``), by the
+``connectors:`` section of its own config file or by ``G2BHUB_CONNECTORS__<SYSTEM>__ENDPOINT``; everything
+else (paths, auth style, fault codes, retry policy, mapping file) describes the contract and ships here.
+Adding a system is a YAML entry plus a mapping file — no Python.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+
+__all__ = [
+    "DEFAULT_CONNECTORS_FILE",
+    "PROJECT_ROOT",
+    "AuthConfig",
+    "BatchConfig",
+    "BreakerPolicy",
+    "ConnectorsConfig",
+    "ErrorRule",
+    "Outcome",
+    "RestSystemConfig",
+    "RetryPolicy",
+    "SoapSystemConfig",
+    "SystemConfig",
+    "Timeouts",
+    "load_connectors_config",
+]
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_CONNECTORS_FILE = PROJECT_ROOT / "config" / "connectors.yaml"
+
+Outcome = Literal["transient", "permanent", "not_found"]
+
+
+class _Strict(BaseModel):
+    # Unknown keys are typos in a contract description: refuse them at start-up.
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Timeouts(_Strict):
+    """Every outbound call has explicit limits; zeep's operation timeout is the read timeout."""
+
+    connect_s: float = Field(3.0, gt=0)
+    read_s: float = Field(10.0, gt=0)
+    write_s: float = Field(10.0, gt=0)
+    pool_s: float = Field(5.0, gt=0)
+    wsdl_s: float = Field(10.0, gt=0)
+
+
+class RetryPolicy(_Strict):
+    max_attempts: int = Field(3, ge=1, le=10)
+    initial_backoff_s: float = Field(0.2, ge=0)
+    max_backoff_s: float = Field(5.0, ge=0)
+    jitter_s: float = Field(0.2, ge=0)
+    retry_after_cap_s: float = Field(30.0, ge=0)
+    max_elapsed_s: float = Field(60.0, gt=0)
+
+
+class BreakerPolicy(_Strict):
+    failure_threshold: int = Field(5, ge=1)
+    reset_timeout_s: float = Field(30.0, gt=0)
+
+
+class AuthConfig(_Strict):
+    """How the key travels: query parameter (NTS), header (IAF), HTTP Basic user (Companies House)."""
+
+    kind: Literal["none", "query", "header", "basic"] = "none"
+    name: str | None = None
+    prefix: str = ""
+
+    @field_validator("name")
+    @classmethod
+    def _name_is_token(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", value):
+            raise ValueError("must be a plain parameter or header name")
+        return value
+
+
+class ErrorRule(_Strict):
+    """A contract-specific error shape, matched with JMESPath on a JSON body (e.g. NTS gateway errors).
+
+    ``outcome`` absent means: keep the HTTP-status classification, only take the code from the body.
+    """
+
+    when: str
+    code: str | None = None
+    detail: str | None = None
+    outcome: Outcome | None = None
+
+
+class BatchConfig(_Strict):
+    """Many identifiers in one call (NTS: up to 100), the answer split back per identifier."""
+
+    max_size: int = Field(100, ge=1, le=10_000)
+    body_key: str = Field(..., description="JSON key that receives the list of identifiers")
+    records_key: str = Field(..., description="top-level key of the response's record list")
+    record_id: str = Field(..., description="key inside a record that echoes the identifier")
+
+
+class _SystemBase(_Strict):
+    enabled: bool = True
+    endpoint: str
+    key: SecretStr | None = None
+    key_env: str | None = None
+    key_file: Path | None = None
+    auth: AuthConfig = AuthConfig()
+    headers: dict[str, str] = {}
+    timeouts: Timeouts = Timeouts()
+    retry: RetryPolicy = RetryPolicy()
+    breaker: BreakerPolicy = BreakerPolicy()
+    concurrency: int = Field(8, ge=1, le=1000)
+    concurrency_wait_s: float = Field(30.0, gt=0)
+    max_response_bytes: int = Field(1024 * 1024, ge=1024)
+    identifier_pattern: str = Field(r"^[A-Za-z0-9+*.\-]{1,64}$")
+    mapping: Path | None = None
+
+    @field_validator("identifier_pattern")
+    @classmethod
+    def _pattern_compiles(cls, value: str) -> str:
+        re.compile(value)
+        return value
+
+    @field_validator("endpoint")
+    @classmethod
+    def _endpoint_is_http(cls, value: str) -> str:
+        if not re.match(r"^https?://", value):
+            raise ValueError("must be an http(s) URL")
+        return value.rstrip("/")
+
+    def resolve_key(self) -> SecretStr | None:
+        """The environment variable, else the file, else the inline key (a sandbox default at most)."""
+        if self.key_env and os.environ.get(self.key_env):
+            return SecretStr(os.environ[self.key_env])
+        if self.key_file is not None and self.key_file.exists():
+            return SecretStr(self.key_file.read_text(encoding="utf-8").strip())
+        return self.key
+
+
+class RestSystemConfig(_SystemBase):
+    kind: Literal["rest"]
+    method: Literal["GET", "POST"] = "GET"
+    path: str = "/{identifier}"
+    query: dict[str, str] = {}
+    accept: str = "application/json"
+    content_type: str = "application/json"
+    response_format: Literal["json", "xml"] = "json"
+    batch: BatchConfig | None = None
+    not_found_statuses: list[int] = [404]
+    error_rules: list[ErrorRule] = []
+
+
+class SoapSystemConfig(_SystemBase):
+    kind: Literal["soap"]
+    wsdl: str
+    operation: str
+    service: str | None = None
+    port: str | None = None
+    arguments: dict[str, str] = {"identifier": "{identifier}"}
+    fault_codes: dict[str, Outcome] = {}
+    default_fault_outcome: Outcome = "transient"
+    strict: bool = True
+
+
+SystemConfig = Annotated[RestSystemConfig | SoapSystemConfig, Field(discriminator="kind")]
+
+
+class ConnectorsConfig(_Strict):
+    systems: dict[str, SystemConfig]
+    base_dir: Path = PROJECT_ROOT
+
+    @field_validator("systems")
+    @classmethod
+    def _names_are_tokens(cls, value: dict[str, Any]) -> dict[str, Any]:
+        for name in value:
+            if not re.fullmatch(r"[a-z][a-z0-9_]{0,63}", name):
+                raise ValueError(f"system name {name!r} must be lower_snake_case")
+        return value
+
+    def resolve_path(self, path: Path | str) -> Path:
+        candidate = Path(path)
+        return candidate if candidate.is_absolute() else self.base_dir / candidate
+
+
+def _deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def load_connectors_config(
+    path: Path | str | None = None,
+    *,
+    overrides: dict[str, Any] | None = None,
+    base_dir: Path | None = None,
+) -> ConnectorsConfig:
+    """Read the systems file and merge deployment ``overrides`` (e.g. ``Settings.connectors``) on top.
+
+    ``overrides`` is keyed by system name (``{"nts": {"endpoint": ..., "key_env": ...}}``); a top-level
+    ``systems`` key is accepted too. Relative paths (WSDL, mapping) resolve against ``base_dir``, by
+    default the project root for the shipped file and the file's own folder for any other file.
+    """
+    file_path = Path(path) if path is not None else DEFAULT_CONNECTORS_FILE
+    with file_path.open(encoding="utf-8") as handle:
+        raw = yaml.safe_load(handle) or {}
+    if not isinstance(raw, dict) or not isinstance(raw.get("systems"), dict):
+        raise ValueError(f"{file_path}: expected a top-level 'systems' mapping")
+    systems: dict[str, Any] = raw["systems"]
+    extra = dict(overrides or {})
+    extra = extra.get("systems", extra) if isinstance(extra.get("systems"), dict) else extra
+    for name, override in extra.items():
+        if isinstance(override, dict):
+            systems[name] = _deep_merge(systems.get(name, {}), override)
+    if base_dir is None:
+        base_dir = PROJECT_ROOT if file_path.resolve() == DEFAULT_CONNECTORS_FILE else file_path.parent
+    try:
+        return ConnectorsConfig(systems=systems, base_dir=base_dir)
+    except Exception as exc:
+        raise ValueError(f"{file_path}: {exc}") from exc

@@ -1,0 +1,110 @@
+"""Build every configured connector, with its own breaker, semaphore and retry policy, from config.
+
+The registry is what the rest of the hub holds: a read-only mapping ``system → Connector`` plus the
+breaker states that ``/readyz`` and the metrics gauge report.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+from connectors.base import Connector
+from connectors.config import ConnectorsConfig, RestSystemConfig, SoapSystemConfig, load_connectors_config
+from connectors.resilience import (
+    BreakerState,
+    CallRecorder,
+    CircuitBreaker,
+    LoggingCallRecorder,
+    ResiliencePolicy,
+)
+from connectors.rest import RestConnector
+from connectors.soap import SoapConnector, resolve_wsdl
+from hub.observability import metrics
+
+__all__ = ["ConnectorRegistry", "build_connectors", "build_from_settings"]
+
+_GAUGE_VALUE = {"closed": 0, "half_open": 1, "open": 2}
+
+
+def _publish_breaker_state(system: str, state: BreakerState) -> None:
+    metrics.CONNECTOR_BREAKER_STATE.labels(system).set(_GAUGE_VALUE[state])
+
+
+class ConnectorRegistry(Mapping[str, Connector]):
+    """Read-only ``system → Connector`` with breaker introspection and a single ``close()``."""
+
+    def __init__(self, connectors: dict[str, Connector], config: ConnectorsConfig) -> None:
+        self._connectors = connectors
+        self.config = config
+
+    def __getitem__(self, system: str) -> Connector:
+        return self._connectors[system]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._connectors)
+
+    def __len__(self) -> int:
+        return len(self._connectors)
+
+    def breaker_states(self) -> dict[str, BreakerState]:
+        states = {system: c.breaker_state for system, c in self._connectors.items()}
+        for system, state in states.items():
+            _publish_breaker_state(system, state)
+        return states
+
+    def mapping_path(self, system: str) -> Path | None:
+        """The mapping file configured for ``system`` (resolved), for the mapping engine to load."""
+        mapping = self.config.systems[system].mapping
+        return self.config.resolve_path(mapping) if mapping is not None else None
+
+    def close(self) -> None:
+        for connector in self._connectors.values():
+            connector.close()
+
+
+def build_connectors(
+    config: ConnectorsConfig | Path | str | None = None,
+    *,
+    recorder: CallRecorder | None = None,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+) -> ConnectorRegistry:
+    """One connector per enabled system. ``clock`` drives the breakers and ``sleep`` the retry backoff,
+    so tests can move time without waiting."""
+    if not isinstance(config, ConnectorsConfig):
+        config = load_connectors_config(config)
+    recorder = recorder or LoggingCallRecorder()
+    connectors: dict[str, Connector] = {}
+    try:
+        for system, cfg in config.systems.items():
+            if not cfg.enabled:
+                continue
+            breaker = CircuitBreaker(system, cfg.breaker, clock=clock, on_change=_publish_breaker_state)
+            _publish_breaker_state(system, "closed")
+            policy = ResiliencePolicy(
+                system=system,
+                retry=cfg.retry,
+                breaker=breaker,
+                concurrency=cfg.concurrency,
+                concurrency_wait_s=cfg.concurrency_wait_s,
+                sleep=sleep,
+            )
+            key = cfg.resolve_key()
+            if isinstance(cfg, RestSystemConfig):
+                connectors[system] = RestConnector(system, cfg, policy, recorder, key)
+            elif isinstance(cfg, SoapSystemConfig):
+                wsdl = resolve_wsdl(cfg.wsdl, config.base_dir)
+                connectors[system] = SoapConnector(system, cfg, policy, recorder, key, wsdl_location=wsdl)
+    except Exception:
+        for connector in connectors.values():
+            connector.close()
+        raise
+    return ConnectorRegistry(connectors, config)
+
+
+def build_from_settings(connectors_section: dict[str, Any], **kwargs: Any) -> ConnectorRegistry:
+    """Shipped ``config/connectors.yaml`` with the deployment's ``Settings.connectors`` merged on top."""
+    return build_connectors(load_connectors_config(overrides=connectors_section), **kwargs)

@@ -1,0 +1,284 @@
+"""Generic REST connector (httpx) plus the HTTP plumbing the SOAP connector shares.
+
+Everything contract-specific — path template, query, auth style, batch body, error shapes — is
+configuration (:class:`RestSystemConfig`). The body is read with a hard byte cap before anything parses
+it, and classified into ok / not found / permanent / transient so retries and the breaker behave the
+same for every system.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+import jmespath
+from pydantic import SecretStr
+
+from connectors.base import Connector, Exchange
+from connectors.config import AuthConfig, ErrorRule, Outcome, RestSystemConfig, Timeouts
+from connectors.errors import NotFoundUpstream, PermanentUpstreamError, TransientUpstreamError, UpstreamError
+from connectors.resilience import CallRecorder, ResiliencePolicy
+from connectors.xmlsafe import UnsafeXmlError, XmlSyntaxError, parse_xml
+
+__all__ = [
+    "HttpAnswer",
+    "RestConnector",
+    "apply_auth",
+    "classify_status",
+    "fill_template",
+    "make_http_client",
+    "parse_retry_after",
+    "parse_xml_body",
+    "send_capped",
+]
+
+_TRANSIENT_STATUSES = frozenset({408, 425, 429})
+_PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
+_ERROR_CLASSES: dict[str, type[UpstreamError]] = {
+    "transient": TransientUpstreamError,
+    "permanent": PermanentUpstreamError,
+    "not_found": NotFoundUpstream,
+}
+
+
+def fill_template(template: str, values: Mapping[str, str], *, url_quote: bool = False) -> str:
+    """Replace ``{name}`` placeholders (plain names only: no attribute or index access)."""
+
+    def replace(match: re.Match[str]) -> str:
+        value = values[match.group(1)]
+        return quote(value, safe="") if url_quote else value
+
+    return _PLACEHOLDER.sub(replace, template)
+
+
+def make_http_client(timeouts: Timeouts, concurrency: int) -> httpx.Client:
+    return httpx.Client(
+        timeout=httpx.Timeout(
+            connect=timeouts.connect_s, read=timeouts.read_s, write=timeouts.write_s, pool=timeouts.pool_s
+        ),
+        limits=httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency),
+        follow_redirects=False,  # a redirect to elsewhere is an SSRF vector and never part of a contract
+        trust_env=False,
+    )
+
+
+def apply_auth(
+    auth: AuthConfig, key: SecretStr | None, headers: dict[str, str], params: dict[str, str]
+) -> httpx.BasicAuth | None:
+    """Put the key where the contract wants it; the key never enters the request hash or a log."""
+    if auth.kind == "none":
+        return None
+    secret = key.get_secret_value() if key is not None else ""
+    if auth.kind == "basic":
+        return httpx.BasicAuth(secret, "")
+    if not auth.name:
+        raise ValueError(f"auth kind {auth.kind!r} needs a name")
+    if auth.kind == "query":
+        params[auth.name] = auth.prefix + secret
+    else:
+        headers[auth.name] = auth.prefix + secret
+    return None
+
+
+def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max((when - (now or datetime.now(UTC))).total_seconds(), 0.0)
+
+
+class HttpAnswer:
+    """Status, headers and the capped body of one HTTP exchange."""
+
+    def __init__(self, status: int, headers: httpx.Headers, body: bytes) -> None:
+        self.status = status
+        self.headers = headers
+        self.body = body
+
+    @property
+    def content_type(self) -> str:
+        return str(self.headers.get("content-type", "application/octet-stream"))
+
+    @property
+    def retry_after(self) -> float | None:
+        return parse_retry_after(self.headers.get("retry-after"))
+
+
+def send_capped(client: httpx.Client, system: str, request: httpx.Request, max_bytes: int) -> HttpAnswer:
+    """Send and read at most ``max_bytes`` of (decoded) body; network trouble becomes transient."""
+    try:
+        response = client.send(request, stream=True)
+        try:
+            declared = response.headers.get("content-length")
+            if declared and declared.isdigit() and int(declared) > max_bytes:
+                raise PermanentUpstreamError(
+                    system,
+                    "response_too_large",
+                    f"declared {declared} bytes > cap {max_bytes}",
+                    http_status=response.status_code,
+                )
+            body = bytearray()
+            for chunk in response.iter_bytes():
+                body += chunk
+                if len(body) > max_bytes:
+                    raise PermanentUpstreamError(
+                        system, "response_too_large", f"body exceeds cap {max_bytes}", http_status=response.status_code
+                    )
+            return HttpAnswer(response.status_code, response.headers, bytes(body))
+        finally:
+            response.close()
+    except httpx.TimeoutException as exc:
+        raise TransientUpstreamError(system, "timeout", type(exc).__name__) from exc
+    except httpx.TransportError as exc:
+        raise TransientUpstreamError(system, "connection_error", type(exc).__name__) from exc
+    except httpx.DecodingError as exc:
+        raise TransientUpstreamError(system, "malformed_response", "content decoding failed") from exc
+
+
+def classify_status(status: int, not_found_statuses: Sequence[int]) -> Outcome | None:
+    """None for success; else the outcome the HTTP status alone implies."""
+    if 200 <= status < 300:
+        return None
+    if status in not_found_statuses:
+        return "not_found"
+    if status in _TRANSIENT_STATUSES or status >= 500:
+        return "transient"
+    return "permanent"
+
+
+def _match_rule(rules: Sequence[ErrorRule], body: Any) -> tuple[ErrorRule, str, str] | None:
+    for rule in rules:
+        if jmespath.search(rule.when, body):
+            code = jmespath.search(rule.code, body) if rule.code else None
+            detail = jmespath.search(rule.detail, body) if rule.detail else None
+            return rule, str(code if code is not None else "upstream_error"), str(detail or "")
+    return None
+
+
+def parse_xml_body(system: str, answer: HttpAnswer, max_bytes: int) -> Any:
+    """Hardened parse; hostile bodies are permanent (retrying invites more), malformed ones transient."""
+    status = answer.status
+    try:
+        return parse_xml(answer.body, max_bytes=max_bytes)
+    except UnsafeXmlError as exc:
+        raise PermanentUpstreamError(system, "unsafe_response", str(exc), http_status=status) from exc
+    except XmlSyntaxError as exc:
+        raise TransientUpstreamError(system, "malformed_response", str(exc), http_status=status) from exc
+
+
+def load_json(system: str, body: bytes) -> Any:
+    try:
+        return json.loads(body)
+    except (ValueError, RecursionError) as exc:
+        raise TransientUpstreamError(system, "malformed_response", "body is not valid JSON") from exc
+
+
+class RestConnector(Connector):
+    """One system spoken over REST, entirely described by its :class:`RestSystemConfig`."""
+
+    config: RestSystemConfig
+
+    def __init__(
+        self,
+        system: str,
+        config: RestSystemConfig,
+        policy: ResiliencePolicy,
+        recorder: CallRecorder,
+        key: SecretStr | None,
+    ) -> None:
+        super().__init__(system, config, policy, recorder)
+        self._key = key
+        self._client = make_http_client(config.timeouts, config.concurrency)
+        for rule in config.error_rules:  # fail at start-up, not on the first error
+            for expr in (rule.when, rule.code, rule.detail):
+                if expr:
+                    jmespath.compile(expr)
+        if config.batch is not None:
+            self.supports_batch = True
+            self.batch_size = config.batch.max_size
+
+    def close(self) -> None:
+        self._client.close()
+
+    def _request(self, identifier: str, body: bytes | None) -> tuple[httpx.Request, bytes]:
+        cfg = self.config
+        values = {"identifier": identifier}
+        url = cfg.endpoint + fill_template(cfg.path, values, url_quote=True)
+        params = {name: fill_template(value, values) for name, value in cfg.query.items()}
+        headers = {"Accept": cfg.accept, **cfg.headers}
+        if body is not None:
+            headers["Content-Type"] = cfg.content_type
+        # Hash what identifies the request, before the key is added.
+        fingerprint = f"{cfg.method} {httpx.URL(url, params=params)}\n".encode() + (body or b"")
+        auth = apply_auth(cfg.auth, self._key, headers, params)
+        request = self._client.build_request(cfg.method, url, params=params, headers=headers, content=body)
+        if auth is not None:
+            request = next(auth.auth_flow(request))
+        return request, fingerprint
+
+    def _exchange(self, identifier: str) -> Exchange:
+        request, fingerprint = self._request(identifier, None)
+        answer = send_capped(self._client, self.system, request, self.config.max_response_bytes)
+        self._check(answer)
+        return Exchange(fingerprint, answer.body, answer.content_type, answer.status)
+
+    def _exchange_batch(self, identifiers: Sequence[str]) -> Exchange:
+        batch = self.config.batch
+        assert batch is not None
+        body = json.dumps({batch.body_key: list(identifiers)}, separators=(",", ":")).encode()
+        request, fingerprint = self._request(identifiers[0] if len(identifiers) == 1 else "", body)
+        answer = send_capped(self._client, self.system, request, self.config.max_response_bytes)
+        envelope = self._check(answer)
+        records = envelope.get(batch.records_key) if isinstance(envelope, dict) else None
+        if not isinstance(records, list):
+            raise TransientUpstreamError(self.system, "malformed_response", f"no '{batch.records_key}' list")
+        wanted = set(identifiers)
+        parts: dict[str, bytes] = {}
+        for record in records:
+            if isinstance(record, dict) and isinstance(record.get(batch.record_id), str):
+                rid = record[batch.record_id]
+                if rid in wanted and rid not in parts:
+                    share = {**envelope, batch.records_key: [record]}
+                    parts[rid] = json.dumps(share, ensure_ascii=False).encode("utf-8")
+        return Exchange(fingerprint, answer.body, answer.content_type, answer.status, parts)
+
+    def _check(self, answer: HttpAnswer) -> Any:
+        """Classify the answer; return the parsed body of a success (JSON value or XML root)."""
+        cfg = self.config
+        outcome = classify_status(answer.status, cfg.not_found_statuses)
+        body: Any = None
+        if cfg.response_format == "json" and answer.body.strip():
+            try:
+                body = json.loads(answer.body)
+            except (ValueError, RecursionError):
+                body = None
+        matched = _match_rule(cfg.error_rules, body) if isinstance(body, dict) else None
+        if matched is not None:
+            rule, code, detail = matched
+            final = rule.outcome or outcome or "permanent"
+            raise _ERROR_CLASSES[final](
+                self.system, code, detail, http_status=answer.status, retry_after=answer.retry_after
+            )
+        if outcome is not None:
+            raise _ERROR_CLASSES[outcome](
+                self.system, f"http_{answer.status}", "", http_status=answer.status, retry_after=answer.retry_after
+            )
+        if cfg.response_format == "xml":
+            return parse_xml_body(self.system, answer, cfg.max_response_bytes)
+        if body is None:
+            return load_json(self.system, answer.body)
+        return body

@@ -1,0 +1,53 @@
+"""The canonical credential every mapping yields, whatever the source's protocol or shape.
+
+Provenance travels with the value: which system, which fetch (by hash) and which record inside the
+answer, so an eligibility verdict can always point at the evidence behind it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+__all__ = ["CANONICAL_TYPES", "Credential", "Evidence"]
+
+CANONICAL_TYPES = frozenset(
+    {
+        "tax_status",
+        "vat_registration",
+        "lei_registration",
+        "company_registration",
+        "management_system_certificate",
+        "national_certificate",
+    }
+)
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """Where a credential came from: the upstream answer (by hash) and the record within it."""
+
+    system: str
+    identifier: str
+    fetched_at: datetime
+    response_sha256: str | None
+    raw_sha256: str | None
+    pointer: str
+
+
+@dataclass(frozen=True)
+class Credential:
+    type: str
+    subject: str
+    status: str
+    attributes: dict[str, Any]
+    valid_from: datetime | None
+    valid_until: datetime | None  # exclusive; None = no expiry stated
+    source: str
+    evidence: Evidence
+
+    def is_valid_at(self, instant: datetime) -> bool:
+        if self.valid_from is not None and instant < self.valid_from:
+            return False
+        return self.valid_until is None or instant < self.valid_until

@@ -1,0 +1,100 @@
+"""A tiny scripted HTTP server on loopback for connector unit tests.
+
+Tests talk real HTTP to it (no monkeypatching) and count requests server-side, so "retried three
+times" and "not retried" are facts about the wire, not about mocks.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import TracebackType
+from urllib.parse import parse_qs, urlsplit
+
+
+@dataclass
+class Reply:
+    status: int = 200
+    body: bytes = b""
+    headers: dict[str, str] = field(default_factory=dict)
+    content_type: str = "application/json"
+
+
+@dataclass
+class SeenRequest:
+    method: str
+    path: str
+    query: dict[str, list[str]]
+    headers: dict[str, str]
+    body: bytes
+
+
+Responder = Callable[[SeenRequest], Reply]
+
+
+class ScriptedServer:
+    """Answers with ``replies`` in order (the last one repeats) or with ``responder``."""
+
+    def __init__(self, replies: list[Reply] | None = None, responder: Responder | None = None) -> None:
+        self.replies = list(replies or [Reply()])
+        self.responder = responder
+        self.requests: list[SeenRequest] = []
+        self._lock = threading.Lock()
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def _handle(self) -> None:
+                length = int(self.headers.get("content-length") or 0)
+                body = self.rfile.read(length) if length else b""
+                parts = urlsplit(self.path)
+                seen = SeenRequest(self.command, parts.path, parse_qs(parts.query), dict(self.headers.items()), body)
+                reply = outer._next(seen)
+                self.send_response(reply.status)
+                self.send_header("Content-Type", reply.content_type)
+                self.send_header("Content-Length", str(len(reply.body)))
+                for name, value in reply.headers.items():
+                    self.send_header(name, value)
+                self.end_headers()
+                self.wfile.write(reply.body)
+
+            do_GET = _handle
+            do_POST = _handle
+
+            def log_message(self, format: str, *args: object) -> None:
+                return
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+
+    def _next(self, seen: SeenRequest) -> Reply:
+        with self._lock:
+            self.requests.append(seen)
+            if self.responder is not None:
+                return self.responder(seen)
+            return self.replies.pop(0) if len(self.replies) > 1 else self.replies[0]
+
+    @property
+    def url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    @property
+    def count(self) -> int:
+        with self._lock:
+            return len(self.requests)
+
+    def __enter__(self) -> ScriptedServer:
+        self._thread.start()
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=5)
