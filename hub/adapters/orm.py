@@ -168,10 +168,12 @@ _mapped = False
 
 
 def start_mappers() -> None:
-    """Map the domain dataclasses once per process."""
+    """Map the domain dataclasses once per process (this module's and every slice's)."""
     global _mapped
     if _mapped:
         return
+    for slice_module in SLICE_TABLES:
+        slice_module.start_mappers()
     mapper_registry.map_imperatively(ApiKey, api_keys)
     mapper_registry.map_imperatively(
         Organisation,
@@ -181,3 +183,10 @@ def start_mappers() -> None:
         },
     )
     _mapped = True
+
+
+# Each slice keeps its tables in its own module; importing them here puts them in ``metadata`` for
+# Alembic and for anyone who imports the ORM.
+from hub.adapters import orm_notices, orm_subscriptions, orm_suppliers  # noqa: E402
+
+SLICE_TABLES = (orm_suppliers, orm_notices, orm_subscriptions)

@@ -6,9 +6,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-DeadLetterList = list["DeadLetter"]
-IdList = list[int]
-
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -16,6 +13,8 @@ from hub.adapters.orm import AuditRow, DeadLetterRow
 from hub.domain.messages import Envelope
 
 __all__ = ["DeadLetter", "SqlAuditLog", "SqlDeadLetters"]
+
+IdList = list[int]
 
 
 @dataclass(frozen=True)
@@ -48,6 +47,9 @@ def _to_dead_letter(row: DeadLetterRow) -> DeadLetter:
         dead_at=row.dead_at,
         replayed_at=row.replayed_at,
     )
+
+
+DeadLetterList = list[DeadLetter]
 
 
 class SqlDeadLetters:
@@ -91,7 +93,7 @@ class SqlDeadLetters:
             stmt = stmt.where(DeadLetterRow.replayed_at.is_(None))
         return [_to_dead_letter(r) for r in self.session.scalars(stmt)]
 
-    def take_for_replay(self, ids: "IdList | None", group: str | None) -> DeadLetterList:
+    def take_for_replay(self, ids: IdList | None, group: str | None) -> DeadLetterList:
         stmt = select(DeadLetterRow).where(DeadLetterRow.replayed_at.is_(None)).order_by(DeadLetterRow.id)
         if ids is not None:
             stmt = stmt.where(DeadLetterRow.id.in_(ids))

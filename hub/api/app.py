@@ -20,7 +20,7 @@ from fastapi import APIRouter, FastAPI
 from hub.api.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
 from hub.api.probes import GaugeRefresher, default_readiness_checks
 from hub.api.problems import PROBLEM_CONTENT_TYPE, PROBLEM_TYPE_BASE, Problem, install_problem_handlers
-from hub.api.routes import audit, dead_letters, health, keys, me, orgs
+from hub.api.routes import audit, dead_letters, health, keys, me, notices, orgs, subscriptions, suppliers
 from hub.bootstrap import Hub, bootstrap
 from hub.config import Settings, get_settings
 from hub.observability.logging import configure_logging
@@ -36,6 +36,9 @@ API_ROUTERS: list[APIRouter] = [
     keys.router,
     audit.router,
     dead_letters.router,
+    suppliers.router,
+    notices.router,
+    subscriptions.router,
 ]
 ROOT_ROUTERS: list[APIRouter] = [health.router]
 

@@ -28,6 +28,7 @@ from hub.service_layer.errors import NotFound
 from hub.service_layer.unit_of_work import SqlAlchemyUnitOfWork
 
 __all__ = [
+    "PUBLIC_ROUTE",
     "BusDep",
     "CommandDispatcher",
     "CurrentOrg",
@@ -146,3 +147,8 @@ def ensure_reachable_org(principal: Principal, org_id: str) -> None:
     """Object-level check: another org's id answers 404 like an unknown one (no existence oracle)."""
     if not principal.can_reach(org_id):
         raise NotFound("organisation", org_id)
+
+
+# Open publication (notices, feeds) needs no key; such a route says so explicitly:
+#   @router.get("/notices", **PUBLIC_ROUTE)
+PUBLIC_ROUTE: dict[str, Any] = {"openapi_extra": {"x-public": True}}
