@@ -96,7 +96,7 @@ class GaugeRefresher:
         self._refresh_database(hub)
         try:
             with _broker_lock:
-                depths = hub.broker.queue_depths()
+                depths = hub.broker.queue_depths(list(hub.bus.groups))
             for group, depth in depths.items():
                 metrics.QUEUE_DEPTH.labels(group=group).set(depth)
         except Exception:

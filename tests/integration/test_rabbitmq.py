@@ -265,3 +265,25 @@ def test_queues_are_quorum_queues_with_the_configured_arguments(hubs: Callable[.
         assert refusal is not None and refusal.startswith("406"), (key, refusal)
         assert key in refusal, (key, refusal)
     assert declare(dlq, {"x-queue-type": "classic"}) is not None
+
+
+def test_a_process_that_declared_nothing_still_reports_queue_depths(hubs: Callable[..., Hub]) -> None:
+    """An API process never declares the topology; /metrics must still show the groups' backlog."""
+    worker_hub = hubs()
+    worker_hub.broker.setup({name: g.binding_keys for name, g in worker_hub.bus.groups.items()})
+    for i in range(3):
+        worker_hub.bus.handle(CreateOrganisation(name=f"Queued {i}", kind=OrgKind.AGENCY))
+    relay = OutboxRelay(worker_hub.session_factory, worker_hub.broker)
+    assert relay.run_once() == 6  # published, but no consumer runs: the messages wait in the queue
+
+    from hub.adapters.brokers.rabbitmq import RabbitMQBroker
+
+    api_side = RabbitMQBroker(worker_hub.settings.broker)  # fresh: knows no groups
+    try:
+        assert api_side.queue_depths() == {}
+        depths = eventually(lambda: api_side.queue_depths(list(worker_hub.bus.groups)).get("audit") == 6 and
+                            api_side.queue_depths(list(worker_hub.bus.groups)), what="six queued audit messages")
+        assert depths == {"audit": 6, "audit.dlq": 0}
+        assert "nobody" not in api_side.queue_depths(["nobody"])  # undeclared queues are left out
+    finally:
+        api_side.close()

@@ -36,7 +36,9 @@ class Broker(Protocol):
     def archive_dead_letters(self, dead_letter: DeadLetterSink, stop: threading.Event) -> None:
         """Move dead-lettered messages from the broker into ``dead_letter`` (no-op if none kept there)."""
 
-    def queue_depths(self) -> dict[str, int]: ...
+    def queue_depths(self, groups: Sequence[str] = ()) -> dict[str, int]:
+        """Messages waiting per consumer group: the ones this process declared plus ``groups`` (so an
+        API process, which declares nothing, can still report them)."""
 
     def ping(self) -> bool: ...
 

@@ -154,7 +154,7 @@ class InProcessBroker:
     def archive_dead_letters(self, dead_letter: DeadLetterSink, stop: threading.Event) -> None:
         return None  # dead letters go straight to the sink in consume()
 
-    def queue_depths(self) -> dict[str, int]:
+    def queue_depths(self, groups: Sequence[str] = ()) -> dict[str, int]:
         return {name: len(q.by_id) for name, q in self._queues.items()}
 
     def ping(self) -> bool:

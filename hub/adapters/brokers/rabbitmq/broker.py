@@ -117,17 +117,20 @@ class RabbitMQBroker:
                      "dead-letter-archiver")
 
     # -- operations -------------------------------------------------------------------------------
-    def queue_depths(self) -> dict[str, int]:
-        """Ready messages per group queue and per dead-letter queue (``<group>.dlq``)."""
+    def queue_depths(self, groups: Sequence[str] = ()) -> dict[str, int]:
+        """Ready messages per group queue and per dead-letter queue (``<group>.dlq``). A queue that
+        does not exist yet (no worker has declared it) is left out."""
         depths: dict[str, int] = {}
         connection = self._blocking(attempts=1, socket_timeout_s=3.0)
         try:
             channel = connection.channel()
-            for group in self._bindings:
-                ok = channel.queue_declare(self.topology.queue(group), passive=True)
-                depths[group] = ok.method.message_count
-                ok = channel.queue_declare(self.topology.dead_letter_queue(group), passive=True)
-                depths[f"{group}.dlq"] = ok.method.message_count
+            for group in dict.fromkeys([*self._bindings, *groups]):
+                for name, queue in ((group, self.topology.queue(group)),
+                                    (f"{group}.dlq", self.topology.dead_letter_queue(group))):
+                    try:
+                        depths[name] = channel.queue_declare(queue, passive=True).method.message_count
+                    except pika.exceptions.ChannelClosedByBroker:  # 404: not declared yet
+                        channel = connection.channel()
         finally:
             if connection.is_open:
                 connection.close()
