@@ -27,6 +27,14 @@ class DatabaseSettings(BaseModel):
     url: str = "sqlite:///./var/g2bhub.db"
     echo: bool = False
     pool_size: int = 10
+    connect_timeout_s: int = Field(5, ge=1, le=300)
+    # None: migrate at start only on SQLite (one process owns the file); on a shared PostgreSQL run
+    # `g2bhub db upgrade` once instead, so N API processes never race each other's migrations.
+    migrate_on_start: bool | None = None
+
+    def model_post_init(self, _context: Any) -> None:
+        if self.migrate_on_start is None:
+            self.migrate_on_start = self.url.startswith("sqlite")
 
 
 class BrokerSettings(BaseModel):
@@ -110,6 +118,8 @@ class Settings(BaseSettings):
     logging: LoggingSettings = LoggingSettings()
     # Extension point for later slices (connectors, syndication): free-form, validated by their owners.
     connectors: dict[str, Any] = {}
+    # Register-once timing and scheme → system mapping (config/suppliers.yaml holds the defaults).
+    suppliers: dict[str, Any] = {}
     syndication: dict[str, Any] = {}
 
     @classmethod

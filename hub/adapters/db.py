@@ -54,12 +54,16 @@ def make_engine(settings: DatabaseSettings) -> Engine:
         )
         _prepare_sqlite(engine)
         return engine
+    connect_args: dict[str, Any] = {}
+    if url.get_backend_name() == "postgresql" and "connect_timeout" not in url.query:
+        connect_args["connect_timeout"] = settings.connect_timeout_s
     return create_engine(
         url,
         echo=settings.echo,
         pool_size=settings.pool_size,
         max_overflow=settings.pool_size,
         pool_pre_ping=True,
+        connect_args=connect_args,
     )
 
 

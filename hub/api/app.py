@@ -80,7 +80,7 @@ def create_app(hub: Hub | None = None, settings: Settings | None = None) -> Fast
     if hub is None:
         settings = settings or get_settings()
         configure_logging(settings.logging)
-        hub = bootstrap(settings, migrate=True)
+        hub = bootstrap(settings, migrate=settings.database.migrate_on_start)
     settings = settings or hub.settings
     the_hub = hub
 

@@ -34,7 +34,7 @@ def serve_app(app: Any, host: str, port: int, on_started: Callable[[], None] | N
     import uvicorn
 
     # log_config=None: keep the hub's logging setup instead of uvicorn's own dictConfig.
-    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_config=None))
+    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_config=None, access_log=False))
     done = threading.Event()
     if on_started is not None:
         callback = on_started
@@ -100,7 +100,8 @@ def serve(
         # Each process builds its own hub from the same layered settings.
         import uvicorn
 
-        uvicorn.run("hub.api.app:create_app", host=host, port=port, factory=True, workers=workers, log_config=None)
+        uvicorn.run("hub.api.app:create_app", host=host, port=port, factory=True, workers=workers, log_config=None,
+                    access_log=False)
         return
 
     from hub.api.app import create_app
