@@ -17,7 +17,7 @@ from typing import Any
 from pydantic import AwareDatetime, BaseModel, ConfigDict
 
 from hub.eligibility import rules
-from hub.eligibility.language import AllOf, AnyOf, BusinessNotClosed, Requirement
+from hub.eligibility.language import AllOf, AnyOf, BusinessNotClosed, Requirement, StatedCondition
 from hub.eligibility.rules import Judgement, Rule, Verdict
 from mappings.credentials import Credential
 
@@ -171,6 +171,12 @@ def _judge(requirement: Requirement, path: str, context: _Context) -> Requiremen
             verdict = combine_any(part.verdict for part in parts)
             reason = _any_reason(verdict, parts)
         return RequirementVerdict(**base, verdict=verdict, reason=reason, credentials=[], parts=parts)
+    if isinstance(requirement, StatedCondition):
+        details = ", ".join(f"{key}: {value}" for key, value in sorted(requirement.details.items()))
+        reason = f"condition {requirement.condition!r} is stated by the source"
+        reason += f" ({details})" if details else ""
+        reason += "; no credential the hub holds can decide it, so it needs a manual check"
+        return RequirementVerdict(**base, verdict=Verdict.UNKNOWN, reason=reason, credentials=[], parts=[])
     groups = rules.rules_for(requirement, context.instant)
     outcomes = [_group(rule, context) for rule in groups]
     present = [outcome for outcome in outcomes if outcome.judged]

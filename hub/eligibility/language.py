@@ -210,6 +210,16 @@ class NationalCertificateRequirement(_Requirement):
         return value
 
 
+class StatedCondition(_Requirement):
+    """A condition the publishing system states but no fetched credential can decide (a PPS region or
+    industry restriction, a registration deadline). Carried so it is never lost, and always answered
+    ``unknown`` with the condition spelled out, so a person checks it."""
+
+    kind: Literal["stated_condition"]
+    condition: str = Field(min_length=1, max_length=100, pattern=r"^[a-z][a-z0-9_]*$")
+    details: dict[str, str] = Field(default_factory=dict, max_length=20)
+
+
 class AllOf(_Requirement):
     """Met when every part is met; not met when any part is not met; otherwise unknown."""
 
@@ -232,6 +242,7 @@ Requirement = Annotated[
     | CompanyActive
     | CertificateRequirement
     | NationalCertificateRequirement
+    | StatedCondition
     | AllOf
     | AnyOf,
     Field(discriminator="kind"),
@@ -247,6 +258,7 @@ _LEAVES: dict[str, type[_Requirement]] = {
     "company_active": CompanyActive,
     "certificate": CertificateRequirement,
     "national_certificate": NationalCertificateRequirement,
+    "stated_condition": StatedCondition,
 }
 _COMBINATORS: dict[str, type[AllOf] | type[AnyOf]] = {"all_of": AllOf, "any_of": AnyOf}
 KINDS = (*_LEAVES, *_COMBINATORS)

@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from hub.eligibility.language import RequirementError, parse_requirements
 from hub.notices.codes import (
     ClassificationScheme,
     check_classification_code,
@@ -201,7 +202,7 @@ class NoticeContent(_Strict):
     procedure_details: str | None = None  # the source's own wording, e.g. "제한경쟁"
     dates: KeyDates
     lots: tuple[Lot, ...] = ()
-    eligibility: tuple[dict[str, Any], ...] = ()  # requirement language comes later; each has a "kind"
+    eligibility: tuple[dict[str, Any], ...] = ()  # the requirement language of hub.eligibility, as JSON
     documents: tuple[NoticeDocument, ...] = ()
     buyer: Party | None = None
     procuring_entity: Party | None = None
@@ -220,22 +221,17 @@ class NoticeContent(_Strict):
             raise ValueError(problem)
         return code
 
-    @field_validator("eligibility")
-    @classmethod
-    def _requirements_have_kind(cls, items: tuple[dict[str, Any], ...]) -> tuple[dict[str, Any], ...]:
-        for index, item in enumerate(items):
-            if not isinstance(item.get("kind"), str) or not item["kind"]:
-                raise ValueError(f"requirement {index} needs a non-empty 'kind'")
-        return items
 
     @classmethod
     def parse(cls, data: Mapping[str, Any], prefix: str = "") -> NoticeContent:
         """Validate ``data`` fully; raise ``NoticeValidationError`` listing every bad field."""
+        requirement_problems = _requirement_problems(data.get("eligibility"))
         try:
             content = cls.model_validate(data)
         except ValidationError as error:
-            raise NoticeValidationError.from_pydantic(error, prefix) from None
-        problems = content.cross_field_problems()
+            pydantic_problems = NoticeValidationError.from_pydantic(error).problems
+            raise NoticeValidationError([*pydantic_problems, *requirement_problems]).prefixed(prefix) from None
+        problems = [*content.cross_field_problems(), *requirement_problems]
         if problems:
             raise NoticeValidationError(problems).prefixed(prefix)
         return content
@@ -251,6 +247,17 @@ class NoticeContent(_Strict):
                 problems.append((f"lots.{index}.id", f"duplicate lot id {lot.id!r}"))
             seen.add(lot.id)
         return problems
+
+
+def _requirement_problems(eligibility: object) -> list[FieldProblem]:
+    """Eligibility is checked with the requirement language of hub.eligibility, whatever else fails."""
+    if not eligibility:
+        return []
+    try:
+        parse_requirements(eligibility, prefix="eligibility")
+    except RequirementError as error:
+        return error.problems
+    return []
 
 
 class NoticeVersion(_Strict):

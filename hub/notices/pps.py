@@ -271,11 +271,8 @@ def _eligibility(specs: Sequence[Mapping[str, Any]], reader: _Reader) -> list[di
             continue
         if "when_present" in spec and not reader.text(spec["when_present"]):
             continue
-        requirement: dict[str, Any] = {"kind": spec["kind"]}
-        for key, source in spec.get("copy", {}).items():
-            if text := reader.text(source):
-                requirement[key] = text
-        requirements.append(requirement)
+        details = {key: text for key, source in spec.get("copy", {}).items() if (text := reader.text(source))}
+        requirements.append({"kind": "stated_condition", "condition": spec["condition"], "details": details})
     return requirements
 
 

@@ -11,6 +11,7 @@ import pytest
 
 from hub.eligibility import (
     EligibilityAnswer,
+    RequirementError,
     RequirementVerdict,
     Verdict,
     combine_all,
@@ -457,3 +458,29 @@ def test_evaluation_instant_from_a_date() -> None:
         evaluate(requirements, [], on=datetime(2026, 3, 2), now=NOW)
     with pytest.raises(ValueError, match="timezone-aware"):
         evaluate(requirements, [], on=NOW, now=datetime(2026, 3, 2))
+
+
+# -- conditions only the source states ------------------------------------------------------------------
+
+
+def test_a_stated_condition_is_unknown_with_the_condition_spelled_out() -> None:
+    requirement = {
+        "kind": "stated_condition",
+        "condition": "region_restriction",
+        "details": {"regions": "서울특별시"},
+    }
+    verdict = judge(requirement, [tax("active")])
+    assert verdict.verdict is UNKNOWN
+    assert "region_restriction" in verdict.reason and "서울특별시" in verdict.reason
+    assert "manual check" in verdict.reason
+    assert verdict.credentials == []
+    # inside all_of it keeps the whole answer unknown even when everything checkable is met
+    both = judge({"kind": "all_of", "requirements": [{"kind": "tax_status", "status": "active"}, requirement]},
+                 [tax("active")])
+    assert both.verdict is UNKNOWN
+
+
+def test_a_stated_condition_must_name_its_condition() -> None:
+    with pytest.raises(RequirementError) as error:
+        parse_requirements([{"kind": "stated_condition", "condition": "Region Restriction!"}])
+    assert [path for path, _ in error.value.problems] == ["requirements.0.condition"]

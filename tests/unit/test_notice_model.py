@@ -39,7 +39,9 @@ def content_data(**overrides: Any) -> dict[str, Any]:
             "opening": "2025-03-17T11:00:00+09:00",
         },
         "lots": [{"id": "1", "title": "Section A", "value": "700000000"}],
-        "eligibility": [{"kind": "region_restriction", "regions": ["KR-11"]}],
+        "eligibility": [
+            {"kind": "stated_condition", "condition": "region_restriction", "details": {"regions": "KR-11"}},
+        ],
         "documents": [{"title": "Specification", "url": "https://docs.example.kr/spec.pdf", "sha256": "A" * 64}],
         "buyer": {"id": "6110000", "name": "서울특별시"},
     }
@@ -88,7 +90,7 @@ def test_every_bad_field_is_named() -> None:
         "currency",
         "documents.0.url",
         "documents.0.sha256",
-        "eligibility",
+        "eligibility.0.kind",  # checked with the requirement language of hub.eligibility
     }
     assert "CPV" in problems["classifications.0.code"]
 

@@ -45,7 +45,7 @@ def content(**overrides: Any) -> NoticeContent:
             "opening": "2025-04-14T11:00:00+09:00",
         },
         "lots": [{"id": "L1", "title": "Desks", "value": "50000000"}, {"id": "L2", "title": "Chairs"}],
-        "eligibility": [{"kind": "sme_only"}],
+        "eligibility": [{"kind": "national_certificate", "type": "SME"}],
         "documents": [
             {"title": "Specification", "url": "https://files.example.kr/spec.pdf", "sha256": "0f" * 32},
             {"title": "Drawings", "url": "http://files.example.kr/drawings.zip"},

@@ -113,7 +113,8 @@ def test_construction_item_maps_every_field() -> None:
     assert content.procuring_entity is not None and content.procuring_entity.name == "서울특별시"
     assert [d.title for d in content.documents] == ["공고문.hwp", "내역서.xlsx", "표준공고서"]
     assert all(d.sha256 is None for d in content.documents)
-    assert {r["kind"] for r in content.eligibility} == {
+    assert {r["kind"] for r in content.eligibility} == {"stated_condition"}
+    assert {r["condition"] for r in content.eligibility} == {
         "industry_restriction", "region_restriction", "qualification_registration"}
     assert "낙찰방법: 적격심사제" in content.description
     assert "홍길동" not in content.description  # officer's personal data is not copied
