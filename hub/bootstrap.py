@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session, sessionmaker
@@ -23,6 +23,9 @@ from hub.service_layer.messagebus import MessageBus
 from hub.service_layer.relay import OutboxRelay
 from hub.service_layer.unit_of_work import SqlAlchemyUnitOfWork
 from hub.service_layer.worker import Worker
+
+if TYPE_CHECKING:
+    from hub.suppliers.wiring import SupplierServices
 
 __all__ = ["Hub", "bootstrap", "make_broker"]
 
@@ -48,6 +51,8 @@ class Hub:
     broker_factory: Callable[[], Broker]
     _broker: Broker | None = field(default=None, repr=False)
     _workers: list[Worker] = field(default_factory=list, repr=False)
+    # Register once (issue 3): connectors, fetcher and credential scheduler, built on first use.
+    suppliers: SupplierServices | None = field(default=None, repr=False)
 
     @property
     def broker(self) -> Broker:
@@ -70,6 +75,9 @@ class Hub:
                 max_backoff_s=self.settings.broker.reconnect_max_backoff_s,
             )
         worker = Worker(self.bus, chosen, self.session_factory, relay, concurrency=concurrency)
+        if self.suppliers is not None and self.suppliers.config.scheduler.enabled:
+            worker.add_periodic("credential-scheduler", self.suppliers.config.scheduler.interval_s,
+                                self.suppliers.scheduler)
         self._workers.append(worker)
         return worker
 
@@ -85,6 +93,8 @@ class Hub:
         for worker in self._workers:
             worker.stop()
         self._workers = []
+        if self.suppliers is not None:
+            self.suppliers.close()
         if self._broker is not None:
             self._broker.close()
         self.engine.dispose()
@@ -107,16 +117,24 @@ def bootstrap(
 
         upgrade(engine)
     session_factory = make_session_factory(engine)
+    from hub.suppliers.config import load_supplier_settings
+    from hub.suppliers.wiring import SupplierServices
+
+    supplier_settings = load_supplier_settings(settings.suppliers)
     bus = MessageBus(
         uow_factory=lambda: SqlAlchemyUnitOfWork(session_factory),
         command_handlers=command_handlers if command_handlers is not None else COMMAND_HANDLERS,
         event_handlers=event_handlers if event_handlers is not None else EVENT_HANDLERS,
-        dependencies={"settings": settings, **(dependencies or {})},
+        dependencies={"settings": settings, "supplier_settings": supplier_settings, **(dependencies or {})},
     )
+    # ``dependencies={"connectors": registry}`` hands in a ready connector registry (tests, benches).
+    suppliers = SupplierServices(supplier_settings, settings.connectors, bus, session_factory,
+                                 connectors=(dependencies or {}).get("connectors"))
     return Hub(
         settings=settings,
         engine=engine,
         session_factory=session_factory,
         bus=bus,
         broker_factory=broker_factory or (lambda: make_broker(settings)),
+        suppliers=suppliers,
     )

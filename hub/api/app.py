@@ -20,7 +20,18 @@ from fastapi import APIRouter, FastAPI
 from hub.api.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
 from hub.api.probes import GaugeRefresher, default_readiness_checks
 from hub.api.problems import PROBLEM_CONTENT_TYPE, PROBLEM_TYPE_BASE, Problem, install_problem_handlers
-from hub.api.routes import audit, dead_letters, health, keys, me, notices, orgs, subscriptions, suppliers
+from hub.api.routes import (
+    audit,
+    dead_letters,
+    eligibility,
+    health,
+    keys,
+    me,
+    notices,
+    orgs,
+    subscriptions,
+    suppliers,
+)
 from hub.bootstrap import Hub, bootstrap
 from hub.config import Settings, get_settings
 from hub.observability.logging import configure_logging
@@ -37,6 +48,7 @@ API_ROUTERS: list[APIRouter] = [
     audit.router,
     dead_letters.router,
     suppliers.router,
+    eligibility.router,
     notices.router,
     subscriptions.router,
 ]
@@ -80,7 +92,7 @@ def create_app(hub: Hub | None = None, settings: Settings | None = None) -> Fast
     if hub is None:
         settings = settings or get_settings()
         configure_logging(settings.logging)
-        hub = bootstrap(settings, migrate=settings.database.migrate_on_start)
+        hub = bootstrap(settings, migrate=bool(settings.database.migrate_on_start))
     settings = settings or hub.settings
     the_hub = hub
 

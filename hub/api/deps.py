@@ -38,6 +38,7 @@ __all__ = [
     "UowDep",
     "ensure_reachable_org",
     "get_principal",
+    "require_any_scope",
     "require_scope",
 ]
 
@@ -141,6 +142,22 @@ def require_scope(scope: Scope) -> Callable[[Principal], Principal]:
     check_scope.__annotations__["principal"] = Annotated[Principal, Security(get_principal, scopes=[scope.value])]
     check_scope.__name__ = f"require_{scope.name.lower()}"
     return check_scope
+
+
+def require_any_scope(*scopes: Scope) -> Callable[[Principal], Principal]:
+    """Like :func:`require_scope`, for routes several kinds reach with different scopes (a supplier reads
+    its own data with ``suppliers:write``, a granted institution with ``suppliers:read``). OpenAPI lists
+    them all; any one suffices."""
+    names = [scope.value for scope in scopes]
+
+    def check_any_scope(principal: Principal) -> Principal:
+        if not any(principal.allows(scope) for scope in scopes):
+            raise Forbidden(f"this API key lacks every one of the scopes {', '.join(map(repr, names))}")
+        return principal
+
+    check_any_scope.__annotations__["principal"] = Annotated[Principal, Security(get_principal, scopes=names)]
+    check_any_scope.__name__ = "require_any_of_" + "_".join(scope.name.lower() for scope in scopes)
+    return check_any_scope
 
 
 def ensure_reachable_org(principal: Principal, org_id: str) -> None:

@@ -5,7 +5,8 @@ connector's upstream, say) with one call, and ``/readyz`` reports each by name::
 
     app.state.readiness.register("tax-service", lambda hub: tax_client.ping())
 
-A check returns a truthy value when ready, or returns falsy / raises when not. Failure details go to the
+A check returns a truthy value when ready, or returns falsy / raises when not; or a dict
+``{"ready": bool, ...}`` whose other keys are shown as detail. Failure details go to the
 log; the unauthenticated probe answers only the exception type, never hosts or credentials.
 """
 
@@ -62,7 +63,12 @@ class ReadinessChecks:
             started = time.perf_counter()
             entry: dict[str, Any]
             try:
-                entry = {"status": "ok"} if check(hub) else {"status": "fail", "detail": "not ready"}
+                result = check(hub)
+                if isinstance(result, dict):  # a check may report detail: {"ready": bool, ...}
+                    entry = {"status": "ok" if result.get("ready", True) else "fail",
+                             **{k: v for k, v in result.items() if k != "ready"}}
+                else:
+                    entry = {"status": "ok"} if result else {"status": "fail", "detail": "not ready"}
             except Exception as exc:
                 log.warning("readiness check %s failed", name, exc_info=True)
                 entry = {"status": "fail", "detail": type(exc).__name__}
@@ -75,7 +81,17 @@ def default_readiness_checks() -> ReadinessChecks:
     checks = ReadinessChecks()
     checks.register("database", _database)
     checks.register("broker", _broker)
+    checks.register("connectors", _connectors)
     return checks
+
+
+def _connectors(hub: Hub) -> dict[str, Any]:
+    """Breaker state per upstream system (refreshing the gauge). An open breaker does not make the hub
+    unready: registrations still succeed and leave that system's credentials pending."""
+    states = hub.suppliers.breaker_states() if hub.suppliers is not None else None
+    if states is None:
+        return {"ready": True, "detail": "no upstream called yet"}
+    return {"ready": True, "breakers": states, "degraded": sorted(s for s, v in states.items() if v != "closed")}
 
 
 class GaugeRefresher:

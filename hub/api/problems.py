@@ -21,7 +21,7 @@ from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse, Response
 
-from hub.service_layer.errors import Rejected, ServiceError
+from hub.service_layer.errors import Rejected, RejectedFields, ServiceError
 
 __all__ = [
     "PROBLEM_CONTENT_TYPE",
@@ -193,6 +193,11 @@ async def _on_service_error(request: Request, exc: Exception) -> Response:
     if isinstance(exc, Rejected):
         errors = [
             FieldError(pointer=json_pointer(("body", *exc.field.split("."))), field=exc.field, message=exc.message)
+        ]
+    elif isinstance(exc, RejectedFields):
+        errors = [
+            FieldError(pointer=json_pointer(("body", *field.split("."))), field=field, message=message)
+            for field, message in exc.problems
         ]
     return problem_response(
         exc.status,

@@ -30,6 +30,18 @@ class Rejected(ServiceError):
         self.message = message
 
 
+class RejectedFields(ServiceError):
+    """Several fields at once, each with its message: ``[("requirements.2.scheme", "unknown scheme")]``."""
+
+    status = 422
+    title = "Unprocessable content"
+    slug = "rejected"
+
+    def __init__(self, problems: list[tuple[str, str]], prefix: str = "") -> None:
+        self.problems = [(f"{prefix}.{field}" if prefix else field, message) for field, message in problems]
+        super().__init__("; ".join(f"{field}: {message}" for field, message in self.problems))
+
+
 class Conflict(ServiceError):
     status = 409
     title = "Conflict"

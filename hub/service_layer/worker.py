@@ -1,11 +1,13 @@
 """A worker: the outbox relay plus one consumer thread per consumer group (more with ``concurrency``),
-and, for brokers that keep dead letters themselves, the archiver that files them for ``g2bhub dlq``."""
+for brokers that keep dead letters themselves, the archiver that files them for ``g2bhub dlq``, and
+periodic jobs (e.g. the credential refresh scheduler), each on its own thread."""
 
 from __future__ import annotations
 
 import logging
 import threading
 from collections.abc import Callable
+from functools import partial
 
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -16,9 +18,19 @@ from hub.observability import metrics
 from hub.service_layer.messagebus import MessageBus
 from hub.service_layer.relay import OutboxRelay
 
-__all__ = ["Worker"]
+__all__ = ["BACKGROUND_JOBS", "Worker", "register_background_job"]
 
 log = logging.getLogger(__name__)
+
+# A job factory gets the bus and the session factory and returns a loop to run until the stop event
+# is set (or None when it has nothing to do in this configuration).
+JobFactory = Callable[[MessageBus, sessionmaker[Session]], Callable[[threading.Event], None] | None]
+BACKGROUND_JOBS: list[JobFactory] = []
+
+
+def register_background_job(factory: JobFactory) -> None:
+    if factory not in BACKGROUND_JOBS:
+        BACKGROUND_JOBS.append(factory)
 
 
 class Worker:
@@ -29,14 +41,33 @@ class Worker:
         session_factory: sessionmaker[Session],
         relay: OutboxRelay | None,
         concurrency: int = 1,
+        jobs: list[JobFactory] | None = None,
     ) -> None:
         self.bus = bus
         self.broker = broker
         self.session_factory = session_factory
         self.relay = relay
         self.concurrency = concurrency
+        self.jobs = list(BACKGROUND_JOBS) if jobs is None else jobs
         self.stop_event = threading.Event()
         self.threads: list[threading.Thread] = []
+        self.periodic: list[tuple[str, float, Callable[[], object]]] = []
+
+    def add_periodic(self, name: str, interval_s: float, job: Callable[[], object]) -> None:
+        """Run ``job`` every ``interval_s`` seconds (first after one interval) until the worker stops.
+        A failing run is logged and the next one happens on schedule; jobs must be safe to run on
+        several workers at once (claim their work with a lease)."""
+        self.periodic.append((name, interval_s, job))
+
+    def _periodic_loop(self, name: str, interval_s: float, job: Callable[[], object]) -> Callable[[], None]:
+        def loop() -> None:
+            while not self.stop_event.wait(interval_s):
+                try:
+                    job()
+                except Exception:
+                    log.exception("periodic job failed", extra={"job": name})
+
+        return loop
 
     def store_dead_letter(self, group: str, envelope: Envelope, reason: str, delivery_count: int) -> None:
         with self.session_factory() as session:
@@ -83,9 +114,16 @@ class Worker:
                 self._spawn(f"consumer-{name}-{i}", self._consumer_loop(name))
         self._spawn("dead-letter-archiver",
                     lambda: self.broker.archive_dead_letters(self.store_dead_letter, self.stop_event))
+        for factory in self.jobs:
+            loop = factory(self.bus, self.session_factory)
+            if loop is not None:
+                name = getattr(factory, "job_name", factory.__name__)
+                self._spawn(name, partial(loop, self.stop_event))
         if self.relay is not None:
             relay = self.relay
             self._spawn("outbox-relay", lambda: relay.run_forever(self.stop_event))
+        for name, interval_s, job in self.periodic:
+            self._spawn(f"periodic-{name}", self._periodic_loop(name, interval_s, job))
 
     def stop(self, timeout: float = 10.0) -> None:
         self.stop_event.set()

@@ -283,7 +283,8 @@ def test_a_process_that_declared_nothing_still_reports_queue_depths(hubs: Callab
         assert api_side.queue_depths() == {}
         depths = eventually(lambda: api_side.queue_depths(list(worker_hub.bus.groups)).get("audit") == 6 and
                             api_side.queue_depths(list(worker_hub.bus.groups)), what="six queued audit messages")
-        assert depths == {"audit": 6, "audit.dlq": 0}
+        assert (depths["audit"], depths["audit.dlq"]) == (6, 0)
+        assert set(depths) == {name for group in worker_hub.bus.groups for name in (group, f"{group}.dlq")}
         assert "nobody" not in api_side.queue_depths(["nobody"])  # undeclared queues are left out
     finally:
         api_side.close()

@@ -1,7 +1,205 @@
-"""Routes of suppliers, credentials and upstream call records (issue 3)."""
+"""Suppliers: register once, read credentials with provenance, refresh, and grant institutions access.
+
+Who may do what:
+- ``POST /suppliers``: a supplier organisation's key with ``suppliers:write``; the caller's org owns it.
+  Registering the same identifier set again (same org) answers 200 with the existing supplier.
+- reads: the owner, an operator (``orgs:admin``), or an institution the owner granted access to
+  (``suppliers:read``). Anyone else gets 404, as for a supplier that does not exist.
+- ``POST .../refresh``: the owner or an operator. Grants: the owner only.
+"""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Annotated
 
-router = APIRouter(tags=["suppliers"])
+from fastapi import APIRouter, Depends, Query, Request, Response
+
+from hub.api.auth import Principal
+from hub.api.deps import BusDep, HubDep, UowDep, require_any_scope, require_scope
+from hub.api.problems import Forbidden
+from hub.api.supplier_schemas import (
+    CredentialOut,
+    FetchOut,
+    GrantOut,
+    RegisterSupplierIn,
+    SupplierOut,
+    SupplierSummaryOut,
+    VersionOut,
+)
+from hub.bootstrap import Hub
+from hub.domain.organisations import OrgKind, Scope
+from hub.service_layer.errors import NotFound
+from hub.service_layer.unit_of_work import SqlAlchemyUnitOfWork
+from hub.suppliers import services
+from hub.suppliers.commands import GrantSupplierAccess, RevokeSupplierAccess
+from hub.suppliers.fetching import CredentialFetcher
+from hub.suppliers.model import Supplier
+from hub.suppliers.queries import current_credentials, supplier_repository
+
+router = APIRouter(prefix="/suppliers", tags=["suppliers"])
+
+SuppliersWrite = Annotated[Principal, Depends(require_scope(Scope.SUPPLIERS_WRITE))]
+# Suppliers read their own with suppliers:write, granted institutions with suppliers:read.
+SuppliersRead = Annotated[Principal, Depends(require_any_scope(Scope.SUPPLIERS_READ, Scope.SUPPLIERS_WRITE))]
+
+
+def _fetcher(hub: Hub) -> CredentialFetcher:
+    assert hub.suppliers is not None
+    return hub.suppliers.fetcher()
+
+
+def _readable(uow: SqlAlchemyUnitOfWork, caller: Principal, supplier_id: str) -> Supplier:
+    """Object-level check (API1): owner, operator, or a granted institution; else 404."""
+    repo = supplier_repository(uow)
+    supplier = repo.get(supplier_id)
+    if supplier is not None and (
+        supplier.org_id == caller.org_id
+        or caller.cross_org
+        or (caller.allows(Scope.SUPPLIERS_READ) and repo.grant(supplier_id, caller.org_id) is not None)
+    ):
+        return supplier
+    raise NotFound("supplier", supplier_id)
+
+
+def _owned(uow: SqlAlchemyUnitOfWork, caller: Principal, supplier_id: str, operator_too: bool) -> Supplier:
+    supplier = supplier_repository(uow).get(supplier_id)
+    if supplier is None or not (supplier.org_id == caller.org_id or (operator_too and caller.cross_org)):
+        raise NotFound("supplier", supplier_id)
+    return supplier
+
+
+def _raw_url(request: Request, supplier_id: str, credential_id: str, version_id: int | None) -> str | None:
+    if version_id is None:
+        return None
+    return request.url_for("read_credential_raw", supplier_id=supplier_id, credential_id=credential_id,
+                           version_id=str(version_id)).path
+
+
+def _credentials(uow: SqlAlchemyUnitOfWork, request: Request, supplier_id: str,
+                 history: bool = False) -> list[CredentialOut]:
+    repo = supplier_repository(uow)
+    out = []
+    for record in current_credentials(uow, supplier_id):
+        item = CredentialOut.of(record, _raw_url(request, supplier_id, record.id, record.version_id))
+        if history:
+            item.history = [VersionOut.of(v, _raw_url(request, supplier_id, record.id, v.id) or "")
+                            for v in repo.versions_of(record.id)]
+        out.append(item)
+    return out
+
+
+def _supplier_out(hub: Hub, request: Request, supplier_id: str) -> SupplierOut:
+    with hub.uow() as uow:
+        repo = supplier_repository(uow)
+        supplier = repo.get(supplier_id)
+        if supplier is None:
+            raise NotFound("supplier", supplier_id)
+        fetches = [FetchOut.of(f) for f in repo.fetches_of(supplier_id)]
+        return SupplierOut.of(supplier, fetches, _credentials(uow, request, supplier_id))
+
+
+@router.post("", status_code=201, summary="Register a supplier once (supplier organisation)")
+def register(body: RegisterSupplierIn, caller: SuppliersWrite, hub: HubDep, bus: BusDep,
+             request: Request, response: Response) -> SupplierOut:
+    """Validates the identifiers (checksums), fetches from every applicable system at once and answers
+    with each credential's state. An upstream that is down leaves its slot ``pending`` (retried in the
+    background); registration does not fail for it. The same identifiers again: 200, existing supplier."""
+    if caller.org_kind is not OrgKind.SUPPLIER:
+        raise Forbidden("only a supplier organisation registers itself")
+    result = services.register_supplier(
+        bus, lambda: _fetcher(hub), org_id=caller.org_id,
+        identifiers=body.identifiers.model_dump(exclude_none=True), consent=bool(body.consent),
+        legal_name=body.legal_name, actor_org_id=caller.org_id,
+    )
+    if not result.created:
+        response.status_code = 200
+    response.headers["Location"] = request.url_for("read_supplier", supplier_id=result.supplier.id).path
+    return _supplier_out(hub, request, result.supplier.id)
+
+
+@router.get("", summary="List suppliers (own; granted for institutions; all for operators)")
+def list_suppliers(caller: SuppliersRead, uow: UowDep, limit: Annotated[int, Query(ge=1, le=500)] = 100,
+                   offset: Annotated[int, Query(ge=0)] = 0) -> list[SupplierSummaryOut]:
+    repo = supplier_repository(uow)
+    if caller.cross_org:
+        found = repo.list_owned(None, limit, offset)
+    elif caller.org_kind is OrgKind.INSTITUTION:
+        found = repo.list_granted_to(caller.org_id, limit, offset)
+    else:
+        found = repo.list_owned(caller.org_id, limit, offset)
+    return [SupplierSummaryOut.of(s) for s in found]
+
+
+@router.get("/{supplier_id}", summary="Read a supplier with its credentials and fetch states")
+def read_supplier(supplier_id: str, caller: SuppliersRead, hub: HubDep, request: Request) -> SupplierOut:
+    with hub.uow() as uow:
+        _readable(uow, caller, supplier_id)
+    return _supplier_out(hub, request, supplier_id)
+
+
+@router.get("/{supplier_id}/credentials", summary="Credentials with provenance (optionally every version)")
+def list_credentials(supplier_id: str, caller: SuppliersRead, uow: UowDep, request: Request,
+                     include: Annotated[str | None, Query(pattern="^history$")] = None) -> list[CredentialOut]:
+    _readable(uow, caller, supplier_id)
+    return _credentials(uow, request, supplier_id, history=include == "history")
+
+
+@router.get("/{supplier_id}/credentials/{credential_id}/versions", summary="Every fetched version")
+def list_versions(supplier_id: str, credential_id: str, caller: SuppliersRead, uow: UowDep,
+                  request: Request) -> list[VersionOut]:
+    _readable(uow, caller, supplier_id)
+    repo = supplier_repository(uow)
+    credential = repo.credential(credential_id)
+    if credential is None or credential.supplier_id != supplier_id:
+        raise NotFound("credential", credential_id)
+    return [VersionOut.of(v, _raw_url(request, supplier_id, credential_id, v.id) or "")
+            for v in repo.versions_of(credential_id)]
+
+
+@router.get("/{supplier_id}/credentials/{credential_id}/versions/{version_id}/raw",
+            summary="The raw upstream payload of one version, as received", response_class=Response)
+def read_credential_raw(supplier_id: str, credential_id: str, version_id: int, caller: SuppliersRead,
+                        uow: UowDep) -> Response:
+    _readable(uow, caller, supplier_id)
+    repo = supplier_repository(uow)
+    version = repo.version(version_id)
+    credential = repo.credential(credential_id)
+    if version is None or credential is None or credential.supplier_id != supplier_id \
+            or version.credential_id != credential_id:
+        raise NotFound("version", str(version_id))
+    stored = repo.raw(version.raw_sha256)
+    if stored is None:
+        raise NotFound("raw payload", version.raw_sha256)
+    content_type, body = stored
+    # Upstream bytes are untrusted: never let a browser sniff or render them as active content.
+    return Response(body, media_type=content_type, headers={
+        "X-Content-Type-Options": "nosniff", "Content-Security-Policy": "default-src 'none'; sandbox",
+        "Digest": f"sha-256={version.raw_sha256}", "Cache-Control": "private, max-age=3600",
+    })
+
+
+@router.post("/{supplier_id}/refresh", summary="Re-fetch every credential now (owner or operator)")
+def refresh(supplier_id: str, caller: SuppliersRead, hub: HubDep, bus: BusDep, request: Request) -> SupplierOut:
+    with hub.uow() as uow:
+        _owned(uow, caller, supplier_id, operator_too=True)
+    services.refresh_supplier(bus, lambda: _fetcher(hub), supplier_id, requested_by=caller.org_id)
+    return _supplier_out(hub, request, supplier_id)
+
+
+@router.post("/{supplier_id}/grants/{institution_org_id}", status_code=201,
+             summary="Allow an institution to read this supplier's credentials (owner)")
+def grant(supplier_id: str, institution_org_id: str, caller: SuppliersWrite, bus: BusDep) -> GrantOut:
+    granted = bus.handle(GrantSupplierAccess(supplier_id=supplier_id, institution_org_id=institution_org_id,
+                                             actor_org_id=caller.org_id))
+    return GrantOut(supplier_id=granted.supplier_id, institution_org_id=granted.org_id,
+                    granted_at=granted.granted_at)
+
+
+@router.delete("/{supplier_id}/grants/{institution_org_id}", status_code=204,
+               summary="Withdraw an institution's access (owner)")
+def revoke(supplier_id: str, institution_org_id: str, caller: SuppliersWrite, bus: BusDep) -> Response:
+    removed = bus.handle(RevokeSupplierAccess(supplier_id=supplier_id, institution_org_id=institution_org_id,
+                                              actor_org_id=caller.org_id))
+    if not removed:
+        raise NotFound("grant", institution_org_id)
+    return Response(status_code=204)

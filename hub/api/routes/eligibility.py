@@ -1,0 +1,56 @@
+"""Eligibility: an institution asks whether a supplier meets its requirements and gets, per requirement,
+met / not met / unknown with the credentials behind each verdict (never a bare boolean).
+
+Who may ask: an institution the supplier granted access to (scope ``eligibility:query``) and the
+operator; an institution without a grant gets 404, as for a supplier that does not exist. Nothing is fetched
+here: the answer uses the credentials the hub holds (kept fresh by the scheduler), and says ``unknown``
+for what is missing, pending or stale."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends
+from pydantic import BaseModel, ConfigDict, Field
+
+from hub.api.auth import Principal
+from hub.api.deps import UowDep, require_scope
+from hub.api.routes.suppliers import _readable
+from hub.domain.organisations import Scope
+from hub.eligibility import RequirementError, evaluate, parse_requirements
+from hub.service_layer.errors import RejectedFields
+from hub.suppliers.model import FetchState
+from hub.suppliers.queries import current_credentials, supplier_repository
+
+router = APIRouter(prefix="/suppliers", tags=["eligibility"])
+
+EligibilityQuery = Annotated[Principal, Depends(require_scope(Scope.ELIGIBILITY_QUERY))]
+
+
+class EligibilityQueryIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    requirements: list[dict[str, Any]] = Field(
+        min_length=1, description="Requirements in the language of docs/eligibility.md"
+    )
+    on: date | None = Field(default=None, description="Judge as of this day (default: now)")
+
+
+@router.post("/{supplier_id}/eligibility", summary="Does this supplier meet these requirements? With evidence")
+def query_eligibility(supplier_id: str, body: EligibilityQueryIn, caller: EligibilityQuery,
+                      uow: UowDep) -> dict[str, Any]:
+    try:
+        requirements = parse_requirements(body.requirements, prefix="requirements")
+    except RequirementError as error:
+        raise RejectedFields(error.problems) from None
+    supplier = _readable(uow, caller, supplier_id)
+    credentials = [record.as_canonical() for record in current_credentials(uow, supplier.id)]
+    pending = sorted(
+        {slot.system for slot in supplier_repository(uow).fetches_of(supplier.id)
+         if slot.state == FetchState.PENDING.value}
+    )
+    now = datetime.now(UTC)
+    answer = evaluate(requirements, credentials, on=body.on or now, now=now, pending_systems=pending)
+    return {"supplier_id": supplier.id, "evaluated_at": now.isoformat(), "pending_systems": pending,
+            **answer.to_dict()}

@@ -1,0 +1,105 @@
+"""Settings of the register-once slice: ``config/suppliers.yaml`` < ``Settings.suppliers`` overrides.
+
+Which systems an identifier is fetched from is data (a deployment adds a registry for a scheme without
+touching Python); the timing knobs are here so tests and benchmarks shorten them instead of patching.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from hub.suppliers.identifiers import SCHEMES
+
+__all__ = ["DEFAULT_SUPPLIERS_FILE", "SupplierSettings", "load_supplier_settings"]
+
+DEFAULT_SUPPLIERS_FILE = Path(__file__).resolve().parent.parent.parent / "config" / "suppliers.yaml"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ConsentSettings(_Strict):
+    text_version: str = Field("2025-01", min_length=1, max_length=40)
+
+
+class FetchSettings(_Strict):
+    deadline_s: float = Field(20.0, gt=0)
+    max_parallel: int = Field(32, ge=1, le=1000)
+    lease_s: float = Field(120.0, gt=0)
+
+
+class BackoffSettings(_Strict):
+    initial_s: float = Field(30.0, ge=0)
+    multiplier: float = Field(2.0, ge=1.0)
+    max_s: float = Field(21600.0, ge=0)
+    jitter_ratio: float = Field(0.2, ge=0, le=1)
+
+
+class FreshnessSettings(_Strict):
+    refresh_margin_s: float = Field(172800.0, ge=0)
+    refresh_margin_ratio: float = Field(0.25, ge=0, le=1)
+    default_refresh_s: float = Field(604800.0, gt=0)
+    not_found_recheck_s: float = Field(604800.0, gt=0)
+
+
+class SchedulerSettings(_Strict):
+    enabled: bool = True
+    interval_s: float = Field(60.0, gt=0)
+    max_claims_per_run: int = Field(1000, ge=1, le=100_000)
+
+
+class SupplierSettings(_Strict):
+    applicable_systems: dict[str, list[str]]
+    # Credential types with several records per subject (certificates) are told apart by this attribute.
+    record_keys: dict[str, str] = {}
+    consent: ConsentSettings = ConsentSettings()
+    fetch: FetchSettings = FetchSettings()
+    backoff: BackoffSettings = BackoffSettings()
+    freshness: FreshnessSettings = FreshnessSettings()
+    scheduler: SchedulerSettings = SchedulerSettings()
+
+    @field_validator("applicable_systems")
+    @classmethod
+    def _known_schemes(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
+        unknown = set(value) - set(SCHEMES)
+        if unknown:
+            raise ValueError(f"unknown identifier schemes {sorted(unknown)}; known: {sorted(SCHEMES)}")
+        return value
+
+    def systems_for(self, identifiers: dict[str, str]) -> list[tuple[str, str, str]]:
+        """(system, scheme, identifier) for every system that applies to the given identifiers."""
+        return [
+            (system, scheme, value)
+            for scheme, value in identifiers.items()
+            for system in self.applicable_systems.get(scheme, [])
+        ]
+
+
+def _deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict) and key != "applicable_systems":
+            merged[key] = _deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def load_supplier_settings(
+    overrides: dict[str, Any] | None = None, path: Path | str | None = None
+) -> SupplierSettings:
+    """The shipped file with ``overrides`` (``Settings.suppliers``) merged on top; errors name the file."""
+    file_path = Path(path) if path is not None else DEFAULT_SUPPLIERS_FILE
+    with file_path.open(encoding="utf-8") as handle:
+        raw = yaml.safe_load(handle) or {}
+    if not isinstance(raw, dict):
+        raise ValueError(f"{file_path}: top level must be a mapping")
+    try:
+        return SupplierSettings.model_validate(_deep_merge(raw, dict(overrides or {})))
+    except Exception as exc:
+        raise ValueError(f"{file_path}: {exc}") from exc

@@ -1,0 +1,98 @@
+"""Events of the register-once slice. ``org_id`` is the supplier's owning organisation (the audit
+trail's subject) and ``actor_org_id`` whoever caused it (None for the hub's own scheduler)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hub.domain.messages import Event
+
+__all__ = [
+    "CredentialChanged",
+    "CredentialExpired",
+    "CredentialFetchFailed",
+    "CredentialVerified",
+    "SupplierAccessGranted",
+    "SupplierAccessRevoked",
+    "SupplierRegistered",
+]
+
+
+class SupplierRegistered(Event):
+    supplier_id: str
+    org_id: str
+    identifiers: dict[str, str]
+    systems: list[str]
+    consent_text_version: str
+    actor_org_id: str | None = None
+
+
+class CredentialVerified(Event):
+    """A credential seen for the first time."""
+
+    supplier_id: str
+    org_id: str
+    credential_id: str
+    system: str
+    type: str
+    subject: str
+    status: str
+    valid_from: str | None
+    valid_until: str | None
+    version_id: int
+    raw_sha256: str
+    actor_org_id: str | None = None
+
+
+class CredentialChanged(Event):
+    """The source now says something else (status, or a validity it states): before and after."""
+
+    supplier_id: str
+    org_id: str
+    credential_id: str
+    system: str
+    type: str
+    subject: str
+    before: dict[str, Any]
+    after: dict[str, Any]
+    version_id: int | None
+    actor_org_id: str | None = None
+
+
+class CredentialExpired(Event):
+    supplier_id: str
+    org_id: str
+    credential_id: str
+    system: str
+    type: str
+    subject: str
+    previous_status: str
+    valid_until: str | None
+    actor_org_id: str | None = None
+
+
+class CredentialFetchFailed(Event):
+    supplier_id: str
+    org_id: str
+    fetch_id: str
+    system: str
+    outcome: str  # transient | circuit_open | deadline | not_found | permanent
+    error_code: str
+    attempts: int
+    state: str
+    next_attempt_at: str | None
+    actor_org_id: str | None = None
+
+
+class SupplierAccessGranted(Event):
+    supplier_id: str
+    org_id: str
+    institution_org_id: str
+    actor_org_id: str | None = None
+
+
+class SupplierAccessRevoked(Event):
+    supplier_id: str
+    org_id: str
+    institution_org_id: str
+    actor_org_id: str | None = None

@@ -1,0 +1,228 @@
+"""Recording fetch outcomes: new credentials, new versions, change detection, retry scheduling.
+
+Runs inside one unit of work (``RecordCredentialFetches``): the credential rows, the versions with
+their raw payloads, the slot's next due time and the events all commit together or not at all.
+An outcome whose claim token no longer matches its slot (the lease ran out and someone else claimed
+it) is dropped: the later claimer's answer wins, and nothing is recorded twice.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from hub.service_layer.unit_of_work import AbstractUnitOfWork
+from hub.suppliers import events
+from hub.suppliers.commands import FetchedCredential, FetchOutcome
+from hub.suppliers.config import SupplierSettings
+from hub.suppliers.model import (
+    ABSENT,
+    EXPIRED,
+    Credential,
+    CredentialFetch,
+    CredentialVersion,
+    FetchState,
+    Snapshot,
+    Supplier,
+    backoff_delay,
+    new_id,
+    next_refresh_at,
+    snapshot_changed,
+)
+from hub.suppliers.repository import SupplierRepository
+
+__all__ = ["record_outcome"]
+
+_RETRYABLE = {"transient", "circuit_open", "deadline"}
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def _snapshot(status: str, valid_from: datetime | None, valid_until: datetime | None, at: datetime) -> Snapshot:
+    return Snapshot(status=status, valid_from=valid_from, valid_until=valid_until, fetched_at=at)
+
+
+def record_outcome(
+    outcome: FetchOutcome,
+    repo: SupplierRepository,
+    uow: AbstractUnitOfWork,
+    config: SupplierSettings,
+    now: datetime,
+    actor_org_id: str | None,
+    rng: random.Random | None = None,
+) -> str | None:
+    """Apply one outcome; returns the slot's new state, or None when the outcome was stale."""
+    slot = repo.fetch(outcome.fetch_id)
+    if slot is None or slot.claim_token != outcome.claim_token:
+        return None
+    supplier = repo.get(slot.supplier_id)
+    assert supplier is not None
+    slot.release()
+    slot.last_attempt_at = now
+    if outcome.kind == "ok":
+        _record_success(outcome, slot, supplier, repo, uow, config, now, actor_org_id)
+    else:
+        _record_failure(outcome, slot, supplier, uow, config, now, actor_org_id, rng)
+    return slot.state
+
+
+def _record_success(
+    outcome: FetchOutcome,
+    slot: CredentialFetch,
+    supplier: Supplier,
+    repo: SupplierRepository,
+    uow: AbstractUnitOfWork,
+    config: SupplierSettings,
+    now: datetime,
+    actor: str | None,
+) -> None:
+    assert outcome.raw is not None and outcome.raw_sha256 and outcome.response_sha256 and outcome.fetched_at
+    repo.store_raw(outcome.raw_sha256, outcome.content_type or "application/octet-stream", outcome.raw, now)
+    existing = {(c.type, c.subject, c.record_key): c for c in repo.credentials_of_fetch(slot.id)}
+    seen: set[tuple[str, str, str]] = set()
+    steps: list[_Step] = []
+    for fetched in outcome.credentials:
+        key = (fetched.type, fetched.subject, fetched.record_key)
+        if key not in seen:
+            seen.add(key)
+            steps.append(_prepare(fetched, existing.get(key), outcome, slot, supplier, now))
+    # Two flushes for the whole answer (new credentials, then their versions), not two per credential.
+    repo.add_all([step.credential for step in steps if step.change == "new"])
+    repo.add_all([step.version for step in steps])
+    for step in steps:
+        _finish(step, outcome, supplier, uow, now, actor)
+    for key, gone in existing.items():
+        if key not in seen and gone.status != ABSENT:
+            before = _snapshot(gone.status, gone.valid_from, gone.valid_until, gone.fetched_at)
+            gone.status, gone.updated_at = ABSENT, now
+            uow.publish(events.CredentialChanged(
+                supplier_id=supplier.id, org_id=supplier.org_id, credential_id=gone.id, system=gone.system,
+                type=gone.type, subject=gone.subject, before=before.as_dict(),
+                after=_snapshot(ABSENT, None, None, outcome.fetched_at).as_dict(),
+                version_id=None, actor_org_id=actor,
+            ))
+    fresh = config.freshness
+    slot.state = FetchState.VERIFIED.value
+    slot.attempts = 0
+    slot.last_error = None
+    slot.last_success_at = now
+    slot.next_attempt_at = next_refresh_at(
+        now,
+        [(f.valid_from, f.valid_until) for f in outcome.credentials],
+        margin_s=fresh.refresh_margin_s,
+        margin_ratio=fresh.refresh_margin_ratio,
+        default_s=fresh.default_refresh_s,
+    )
+
+
+@dataclass
+class _Step:
+    fetched: FetchedCredential
+    credential: Credential
+    before: Snapshot | None
+    after: Snapshot
+    change: str
+    version: CredentialVersion
+
+
+def _prepare(
+    fetched: FetchedCredential,
+    current: Credential | None,
+    outcome: FetchOutcome,
+    slot: CredentialFetch,
+    supplier: Supplier,
+    now: datetime,
+) -> _Step:
+    assert outcome.fetched_at is not None and outcome.raw_sha256 and outcome.response_sha256
+    after = _snapshot(fetched.status, fetched.valid_from, fetched.valid_until, outcome.fetched_at)
+    before: Snapshot | None = None
+    if current is None:
+        current = Credential(
+            id=new_id(), supplier_id=supplier.id, fetch_id=slot.id, system=slot.system, type=fetched.type,
+            subject=fetched.subject, record_key=fetched.record_key, status=fetched.status,
+            attributes=fetched.attributes, valid_from=fetched.valid_from, valid_until=fetched.valid_until,
+            fetched_at=outcome.fetched_at, created_at=now, updated_at=now,
+        )
+        change = "new"
+    else:
+        # The row holds what the source said last time (its last version), or the status the hub has
+        # since given it (expired, absent): coming back from that is a change in itself.
+        before = _snapshot(current.status, current.valid_from, current.valid_until, current.fetched_at)
+        change = "changed" if snapshot_changed(before, after) else "unchanged"
+    version = CredentialVersion(
+        credential_id=current.id, fetched_at=outcome.fetched_at, status=fetched.status,
+        attributes=fetched.attributes, valid_from=fetched.valid_from, valid_until=fetched.valid_until,
+        raw_sha256=outcome.raw_sha256, response_sha256=outcome.response_sha256,
+        request_sha256=outcome.request_sha256, evidence_pointer=fetched.pointer, change=change,
+    )
+    return _Step(fetched, current, before, after, change, version)
+
+
+def _finish(
+    step: _Step, outcome: FetchOutcome, supplier: Supplier, uow: AbstractUnitOfWork, now: datetime,
+    actor: str | None,
+) -> None:
+    assert outcome.fetched_at is not None and outcome.raw_sha256
+    current, fetched, version = step.credential, step.fetched, step.version
+    assert version.id is not None
+    if step.change == "changed" and step.before is not None:
+        uow.publish(events.CredentialChanged(
+            supplier_id=supplier.id, org_id=supplier.org_id, credential_id=current.id, system=current.system,
+            type=current.type, subject=current.subject, before=step.before.as_dict(),
+            after=step.after.as_dict(), version_id=version.id, actor_org_id=actor,
+        ))
+    still_expired = current.expired_at is not None and fetched.valid_until is not None \
+        and fetched.valid_until <= now
+    # A refresh that says the same ended validity does not un-expire it (nor expire it a second time).
+    current.status = EXPIRED if still_expired else fetched.status
+    current.attributes = fetched.attributes
+    current.valid_from, current.valid_until = fetched.valid_from, fetched.valid_until
+    current.fetched_at = outcome.fetched_at
+    current.current_version_id = version.id
+    current.expired_at = current.expired_at if still_expired else None
+    current.updated_at = now
+    if step.change == "new":
+        uow.publish(events.CredentialVerified(
+            supplier_id=supplier.id, org_id=supplier.org_id, credential_id=current.id, system=current.system,
+            type=current.type, subject=current.subject, status=current.status,
+            valid_from=_iso(current.valid_from), valid_until=_iso(current.valid_until), version_id=version.id,
+            raw_sha256=outcome.raw_sha256, actor_org_id=actor,
+        ))
+
+
+def _record_failure(
+    outcome: FetchOutcome,
+    slot: CredentialFetch,
+    supplier: Supplier,
+    uow: AbstractUnitOfWork,
+    config: SupplierSettings,
+    now: datetime,
+    actor: str | None,
+    rng: random.Random | None,
+) -> None:
+    slot.attempts += 1
+    slot.last_error = f"{outcome.kind}: {outcome.error_code or 'error'}" + (
+        f" ({outcome.error_detail})" if outcome.error_detail else ""
+    )
+    if outcome.kind in _RETRYABLE:
+        # A verified credential whose refresh failed stays verified (its last version still stands,
+        # and expiry will say so if it runs out); a pending one stays pending.
+        b = config.backoff
+        slot.next_attempt_at = now + backoff_delay(
+            slot.attempts, initial_s=b.initial_s, multiplier=b.multiplier, max_s=b.max_s,
+            jitter_ratio=b.jitter_ratio, rng=rng,
+        )
+    elif outcome.kind == "not_found":
+        slot.state = FetchState.NOT_FOUND.value
+        slot.next_attempt_at = now + timedelta(seconds=config.freshness.not_found_recheck_s)
+    else:
+        slot.state = FetchState.FAILED_PERMANENTLY.value
+        slot.next_attempt_at = None
+    uow.publish(events.CredentialFetchFailed(
+        supplier_id=supplier.id, org_id=supplier.org_id, fetch_id=slot.id, system=slot.system,
+        outcome=outcome.kind, error_code=outcome.error_code or "error", attempts=slot.attempts,
+        state=slot.state, next_attempt_at=_iso(slot.next_attempt_at), actor_org_id=actor,
+    ))

@@ -1,0 +1,84 @@
+"""The slice's adapters, built lazily from settings: a hub that never registers a supplier never loads
+a WSDL or opens an upstream connection pool, so the spine runs without any connector configured."""
+
+from __future__ import annotations
+
+import threading
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from hub.suppliers.call_records import DbCallRecorder
+from hub.suppliers.config import SupplierSettings
+from hub.suppliers.fetching import CredentialFetcher
+from hub.suppliers.scheduler import CommandBus, CredentialScheduler
+
+if TYPE_CHECKING:
+    from connectors.registry import ConnectorRegistry
+
+__all__ = ["SupplierServices"]
+
+
+class SupplierServices:
+    def __init__(
+        self,
+        config: SupplierSettings,
+        connectors_section: dict[str, Any],
+        bus: CommandBus,
+        session_factory: sessionmaker[Session],
+        connectors: ConnectorRegistry | None = None,
+    ) -> None:
+        self.config = config
+        self._section = connectors_section
+        self._bus = bus
+        self._session_factory = session_factory
+        self._connectors = connectors
+        self._owns_connectors = connectors is None
+        self._fetcher: CredentialFetcher | None = None
+        self._recorder: DbCallRecorder | None = None
+        self._lock = threading.Lock()
+        self.scheduler = CredentialScheduler(bus, self.fetcher, config)
+
+    @property
+    def connectors_built(self) -> bool:
+        return self._connectors is not None
+
+    @property
+    def connectors(self) -> ConnectorRegistry:
+        with self._lock:
+            if self._connectors is None:
+                from connectors.registry import build_from_settings
+
+                self._recorder = DbCallRecorder(self._session_factory)
+                self._connectors = build_from_settings(self._section, recorder=self._recorder)
+            return self._connectors
+
+    def fetcher(self) -> CredentialFetcher:
+        registry = self.connectors
+        with self._lock:
+            if self._fetcher is None:
+                self._fetcher = CredentialFetcher(registry, self.config)
+            return self._fetcher
+
+    def breaker_states(self) -> dict[str, str] | None:
+        """Breaker state per system (and the gauge refreshed), or None before any connector was built."""
+        if self._connectors is None:
+            return None
+        return dict(self._connectors.breaker_states())
+
+    def flush_call_records(self) -> None:
+        """Wait until every upstream call made so far is in ``upstream_calls``."""
+        if self._recorder is not None:
+            self._recorder.flush()
+
+    def close(self) -> None:
+        with self._lock:
+            if self._fetcher is not None:
+                self._fetcher.close()
+                self._fetcher = None
+            if self._connectors is not None and self._owns_connectors:
+                self._connectors.close()
+                self._connectors = None
+            if self._recorder is not None:
+                self._recorder.close()
+                self._recorder = None
