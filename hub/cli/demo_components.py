@@ -139,3 +139,24 @@ class EmbeddedWorker(DemoComponent):
 # Started in this order, stopped in reverse. Append factories here (issue 3: sandbox government systems
 # and supplier seed data; issue 4: sample notices and subscriptions).
 DEMO_COMPONENTS: list[Callable[[], DemoComponent]] = [DemoOrganisations, EmbeddedWorker]
+
+
+def _sandbox_suppliers() -> DemoComponent:
+    # Imported late: that module imports this one.
+    from hub.cli.demo_suppliers import SandboxSuppliers
+
+    return SandboxSuppliers()
+
+
+# Issue 3: the sandbox twins must listen before the hub's connectors are configured to call them.
+DEMO_COMPONENTS.append(_sandbox_suppliers)
+
+
+def _demo_notices() -> DemoComponent:
+    from hub.notices.demo import DemoNotices
+
+    return DemoNotices()
+
+
+# Issue 4: sample notices (one amended, one cancelled) and the open feeds' URLs in the banner.
+DEMO_COMPONENTS.append(_demo_notices)

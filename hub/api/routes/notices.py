@@ -1,7 +1,225 @@
-"""Routes of notices, their versions and the changes feed (issue 4)."""
+"""Publishing notices (scope ``notices:write``): publish, amend, cancel, PPS import, CSV bulk upload.
+
+Every write takes an optional ``Idempotency-Key`` header: a retried request with the same key and body
+gets the original answer (``Idempotent-Replayed: true``) and creates nothing. An institution reaches only
+its own notices; another institution's notice answers 404. The open, keyless read side is in
+:mod:`hub.api.routes.notices_public` and is mounted on the same router.
+"""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from email import policy
+from email.parser import BytesParser
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Depends, Header, Query, Request
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy.exc import IntegrityError
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import JSONResponse
+
+from hub.api.auth import Principal
+from hub.api.deps import BusDep, HubDep, require_scope
+from hub.api.problems import problem_response
+from hub.api.routes import notices_public
+from hub.domain.organisations import Scope
+from hub.notices.commands import AmendNotice, BulkPublishNotices, CancelNotice, ImportPpsNotices, PublishNotice
+from hub.notices.csv_upload import CsvFormatError
+from hub.notices.idempotency import IdempotencyTicket, Receipt, check_key, request_hash
+from hub.notices.model import NoticeContent, NoticeValidationError
+from hub.notices.pps import PpsError, pps_items
+from hub.notices.publication import publication_settings
+from hub.notices.services import ContentTooLarge
+
+__all__ = ["router"]
 
 router = APIRouter(tags=["notices"])
+
+NoticesWrite = Annotated[Principal, Depends(require_scope(Scope.NOTICES_WRITE))]
+IdempotencyKey = Annotated[
+    str | None,
+    Header(alias="Idempotency-Key", description="Retry-safe writes: same key + same request → the same answer"),
+]
+_RECEIPT: dict[int | str, dict[str, Any]] = {
+    201: {"description": "Stored; `Location` names the notice or the new version"}
+}
+
+
+class AmendmentIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    reason: str = Field(min_length=1, max_length=4000)
+    content: NoticeContent | None = Field(None, description="The complete new content, or…")
+    changes: dict[str, Any] | None = Field(None, description="…an RFC 7396 merge patch of the current content")
+
+
+class CancellationIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    reason: str = Field(min_length=1, max_length=4000)
+
+
+def _invalid(problems: list[tuple[tuple[str | int, ...], str]]) -> RequestValidationError:
+    """Rendered by the API's validation handler: one ``errors`` entry, with a JSON pointer, per field."""
+    return RequestValidationError([{"loc": loc, "msg": msg, "type": "value_error"} for loc, msg in problems])
+
+
+def _ticket(key: str | None, request: Request, body: Any) -> IdempotencyTicket | None:
+    if key is None:
+        return None
+    if problem := check_key(key):
+        raise _invalid([(("header", "Idempotency-Key"), problem)])
+    return IdempotencyTicket(key=key, request_hash=request_hash(request.method, request.url.path, body))
+
+
+def _dispatch(bus: Any, command: Any) -> Receipt:
+    try:
+        try:
+            receipt: Receipt = bus.handle(command)
+        except IntegrityError:
+            if command.idempotency is None:
+                raise
+            # A concurrent request with the same key committed first; handled again, this one replays it.
+            receipt = bus.handle(command)
+    except NoticeValidationError as error:
+        raise _invalid([(("body", *path.split(".")), message) for path, message in error.problems]) from None
+    except CsvFormatError as error:
+        raise _invalid([(("body", column or "header"), message) for column, message in error.problems]) from None
+    return receipt
+
+
+def _respond(receipt: Receipt) -> JSONResponse:
+    headers = {"Location": receipt.location} if receipt.location else {}
+    if receipt.replayed:
+        headers["Idempotent-Replayed"] = "true"
+    return JSONResponse(receipt.body, status_code=receipt.status_code, headers=headers)
+
+
+@router.post("/notices", status_code=201, responses=_RECEIPT, summary="Publish a notice (institution)")
+def publish_notice(
+    body: NoticeContent, caller: NoticesWrite, bus: BusDep, request: Request, idempotency_key: IdempotencyKey = None
+) -> JSONResponse:
+    ticket = _ticket(idempotency_key, request, body.model_dump(mode="json"))
+    command = PublishNotice(institution_org_id=caller.org_id, content=body, actor_org_id=caller.org_id,
+                            idempotency=ticket)
+    return _respond(_dispatch(bus, command))
+
+
+@router.post("/notices/{notice_id}/amendments", status_code=201, responses=_RECEIPT,
+             summary="Amend a notice: a new version (the owning institution)")
+def amend_notice(
+    notice_id: str, body: AmendmentIn, caller: NoticesWrite, bus: BusDep, request: Request,
+    idempotency_key: IdempotencyKey = None,
+) -> JSONResponse:
+    ticket = _ticket(idempotency_key, request, body.model_dump(mode="json"))
+    command = AmendNotice(notice_id=notice_id, institution_org_id=caller.org_id, reason=body.reason,
+                          content=body.content, changes=body.changes, actor_org_id=caller.org_id,
+                          idempotency=ticket)
+    return _respond(_dispatch(bus, command))
+
+
+@router.post("/notices/{notice_id}/cancellation", status_code=201, responses=_RECEIPT,
+             summary="Cancel a notice: its last version, a tombstone (the owning institution)")
+def cancel_notice(
+    notice_id: str, body: CancellationIn, caller: NoticesWrite, bus: BusDep, request: Request,
+    idempotency_key: IdempotencyKey = None,
+) -> JSONResponse:
+    ticket = _ticket(idempotency_key, request, body.model_dump(mode="json"))
+    command = CancelNotice(notice_id=notice_id, institution_org_id=caller.org_id, reason=body.reason,
+                           actor_org_id=caller.org_id, idempotency=ticket)
+    return _respond(_dispatch(bus, command))
+
+
+@router.post("/notices/import/pps", summary="Import Korean PPS open-API notices (per-item report)")
+def import_pps(
+    caller: NoticesWrite, bus: BusDep, hub: HubDep, request: Request,
+    body: Annotated[dict[str, Any] | list[dict[str, Any]], Body(
+        description="A BidPublicInfoService response (`{\"response\": …}`), `{\"items\": [...]}` or a list of items")],
+    operation: Annotated[str | None, Query(max_length=100, description="e.g. getBidPblancListInfoCnstwk: "
+                                           "decides the category when items lack bsnsDivNm")] = None,
+    idempotency_key: IdempotencyKey = None,
+) -> JSONResponse:
+    """Each item becomes a new notice, or a new version of the notice with its `bidNtceNo` (an order
+    already imported is reported `unchanged`). Valid items are stored even when others are rejected."""
+    if isinstance(body, list):
+        items = body
+    elif "response" in body:
+        try:
+            items = pps_items(body)
+        except PpsError as error:
+            raise _invalid([(("body", "response", "header", "resultCode"), str(error))]) from None
+    elif isinstance(body.get("items"), list):
+        items = body["items"]
+    else:
+        raise _invalid([(("body",), "expected a PPS response, {\"items\": [...]} or a list of items")])
+    limit = publication_settings(hub.settings).pps_max_items
+    if len(items) > limit:
+        raise ContentTooLarge(f"at most {limit} items per import")
+    if not all(isinstance(item, dict) for item in items):
+        raise _invalid([(("body", "items"), "every item must be an object")])
+    ticket = _ticket(idempotency_key, request, {"items": items, "operation": operation})
+    command = ImportPpsNotices(institution_org_id=caller.org_id, items=tuple(items), operation=operation,
+                               actor_org_id=caller.org_id, idempotency=ticket)
+    return _respond(_dispatch(bus, command))
+
+
+_CSV_TYPES = {"text/csv", "application/csv", "text/plain"}
+_CSV_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "text/csv": {"schema": {"type": "string"}},
+            "multipart/form-data": {
+                "schema": {"type": "object", "properties": {"file": {"type": "string", "format": "binary"}}}
+            },
+        },
+    }
+}
+
+
+def _multipart_file(raw: bytes, content_type: str) -> bytes | None:
+    """The ``file`` part (else the first part with a filename) of a multipart/form-data body.
+    The standard library's MIME parser is enough for one uploaded file; nothing is written to disk."""
+    message = BytesParser(policy=policy.HTTP).parsebytes(b"Content-Type: " + content_type.encode() + b"\r\n\r\n" + raw)
+    if not message.is_multipart():
+        return None
+    parts = list(message.iter_parts())
+    chosen = next((p for p in parts if p.get_param("name", header="content-disposition") == "file"), None)
+    chosen = chosen or next((p for p in parts if p.get_filename()), None)
+    if chosen is None:
+        return None
+    payload = chosen.get_payload(decode=True)
+    return payload if isinstance(payload, bytes) else None
+
+
+@router.post("/notices/bulk", summary="Publish many notices from CSV (per-row report)", openapi_extra=_CSV_BODY)
+async def bulk_publish(
+    caller: NoticesWrite, bus: BusDep, hub: HubDep, request: Request, idempotency_key: IdempotencyKey = None,
+) -> JSONResponse:
+    """Columns: see docs/notices-csv.md. Valid rows are published even when others are rejected; the
+    report lists every row as `created` (with the notice id) or `rejected` (errors naming the column)."""
+    limits = publication_settings(hub.settings)
+    raw = await request.body()
+    if len(raw) > limits.csv_max_bytes:
+        return problem_response(413, detail=f"at most {limits.csv_max_bytes} bytes per upload",
+                                instance=request.url.path)
+    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media_type == "multipart/form-data":
+        data = _multipart_file(raw, request.headers["content-type"])
+        if data is None:
+            raise _invalid([(("body", "file"), "a multipart upload needs a 'file' part")])
+    elif media_type in _CSV_TYPES:
+        data = raw
+    else:
+        return problem_response(415, detail="send text/csv or multipart/form-data with a 'file' part",
+                                instance=request.url.path)
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise _invalid([(("body",), "the CSV must be UTF-8 encoded")]) from None
+    ticket = _ticket(idempotency_key, request, data)
+    command = BulkPublishNotices(institution_org_id=caller.org_id, csv_text=text, actor_org_id=caller.org_id,
+                                 idempotency=ticket)
+    return _respond(await run_in_threadpool(_dispatch, bus, command))
+
+
+router.include_router(notices_public.router)

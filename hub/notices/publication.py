@@ -1,0 +1,57 @@
+"""Settings of open publication (OCDS identity, feed sizes, upload caps).
+
+They live under ``syndication.publication`` in the configuration (the ``syndication`` section is shared
+with push delivery, which validates its own keys), e.g.::
+
+    syndication:
+      publication:
+        ocid_prefix: ocds-abc123     # the prefix registered with the Open Contracting Partnership
+        publisher_name: Public Procurement Service
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from hub.config import Settings
+
+__all__ = ["PublicationSettings", "publication_settings"]
+
+
+class PublicationSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    ocid_prefix: str = Field("ocds-g2bhub", pattern=r"^[A-Za-z0-9][A-Za-z0-9-]{2,60}$")
+    publisher_name: str = "g2b-hub"
+    publisher_uri: str | None = None
+    publisher_scheme: str | None = None
+    publisher_uid: str | None = None
+    # RFC 4151 tag URIs need an authority the publisher controls and a date it controlled it on.
+    tag_authority: str | None = None
+    tag_date: str = Field("2025", pattern=r"^\d{4}(-\d{2}(-\d{2})?)?$")
+    page_size: int = Field(50, ge=1, le=1000)
+    max_page_size: int = Field(200, ge=1, le=5000)
+    feed_entries: int = Field(50, ge=1, le=1000)
+    csv_max_rows: int = Field(1000, ge=1, le=100_000)
+    csv_max_bytes: int = Field(2 * 1024 * 1024, ge=1024)
+    pps_max_items: int = Field(1000, ge=1, le=100_000)
+
+    def publisher(self) -> dict[str, Any]:
+        found = {"name": self.publisher_name, "uri": self.publisher_uri, "scheme": self.publisher_scheme,
+                 "uid": self.publisher_uid}
+        return {key: value for key, value in found.items() if value}
+
+    def authority(self, base_url: str) -> str:
+        """Tag authority: configured, else the public host name (stable as long as the host is)."""
+        return self.tag_authority or (urlsplit(base_url).hostname or "localhost")
+
+    def clamp(self, limit: int | None) -> int:
+        """A requested page size, capped: asking for more than the maximum is not an error."""
+        return self.page_size if limit is None else max(1, min(limit, self.max_page_size))
+
+
+def publication_settings(settings: Settings) -> PublicationSettings:
+    return PublicationSettings.model_validate(settings.syndication.get("publication") or {})

@@ -1,0 +1,172 @@
+"""Persistence of notices over the unit of work's session: the aggregate in, rows out, and back.
+
+Sequence numbers are allocated by :meth:`NoticeRepository.record`, in one ``UPDATE … RETURNING`` of the
+counter row for all versions a transaction stores, and as its *last* lock: every other lock a publisher
+takes (the notice rows it amends) comes first, so publishers never wait on each other in a cycle. The
+counter's row lock is then held until commit, which makes seq order equal commit order on PostgreSQL;
+SQLite runs one writer at a time (``BEGIN IMMEDIATE``) and gets the same order for free.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.orm import Session
+
+from hub.adapters.orm_notices import (
+    FEED_COUNTER,
+    NoticeClassificationRow,
+    NoticeExternalRefRow,
+    NoticeFeedCounterRow,
+    NoticeRow,
+    NoticeVersionRow,
+)
+from hub.notices.codes import classification_digits
+from hub.notices.model import Notice, NoticeContent, NoticeVersion, VersionKind
+
+__all__ = ["NoticeRepository", "StoredVersion", "notice_from_rows"]
+
+
+@dataclass(frozen=True)
+class StoredVersion:
+    notice: Notice
+    version: NoticeVersion
+    seq: int
+
+
+def notice_from_rows(row: NoticeRow, versions: Sequence[NoticeVersionRow]) -> Notice:
+    return Notice(
+        id=row.id,
+        institution_id=row.institution_org_id,
+        versions=[_version(v) for v in sorted(versions, key=lambda v: v.number)],
+    )
+
+
+def _version(row: NoticeVersionRow) -> NoticeVersion:
+    return NoticeVersion(
+        number=row.number,
+        kind=VersionKind(row.kind),
+        content=NoticeContent.model_validate(row.content),
+        published_at=row.published_at,
+        reason=row.reason,
+        changed_fields=tuple(row.changed_fields or ()),
+    )
+
+
+class NoticeRepository:
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        self._rows: dict[str, NoticeRow] = {}
+
+    def get(self, notice_id: str, *, for_update: bool = False) -> Notice | None:
+        """The aggregate; ``for_update`` locks its row so concurrent amendments of one notice queue."""
+        stmt = select(NoticeRow).where(NoticeRow.id == notice_id)
+        if for_update:
+            stmt = stmt.with_for_update()
+        row = self.session.scalars(stmt).first()
+        if row is None:
+            return None
+        self._rows[row.id] = row
+        versions = self.session.scalars(select(NoticeVersionRow).where(NoticeVersionRow.notice_id == notice_id))
+        return notice_from_rows(row, list(versions))
+
+    def get_owned(self, notice_id: str, institution_org_id: str) -> Notice | None:
+        """Locked for a change, and only if ``institution_org_id`` published it."""
+        notice = self.get(notice_id, for_update=True)
+        return notice if notice is not None and notice.institution_id == institution_org_id else None
+
+    # -- external identifiers (PPS bidNtceNo) -------------------------------------------------------
+    def external_ref(self, institution_org_id: str, source: str, external_id: str) -> NoticeExternalRefRow | None:
+        return self.session.get(NoticeExternalRefRow, (institution_org_id, source, external_id))
+
+    def link_external(self, institution_org_id: str, source: str, external_id: str, notice_id: str,
+                      order: int) -> None:
+        ref = self.external_ref(institution_org_id, source, external_id)
+        if ref is None:
+            self.session.add(NoticeExternalRefRow(institution_org_id=institution_org_id, source=source,
+                                                  external_id=external_id, notice_id=notice_id, last_order=order))
+        else:
+            ref.last_order = max(ref.last_order, order)
+
+    # -- writing ------------------------------------------------------------------------------------
+    def allocate_seqs(self, count: int) -> list[int]:
+        counter: Any = NoticeFeedCounterRow.__table__
+        stmt = (
+            update(counter)
+            .where(counter.c.name == FEED_COUNTER)
+            .values(value=counter.c.value + count)
+            .returning(counter.c.value)
+        )
+        last = self.session.execute(stmt).scalar_one_or_none()
+        if last is None:  # a schema made without the migration's seed row
+            self.session.add(NoticeFeedCounterRow(name=FEED_COUNTER, value=count))
+            self.session.flush()
+            last = count
+        return list(range(last - count + 1, last + 1))
+
+    def record(self, changes: Sequence[tuple[Notice, Sequence[NoticeVersion]]],
+               actor_org_id: str | None) -> list[StoredVersion]:
+        """Store new versions (of new or loaded notices) and give each its seq. Versions of one notice
+        are stored together, in version order, wherever they appear in ``changes``."""
+        grouped: dict[str, tuple[Notice, list[NoticeVersion]]] = {}
+        for notice, versions in changes:
+            grouped.setdefault(notice.id, (notice, []))[1].extend(versions)
+        total = sum(len(versions) for _, versions in grouped.values())
+        if total == 0:
+            return []
+        seqs = iter(self.allocate_seqs(total))
+        now = datetime.now(UTC)
+        stored: list[StoredVersion] = []
+        for notice, versions in grouped.values():
+            numbered = [(next(seqs), version) for version in sorted(versions, key=lambda v: v.number)]
+            first_seq = next((seq for seq, version in numbered if version.number == 1), None)
+            # The notice row first (flushed): the version and classification rows refer to it.
+            self._refresh_current(notice, numbered[-1][0], first_seq)
+            for seq, version in numbered:
+                self.session.add(NoticeVersionRow(
+                    notice_id=notice.id,
+                    number=version.number,
+                    kind=version.kind.value,
+                    content=version.content.model_dump(mode="json"),
+                    published_at=version.published_at,
+                    reason=version.reason,
+                    changed_fields=list(version.changed_fields),
+                    seq=seq,
+                    actor_org_id=actor_org_id,
+                    recorded_at=now,
+                ))
+                stored.append(StoredVersion(notice, version, seq))
+        self.session.flush()
+        return stored
+
+    def _refresh_current(self, notice: Notice, last_seq: int, first_seq: int | None) -> None:
+        content, current = notice.content, notice.current
+        row = self._rows.get(notice.id)
+        if row is None:
+            if first_seq is None:
+                raise ValueError(f"notice {notice.id} is not stored and its first version is not given")
+            row = NoticeRow(id=notice.id, institution_org_id=notice.institution_id, created_seq=first_seq,
+                            published_at=notice.versions[0].published_at)
+            self.session.add(row)
+            self._rows[notice.id] = row
+        else:
+            self.session.execute(delete(NoticeClassificationRow).where(NoticeClassificationRow.notice_id == notice.id))
+        row.status = notice.status.value
+        row.current_version = current.number
+        row.title = content.title
+        row.search_text = f"{content.title}\n{content.description}".casefold()
+        row.category = content.category.value
+        row.delivery_region = content.delivery_region
+        row.estimated_value = float(content.estimated_value) if content.estimated_value is not None else None
+        row.currency = content.currency
+        row.updated_at = current.published_at
+        row.submission_deadline = content.dates.submission_deadline
+        row.last_seq = last_seq
+        self.session.flush()
+        codes = {(item.scheme.value, classification_digits(item.code)) for item in content.classifications}
+        for scheme, code in sorted(codes):
+            self.session.add(NoticeClassificationRow(notice_id=notice.id, scheme=scheme, code=code))
