@@ -1,6 +1,10 @@
 """Indexed subscription matching: which of (up to millions of) subscriptions want this notice.
 
-Every filter dimension has an inverted index ``key → ids`` plus a wildcard list of the subscriptions
+:class:`SubscriptionIndex` sends filters with classification prefixes (the great majority) to the
+combined-key :class:`~hub.notices.classified_index.ClassifiedIndex`, and the rest (keyword, region or
+institution followers, catch-alls) to the planned index below, and unions their answers.
+
+Planned index: every filter dimension has an inverted index ``key → ids`` plus a wildcard list of the subscriptions
 that do not constrain it. For a notice, each dimension's candidate count is known from bucket sizes
 alone, so the most selective dimension generates candidates, other exact dimensions that are cheap
 enough narrow them with C-level set intersections, and only the survivors are checked with the
@@ -24,6 +28,7 @@ from array import array
 from collections.abc import Hashable, Iterable, Iterator
 from decimal import Decimal
 
+from hub.notices.classified_index import ClassifiedIndex
 from hub.notices.filters import NoticeFacts, SubscriptionFilter
 from hub.notices.model import NoticeContent
 
@@ -66,6 +71,54 @@ def _grams(text: str, lengths: Iterable[int]) -> set[str]:
 
 class SubscriptionIndex:
     """Add, update and remove subscriptions; ``match`` returns the ids whose filters select a notice."""
+
+    __slots__ = ("_classified", "_filters", "_planned")
+
+    def __init__(self, subscriptions: Iterable[tuple[Hashable, SubscriptionFilter]] = ()) -> None:
+        self._classified = ClassifiedIndex()
+        self._planned = PlannedIndex()
+        self._filters: dict[Hashable, SubscriptionFilter] = {}
+        for subscription_id, flt in subscriptions:
+            self.add(subscription_id, flt)
+
+    def __len__(self) -> int:
+        return len(self._filters)
+
+    def __contains__(self, subscription_id: object) -> bool:
+        return subscription_id in self._filters
+
+    def __iter__(self) -> Iterator[tuple[Hashable, SubscriptionFilter]]:
+        return iter(self._filters.items())
+
+    def add(self, subscription_id: Hashable, flt: SubscriptionFilter) -> None:
+        if subscription_id in self._filters:
+            raise KeyError(f"subscription {subscription_id!r} is already indexed; use update")
+        (self._classified if flt.classifications else self._planned).add(subscription_id, flt)
+        self._filters[subscription_id] = flt
+
+    def remove(self, subscription_id: Hashable) -> None:
+        flt = self._filters.pop(subscription_id)  # KeyError for an unknown id, like dict
+        (self._classified if flt.classifications else self._planned).remove(subscription_id)
+
+    def update(self, subscription_id: Hashable, flt: SubscriptionFilter) -> None:
+        if subscription_id in self._filters:
+            self.remove(subscription_id)
+        self.add(subscription_id, flt)
+
+    def match(self, content: NoticeContent, institution_id: str) -> set[Hashable]:
+        return self.match_facts(NoticeFacts.of(content, institution_id))
+
+    def match_facts(self, facts: NoticeFacts) -> set[Hashable]:
+        result = self._planned.match_facts(facts) if len(self._planned) else set()
+        self._classified.match_into(facts, result)
+        return result
+
+    def stats(self) -> dict[str, int]:
+        return {**self._planned.stats(), **self._classified.stats(), "subscriptions": len(self._filters)}
+
+
+class PlannedIndex:
+    """Per-dimension inverted indexes with a cost-based plan (see the module docstring)."""
 
     __slots__ = (
         "_buckets", "_categories", "_constrained", "_dead", "_filters", "_gram_lengths", "_ids", "_slots", "_wild"

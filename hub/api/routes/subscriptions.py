@@ -1,7 +1,221 @@
-"""Routes of subscriptions and their deliveries (issue 4)."""
+"""Routes of subscriptions and their deliveries (issue 4). Scope ``subscriptions:write``; an
+organisation sees only its own subscriptions (another's answers 404, like a missing one)."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+import uuid
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Query, Response
+from pydantic import BaseModel, Field
+
+from hub.adapters.orm_subscriptions import DeliveryRow, SubscriptionRow
+from hub.api.deps import BusDep, HubDep, Principal, UowDep, require_scope
+from hub.domain.organisations import Scope
+from hub.syndication import store
+from hub.syndication.amqp_channel import AmqpChannel, SubscriberTopology
+from hub.syndication.commands import (
+    CreateSubscription,
+    DeleteSubscription,
+    ReplayDeliveries,
+    RotateSubscriptionSecret,
+    UpdateSubscription,
+)
+from hub.syndication.config import syndication_settings
+from hub.syndication.handlers import owned, parse_filter
+from hub.syndication.model import Channel, binding_keys, is_routable
 
 router = APIRouter(tags=["subscriptions"])
+
+Caller = Annotated[Principal, Depends(require_scope(Scope.SUBSCRIPTIONS_WRITE))]
+
+HOW_TO_CONSUME = (
+    "Consume the queue with manual acks (basic_consume, then basic_ack after you have stored the notice). "
+    "Each message body is the same JSON as a webhook delivery; message_id (header webhook-id) identifies "
+    "the delivery: dedupe on it, delivery is at-least-once. Versions of one notice arrive in order."
+)
+
+
+class ChannelIn(BaseModel):
+    type: Literal["webhook", "amqp"]
+    url: str | None = Field(None, max_length=2048)
+
+
+class SubscriptionIn(BaseModel):
+    name: str = Field("", max_length=200)
+    filter: dict[str, Any] = Field(default_factory=dict)
+    channel: ChannelIn
+
+
+class SubscriptionPatch(BaseModel):
+    name: str | None = Field(None, max_length=200)
+    filter: dict[str, Any] | None = None
+    url: str | None = Field(None, max_length=2048)
+    status: Literal["active"] | None = None  # re-enable a subscription a 410 disabled
+
+
+class ChannelOut(BaseModel):
+    type: str
+    url: str | None = None
+    queue: str | None = None
+    exchange: str | None = None
+    binding_keys: list[str] | None = None  # None: the hub puts matched notices straight into the queue
+    how_to_consume: str | None = None
+
+
+class SubscriptionOut(BaseModel):
+    id: str
+    name: str
+    filter: dict[str, Any]
+    channel: ChannelOut
+    status: str
+    disabled_reason: str | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class CreatedOut(BaseModel):
+    subscription: SubscriptionOut
+    secret: str | None = None  # webhook signing secret, shown once
+
+
+class RotatedOut(BaseModel):
+    secret: str
+    previous_valid_until: str
+
+
+class DeliveryOut(BaseModel):
+    id: int
+    webhook_id: str
+    notice_id: str
+    version: int
+    seq: int
+    kind: str
+    status: str
+    attempts: int
+    next_attempt_at: datetime
+    last_status_code: int | None
+    last_error: str | None
+    created_at: datetime
+    delivered_at: datetime | None
+
+
+class DeliveryPage(BaseModel):
+    items: list[DeliveryOut]
+    next_after: int | None
+    counts: dict[str, int]
+
+
+class ReplayIn(BaseModel):
+    delivery_ids: list[int] | None = Field(None, max_length=10_000)
+
+
+class ReplayOut(BaseModel):
+    replayed: list[int]
+
+
+def _view(row: SubscriptionRow, namespace: str) -> SubscriptionOut:
+    if row.channel == Channel.AMQP.value:
+        topology = SubscriberTopology(namespace)
+        channel = ChannelOut(type=row.channel, queue=topology.queue(row.id), exchange=topology.notices_exchange,
+                             binding_keys=binding_keys(parse_filter(row.filter)) if row.routable else None,
+                             how_to_consume=HOW_TO_CONSUME)
+    else:
+        channel = ChannelOut(type=row.channel, url=row.url)
+    return SubscriptionOut(id=row.id, name=row.name, filter=row.filter, channel=channel, status=row.status,
+                           disabled_reason=row.disabled_reason, created_at=row.created_at,
+                           updated_at=row.updated_at)
+
+
+def _amqp(hub: HubDep) -> AmqpChannel:
+    return AmqpChannel(hub.settings.broker, syndication_settings(hub.settings).amqp_queue_delivery_limit)
+
+
+@router.post("/subscriptions", status_code=201, response_model=CreatedOut)
+def create_subscription(body: SubscriptionIn, caller: Caller, bus: BusDep, hub: HubDep) -> CreatedOut:
+    subscription_id = str(uuid.uuid4())
+    command = CreateSubscription(subscription_id=subscription_id, org_id=caller.org_id, name=body.name,
+                                 filter=body.filter, channel=body.channel.type, url=body.channel.url)
+    declared = body.channel.type == "amqp" and hub.settings.broker.kind == "rabbitmq"
+    if declared:
+        # The queue exists before the subscription does, so no matched notice can miss it.
+        flt = parse_filter(body.filter)
+        _amqp(hub).declare_queue(subscription_id, bind=binding_keys(flt) if is_routable(flt) else ())
+    try:
+        row, secret = bus.handle(command)
+    except Exception:
+        if declared:
+            _amqp(hub).delete_queue(subscription_id)
+        raise
+    return CreatedOut(subscription=_view(row, hub.settings.broker.namespace), secret=secret)
+
+
+@router.get("/subscriptions", response_model=list[SubscriptionOut])
+def list_subscriptions(caller: Caller, uow: UowDep, hub: HubDep) -> list[SubscriptionOut]:
+    from sqlalchemy import select
+
+    rows = uow.session.scalars(select(SubscriptionRow).where(SubscriptionRow.org_id == caller.org_id)
+                               .order_by(SubscriptionRow.created_at))
+    return [_view(r, hub.settings.broker.namespace) for r in rows]
+
+
+@router.get("/subscriptions/{subscription_id}", response_model=SubscriptionOut)
+def get_subscription(subscription_id: str, caller: Caller, uow: UowDep, hub: HubDep) -> SubscriptionOut:
+    return _view(owned(uow.session, subscription_id, caller.org_id), hub.settings.broker.namespace)
+
+
+@router.patch("/subscriptions/{subscription_id}", response_model=SubscriptionOut)
+def update_subscription(subscription_id: str, body: SubscriptionPatch, caller: Caller, bus: BusDep,
+                        hub: HubDep, uow: UowDep) -> SubscriptionOut:
+    before = owned(uow.session, subscription_id, caller.org_id)
+    old_keys = binding_keys(parse_filter(before.filter)) if before.routable else []
+    row = bus.handle(UpdateSubscription(subscription_id=subscription_id, org_id=caller.org_id, name=body.name,
+                                        filter=body.filter, url=body.url, reactivate=body.status == "active"))
+    if row.channel == Channel.AMQP.value:
+        new_keys = binding_keys(parse_filter(row.filter)) if row.routable else []
+        if new_keys != old_keys:
+            _amqp(hub).declare_queue(subscription_id, bind=new_keys, unbind=old_keys)
+    return _view(row, hub.settings.broker.namespace)
+
+
+@router.delete("/subscriptions/{subscription_id}", status_code=204)
+def delete_subscription(subscription_id: str, caller: Caller, bus: BusDep, hub: HubDep) -> Response:
+    row = bus.handle(DeleteSubscription(subscription_id=subscription_id, org_id=caller.org_id))
+    if row.channel == Channel.AMQP.value and hub.settings.broker.kind == "rabbitmq":
+        _amqp(hub).delete_queue(subscription_id)
+    return Response(status_code=204)
+
+
+@router.post("/subscriptions/{subscription_id}/secret/rotate", response_model=RotatedOut)
+def rotate_secret(subscription_id: str, caller: Caller, bus: BusDep) -> RotatedOut:
+    secret, until = bus.handle(RotateSubscriptionSecret(subscription_id=subscription_id, org_id=caller.org_id))
+    return RotatedOut(secret=secret, previous_valid_until=until)
+
+
+def _delivery(row: DeliveryRow) -> DeliveryOut:
+    return DeliveryOut(id=row.id, webhook_id=f"dlv_{row.id}", notice_id=row.notice_id, version=row.version,
+                       seq=row.seq, kind=row.kind, status=row.status, attempts=row.attempts,
+                       next_attempt_at=row.next_attempt_at, last_status_code=row.last_status_code,
+                       last_error=row.last_error, created_at=row.created_at, delivered_at=row.delivered_at)
+
+
+@router.get("/subscriptions/{subscription_id}/deliveries", response_model=DeliveryPage)
+def list_deliveries(
+    subscription_id: str, caller: Caller, uow: UowDep,
+    status: Annotated[Literal["pending", "failed", "delivered", "dead"] | None, Query()] = None,
+    after: Annotated[int | None, Query(ge=0)] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+) -> DeliveryPage:
+    row = owned(uow.session, subscription_id, caller.org_id)
+    items = store.list_deliveries(uow.session, row.id, status, after, limit)
+    return DeliveryPage(items=[_delivery(d) for d in items],
+                        next_after=items[-1].id if len(items) == limit else None,
+                        counts=store.count_by_status(uow.session, row.id))
+
+
+@router.post("/subscriptions/{subscription_id}/deliveries/replay", response_model=ReplayOut)
+def replay_deliveries(subscription_id: str, body: ReplayIn, caller: Caller, bus: BusDep) -> ReplayOut:
+    ids = bus.handle(ReplayDeliveries(subscription_id=subscription_id, org_id=caller.org_id,
+                                      delivery_ids=body.delivery_ids))
+    return ReplayOut(replayed=ids)

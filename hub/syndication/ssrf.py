@@ -1,0 +1,74 @@
+"""Server-side request forgery guard for webhook targets (OWASP API7).
+
+Checked when a subscription is saved AND before every send: DNS can change between the two, so a
+name that resolved to a public address at subscribe time may point at 127.0.0.1 later. Any
+resolved address that is not globally routable refuses the target (unless configuration allows
+private targets, as the sandbox and tests need). Redirects are never followed by the sender.
+Remaining gap: the HTTP client resolves the name again when it connects (a rebinding window of
+milliseconds); pinning the connection to the checked address would close it."""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+from urllib.parse import urlsplit
+
+__all__ = ["UnsafeTarget", "check_target", "check_url_syntax"]
+
+MAX_URL_LENGTH = 2048
+
+
+class UnsafeTarget(ValueError):
+    """The URL is not an acceptable webhook target; the message says why (safe to show)."""
+
+
+def check_url_syntax(url: str) -> tuple[str, int]:
+    """Scheme, host and credentials rules that need no DNS; returns (host, port)."""
+    if len(url) > MAX_URL_LENGTH:
+        raise UnsafeTarget(f"URL longer than {MAX_URL_LENGTH} characters")
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as exc:
+        raise UnsafeTarget(f"not a valid URL: {exc}") from exc
+    if parts.scheme not in ("http", "https"):
+        raise UnsafeTarget("only http and https URLs are accepted")
+    if parts.username is not None or parts.password is not None:
+        raise UnsafeTarget("credentials in the URL are not accepted; authenticate with the signature")
+    host = parts.hostname
+    if not host:
+        raise UnsafeTarget("the URL has no host")
+    if parts.fragment:
+        raise UnsafeTarget("the URL must not have a fragment")
+    return host, port or (443 if parts.scheme == "https" else 80)
+
+
+def _refused(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str | None:
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    for flag in ("is_loopback", "is_private", "is_link_local", "is_multicast", "is_reserved", "is_unspecified"):
+        if getattr(address, flag):
+            return flag.removeprefix("is_").replace("_", "-")
+    if not address.is_global:
+        return "not-global"
+    return None
+
+
+def check_target(url: str, allow_private: bool = False) -> list[str]:
+    """Raise :class:`UnsafeTarget` unless every address the host resolves to is acceptable;
+    returns the addresses (for logging)."""
+    host, port = check_url_syntax(url)
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except (socket.gaierror, UnicodeError) as exc:
+        raise UnsafeTarget(f"host {host!r} does not resolve") from exc
+    addresses = sorted({str(info[4][0]) for info in infos})
+    if not addresses:
+        raise UnsafeTarget(f"host {host!r} does not resolve")
+    if allow_private:
+        return addresses
+    for raw in addresses:
+        why = _refused(ipaddress.ip_address(raw.split("%", 1)[0]))
+        if why is not None:
+            raise UnsafeTarget(f"host {host!r} resolves to a {why} address ({raw}); not an allowed target")
+    return addresses
