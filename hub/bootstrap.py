@@ -118,7 +118,7 @@ def bootstrap(
         upgrade(engine)
     session_factory = make_session_factory(engine)
     from hub.suppliers.config import load_supplier_settings
-    from hub.suppliers.wiring import SupplierServices
+    from hub.suppliers.wiring import SupplierServices, check_sources
 
     supplier_settings = load_supplier_settings(settings.suppliers)
     bus = MessageBus(
@@ -127,7 +127,10 @@ def bootstrap(
         event_handlers=event_handlers if event_handlers is not None else EVENT_HANDLERS,
         dependencies={"settings": settings, "supplier_settings": supplier_settings, **(dependencies or {})},
     )
-    # ``dependencies={"connectors": registry}`` hands in a ready connector registry (tests, benches).
+    # ``dependencies={"connectors": registry}`` hands in a ready connector registry (tests, benches);
+    # otherwise the configured sources are checked now, so a broken mapping file stops the start-up.
+    if "connectors" not in (dependencies or {}):
+        check_sources(settings.connectors)
     suppliers = SupplierServices(supplier_settings, settings.connectors, bus, session_factory,
                                  connectors=(dependencies or {}).get("connectors"))
     return Hub(

@@ -3,7 +3,9 @@ a WSDL or opens an upstream connection pool, so the spine runs without any conne
 
 from __future__ import annotations
 
+import json
 import threading
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.orm import Session, sessionmaker
@@ -82,3 +84,30 @@ class SupplierServices:
             if self._recorder is not None:
                 self._recorder.close()
                 self._recorder = None
+
+
+def check_sources(connectors_section: dict[str, Any]) -> list[str]:
+    """Once per distinct configuration in a process (see :func:`_check_sources`)."""
+    return list(_check_sources(json.dumps(connectors_section, sort_keys=True, default=str)))
+
+
+@lru_cache(maxsize=32)
+def _check_sources(section_json: str) -> tuple[str, ...]:
+    """Validate at start-up what the hub would otherwise meet at its first fetch: the connector
+    configuration and every enabled system's mapping file (and the PPS notice mapping). Raises with
+    the file and the field named; returns the systems checked. Builds no HTTP client."""
+    from connectors.config import load_connectors_config
+    from hub.notices.pps import load_mapping as load_pps_mapping
+    from mappings.engine import load_mapping
+
+    config = load_connectors_config(overrides=json.loads(section_json))
+    checked = []
+    for system, system_config in config.systems.items():
+        if not system_config.enabled:
+            continue
+        if system_config.mapping is None:
+            raise ValueError(f"connectors.{system}.mapping: an enabled system needs a mapping file")
+        load_mapping(str(config.resolve_path(system_config.mapping)))
+        checked.append(system)
+    load_pps_mapping()
+    return tuple(checked)
