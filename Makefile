@@ -34,8 +34,11 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/mypy hub connectors mappings
 
-bench: install
+bench: install           ## every benchmark in turn; each prints its figures (bus needs PostgreSQL + RabbitMQ)
 	$(BIN)/python bench/bus.py
+	$(BIN)/python bench/register.py
+	$(BIN)/python bench/syndication.py
+	$(BIN)/python bench/matching.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

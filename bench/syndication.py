@@ -1,7 +1,7 @@
 """Syndication figures: publish → webhook latency, matching per notice at 10k / 100k / 1M
 subscriptions beside a linear scan, and dispatcher deliveries/s beside raw httpx.
 
-    python bench/syndication.py [--sizes 10000,100000,1000000] [--rate 5] [--notices 40] [--fanout 2000]
+    python bench/syndication.py [--sizes 10000,100000,1000000] [--rate 1.0] [--notices 30] [--fanout 2000]
 
 1. Latency: a hub (SQLite + in-process broker, worker with relay, matching consumer and dispatcher)
    with 10,000 subscriptions (bench/matching.py's realistic filters, all pointing at one loopback

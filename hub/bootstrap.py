@@ -131,6 +131,9 @@ def bootstrap(
     # otherwise the configured sources are checked now, so a broken mapping file stops the start-up.
     if "connectors" not in (dependencies or {}):
         check_sources(settings.connectors)
+    from hub.syndication.config import syndication_settings
+
+    syndication_settings(settings)  # a bad syndication/publication key stops the start, not a worker thread
     suppliers = SupplierServices(supplier_settings, settings.connectors, bus, session_factory,
                                  connectors=(dependencies or {}).get("connectors"))
     return Hub(

@@ -13,7 +13,8 @@ from hub.config import Settings, redact_url
 
 app = typer.Typer(help="Effective configuration.", no_args_is_help=True)
 
-_SECRET_KEY = re.compile(r"(password|passwd|secret|token|api_?key|credential|private)", re.IGNORECASE)
+# ``key`` alone is a connector's inline API key; ``key_env`` / ``key_file`` only say where one lives.
+_SECRET_KEY = re.compile(r"(password|passwd|secret|token|api_?key|credential|private)|^key$", re.IGNORECASE)
 _URL = re.compile(r"^[a-z][a-z0-9+.-]*://", re.IGNORECASE)
 
 

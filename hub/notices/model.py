@@ -225,19 +225,23 @@ class NoticeContent(_Strict):
     @classmethod
     def parse(cls, data: Mapping[str, Any], prefix: str = "") -> NoticeContent:
         """Validate ``data`` fully; raise ``NoticeValidationError`` listing every bad field."""
-        requirement_problems = _requirement_problems(data.get("eligibility"))
         try:
             content = cls.model_validate(data)
         except ValidationError as error:
+            # Report the requirements' problems too, though the rest of the content did not validate.
             pydantic_problems = NoticeValidationError.from_pydantic(error).problems
+            requirement_problems = _requirement_problems(data.get("eligibility"))
             raise NoticeValidationError([*pydantic_problems, *requirement_problems]).prefixed(prefix) from None
-        problems = [*content.cross_field_problems(), *requirement_problems]
+        problems = content.cross_field_problems()
         if problems:
             raise NoticeValidationError(problems).prefixed(prefix)
         return content
 
     def cross_field_problems(self) -> list[FieldProblem]:
+        """Rules across fields, and the eligibility requirements (every way content enters a notice —
+        parse, publish, amend — runs these)."""
         problems = [(f"dates.{name}", message) for name, message in self.dates.order_problems()]
+        problems += _requirement_problems(list(self.eligibility))
         has_value = self.estimated_value is not None or any(lot.value is not None for lot in self.lots)
         if has_value and self.currency is None:
             problems.append(("currency", "required when a value is given"))

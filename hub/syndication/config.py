@@ -8,6 +8,7 @@ from __future__ import annotations
 from pydantic import BaseModel, Field
 
 from hub.config import Settings
+from hub.notices.publication import PublicationSettings
 
 __all__ = ["STANDARD_RETRY_SCHEDULE_S", "SyndicationSettings", "syndication_settings"]
 
@@ -34,6 +35,8 @@ class SyndicationSettings(BaseModel):
     dispatch_concurrency: int = Field(16, ge=1, le=256)
     lease_s: float = Field(120.0, gt=0)  # a claimed delivery is retried by another dispatcher after this
     amqp_queue_delivery_limit: int = Field(20, ge=1)
+    # Open publication's settings share the section; validated here too so one check covers both.
+    publication: PublicationSettings = PublicationSettings()
 
 
 def syndication_settings(settings: Settings) -> SyndicationSettings:

@@ -125,7 +125,20 @@ class DeliveryDispatcher:
     def _record(self, claimed: list[Claimed], outcomes: dict[int, Attempt]) -> None:
         now = store.utcnow()
         with self.session_factory() as session:
+            # Plain first-time successes (the bulk of the traffic) share one statement per status code.
+            first_ok: dict[int | None, list[int]] = {}
+            for delivery, _, _ in claimed:
+                attempt = outcomes[delivery.id]
+                if attempt.ok and delivery.attempts == 0:
+                    first_ok.setdefault(attempt.status_code, []).append(delivery.id)
+            for status_code, ids in first_ok.items():
+                session.execute(update(DeliveryRow).where(DeliveryRow.id.in_(ids)).values(
+                    attempts=1, lease_until=None, updated_at=now, last_status_code=status_code, last_error=None,
+                    status=DeliveryStatus.DELIVERED.value, delivered_at=now))
+            done = {i for ids in first_ok.values() for i in ids}
             for delivery, subscription, _ in claimed:
+                if delivery.id in done:
+                    continue
                 attempt = outcomes[delivery.id]
                 attempts = delivery.attempts + 1
                 values: dict[str, object] = {"attempts": attempts, "lease_until": None, "updated_at": now,

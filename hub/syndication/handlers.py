@@ -145,7 +145,8 @@ def rotate_secret(cmd: RotateSubscriptionSecret, uow: AbstractUnitOfWork, settin
     if row.channel != Channel.WEBHOOK.value:
         raise Rejected("channel", "only webhook subscriptions have a signing secret")
     now = store.utcnow()
-    until = now + timedelta(seconds=syndication_settings(settings).secret_overlap_s * 1.0)
+    config = syndication_settings(settings)
+    until = now + timedelta(seconds=config.secret_overlap_s * config.time_scale)
     kept = []
     for item in row.secrets or []:
         expires = item.get("expires_at")

@@ -175,7 +175,15 @@ def test_validation_names_each_bad_field(api: Client) -> None:
     found = problem(api.http.post(f"{API}/notices", json=crossed, headers=headers), 422)
     assert {e["pointer"] for e in found["errors"]} == {"#/body/dates/opening", "#/body/lots/1/id"}
 
+    # eligibility speaks the requirement language (docs/eligibility.md), on publish and on amendment
+    unknown_kind = notice_body(eligibility=[{"kind": "sme_only"}])
+    found = problem(api.http.post(f"{API}/notices", json=unknown_kind, headers=headers), 422)
+    assert [e["pointer"] for e in found["errors"]] == ["#/body/eligibility/0/kind"]
+
     notice_id = api.publish(headers)["id"]
+    bad_scheme = {"reason": "r", "content": notice_body(eligibility=[{"kind": "certificate", "scheme": "ISO 1"}])}
+    found = problem(api.http.post(f"{API}/notices/{notice_id}/amendments", json=bad_scheme, headers=headers), 422)
+    assert [e["pointer"] for e in found["errors"]] == ["#/body/content/eligibility/0/scheme"]
     patch = {"reason": "move", "changes": {"dates": {"opening": "2026-03-01T00:00:00+09:00"}, "currency": "XX"}}
     found = problem(api.http.post(f"{API}/notices/{notice_id}/amendments", json=patch, headers=headers), 422)
     assert {e["pointer"] for e in found["errors"]} == {"#/body/changes/currency"}
@@ -314,7 +322,8 @@ def test_openapi_declares_the_notice_routes(api: Client) -> None:
 
 def test_stored_versions_survive_a_round_trip(api: Client) -> None:
     _, headers = api.org()
-    body = notice_body(eligibility=[{"kind": "sme_only"}], procedure_details="제한경쟁")
+    sme = {"kind": "national_certificate", "type": "SME"}
+    body = notice_body(eligibility=[sme], procedure_details="제한경쟁")
     notice_id = api.publish(headers, **copy.deepcopy(body))["id"]
     content = api.http.get(f"{API}/notices/{notice_id}").json()["content"]
-    assert content["eligibility"] == [{"kind": "sme_only"}] and content["lots"][0]["value"] == "700000000"
+    assert content["eligibility"] == [sme] and content["lots"][0]["value"] == "700000000"

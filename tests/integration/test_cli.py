@@ -160,7 +160,8 @@ def test_dead_letters_list_and_replay(migrated: Run, db_path: Path) -> None:
 
 def test_config_show_redacts_secrets(run: Run, tmp_path: Path) -> None:
     extra = tmp_path / "site.yaml"
-    extra.write_text(yaml.safe_dump({"connectors": {"nts": {"api_key": "nts-k3y-value", "timeout_s": 5}}}))
+    extra.write_text(yaml.safe_dump({"connectors": {"nts": {"key": "nts-k3y-value", "key_env": "NTS_KEY"},
+                                                    "iaf": {"api_key": "iaf-k3y-value"}}}))
     proc = run(
         "config",
         "show",
@@ -170,13 +171,14 @@ def test_config_show_redacts_secrets(run: Run, tmp_path: Path) -> None:
         G2BHUB_BROKER__KIND="rabbitmq",
     )
     out = proc.stdout + proc.stderr
-    for secret in ("s3cr3t-pw", "an0ther-pw", "nts-k3y-value"):
+    for secret in ("s3cr3t-pw", "an0ther-pw", "nts-k3y-value", "iaf-k3y-value"):
         assert secret not in out
     shown = yaml.safe_load(proc.stdout)
     assert shown["database"]["url"] == "postgresql://hub:***@db.example:5432/hub"
     assert shown["broker"]["url"] == "amqp://mq:***@mq.example:5672/"
     assert shown["broker"]["kind"] == "rabbitmq"
-    assert shown["connectors"]["nts"] == {"api_key": "***", "timeout_s": 5}
+    assert shown["connectors"]["nts"] == {"key": "***", "key_env": "NTS_KEY"}  # where a key lives is no secret
+    assert shown["connectors"]["iaf"] == {"api_key": "***"}
     assert shown["logging"]["json"] is False
 
 

@@ -36,3 +36,27 @@ def test_the_shipped_sources_pass_the_start_up_check(sqlite_url: str) -> None:
         assert hub.database_ready()
     finally:
         hub.close()
+
+
+def test_publication_settings_live_beside_delivery_settings(sqlite_url: str) -> None:
+    settings = Settings(database={"url": sqlite_url},
+                        syndication={"time_scale": 0.5, "publication": {"ocid_prefix": "ocds-abc123"}})
+    hub = bootstrap(settings, migrate=True)
+    try:
+        worker = hub.make_worker()
+        worker.start()  # the delivery dispatcher validates the same section in its constructor
+        assert any(t.is_alive() for t in worker.threads)
+        from hub.notices.publication import publication_settings
+        from hub.syndication.config import syndication_settings
+
+        assert publication_settings(settings).ocid_prefix == "ocds-abc123"
+        assert syndication_settings(settings).time_scale == 0.5
+    finally:
+        hub.close()
+
+
+def test_an_unknown_syndication_key_stops_the_start(sqlite_url: str) -> None:
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="retry_shedule_s"):
+        bootstrap(Settings(database={"url": sqlite_url}, syndication={"retry_shedule_s": [1]}), migrate=True)
