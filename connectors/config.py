@@ -16,6 +16,8 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
+from hub.config import deep_merge
+
 __all__ = [
     "DEFAULT_CONNECTORS_FILE",
     "PROJECT_ROOT",
@@ -188,16 +190,6 @@ class ConnectorsConfig(_Strict):
         return candidate if candidate.is_absolute() else self.base_dir / candidate
 
 
-def _deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
-    merged = dict(base)
-    for key, value in override.items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = _deep_merge(merged[key], value)
-        else:
-            merged[key] = value
-    return merged
-
-
 def load_connectors_config(
     path: Path | str | None = None,
     *,
@@ -220,7 +212,7 @@ def load_connectors_config(
     extra = extra.get("systems", extra) if isinstance(extra.get("systems"), dict) else extra
     for name, override in extra.items():
         if isinstance(override, dict):
-            systems[name] = _deep_merge(systems.get(name, {}), override)
+            systems[name] = deep_merge(systems.get(name, {}), override)
     if base_dir is None:
         base_dir = PROJECT_ROOT if file_path.resolve() == DEFAULT_CONNECTORS_FILE else file_path.parent
     try:

@@ -86,7 +86,8 @@ def apply_auth(
     return None
 
 
-def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:
+def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
+    """Seconds from ``Retry-After`` (delta-seconds or an HTTP date); None if absent or unreadable."""
     if not value:
         return None
     value = value.strip()

@@ -70,11 +70,12 @@ class LoggingSettings(BaseModel):
     model_config = {"populate_by_name": True}
 
 
-def _deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    """Override wins key by key; nested mappings merge instead of replacing each other."""
     merged = dict(base)
     for key, value in override.items():
         if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = _deep_merge(merged[key], value)
+            merged[key] = deep_merge(merged[key], value)
         else:
             merged[key] = value
     return merged
@@ -100,7 +101,7 @@ class YamlFilesSource(PydanticBaseSettingsSource):
             data = _read_yaml(DEFAULT_CONFIG_FILE)
         extra = os.environ.get("G2BHUB_CONFIG")
         if extra:
-            data = _deep_merge(data, _read_yaml(Path(extra)))
+            data = deep_merge(data, _read_yaml(Path(extra)))
         return data
 
 

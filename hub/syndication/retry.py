@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import random
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 
+from connectors.rest import parse_retry_after
 from hub.syndication.config import SyndicationSettings
 
 __all__ = ["is_success", "next_delay_s", "parse_retry_after"]
@@ -14,22 +13,6 @@ __all__ = ["is_success", "next_delay_s", "parse_retry_after"]
 def is_success(status: int) -> bool:
     """Only 2xx: a redirect is not followed (SSRF) and so is not a delivery."""
     return 200 <= status < 300
-
-
-def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
-    """Seconds from ``Retry-After`` (delta-seconds or an HTTP date); None if absent or unreadable."""
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
 
 
 def next_delay_s(
