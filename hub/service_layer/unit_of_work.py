@@ -20,7 +20,7 @@ from hub.adapters.repositories import (
 )
 from hub.domain.messages import Envelope, Event
 
-__all__ = ["AbstractUnitOfWork", "FakeUnitOfWork", "SqlAlchemyUnitOfWork"]
+__all__ = ["AbstractUnitOfWork", "FakeUnitOfWork", "SqlAlchemyUnitOfWork", "outbox_row"]
 
 
 class AbstractUnitOfWork:
@@ -79,6 +79,19 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
+def outbox_row(env: Envelope) -> OutboxRow:
+    """The outbox row of an envelope; added to a session, it commits (and is relayed) with that session."""
+    return OutboxRow(
+        message_id=env.message_id,
+        message_type=env.message_type,
+        routing_key=env.routing_key,
+        payload=env.payload,
+        correlation_id=env.correlation_id,
+        target_group=env.target_group,
+        occurred_at=env.occurred_at,
+    )
+
+
 class SqlAlchemyUnitOfWork(AbstractUnitOfWork):
     session: Session
 
@@ -98,18 +111,7 @@ class SqlAlchemyUnitOfWork(AbstractUnitOfWork):
         self.session.close()
 
     def _commit(self, envelopes: list[Envelope]) -> None:
-        for env in envelopes:
-            self.session.add(
-                OutboxRow(
-                    message_id=env.message_id,
-                    message_type=env.message_type,
-                    routing_key=env.routing_key,
-                    payload=env.payload,
-                    correlation_id=env.correlation_id,
-                    target_group=env.target_group,
-                    occurred_at=env.occurred_at,
-                )
-            )
+        self.session.add_all([outbox_row(env) for env in envelopes])
         self.session.commit()
 
     def _rollback(self) -> None:

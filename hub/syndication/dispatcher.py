@@ -18,9 +18,12 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from hub.adapters.orm_subscriptions import DeliveryRow, PayloadRow, SubscriptionRow
 from hub.config import Settings
+from hub.domain.messages import Envelope
+from hub.service_layer.unit_of_work import outbox_row
 from hub.syndication import store
 from hub.syndication.amqp_channel import AmqpChannel
 from hub.syndication.config import SyndicationSettings, syndication_settings
+from hub.syndication.events import SubscriptionChanged
 from hub.syndication.index_cache import index_cache_for
 from hub.syndication.model import Channel, DeliveryStatus
 from hub.syndication.retry import next_delay_s
@@ -147,7 +150,7 @@ class DeliveryDispatcher:
                     values.update(status=DeliveryStatus.DELIVERED.value, delivered_at=now)
                 elif attempt.gone:
                     values.update(status=DeliveryStatus.DEAD.value)
-                    self._disable(session, subscription.id, "the endpoint answered 410 Gone")
+                    self._disable(session, subscription, "the endpoint answered 410 Gone")
                 else:
                     delay = next_delay_s(attempts, self.config, attempt.retry_after_s)
                     if delay is None:
@@ -159,11 +162,15 @@ class DeliveryDispatcher:
             session.commit()
 
     @staticmethod
-    def _disable(session: Session, subscription_id: str, reason: str) -> None:
-        session.execute(update(SubscriptionRow).where(SubscriptionRow.id == subscription_id)
+    def _disable(session: Session, subscription: SubscriptionRow, reason: str) -> None:
+        session.execute(update(SubscriptionRow).where(SubscriptionRow.id == subscription.id)
                         .values(status="disabled", disabled_reason=reason, updated_at=store.utcnow()))
-        store.note_change(session, subscription_id)
-        log.warning("subscription disabled", extra={"subscription_id": subscription_id, "reason": reason})
+        store.note_change(session, subscription.id)
+        # The audit trail learns of it through the outbox, in the same transaction as the change.
+        event = SubscriptionChanged(subscription_id=subscription.id, org_id=subscription.org_id, change="disabled",
+                                    channel=subscription.channel, details={"reason": reason})
+        session.add(outbox_row(Envelope.wrap(event)))
+        log.warning("subscription disabled", extra={"subscription_id": subscription.id, "reason": reason})
 
     def close(self) -> None:
         self.pool.shutdown(wait=False, cancel_futures=True)

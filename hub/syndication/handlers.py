@@ -26,6 +26,7 @@ from hub.syndication.commands import (
     UpdateSubscription,
 )
 from hub.syndication.config import syndication_settings
+from hub.syndication.events import SubscriptionChanged
 from hub.syndication.model import FANOUT_SUBSCRIPTION_ID, Channel, DeliveryStatus, filter_json, is_routable
 from hub.syndication.signing import new_secret
 from hub.syndication.ssrf import UnsafeTarget, check_target
@@ -55,6 +56,12 @@ def _check_url(url: str | None, settings: Settings) -> str:
     except UnsafeTarget as exc:
         raise Rejected("channel.url", str(exc)) from exc
     return url
+
+
+def _changed(uow: AbstractUnitOfWork, row: SubscriptionRow, change: str, **details: Any) -> None:
+    """Audit trail: the change commits with the subscription (the subscriber is the actor)."""
+    uow.publish(SubscriptionChanged(subscription_id=row.id, org_id=row.org_id, change=change, channel=row.channel,
+                                    details=details, actor_org_id=row.org_id))
 
 
 def owned(session: Session, subscription_id: str, org_id: str) -> SubscriptionRow:
@@ -102,6 +109,7 @@ def create_subscription(
     session.add(row)
     store.note_change(session, row.id)
     session.flush()
+    _changed(uow, row, "created", filter=row.filter, url=row.url)
     return row, secret
 
 
@@ -123,6 +131,8 @@ def update_subscription(cmd: UpdateSubscription, uow: AbstractUnitOfWork, settin
     row.updated_at = store.utcnow()
     store.note_change(session, row.id)
     session.flush()
+    changed = {k: v for k, v in {"name": cmd.name, "filter": cmd.filter, "url": cmd.url}.items() if v is not None}
+    _changed(uow, row, "updated", **changed, reactivated=cmd.reactivate)
     return row
 
 
@@ -134,6 +144,7 @@ def delete_subscription(cmd: DeleteSubscription, uow: AbstractUnitOfWork) -> Sub
                     .values(status=DeliveryStatus.DEAD.value, last_error="subscription deleted"))
     session.delete(row)
     store.note_change(session, row.id)
+    _changed(uow, row, "deleted")
     return row
 
 
@@ -157,6 +168,7 @@ def rotate_secret(cmd: RotateSubscriptionSecret, uow: AbstractUnitOfWork, settin
     secret = new_secret()
     row.secrets = [{"secret": secret, "expires_at": None}, *kept]
     row.updated_at = now
+    _changed(uow, row, "secret_rotated", previous_valid_until=until.isoformat())
     return secret, until.isoformat()
 
 
@@ -173,6 +185,7 @@ def replay_deliveries(cmd: ReplayDeliveries, uow: AbstractUnitOfWork) -> list[in
         session.execute(update(DeliveryRow).where(DeliveryRow.id.in_(ids)).values(
             status=DeliveryStatus.PENDING.value, attempts=0, next_attempt_at=now, lease_until=None,
             updated_at=now))
+        _changed(uow, row, "deliveries_replayed", delivery_ids=ids)
     return ids
 
 

@@ -213,4 +213,17 @@ def test_eligibility_answers_per_requirement_with_evidence(client: Client, sandb
                            headers=bearer(institution_key))
     assert bad.status_code == 422
     assert [e["pointer"] for e in bad.json()["errors"]] == ["#/body/requirements/0/scheme"]
+
+    # GLEIF back: a refresh brings the LEI in, and now every system has answered for every requirement
     outage(sandbox, "gleif", on=False)
+    refreshed = client.http.post(f"{API}/suppliers/{supplier['id']}/refresh", headers=bearer(key)).json()
+    assert set(by_system(refreshed).values()) == {"verified"}
+    lei = next(c for c in refreshed["credentials"] if c["type"] == "lei_registration")
+    every = {"requirements": [{"kind": "tax_status", "status": "active"}, {"kind": "lei_valid"},
+                              {"kind": "vat_registered"}, {"kind": "company_active"}]}
+    answer = client.http.post(url, json=every, headers=bearer(institution_key)).json()
+    assert answer["pending_systems"] == []
+    verdicts = [r["verdict"] for r in answer["requirements"]]
+    assert "unknown" not in verdicts, answer
+    assert verdicts[1] == ("met" if lei["status"] == "issued" and lei["attributes"]["entity_status"] == "active"
+                           else "not_met")

@@ -6,6 +6,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from sqlalchemy import select
+
+from hub.adapters.orm import AuditRow
 from tests.helpers import eventually
 from tests.syndication.conftest import API, Env
 from tests.syndication.receiver import Answer
@@ -56,6 +59,16 @@ def test_500_is_retried_and_410_disables(make_env: Callable[..., Env]) -> None:
     assert len(flaky.received) == gone_requests  # nothing more was sent to the disabled endpoint
     assert not any(d["notice_id"] == later for d in env.deliveries(sid))
     assert [d["status"] for d in env.deliveries(witness)] == ["delivered"] * 3
+
+    def audited() -> list[tuple[str, str]]:
+        with env.hub.session_factory() as session:
+            rows = session.scalars(select(AuditRow).where(AuditRow.event_type == "SubscriptionChanged")
+                                   .order_by(AuditRow.id))
+            return [(r.data["subscription_id"], r.data["change"]) for r in rows]
+
+    # the audit trail has both subscriptions' creation and the disable the 410 caused
+    eventually(lambda: (sid, "disabled") in audited(), what="the disable in the audit trail")
+    assert audited() == [(sid, "created"), (witness, "created"), (sid, "disabled")]
 
 
 def test_slow_receiver_times_out_and_is_retried(make_env: Callable[..., Env]) -> None:

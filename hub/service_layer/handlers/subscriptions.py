@@ -12,14 +12,17 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from hub.domain.messages import Command, Event
 from hub.notices.events import NoticeVersionPublished
+from hub.service_layer.handlers.audit import record_audit_entry
 from hub.service_layer.messagebus import MessageBus
 from hub.service_layer.worker import register_background_job
+from hub.syndication.events import SubscriptionChanged
 from hub.syndication.handlers import COMMAND_HANDLERS as _SYNDICATION_COMMANDS
 from hub.syndication.matcher import match_notice_version
 
 COMMAND_HANDLERS: dict[type[Command], Callable[..., Any]] = dict(_SYNDICATION_COMMANDS)
 EVENT_HANDLERS: dict[type[Event], Sequence[Callable[..., Any]]] = {
     NoticeVersionPublished: [match_notice_version],
+    SubscriptionChanged: [record_audit_entry],
 }
 
 
