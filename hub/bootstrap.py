@@ -5,6 +5,7 @@ patching anything."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -133,7 +134,11 @@ def bootstrap(
         check_sources(settings.connectors)
     from hub.syndication.config import syndication_settings
 
-    syndication_settings(settings)  # a bad syndication/publication key stops the start, not a worker thread
+    # a bad syndication/publication key stops the start, not a worker thread
+    if not syndication_settings(settings).secret_box().encrypts and not settings.database.url.startswith("sqlite"):
+        logging.getLogger(__name__).warning(
+            "webhook signing secrets are stored unencrypted: set syndication.secret_keys "
+            "(G2BHUB_SYNDICATION__SECRET_KEYS='[\"<fernet key>\"]')")
     suppliers = SupplierServices(supplier_settings, settings.connectors, bus, session_factory,
                                  connectors=(dependencies or {}).get("connectors"))
     return Hub(

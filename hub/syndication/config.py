@@ -5,10 +5,11 @@ overlap window) for tests and the sandbox without changing its shape."""
 
 from __future__ import annotations
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, SecretStr, field_validator
 
 from hub.config import Settings
 from hub.notices.publication import PublicationSettings
+from hub.syndication.secret_box import SecretBox
 
 __all__ = ["STANDARD_RETRY_SCHEDULE_S", "SyndicationSettings", "syndication_settings"]
 
@@ -35,8 +36,27 @@ class SyndicationSettings(BaseModel):
     dispatch_concurrency: int = Field(16, ge=1, le=256)
     lease_s: float = Field(120.0, gt=0)  # a claimed delivery is retried by another dispatcher after this
     amqp_queue_delivery_limit: int = Field(20, ge=1)
+    # Fernet keys (``Fernet.generate_key()``) that encrypt webhook secrets at rest; the first encrypts,
+    # all decrypt. Set them from the environment or a secrets file, never in a committed file.
+    secret_keys: list[SecretStr] = []
     # Open publication's settings share the section; validated here too so one check covers both.
     publication: PublicationSettings = PublicationSettings()
+
+
+    @field_validator("secret_keys")
+    @classmethod
+    def _fernet_keys(cls, keys: list[SecretStr]) -> list[SecretStr]:
+        from cryptography.fernet import Fernet
+
+        for index, key in enumerate(keys):
+            try:
+                Fernet(key.get_secret_value().encode())
+            except (ValueError, TypeError):
+                raise ValueError(f"secret_keys[{index}] is not a Fernet key (32 url-safe base64 bytes)") from None
+        return keys
+
+    def secret_box(self) -> SecretBox:
+        return SecretBox([key.get_secret_value() for key in self.secret_keys])
 
 
 def syndication_settings(settings: Settings) -> SyndicationSettings:

@@ -46,6 +46,7 @@ class DeliveryDispatcher:
         self.session_factory = session_factory
         self.settings = settings
         self.config: SyndicationSettings = syndication_settings(settings)
+        self.box = self.config.secret_box()
         self.client = make_client(self.config, transport)
         self.pool = ThreadPoolExecutor(self.config.dispatch_concurrency, thread_name_prefix="webhook")
         self._amqp: AmqpChannel | None = None
@@ -104,7 +105,8 @@ class DeliveryDispatcher:
 
     def _send_webhook(self, item: Claimed) -> Attempt:
         delivery, subscription, payload = item
-        return send_webhook(self.client, self.config, subscription.url or "", store.active_secrets(subscription),
+        secrets = store.active_secrets(subscription, self.box)
+        return send_webhook(self.client, self.config, subscription.url or "", secrets,
                             delivery_message_id(delivery.id), self._body(payload))
 
     def _send_amqp(self, items: list[Claimed]) -> dict[int, Attempt]:

@@ -103,7 +103,8 @@ def create_subscription(
     row = SubscriptionRow(
         id=cmd.subscription_id, org_id=cmd.org_id, name=cmd.name.strip(), channel=cmd.channel, url=url,
         filter=filter_json(flt), routable=cmd.channel == Channel.AMQP.value and is_routable(flt),
-        status="active", secrets=[{"secret": secret, "expires_at": None}] if secret else [],
+        status="active",
+        secrets=[{**syndication_settings(settings).secret_box().seal(secret), "expires_at": None}] if secret else [],
         created_at=now, updated_at=now,
     )
     session.add(row)
@@ -162,11 +163,11 @@ def rotate_secret(cmd: RotateSubscriptionSecret, uow: AbstractUnitOfWork, settin
     for item in row.secrets or []:
         expires = item.get("expires_at")
         if expires is None:
-            kept.append({"secret": item["secret"], "expires_at": until.isoformat()})
+            kept.append({**item, "expires_at": until.isoformat()})  # stored form (sealed or not) unchanged
         elif expires > now.isoformat():
             kept.append(item)
     secret = new_secret()
-    row.secrets = [{"secret": secret, "expires_at": None}, *kept]
+    row.secrets = [{**config.secret_box().seal(secret), "expires_at": None}, *kept]
     row.updated_at = now
     _changed(uow, row, "secret_rotated", previous_valid_until=until.isoformat())
     return secret, until.isoformat()

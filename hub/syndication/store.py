@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session, aliased
 
 from hub.adapters.orm_subscriptions import DeliveryRow, PayloadRow, SubscriptionChangeRow, SubscriptionRow
 from hub.syndication.model import OPEN, DeliveryStatus
+from hub.syndication.secret_box import SecretBox
 
 __all__ = [
     "active_secrets",
@@ -41,14 +42,14 @@ def note_change(session: Session, subscription_id: str) -> None:
     session.add(SubscriptionChangeRow(subscription_id=subscription_id, changed_at=utcnow()))
 
 
-def active_secrets(row: SubscriptionRow, now: datetime | None = None) -> list[str]:
-    """Newest first; a rotated-out secret signs until its overlap window ends."""
+def active_secrets(row: SubscriptionRow, box: SecretBox, now: datetime | None = None) -> list[str]:
+    """Newest first, decrypted; a rotated-out secret signs until its overlap window ends."""
     now = now or utcnow()
     keep = []
     for item in row.secrets or []:
         expires = item.get("expires_at")
         if expires is None or datetime.fromisoformat(expires) > now:
-            keep.append(str(item["secret"]))
+            keep.append(box.open(item))
     return keep
 
 
