@@ -13,7 +13,7 @@ import httpx
 from hub.syndication.config import SyndicationSettings
 from hub.syndication.retry import is_success, parse_retry_after
 from hub.syndication.signing import webhook_headers
-from hub.syndication.ssrf import UnsafeTarget, check_target
+from hub.syndication.ssrf import UnsafeTarget, check_target, pin
 
 __all__ = ["Attempt", "encode_body", "make_client", "send_webhook"]
 
@@ -50,14 +50,16 @@ def encode_body(payload: dict[str, Any], max_bytes: int, notice_url: str) -> byt
 def send_webhook(client: httpx.Client, settings: SyndicationSettings, url: str, secrets: list[str],
                  msg_id: str, body: bytes) -> Attempt:
     try:
-        check_target(url, allow_private=settings.allow_private_targets)
+        addresses = check_target(url, allow_private=settings.allow_private_targets)
     except UnsafeTarget as exc:
         return Attempt(ok=False, error=f"refused target: {exc}")
     if not secrets:
         return Attempt(ok=False, error="subscription has no valid signing secret")
-    headers = webhook_headers(secrets, msg_id, int(time.time()), body)
+    target = pin(url, addresses[0])  # connect to the address just checked, not to a fresh DNS answer
+    headers = {**webhook_headers(secrets, msg_id, int(time.time()), body), "host": target.host_header}
+    extensions = {"sni_hostname": target.sni_hostname} if target.sni_hostname else None
     try:
-        response = client.post(url, content=body, headers=headers)
+        response = client.post(target.url, content=body, headers=headers, extensions=extensions)
     except httpx.TimeoutException as exc:
         return Attempt(ok=False, error=f"timeout: {type(exc).__name__}")
     except httpx.HTTPError as exc:

@@ -4,22 +4,52 @@ Checked when a subscription is saved AND before every send: DNS can change betwe
 name that resolved to a public address at subscribe time may point at 127.0.0.1 later. Any
 resolved address that is not globally routable refuses the target (unless configuration allows
 private targets, as the sandbox and tests need). Redirects are never followed by the sender.
-Remaining gap: the HTTP client resolves the name again when it connects (a rebinding window of
-milliseconds); pinning the connection to the checked address would close it."""
+The sender then connects to the very address it checked (:func:`pin`), so a DNS answer that changes
+between check and connect (rebinding) cannot redirect the request; TLS still verifies the name."""
 
 from __future__ import annotations
 
 import ipaddress
 import socket
-from urllib.parse import urlsplit
+from dataclasses import dataclass
+from urllib.parse import urlsplit, urlunsplit
 
-__all__ = ["UnsafeTarget", "check_target", "check_url_syntax"]
+__all__ = ["PinnedTarget", "UnsafeTarget", "check_target", "check_url_syntax", "pin"]
 
 MAX_URL_LENGTH = 2048
 
 
 class UnsafeTarget(ValueError):
     """The URL is not an acceptable webhook target; the message says why (safe to show)."""
+
+
+@dataclass(frozen=True)
+class PinnedTarget:
+    """Where to connect (the checked address), and what to tell the server (its name)."""
+
+    url: str  # the URL with the host replaced by the checked address
+    host_header: str  # the original host[:port], for the Host header
+    sni_hostname: str | None  # for https: the name TLS sends and verifies the certificate against
+
+
+def pin(url: str, address: str) -> PinnedTarget:
+    """The request for ``url`` sent to ``address`` (one of those :func:`check_target` accepted)."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    try:
+        ipaddress.ip_address(host)
+        literal = True
+    except ValueError:
+        literal = False
+    if literal:  # nothing to resolve, nothing to pin
+        return PinnedTarget(url=url, host_header=parts.netloc, sni_hostname=None)
+    bare = address.split("%", 1)[0]
+    netloc = f"[{bare}]" if ":" in bare else bare
+    if parts.port is not None:
+        netloc += f":{parts.port}"
+    pinned = urlunsplit((parts.scheme, netloc, parts.path, parts.query, ""))
+    return PinnedTarget(url=pinned, host_header=parts.netloc,
+                        sni_hostname=host if parts.scheme == "https" else None)
 
 
 def check_url_syntax(url: str) -> tuple[str, int]:

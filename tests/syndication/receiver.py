@@ -31,6 +31,7 @@ class Received:
     verified_with: list[int]  # indexes into Receiver.secrets that verify it
     answered: int
     at: float
+    host: str = ""  # the Host header: the name the sender addressed, even when pinned to an address
 
 
 class Receiver:
@@ -81,7 +82,7 @@ class Receiver:
                 self.unverified += 1
             else:
                 self.received.append(Received(headers.get("webhook-id", ""), json.loads(body), verified,
-                                              answer.status, time.monotonic()))
+                                              answer.status, time.monotonic(), headers.get("host", "")))
         try:
             request.send_response(answer.status)
             for name, value in answer.headers.items():

@@ -19,7 +19,7 @@ from hub.syndication.model import binding_keys, filter_json, is_routable, notice
 from hub.syndication.retry import is_success, next_delay_s, parse_retry_after
 from hub.syndication.sender import encode_body
 from hub.syndication.signing import new_secret, webhook_headers
-from hub.syndication.ssrf import UnsafeTarget, check_target
+from hub.syndication.ssrf import PinnedTarget, UnsafeTarget, check_target, pin
 
 BODY = json.dumps({"type": "notice.published", "data": {"notice_id": "N-1"}}).encode()
 
@@ -93,6 +93,24 @@ def test_bad_schemes_credentials_and_malformed_urls_are_refused(url: str) -> Non
 def test_public_addresses_pass_and_configuration_allows_loopback() -> None:
     assert check_target("https://8.8.8.8/hook") == ["8.8.8.8"]
     assert check_target("http://127.0.0.1:9/hook", allow_private=True) == ["127.0.0.1"]
+
+
+@pytest.mark.parametrize(
+    ("url", "address", "expected"),
+    [
+        ("https://hooks.example.kr/in?x=1", "203.0.113.7",
+         PinnedTarget("https://203.0.113.7/in?x=1", "hooks.example.kr", "hooks.example.kr")),
+        ("http://hooks.example.kr:8080/in", "203.0.113.7",
+         PinnedTarget("http://203.0.113.7:8080/in", "hooks.example.kr:8080", None)),
+        ("https://hooks.example.kr/in", "2001:db8::7",
+         PinnedTarget("https://[2001:db8::7]/in", "hooks.example.kr", "hooks.example.kr")),
+        ("https://203.0.113.9/in", "203.0.113.9", PinnedTarget("https://203.0.113.9/in", "203.0.113.9", None)),
+    ],
+)
+def test_the_request_goes_to_the_checked_address_under_the_original_name(
+    url: str, address: str, expected: PinnedTarget
+) -> None:
+    assert pin(url, address) == expected
 
 
 def test_a_version_waits_for_every_earlier_one_to_settle() -> None:

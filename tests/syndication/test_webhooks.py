@@ -146,3 +146,18 @@ def test_dead_deliveries_are_listed_and_replayed(make_env: Callable[..., Env]) -
     assert replay.json()["replayed"] == [dead[0]["id"]]
     eventually(lambda: env.deliveries(sid, "delivered"))
     assert env.deliveries(sid, "dead") == []
+
+
+def test_a_named_target_is_sent_to_the_address_that_was_checked(make_env: Callable[..., Env]) -> None:
+    """``localhost`` is resolved and checked once per send, then the request goes to that address (no
+    second DNS answer can redirect it) while the Host header keeps the name the subscriber gave."""
+    env = make_env()
+    receiver = env.receiver()
+    port = receiver.url.split(":")[2].split("/")[0]
+    response = env.client.post(f"{API}/subscriptions", headers=env.auth, json={
+        "name": "named", "filter": {}, "channel": {"type": "webhook", "url": f"http://localhost:{port}/hook"}})
+    assert response.status_code == 201, response.text
+    receiver.secrets.append(response.json()["secret"])
+    env.publisher.publish(new_notice_id(), 1)
+    [delivery] = eventually(lambda: receiver.delivered(), what="a delivery to the named target")
+    assert delivery.host == f"localhost:{port}" and delivery.verified_with == [0]
