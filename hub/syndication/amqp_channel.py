@@ -33,6 +33,9 @@ class SubscriberTopology:
     def queue(self, subscription_id: str) -> str:
         return f"{self.namespace}.sub.{subscription_id}"
 
+    def dead_letter_queue(self, subscription_id: str) -> str:
+        return f"{self.queue(subscription_id)}.dlq"
+
 
 class AmqpChannel:
     """Declares subscriber queues (API side) and publishes deliveries (dispatcher side, one thread)."""
@@ -48,14 +51,19 @@ class AmqpChannel:
         return pika.BlockingConnection(connection_parameters(self.settings, attempts=1, socket_timeout_s=5.0))
 
     def declare_queue(self, subscription_id: str, bind: Sequence[str] = (), unbind: Sequence[str] = ()) -> str:
-        """Idempotent. Quorum queue with an explicit delivery limit (the subscriber's own nacks)."""
+        """Idempotent. Quorum queue with an explicit delivery limit (the subscriber's own nacks); past it a
+        message is dead-lettered, at least once, into the subscriber's ``<queue>.dlq`` — parked, never lost."""
         queue = self.topology.queue(subscription_id)
+        dead_letters = self.topology.dead_letter_queue(subscription_id)
         connection = self._connection()
         try:
             channel = connection.channel()
             channel.exchange_declare(self.topology.notices_exchange, exchange_type="topic", durable=True)
+            channel.queue_declare(dead_letters, durable=True, arguments={"x-queue-type": "quorum"})
             channel.queue_declare(queue, durable=True, arguments={
-                "x-queue-type": "quorum", "x-delivery-limit": self.delivery_limit})
+                "x-queue-type": "quorum", "x-delivery-limit": self.delivery_limit,
+                "x-dead-letter-exchange": "", "x-dead-letter-routing-key": dead_letters,
+                "x-dead-letter-strategy": "at-least-once", "x-overflow": "reject-publish"})
             for key in unbind:
                 if key not in bind:
                     channel.queue_unbind(queue, self.topology.notices_exchange, routing_key=key)
@@ -69,7 +77,9 @@ class AmqpChannel:
     def delete_queue(self, subscription_id: str) -> None:
         connection = self._connection()
         try:
-            connection.channel().queue_delete(self.topology.queue(subscription_id))
+            channel = connection.channel()
+            channel.queue_delete(self.topology.queue(subscription_id))
+            channel.queue_delete(self.topology.dead_letter_queue(subscription_id))
         finally:
             if connection.is_open:
                 connection.close()

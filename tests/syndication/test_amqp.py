@@ -102,3 +102,30 @@ def test_deleting_an_amqp_subscription_deletes_its_queue(make_env: Callable[...,
     finally:
         if connection.is_open:
             connection.close()
+
+
+@pytest.mark.parametrize("backend", ["postgres-rabbitmq"])
+def test_a_message_the_subscriber_keeps_rejecting_is_parked_not_lost(make_env: Callable[..., Env],
+                                                                     backend: str) -> None:
+    env = make_env(amqp_queue_delivery_limit=2)
+    channel = subscribe(env, {"classifications": ["45"]})  # not routable: published straight to the queue
+    assert channel["dead_letter_queue"] == channel["queue"] + ".dlq"
+    notice = new_notice_id()
+    env.publisher.publish(notice, 1)
+    connection = pika.BlockingConnection(pika.URLParameters(env.hub.settings.broker.url))
+    try:
+        amqp = connection.channel()
+
+        def reject_once() -> bool:
+            method, _properties, _body = amqp.basic_get(channel["queue"])
+            if method is not None:
+                amqp.basic_nack(method.delivery_tag, requeue=True)
+            return amqp.queue_declare(channel["dead_letter_queue"], passive=True).method.message_count == 1
+
+        eventually(reject_once, timeout=30, what="the rejected message in the dead-letter queue")
+        method, _properties, body = amqp.basic_get(channel["dead_letter_queue"], auto_ack=True)
+        assert method is not None and json.loads(body)["data"]["notice_id"] == notice
+        assert amqp.queue_declare(channel["queue"], passive=True).method.message_count == 0
+    finally:
+        if connection.is_open:
+            connection.close()

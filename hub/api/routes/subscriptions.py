@@ -33,7 +33,8 @@ Caller = Annotated[Principal, Depends(require_scope(Scope.SUBSCRIPTIONS_WRITE))]
 HOW_TO_CONSUME = (
     "Consume the queue with manual acks (basic_consume, then basic_ack after you have stored the notice). "
     "Each message body is the same JSON as a webhook delivery; message_id (header webhook-id) identifies "
-    "the delivery: dedupe on it, delivery is at-least-once. Versions of one notice arrive in order."
+    "the delivery: dedupe on it, delivery is at-least-once. Versions of one notice arrive in order. "
+    "A message you reject (nack) more often than the queue's delivery limit is moved to dead_letter_queue."
 )
 
 
@@ -59,6 +60,7 @@ class ChannelOut(BaseModel):
     type: str
     url: str | None = None
     queue: str | None = None
+    dead_letter_queue: str | None = None  # where messages you rejected past the delivery limit are parked
     exchange: str | None = None
     binding_keys: list[str] | None = None  # None: the hub puts matched notices straight into the queue
     how_to_consume: str | None = None
@@ -118,7 +120,8 @@ class ReplayOut(BaseModel):
 def _view(row: SubscriptionRow, namespace: str) -> SubscriptionOut:
     if row.channel == Channel.AMQP.value:
         topology = SubscriberTopology(namespace)
-        channel = ChannelOut(type=row.channel, queue=topology.queue(row.id), exchange=topology.notices_exchange,
+        channel = ChannelOut(type=row.channel, queue=topology.queue(row.id),
+                             dead_letter_queue=topology.dead_letter_queue(row.id), exchange=topology.notices_exchange,
                              binding_keys=binding_keys(parse_filter(row.filter)) if row.routable else None,
                              how_to_consume=HOW_TO_CONSUME)
     else:
