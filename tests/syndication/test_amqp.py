@@ -129,3 +129,39 @@ def test_a_message_the_subscriber_keeps_rejecting_is_parked_not_lost(make_env: C
     finally:
         if connection.is_open:
             connection.close()
+
+
+@pytest.mark.parametrize("backend", ["postgres-rabbitmq"])
+def test_changing_the_filter_rebinds_without_missing_or_leaking(make_env: Callable[..., Env], backend: str) -> None:
+    env = make_env()
+    channel = subscribe(env, {"regions": ["KR-11"]})
+    assert channel["binding_keys"]  # category/region only: served by the exchange binding
+    sid = env.client.get(f"{API}/subscriptions", headers=env.auth).json()[0]["id"]
+    url = env.hub.settings.broker.url
+    got: list[dict[str, Any]] = []
+
+    def seen() -> list[tuple[str, int]]:
+        return [(m["data"]["notice_id"], m["data"]["version"]) for m in drain(url, channel["queue"], got)]
+
+    def publish(region: str, **overrides: Any) -> str:
+        notice = new_notice_id()
+        env.publisher.publish(notice, 1, delivery_region=region, **overrides)
+        return notice
+
+    # to Busan, still routable: the Seoul binding goes, the Busan one comes
+    moved = env.client.patch(f"{API}/subscriptions/{sid}", headers=env.auth, json={"filter": {"regions": ["KR-26"]}})
+    assert moved.status_code == 200 and moved.json()["channel"]["binding_keys"] != channel["binding_keys"]
+    seoul, busan = publish("KR-11"), publish("KR-26")
+    eventually(lambda: (busan, 1) in seen(), timeout=30, what="the Busan notice")
+
+    # finer (a classification prefix): no longer routable, so the hub publishes matches straight in
+    finer = env.client.patch(f"{API}/subscriptions/{sid}", headers=env.auth,
+                             json={"filter": {"regions": ["KR-26"], "classifications": ["4523"]}})
+    assert finer.status_code == 200 and finer.json()["channel"]["binding_keys"] is None
+    roads = publish("KR-26")  # support.content's default classification is CPV 45233222
+    elsewhere = publish("KR-26", classifications=[{"scheme": "CPV", "code": "30192000"}])
+    eventually(lambda: (roads, 1) in seen(), timeout=30, what="the matching Busan road notice")
+    sentinel = publish("KR-26")
+    eventually(lambda: (sentinel, 1) in seen(), timeout=30, what="a last matching notice")
+    assert seen() == [(busan, 1), (roads, 1), (sentinel, 1)]
+    assert (seoul, 1) not in seen() and (elsewhere, 1) not in seen()

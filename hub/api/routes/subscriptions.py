@@ -171,14 +171,28 @@ def get_subscription(subscription_id: str, caller: Caller, uow: UowDep, hub: Hub
 @router.patch("/subscriptions/{subscription_id}", response_model=SubscriptionOut)
 def update_subscription(subscription_id: str, body: SubscriptionPatch, caller: Caller, bus: BusDep,
                         hub: HubDep, uow: UowDep) -> SubscriptionOut:
+    """An AMQP subscription's bindings change around the commit so that it never misses a notice: new
+    bindings are added before it, stale ones removed after it. A failure in between can only cause an
+    extra message (at-least-once; dedupe on message_id), never a missing one."""
     before = owned(uow.session, subscription_id, caller.org_id)
     old_keys = binding_keys(parse_filter(before.filter)) if before.routable else []
-    row = bus.handle(UpdateSubscription(subscription_id=subscription_id, org_id=caller.org_id, name=body.name,
-                                        filter=body.filter, url=body.url, reactivate=body.status == "active"))
-    if row.channel == Channel.AMQP.value:
-        new_keys = binding_keys(parse_filter(row.filter)) if row.routable else []
-        if new_keys != old_keys:
-            _amqp(hub).declare_queue(subscription_id, bind=new_keys, unbind=old_keys)
+    rebinding = before.channel == Channel.AMQP.value and hub.settings.broker.kind == "rabbitmq"
+    new_keys = old_keys
+    if rebinding:
+        wanted = parse_filter(body.filter if body.filter is not None else before.filter)  # 422 before any change
+        new_keys = binding_keys(wanted) if is_routable(wanted) else []
+        rebinding = new_keys != old_keys
+    if rebinding:
+        _amqp(hub).declare_queue(subscription_id, bind=[*old_keys, *new_keys])
+    try:
+        row = bus.handle(UpdateSubscription(subscription_id=subscription_id, org_id=caller.org_id, name=body.name,
+                                            filter=body.filter, url=body.url, reactivate=body.status == "active"))
+    except Exception:
+        if rebinding:  # the change did not happen: take back what was added for it
+            _amqp(hub).declare_queue(subscription_id, bind=old_keys, unbind=new_keys)
+        raise
+    if rebinding:
+        _amqp(hub).declare_queue(subscription_id, bind=new_keys, unbind=old_keys)
     return _view(row, hub.settings.broker.namespace)
 
 
