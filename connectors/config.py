@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 from hub.config import deep_merge
 
@@ -98,12 +98,23 @@ class ErrorRule(_Strict):
 
 
 class BatchConfig(_Strict):
-    """Many identifiers in one call (NTS: up to 100), the answer split back per identifier."""
+    """Many identifiers in one call, the answer split back per identifier. Two styles: a JSON body
+    (NTS: ``{"b_no": [...]}``) or the path (IAF: ``/company/id1,id2,...``)."""
 
     max_size: int = Field(100, ge=1, le=10_000)
-    body_key: str = Field(..., description="JSON key that receives the list of identifiers")
-    records_key: str = Field(..., description="top-level key of the response's record list")
+    body_key: str | None = Field(None, description="JSON key that receives the list of identifiers")
+    path: str | None = Field(None, description="path template with {identifiers}, joined by separator")
+    separator: str = Field(",", min_length=1, max_length=3)
+    records_key: str | None = Field(None, description="key of the response's record list; None: it is a list")
     record_id: str = Field(..., description="key inside a record that echoes the identifier")
+
+    @model_validator(mode="after")
+    def _one_style(self) -> BatchConfig:
+        if (self.body_key is None) == (self.path is None):
+            raise ValueError("set exactly one of body_key (identifiers in a JSON body) or path")
+        if self.path is not None and "{identifiers}" not in self.path:
+            raise ValueError("path must contain {identifiers}")
+        return self
 
 
 class _SystemBase(_Strict):

@@ -215,10 +215,10 @@ class RestConnector(Connector):
     def close(self) -> None:
         self._client.close()
 
-    def _request(self, identifier: str, body: bytes | None) -> tuple[httpx.Request, bytes]:
+    def _request(self, identifier: str, body: bytes | None, path: str | None = None) -> tuple[httpx.Request, bytes]:
         cfg = self.config
         values = {"identifier": identifier}
-        url = cfg.endpoint + fill_template(cfg.path, values, url_quote=True)
+        url = cfg.endpoint + (path if path is not None else fill_template(cfg.path, values, url_quote=True))
         params = {name: fill_template(value, values) for name, value in cfg.query.items()}
         headers = {"Accept": cfg.accept, **cfg.headers}
         if body is not None:
@@ -240,11 +240,18 @@ class RestConnector(Connector):
     def _exchange_batch(self, identifiers: Sequence[str]) -> Exchange:
         batch = self.config.batch
         assert batch is not None
-        body = json.dumps({batch.body_key: list(identifiers)}, separators=(",", ":")).encode()
-        request, fingerprint = self._request(identifiers[0] if len(identifiers) == 1 else "", body)
+        if batch.path is not None:  # the identifiers travel in the path, each URL-quoted
+            joined = batch.separator.join(quote(identifier, safe="") for identifier in identifiers)
+            request, fingerprint = self._request("", None, path=batch.path.replace("{identifiers}", joined))
+        else:
+            body = json.dumps({batch.body_key: list(identifiers)}, separators=(",", ":")).encode()
+            request, fingerprint = self._request(identifiers[0] if len(identifiers) == 1 else "", body)
         answer = send_capped(self._client, self.system, request, self.config.max_response_bytes)
         envelope = self._check(answer)
-        records = envelope.get(batch.records_key) if isinstance(envelope, dict) else None
+        if batch.records_key is None:
+            records = envelope
+        else:
+            records = envelope.get(batch.records_key) if isinstance(envelope, dict) else None
         if not isinstance(records, list):
             raise TransientUpstreamError(self.system, "malformed_response", f"no '{batch.records_key}' list")
         wanted = set(identifiers)
@@ -253,7 +260,8 @@ class RestConnector(Connector):
             if isinstance(record, dict) and isinstance(record.get(batch.record_id), str):
                 rid = record[batch.record_id]
                 if rid in wanted and rid not in parts:
-                    share = {**envelope, batch.records_key: [record]}
+                    # each identifier's share has the shape a single call answers with
+                    share = [record] if batch.records_key is None else {**envelope, batch.records_key: [record]}
                     parts[rid] = json.dumps(share, ensure_ascii=False).encode("utf-8")
         return Exchange(fingerprint, answer.body, answer.content_type, answer.status, parts)
 

@@ -269,6 +269,27 @@ def test_nts_batching_150_numbers_in_two_calls(sandbox: SandboxServer) -> None:
     assert set(results) == set(numbers) and not any(isinstance(r, Exception) for r in results.values())
 
 
+def test_iaf_batches_company_ids_in_the_path_and_maps_like_single_calls(sandbox: SandboxServer) -> None:
+    recorder = InMemoryCallRecorder()
+    registry = connectors(sandbox, recorder=recorder)
+    known = list(dict.fromkeys(s.identifiers["iaf_ce_id"] for s in sandbox.dataset.suppliers
+                               if "iaf_ce_id" in s.identifiers))[:5]
+    ids = [*known, "unknownce0001"]
+    control(sandbox, "iaf", "stats", "DELETE")
+    results = registry["iaf"].fetch_many(ids, purpose="refresh", requested_by="scheduler")
+    assert control(sandbox, "iaf", "stats")["requests"] == 1  # one call for six companies
+    assert [len(c.identifiers) for c in recorder.calls] == [6]
+    assert isinstance(results["unknownce0001"], NotFoundUpstream)  # absent from the answer: just that one
+    mapping = load_mapping(str(registry.mapping_path("iaf")))
+    for ce_id in known:
+        batched = results[ce_id]
+        assert not isinstance(batched, Exception)
+        single = registry["iaf"].fetch(ce_id, purpose="p", requested_by="o")
+        assert batched.raw == single.raw  # each share has the shape a single call answers with
+        assert [(c.type, c.status, c.attributes) for c in mapping.apply(batched)] == [
+            (c.type, c.status, c.attributes) for c in mapping.apply(single)]
+
+
 def test_malformed_body_is_transient_and_oversize_is_refused(sandbox: SandboxServer) -> None:
     registry = connectors(sandbox, national_certs={"max_response_bytes": 1024})
     for system in ("nts", "gleif", "vies"):
