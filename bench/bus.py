@@ -82,12 +82,13 @@ def throwaway_database(server_url: str) -> Iterator[str]:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-def end_to_end(settings: Settings, events: int) -> float:
-    """Events per second from the first commit to the last effect observed in the database."""
+def end_to_end(settings: Settings, events: int, concurrency: int = 1) -> float:
+    """Events per second from the first commit to the last effect observed in the database, with
+    ``concurrency`` consumer threads for the group (``g2bhub worker --concurrency``)."""
     hub: Hub = bootstrap(settings, migrate=True, command_handlers={PingBench: ping},
                          event_handlers={BenchPinged: [bench_effect]})
     try:
-        hub.make_worker().start()
+        hub.make_worker(concurrency=concurrency).start()
         hub.bus.handle(PingBench(seq=-1))  # warm-up: connections, topology, first queries
         wait_for_inbox(hub, 1)
         started = time.perf_counter()
@@ -206,9 +207,16 @@ def main() -> None:
             pg_rabbit = end_to_end(settings, n)
         finally:
             delete_topology(broker, groups=["bench"])
+        broker4 = broker.model_copy(update={"namespace": namespace + "c4"})
+        try:
+            pg_rabbit4 = end_to_end(Settings(database={"url": db_url}, broker=broker4), n, concurrency=4)
+        finally:
+            delete_topology(broker4, groups=["bench"])
         ceiling = consume_ceiling(settings, n)
     print(f"end to end, PostgreSQL + RabbitMQ             : {pg_rabbit:9.0f} events/s "
           f"({pg_rabbit / raw:.2f} x raw pika baseline)")
+    print(f"  the same with 4 consumer threads per group   : {pg_rabbit4:9.0f} events/s "
+          f"({pg_rabbit4 / raw:.2f} x raw pika baseline)")
     print(f"  bus.consume alone on PostgreSQL (no broker)  : {ceiling:9.0f} events/s "
           f"(end to end reaches {pg_rabbit / ceiling:.2f} of it)")
 
