@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine, text
@@ -29,6 +30,8 @@ if TYPE_CHECKING:
     from hub.suppliers.wiring import SupplierServices
 
 __all__ = ["Hub", "bootstrap", "make_broker"]
+
+IDEMPOTENCY_PURGE_INTERVAL_S = 3600.0
 
 
 def make_broker(settings: Settings) -> Broker:
@@ -79,8 +82,16 @@ class Hub:
         if self.suppliers is not None and self.suppliers.config.scheduler.enabled:
             worker.add_periodic("credential-scheduler", self.suppliers.config.scheduler.interval_s,
                                 self.suppliers.scheduler)
+        worker.add_periodic("idempotency-key-purge", IDEMPOTENCY_PURGE_INTERVAL_S, self.purge_idempotency_keys)
         self._workers.append(worker)
         return worker
+
+    def purge_idempotency_keys(self) -> int:
+        from hub.notices.idempotency import purge_expired
+        from hub.notices.publication import publication_settings
+
+        ttl = timedelta(hours=publication_settings(self.settings).idempotency_ttl_h)
+        return purge_expired(self.session_factory, ttl)
 
     def database_ready(self) -> bool:
         try:

@@ -16,11 +16,12 @@ import hashlib
 import json
 import re
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from pydantic import BaseModel, ConfigDict
-from sqlalchemy.orm import Session
+from sqlalchemy import delete
+from sqlalchemy.orm import Session, sessionmaker
 
 from hub.adapters.orm_notices import IdempotencyRow
 from hub.service_layer.errors import ServiceError
@@ -124,12 +125,17 @@ class InMemoryIdempotencyStore:
 
 
 class SqlIdempotencyStore:
-    def __init__(self, session: Session) -> None:
+    def __init__(self, session: Session, ttl: timedelta = timedelta(hours=48)) -> None:
         self.session = session
+        self.ttl = ttl
 
     def get(self, org_id: str, key: str) -> tuple[str, Receipt] | None:
         row = self.session.get(IdempotencyRow, (org_id, key))
         if row is None:
+            return None
+        if row.created_at < datetime.now(UTC) - self.ttl:  # expired: forget it now, the key is free again
+            self.session.delete(row)
+            self.session.flush()
             return None
         return row.request_hash, Receipt(status_code=row.status_code, body=dict(row.body), location=row.location)
 
@@ -145,3 +151,11 @@ class SqlIdempotencyStore:
                 created_at=datetime.now(UTC),
             )
         )
+
+
+def purge_expired(session_factory: sessionmaker[Session], ttl: timedelta) -> int:
+    """Delete remembered keys older than ``ttl`` (a worker's periodic job; safe on several workers)."""
+    with session_factory() as session:
+        result = session.execute(delete(IdempotencyRow).where(IdempotencyRow.created_at < datetime.now(UTC) - ttl))
+        session.commit()
+    return int(getattr(result, "rowcount", 0) or 0)

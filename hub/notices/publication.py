@@ -38,6 +38,8 @@ class PublicationSettings(BaseModel):
     csv_max_rows: int = Field(1000, ge=1, le=100_000)
     csv_max_bytes: int = Field(2 * 1024 * 1024, ge=1024)
     pps_max_items: int = Field(1000, ge=1, le=100_000)
+    # An Idempotency-Key is remembered this long; a retry after that is a new request.
+    idempotency_ttl_h: float = Field(48.0, gt=0, le=24 * 365)
 
     def publisher(self) -> dict[str, Any]:
         found = {"name": self.publisher_name, "uri": self.publisher_uri, "scheme": self.publisher_scheme,

@@ -224,6 +224,40 @@ def test_idempotency_key_replays_and_refuses_reuse(api: Client) -> None:
     assert len(api.events()) == 3
 
 
+def test_an_expired_idempotency_key_is_free_again_and_purged(api: Client) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from sqlalchemy import func, update
+
+    from hub.adapters.orm_notices import IdempotencyRow
+
+    _, headers = api.org()
+    keyed = {**headers, "Idempotency-Key": "daily-0001"}
+    first = api.http.post(f"{API}/notices", json=notice_body(), headers=keyed)
+    fresh = api.http.post(f"{API}/notices", json=notice_body(), headers={**headers, "Idempotency-Key": "fresh"})
+    assert first.status_code == fresh.status_code == 201
+
+    def keys() -> int:
+        with api.hub.session_factory() as session:
+            return int(session.scalar(select(func.count()).select_from(IdempotencyRow)) or 0)
+
+    with api.hub.session_factory() as session:  # age one key past the 48 h it is remembered
+        session.execute(update(IdempotencyRow).where(IdempotencyRow.key == "daily-0001")
+                        .values(created_at=datetime.now(UTC) - timedelta(hours=49)))
+        session.commit()
+    again = api.http.post(f"{API}/notices", json=notice_body(), headers=keyed)
+    assert again.status_code == 201 and "idempotent-replayed" not in again.headers
+    assert again.json()["id"] != first.json()["id"]  # a new request, a new notice
+
+    with api.hub.session_factory() as session:
+        session.execute(update(IdempotencyRow).where(IdempotencyRow.key == "fresh")
+                        .values(created_at=datetime.now(UTC) - timedelta(hours=49)))
+        session.commit()
+    assert keys() == 2
+    assert api.hub.purge_idempotency_keys() == 1  # the worker's periodic job: only the expired one goes
+    assert keys() == 1
+
+
 def pps_item(order: str, kind: str = "등록공고", **overrides: str) -> dict[str, str]:
     item = {
         "bidNtceNo": "R26BK00012345", "bidNtceOrd": order, "ntceKindNm": kind,

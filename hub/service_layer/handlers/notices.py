@@ -8,7 +8,7 @@ its own notices: anyone else's id answers 404 exactly as an unknown id does.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from hub.config import Settings
@@ -37,8 +37,13 @@ from hub.service_layer.unit_of_work import SqlAlchemyUnitOfWork
 PPS_SOURCE = "pps"
 
 
-def publish_notice(cmd: PublishNotice, uow: SqlAlchemyUnitOfWork) -> Receipt:
-    store = SqlIdempotencyStore(uow.session)
+def _idempotency(uow: SqlAlchemyUnitOfWork, settings: Settings) -> SqlIdempotencyStore:
+    ttl = timedelta(hours=publication_settings(settings).idempotency_ttl_h)
+    return SqlIdempotencyStore(uow.session, ttl=ttl)
+
+
+def publish_notice(cmd: PublishNotice, uow: SqlAlchemyUnitOfWork, settings: Settings) -> Receipt:
+    store = _idempotency(uow, settings)
     if (prior := replay(store, cmd.institution_org_id, cmd.idempotency)) is not None:
         return prior
     notice = Notice.publish(new_notice_id(), cmd.institution_org_id, cmd.content)
@@ -54,8 +59,8 @@ def _owned(repo: NoticeRepository, notice_id: str, institution_org_id: str) -> N
     return notice
 
 
-def amend_notice(cmd: AmendNotice, uow: SqlAlchemyUnitOfWork) -> Receipt:
-    store = SqlIdempotencyStore(uow.session)
+def amend_notice(cmd: AmendNotice, uow: SqlAlchemyUnitOfWork, settings: Settings) -> Receipt:
+    store = _idempotency(uow, settings)
     if (prior := replay(store, cmd.institution_org_id, cmd.idempotency)) is not None:
         return prior
     repo = NoticeRepository(uow.session)
@@ -77,8 +82,8 @@ def amend_notice(cmd: AmendNotice, uow: SqlAlchemyUnitOfWork) -> Receipt:
     return _stored_version(uow, repo, store, cmd.institution_org_id, cmd, notice, version)
 
 
-def cancel_notice(cmd: CancelNotice, uow: SqlAlchemyUnitOfWork) -> Receipt:
-    store = SqlIdempotencyStore(uow.session)
+def cancel_notice(cmd: CancelNotice, uow: SqlAlchemyUnitOfWork, settings: Settings) -> Receipt:
+    store = _idempotency(uow, settings)
     if (prior := replay(store, cmd.institution_org_id, cmd.idempotency)) is not None:
         return prior
     repo = NoticeRepository(uow.session)
@@ -99,10 +104,10 @@ def _stored_version(
     return remember(store, org_id, cmd.idempotency, receipt)
 
 
-def import_pps_notices(cmd: ImportPpsNotices, uow: SqlAlchemyUnitOfWork) -> Receipt:
+def import_pps_notices(cmd: ImportPpsNotices, uow: SqlAlchemyUnitOfWork, settings: Settings) -> Receipt:
     """Items in (bidNtceNo, bidNtceOrd) order; an order already imported is reported ``unchanged``, so
     importing the same PPS page twice adds nothing."""
-    store = SqlIdempotencyStore(uow.session)
+    store = _idempotency(uow, settings)
     if (prior := replay(store, cmd.institution_org_id, cmd.idempotency)) is not None:
         return prior
     repo = NoticeRepository(uow.session)
@@ -164,7 +169,7 @@ def import_pps_notices(cmd: ImportPpsNotices, uow: SqlAlchemyUnitOfWork) -> Rece
 
 def bulk_publish_notices(cmd: BulkPublishNotices, uow: SqlAlchemyUnitOfWork, settings: Settings) -> Receipt:
     """Valid rows are published even when others are rejected; each row is reported."""
-    store = SqlIdempotencyStore(uow.session)
+    store = _idempotency(uow, settings)
     if (prior := replay(store, cmd.institution_org_id, cmd.idempotency)) is not None:
         return prior
     limits = publication_settings(settings)
