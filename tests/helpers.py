@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
+import uuid
 from collections.abc import Callable
 from typing import TypeVar
+
+from hub.domain import events
+from hub.domain.messages import Envelope
+from hub.service_layer.handlers.audit import record_audit_entry
+from hub.service_layer.unit_of_work import AbstractUnitOfWork
 
 T = TypeVar("T")
 
@@ -19,3 +26,21 @@ def eventually(probe: Callable[[], T], timeout: float = 15.0, interval: float = 
         time.sleep(interval)
         last = probe()
     return last
+
+
+class Switch:
+    """Flip ``broken`` to make :func:`fragile_audit` fail (a handler bug) or work (the bug fixed)."""
+
+    broken = True
+
+
+def fragile_audit(event: events.OrganisationCreated, uow: AbstractUnitOfWork, envelope: Envelope) -> None:
+    """A consumer group for dead-letter tests: fails while ``Switch.broken``; otherwise writes an audit
+    row under an id derived from the message (the ``audit`` group keeps the original id)."""
+    if Switch.broken:
+        raise RuntimeError("handler bug")
+    derived = str(uuid.uuid5(uuid.NAMESPACE_URL, "fragile:" + envelope.message_id))
+    record_audit_entry(event, uow, dataclasses.replace(envelope, message_id=derived))
+
+
+fragile_audit.consumer_group = "fragile"  # type: ignore[attr-defined]

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
-import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -21,7 +19,7 @@ from hub.service_layer.handlers import COMMAND_HANDLERS, EVENT_HANDLERS
 from hub.service_layer.handlers.audit import record_audit_entry
 from hub.service_layer.messagebus import Outcome
 from hub.service_layer.unit_of_work import AbstractUnitOfWork
-from tests.helpers import eventually
+from tests.helpers import Switch, eventually, fragile_audit
 
 
 @pytest.fixture
@@ -122,21 +120,6 @@ def test_events_committed_while_no_worker_runs_arrive_later(make_hub: Callable[.
     assert count(hub, OutboxRow, OutboxRow.published_at.is_(None)) == 10
     hub.make_worker().start()
     eventually(lambda: count(hub, AuditRow) == 10, what="all ten delivered")
-
-
-class Switch:
-    broken = True
-
-
-def fragile_audit(event: events.OrganisationCreated, uow: AbstractUnitOfWork, envelope: Envelope) -> None:
-    if Switch.broken:
-        raise RuntimeError("handler bug")
-    # its own effect: an audit row under a derived id (the audit group keeps the original id)
-    derived = str(uuid.uuid5(uuid.NAMESPACE_URL, "fragile:" + envelope.message_id))
-    record_audit_entry(event, uow, dataclasses.replace(envelope, message_id=derived))
-
-
-fragile_audit.consumer_group = "fragile"  # type: ignore[attr-defined]
 
 
 def test_poison_message_is_dead_lettered_and_replayed(make_hub: Callable[..., Hub]) -> None:

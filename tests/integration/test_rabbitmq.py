@@ -3,12 +3,10 @@ broker restart, dead-lettering by the quorum queue, and the queue arguments them
 
 from __future__ import annotations
 
-import dataclasses
 import shutil
 import subprocess
 import sys
 import threading
-import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -29,10 +27,9 @@ from hub.service_layer.handlers import EVENT_HANDLERS
 from hub.service_layer.handlers.audit import record_audit_entry
 from hub.service_layer.messagebus import MessageBus, Outcome
 from hub.service_layer.relay import OutboxRelay
-from hub.service_layer.unit_of_work import AbstractUnitOfWork
 from hub.service_layer.worker import Worker
 from tests.conftest import ROOT, service_missing
-from tests.helpers import eventually
+from tests.helpers import Switch, eventually, fragile_audit
 from tests.integration.dying_consumer import DIED_AFTER_EFFECT, rebuild
 
 pytestmark = [
@@ -165,20 +162,6 @@ def test_relay_and_consumer_survive_a_broker_restart(hubs: Callable[..., Hub]) -
     eventually(lambda: count(hub, AuditRow) == 12, timeout=120, what="all events after the restart")
     assert count(hub, OutboxRow, OutboxRow.published_at.is_(None)) == 0
     assert duplicated_audit_ids(hub) == []
-
-
-class Switch:
-    broken = True
-
-
-def fragile_audit(event: events.OrganisationCreated, uow: AbstractUnitOfWork, envelope: Envelope) -> None:
-    if Switch.broken:
-        raise RuntimeError("handler bug")
-    derived = str(uuid.uuid5(uuid.NAMESPACE_URL, "fragile:" + envelope.message_id))
-    record_audit_entry(event, uow, dataclasses.replace(envelope, message_id=derived))
-
-
-fragile_audit.consumer_group = "fragile"  # type: ignore[attr-defined]
 
 
 def test_failing_handler_dead_letters_then_replays_once(hubs: Callable[..., Hub]) -> None:
