@@ -12,6 +12,7 @@ change the source's data or misbehaviour over HTTP without importing the sandbox
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,7 +22,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from connectors.sandbox.dataset import SandboxDataset
-from connectors.sandbox.faults import FaultInjector, TwinStats
+from connectors.sandbox.faults import FaultDecision, FaultInjector, TwinStats
 
 __all__ = ["BodyTooLarge", "TwinState", "control_routes", "read_capped_body"]
 
@@ -38,6 +39,19 @@ class TwinState:
     api_key: str | None
     max_body_bytes: int
     stats: TwinStats = field(default_factory=TwinStats)
+
+    async def inject_faults(
+        self, render: Callable[[FaultDecision], Response]
+    ) -> tuple[FaultDecision, Response | None]:
+        """Decide this request's fault and wait its latency. An outage, timeout or error ends the request
+        with ``render``'s answer (each twin renders its own contract's fault); anything else — including
+        ``malformed``, which the twin applies to its own body — continues with the decision."""
+        decision = self.faults.decide()
+        await self.faults.delay(decision)
+        if decision.kind in ("outage", "timeout", "error"):
+            self.stats.add(f"fault:{decision.kind}")
+            return decision, render(decision)
+        return decision, None
 
 
 async def read_capped_body(request: Request, limit: int) -> bytes:

@@ -86,11 +86,9 @@ def build_companies_house_app(state: TwinState) -> Starlette:
         if not _authorised(request, state.api_key):
             state.stats.add("rejected:auth")
             return JSONResponse({"error": "Invalid Authorization", "type": "ch:service"}, status_code=401)
-        decision = state.faults.decide()
-        await state.faults.delay(decision)
-        if decision.kind in ("outage", "timeout", "error"):
-            state.stats.add(f"fault:{decision.kind}")
-            return _injected_fault(decision)
+        decision, fault = await state.inject_faults(_injected_fault)
+        if fault is not None:
+            return fault
         record = state.dataset.company(request.path_params["number"])
         if record is None:
             state.stats.add("not_found")

@@ -92,11 +92,9 @@ def _injected_fault(decision: FaultDecision) -> Response:
 def build_gleif_app(state: TwinState) -> Starlette:
     async def lei_record(request: Request) -> Response:
         state.stats.add("requests")
-        decision = state.faults.decide()
-        await state.faults.delay(decision)
-        if decision.kind in ("outage", "timeout", "error"):
-            state.stats.add(f"fault:{decision.kind}")
-            return _injected_fault(decision)
+        decision, fault = await state.inject_faults(_injected_fault)
+        if fault is not None:
+            return fault
         record = state.dataset.lei(request.path_params["lei"])
         if record is None:
             state.stats.add("not_found")

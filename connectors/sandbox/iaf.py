@@ -70,11 +70,9 @@ def build_iaf_app(state: TwinState) -> Starlette:
         if state.api_key is not None and request.headers.get("x-http-authorization") != state.api_key:
             state.stats.add("rejected:auth")
             return problem(401, "unauthorized", "missing or unknown x-http-authorization key")
-        decision = state.faults.decide()
-        await state.faults.delay(decision)
-        if decision.kind in ("outage", "timeout", "error"):
-            state.stats.add(f"fault:{decision.kind}")
-            return _injected_fault(decision)
+        decision, fault = await state.inject_faults(_injected_fault)
+        if fault is not None:
+            return fault
         if decision.kind == "malformed":
             state.stats.add("fault:malformed")
             return Response('{"certification_number": ', media_type="application/json")

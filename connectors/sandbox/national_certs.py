@@ -70,11 +70,9 @@ def build_national_certs_app(state: TwinState) -> Starlette:
         if operation.tag != _q("getCertificates"):
             state.stats.add("rejected")
             return registry_fault("INVALID_INPUT", f"unknown operation {etree.QName(operation).localname}")
-        decision = state.faults.decide()
-        await state.faults.delay(decision)
-        if decision.kind in ("outage", "timeout", "error"):
-            state.stats.add(f"fault:{decision.kind}")
-            return _injected_fault(decision)
+        decision, fault = await state.inject_faults(_injected_fault)
+        if fault is not None:
+            return fault
         holder = soap.child_text(operation, NATIONAL_CERTS_NS, "holderId") or ""
         if not _BRN.fullmatch(holder):
             state.stats.add("fault:INVALID_INPUT")

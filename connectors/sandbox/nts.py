@@ -100,11 +100,9 @@ def build_nts_app(state: TwinState) -> Starlette:
         if len(items) > MAX_ITEMS:
             state.stats.add("rejected:too_large")
             return None, _status_error("TOO_LARGE_REQUEST")
-        decision = state.faults.decide()
-        await state.faults.delay(decision)
-        if decision.kind in ("outage", "timeout", "error"):
-            state.stats.add(f"fault:{decision.kind}")
-            return None, _injected_fault(decision)
+        decision, fault = await state.inject_faults(_injected_fault)
+        if fault is not None:
+            return None, fault
         if decision.kind == "malformed":
             state.stats.add("fault:malformed")
             return None, Response('{"request_cnt": 1, "status_code": "OK", "data": [{"b_no": "',

@@ -81,11 +81,9 @@ def build_vies_app(state: TwinState) -> Starlette:
             state.stats.add("rejected")
             return soap.fault_response("INVALID_INPUT", faultcode="env:Client")
         state.stats.add(f"operation:{name.localname}")
-        decision = state.faults.decide()
-        await state.faults.delay(decision)
-        if decision.kind in ("outage", "timeout", "error"):
-            state.stats.add(f"fault:{decision.kind}")
-            return _injected_fault(decision)
+        decision, fault = await state.inject_faults(_injected_fault)
+        if fault is not None:
+            return fault
         country = soap.child_text(operation, VIES_TYPES_NS, "countryCode") or ""
         number = soap.child_text(operation, VIES_TYPES_NS, "vatNumber") or ""
         if not (_COUNTRY.fullmatch(country) and country in MEMBER_STATES and _VAT_NUMBER.fullmatch(number)):
