@@ -9,7 +9,6 @@ import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
-import pika
 import pytest
 from fastapi.testclient import TestClient
 
@@ -22,6 +21,7 @@ from tests.e2e.test_notices_publish import notice_body
 from tests.helpers import eventually
 from tests.syndication.receiver import Receiver
 from tests.syndication.support import FAST
+from tests.syndication.test_amqp import drain
 
 API = "/api/v1"
 
@@ -109,22 +109,7 @@ def test_published_versions_reach_an_amqp_subscriber_in_order(running: tuple[Hub
     publish_amend_cancel(client, institution, classifications=[{"scheme": "CPV", "code": "30192000-1"}])
 
     received: list[dict[str, Any]] = []
-
-    def drain() -> int:
-        import json
-
-        connection = pika.BlockingConnection(pika.URLParameters(hub.settings.broker.url))
-        try:
-            channel = connection.channel()
-            while True:
-                method, _properties, body = channel.basic_get(queue, auto_ack=True)
-                if method is None:
-                    break
-                received.append(json.loads(body))
-        finally:
-            connection.close()
-        return len(received)
-
-    eventually(lambda: drain() >= 3, timeout=30, what="three AMQP messages")
+    eventually(lambda: len(drain(hub.settings.broker.url, queue, received)) >= 3, timeout=30,
+               what="three AMQP messages")
     assert [(m["data"]["notice_id"], m["data"]["version"]) for m in received] == [
         (wanted, 1), (wanted, 2), (wanted, 3)]

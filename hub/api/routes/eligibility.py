@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from hub.api.auth import Principal
 from hub.api.deps import UowDep, require_scope
-from hub.api.routes.suppliers import _readable
+from hub.api.routes.suppliers import readable_supplier
 from hub.domain.organisations import Scope
 from hub.eligibility import RequirementError, evaluate, parse_requirements
 from hub.service_layer.errors import RejectedFields
@@ -44,7 +44,7 @@ def query_eligibility(supplier_id: str, body: EligibilityQueryIn, caller: Eligib
         requirements = parse_requirements(body.requirements, prefix="requirements")
     except RequirementError as error:
         raise RejectedFields(error.problems) from None
-    supplier = _readable(uow, caller, supplier_id)
+    supplier = readable_supplier(uow, caller, supplier_id)
     credentials = [record.as_canonical() for record in current_credentials(uow, supplier.id)]
     pending = sorted(
         {slot.system for slot in supplier_repository(uow).fetches_of(supplier.id)

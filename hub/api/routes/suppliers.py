@@ -48,7 +48,7 @@ def _fetcher(hub: Hub) -> CredentialFetcher:
     return hub.suppliers.fetcher()
 
 
-def _readable(uow: SqlAlchemyUnitOfWork, caller: Principal, supplier_id: str) -> Supplier:
+def readable_supplier(uow: SqlAlchemyUnitOfWork, caller: Principal, supplier_id: str) -> Supplier:
     """Object-level check (API1): owner, operator, or a granted institution; else 404."""
     repo = supplier_repository(uow)
     supplier = repo.get(supplier_id)
@@ -133,21 +133,21 @@ def list_suppliers(caller: SuppliersRead, uow: UowDep, limit: Annotated[int, Que
 @router.get("/{supplier_id}", summary="Read a supplier with its credentials and fetch states")
 def read_supplier(supplier_id: str, caller: SuppliersRead, hub: HubDep, request: Request) -> SupplierOut:
     with hub.uow() as uow:
-        _readable(uow, caller, supplier_id)
+        readable_supplier(uow, caller, supplier_id)
     return _supplier_out(hub, request, supplier_id)
 
 
 @router.get("/{supplier_id}/credentials", summary="Credentials with provenance (optionally every version)")
 def list_credentials(supplier_id: str, caller: SuppliersRead, uow: UowDep, request: Request,
                      include: Annotated[str | None, Query(pattern="^history$")] = None) -> list[CredentialOut]:
-    _readable(uow, caller, supplier_id)
+    readable_supplier(uow, caller, supplier_id)
     return _credentials(uow, request, supplier_id, history=include == "history")
 
 
 @router.get("/{supplier_id}/credentials/{credential_id}/versions", summary="Every fetched version")
 def list_versions(supplier_id: str, credential_id: str, caller: SuppliersRead, uow: UowDep,
                   request: Request) -> list[VersionOut]:
-    _readable(uow, caller, supplier_id)
+    readable_supplier(uow, caller, supplier_id)
     repo = supplier_repository(uow)
     credential = repo.credential(credential_id)
     if credential is None or credential.supplier_id != supplier_id:
@@ -160,7 +160,7 @@ def list_versions(supplier_id: str, credential_id: str, caller: SuppliersRead, u
             summary="The raw upstream payload of one version, as received", response_class=Response)
 def read_credential_raw(supplier_id: str, credential_id: str, version_id: int, caller: SuppliersRead,
                         uow: UowDep) -> Response:
-    _readable(uow, caller, supplier_id)
+    readable_supplier(uow, caller, supplier_id)
     repo = supplier_repository(uow)
     version = repo.version(version_id)
     credential = repo.credential(credential_id)
