@@ -33,15 +33,15 @@ from sqlalchemy.engine import make_url
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from hub.adapters.brokers.rabbitmq import delete_topology
-from hub.adapters.brokers.rabbitmq.publisher import ConfirmingPublisher, Outgoing
-from hub.adapters.brokers.rabbitmq.topology import connection_parameters
-from hub.adapters.orm import InboxRow
 from hub.bootstrap import Hub, bootstrap
 from hub.config import BrokerSettings, Settings
-from hub.domain.messages import Command, Envelope, Event
-from hub.service_layer.handlers.audit import record_audit_entry
-from hub.service_layer.unit_of_work import AbstractUnitOfWork
+from hub.spine.audit import record_audit_entry
+from hub.spine.brokers.rabbitmq import delete_topology
+from hub.spine.brokers.rabbitmq.publisher import ConfirmingPublisher, Outgoing
+from hub.spine.brokers.rabbitmq.topology import connection_parameters
+from hub.spine.messages import Command, Envelope, Event
+from hub.spine.tables import InboxRow
+from hub.spine.unit_of_work import AbstractUnitOfWork
 
 PADDING = "x" * 200  # a notice-sized payload rather than an empty one
 

@@ -27,9 +27,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from hub.notices.filters import NoticeFacts, SubscriptionFilter, linear_scan_match
-from hub.notices.matching import SubscriptionIndex
 from hub.notices.model import NoticeContent
+from hub.subscriptions.filters import NoticeFacts, SubscriptionFilter, linear_scan_match
+from hub.subscriptions.matching import SubscriptionIndex
 
 DIVISIONS = ["45", "72", "79", "50", "33", "30", "34", "71", "90", "39", "44", "48", "80", "85", "09", "15", "18",
              "22", "24", "31", "32", "35", "37", "38", "42", "43", "55", "60", "63", "64", "65", "66", "70",

@@ -37,15 +37,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from connectors.sandbox.identifiers import generate_brn
 from connectors.sandbox.server import SandboxServer
-from hub.adapters.orm_suppliers import upstream_calls
 from hub.bootstrap import Hub, bootstrap
 from hub.cli.demo_suppliers import sandbox_connector_overrides
 from hub.config import Settings
-from hub.domain.commands import CreateOrganisation
-from hub.domain.organisations import OrgKind
+from hub.organisations.commands import CreateOrganisation
+from hub.organisations.model import OrgKind
 from hub.suppliers import services
 from hub.suppliers.commands import ClaimCredentialFetches, RecordCredentialFetches
 from hub.suppliers.model import new_id
+from hub.suppliers.tables import upstream_calls
 
 SYSTEM_PREFIX = {"vies": "vies", "nts": "nts", "gleif": "gleif", "companies_house": "companies-house",
                  "iaf": "iaf", "national_certs": "national-certs"}

@@ -32,15 +32,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import httpx
 
 from bench.matching import random_filter, random_notice, summary, timed
-from hub.adapters.orm_subscriptions import DeliveryRow, SubscriptionChangeRow, SubscriptionRow
 from hub.bootstrap import Hub, bootstrap
 from hub.config import Settings
 from hub.notices.events import NoticeVersionPublished
-from hub.notices.filters import NoticeFacts, SubscriptionFilter, linear_scan_match
-from hub.notices.matching import SubscriptionIndex
-from hub.syndication.model import filter_json
-from hub.syndication.reader import InMemoryNoticeReader
-from hub.syndication.signing import new_secret
+from hub.subscriptions.filters import NoticeFacts, SubscriptionFilter, linear_scan_match
+from hub.subscriptions.matching import SubscriptionIndex
+from hub.subscriptions.model import filter_json
+from hub.subscriptions.reader import InMemoryNoticeReader
+from hub.subscriptions.signing import new_secret
+from hub.subscriptions.tables import DeliveryRow, SubscriptionChangeRow, SubscriptionRow
 from tests.syndication.receiver import Receiver
 
 SYNDICATION = {"allow_private_targets": True, "dispatch_interval_s": 0.02, "dispatch_batch": 500,

@@ -27,7 +27,7 @@ from connectors.resilience import (
     sha256_hex,
     utcnow,
 )
-from hub.observability import metrics
+from hub.spine.observability import metrics
 
 __all__ = ["Connector", "Exchange", "FetchResult"]
 

@@ -22,7 +22,7 @@ from connectors.resilience import (
 )
 from connectors.rest import RestConnector
 from connectors.soap import SoapConnector, resolve_wsdl
-from hub.observability import metrics
+from hub.spine.observability import metrics
 
 __all__ = ["ConnectorRegistry", "build_connectors", "build_from_settings"]
 

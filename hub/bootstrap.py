@@ -14,17 +14,16 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session, sessionmaker
 
-from hub.adapters.brokers.base import Broker
-from hub.adapters.brokers.inprocess import InProcessBroker
-from hub.adapters.db import make_engine, make_session_factory
-from hub.adapters.orm import start_mappers
 from hub.config import Settings, get_settings
-from hub.domain.messages import Command, Event
-from hub.service_layer.handlers import COMMAND_HANDLERS, EVENT_HANDLERS
-from hub.service_layer.messagebus import MessageBus
-from hub.service_layer.relay import OutboxRelay
-from hub.service_layer.unit_of_work import SqlAlchemyUnitOfWork
-from hub.service_layer.worker import Worker
+from hub.registry import COMMAND_HANDLERS, EVENT_HANDLERS, HubUnitOfWork, start_mappers
+from hub.spine.brokers.base import Broker
+from hub.spine.brokers.inprocess import InProcessBroker
+from hub.spine.bus import MessageBus
+from hub.spine.db import make_engine, make_session_factory
+from hub.spine.messages import Command, Event
+from hub.spine.relay import OutboxRelay
+from hub.spine.worker import Worker
+from hub.subscriptions.dispatcher import DeliveryDispatcher
 
 if TYPE_CHECKING:
     from hub.suppliers.wiring import SupplierServices
@@ -36,7 +35,7 @@ IDEMPOTENCY_PURGE_INTERVAL_S = 3600.0
 
 def make_broker(settings: Settings) -> Broker:
     if settings.broker.kind == "rabbitmq":
-        from hub.adapters.brokers.rabbitmq import RabbitMQBroker
+        from hub.spine.brokers.rabbitmq import RabbitMQBroker
 
         broker: Broker = RabbitMQBroker(settings.broker, confirm_timeout_s=settings.relay.confirm_timeout_s)
         return broker
@@ -64,8 +63,8 @@ class Hub:
             self._broker = self.broker_factory()
         return self._broker
 
-    def uow(self) -> SqlAlchemyUnitOfWork:
-        return SqlAlchemyUnitOfWork(self.session_factory)
+    def uow(self) -> HubUnitOfWork:
+        return HubUnitOfWork(self.session_factory)
 
     def make_worker(self, concurrency: int = 1, with_relay: bool = True, broker: Broker | None = None) -> Worker:
         chosen = broker or self.broker
@@ -78,7 +77,9 @@ class Hub:
                 poll_interval_s=self.settings.relay.poll_interval_s,
                 max_backoff_s=self.settings.broker.reconnect_max_backoff_s,
             )
-        worker = Worker(self.bus, chosen, self.session_factory, relay, concurrency=concurrency)
+        dispatcher = DeliveryDispatcher(self.session_factory, self.settings)
+        worker = Worker(self.bus, chosen, self.session_factory, relay, concurrency=concurrency,
+                        jobs=[("delivery-dispatcher", dispatcher.run_forever)])
         if self.suppliers is not None and self.suppliers.config.scheduler.enabled:
             worker.add_periodic("credential-scheduler", self.suppliers.config.scheduler.interval_s,
                                 self.suppliers.scheduler)
@@ -125,7 +126,7 @@ def bootstrap(
     start_mappers()
     engine = make_engine(settings.database)
     if migrate:
-        from hub.adapters.migrations import upgrade
+        from hub.spine.migrations import upgrade
 
         upgrade(engine)
     session_factory = make_session_factory(engine)
@@ -134,7 +135,7 @@ def bootstrap(
 
     supplier_settings = load_supplier_settings(settings.suppliers)
     bus = MessageBus(
-        uow_factory=lambda: SqlAlchemyUnitOfWork(session_factory),
+        uow_factory=lambda: HubUnitOfWork(session_factory),
         command_handlers=command_handlers if command_handlers is not None else COMMAND_HANDLERS,
         event_handlers=event_handlers if event_handlers is not None else EVENT_HANDLERS,
         dependencies={"settings": settings, "supplier_settings": supplier_settings, **(dependencies or {})},
@@ -143,7 +144,7 @@ def bootstrap(
     # otherwise the configured sources are checked now, so a broken mapping file stops the start-up.
     if "connectors" not in (dependencies or {}):
         check_sources(settings.connectors)
-    from hub.syndication.config import syndication_settings
+    from hub.subscriptions.config import syndication_settings
 
     # a bad syndication/publication key stops the start, not a worker thread
     if not syndication_settings(settings).secret_box().encrypts and not settings.database.url.startswith("sqlite"):

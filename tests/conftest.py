@@ -121,7 +121,7 @@ def settings_factory(request: pytest.FixtureRequest, backend: str) -> Iterator[C
     for settings in made:
         if settings.broker.kind == "rabbitmq":
             try:
-                from hub.adapters.brokers.rabbitmq import delete_topology
+                from hub.spine.brokers.rabbitmq import delete_topology
 
                 delete_topology(settings.broker)
             except Exception:

@@ -8,10 +8,10 @@ import uuid
 from collections.abc import Callable
 from typing import TypeVar
 
-from hub.domain import events
-from hub.domain.messages import Envelope
-from hub.service_layer.handlers.audit import record_audit_entry
-from hub.service_layer.unit_of_work import AbstractUnitOfWork
+from hub.organisations import events
+from hub.spine.audit import record_audit_entry
+from hub.spine.messages import Envelope
+from hub.spine.unit_of_work import AbstractUnitOfWork
 
 T = TypeVar("T")
 

@@ -34,7 +34,7 @@ from hub.api.routes import (
 )
 from hub.bootstrap import Hub, bootstrap
 from hub.config import Settings, get_settings
-from hub.observability.logging import configure_logging
+from hub.spine.observability.logging import configure_logging
 
 __all__ = ["API_PREFIX", "API_ROUTERS", "ROOT_ROUTERS", "create_app"]
 

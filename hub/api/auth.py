@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from hub.bootstrap import Hub
-from hub.domain.organisations import OrgKind, Scope, hash_secret, parse_api_key
+from hub.organisations.model import OrgKind, Scope, hash_secret, parse_api_key
 
 __all__ = ["LAST_USED_RESOLUTION", "Principal", "authenticate"]
 

@@ -22,10 +22,10 @@ from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBea
 from hub.api.auth import Principal, authenticate
 from hub.api.problems import Forbidden, Unauthenticated
 from hub.bootstrap import Hub
-from hub.domain.messages import Command
-from hub.domain.organisations import Scope
-from hub.service_layer.errors import NotFound
-from hub.service_layer.unit_of_work import SqlAlchemyUnitOfWork
+from hub.organisations.model import Scope
+from hub.registry import HubUnitOfWork
+from hub.spine.errors import NotFound
+from hub.spine.messages import Command
 
 __all__ = [
     "PUBLIC_ROUTE",
@@ -66,13 +66,13 @@ def get_hub(request: Request) -> Hub:
 HubDep = Annotated[Hub, Depends(get_hub)]
 
 
-def get_uow(hub: HubDep) -> Iterator[SqlAlchemyUnitOfWork]:
+def get_uow(hub: HubDep) -> Iterator[HubUnitOfWork]:
     """A unit of work for reads; it rolls back at the end, so copy what you need out of it."""
     with hub.uow() as uow:
         yield uow
 
 
-UowDep = Annotated[SqlAlchemyUnitOfWork, Depends(get_uow)]
+UowDep = Annotated[HubUnitOfWork, Depends(get_uow)]
 
 
 def get_request_id(request: Request) -> str:

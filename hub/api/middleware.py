@@ -18,8 +18,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from hub.api.problems import problem_response
-from hub.observability.logging import request_id_var
-from hub.observability.metrics import HTTP_LATENCY
+from hub.spine.observability.logging import request_id_var
+from hub.spine.observability.metrics import HTTP_LATENCY
 
 __all__ = [
     "REQUEST_ID_HEADER",

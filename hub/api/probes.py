@@ -20,10 +20,10 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from hub.adapters.orm import DeadLetterRow
 from hub.bootstrap import Hub
-from hub.observability import metrics
-from hub.service_layer.relay import OutboxRelay
+from hub.spine.observability import metrics
+from hub.spine.relay import OutboxRelay
+from hub.spine.tables import DeadLetterRow
 
 __all__ = ["GaugeRefresher", "ReadinessCheck", "ReadinessChecks", "default_readiness_checks"]
 

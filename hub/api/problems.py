@@ -21,7 +21,7 @@ from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse, Response
 
-from hub.service_layer.errors import Rejected, RejectedFields, ServiceError
+from hub.spine.errors import Rejected, RejectedFields, ServiceError
 
 __all__ = [
     "PROBLEM_CONTENT_TYPE",

@@ -10,8 +10,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from hub.adapters.records import DeadLetter
-from hub.domain.organisations import ApiKey, Organisation, OrgKind, Scope
+from hub.organisations.model import ApiKey, Organisation, OrgKind, Scope
+from hub.spine.records import DeadLetter
 
 __all__ = [
     "ApiKeyOut",

@@ -40,7 +40,7 @@ def load_settings(configure: bool = True) -> Settings:
 
 
 def configure_logging_for(settings: Settings) -> None:
-    from hub.observability.logging import configure_logging
+    from hub.spine.observability.logging import configure_logging
 
     configure_logging(settings.logging)
     # Alembic announces every plugin it loads at INFO; an operator needs none of that.
@@ -67,9 +67,9 @@ def fail(message: str, code: int = 1) -> NoReturn:
 @contextmanager
 def open_hub(settings: Settings) -> Iterator[Any]:
     """A bootstrapped hub on a migrated database; a clear message instead of SQL errors otherwise."""
-    from hub.adapters.migrations import current
     from hub.bootstrap import bootstrap
     from hub.config import redact_url
+    from hub.spine.migrations import current
 
     hub = bootstrap(settings)
     try:
@@ -88,7 +88,7 @@ def open_hub(settings: Settings) -> Iterator[Any]:
 @contextmanager
 def service_errors() -> Iterator[None]:
     """Turn the service layer's refusals (not found, rejected, conflict) into exit code 1."""
-    from hub.service_layer.errors import ServiceError
+    from hub.spine.errors import ServiceError
 
     try:
         yield

@@ -13,7 +13,7 @@ app = typer.Typer(help="Database schema (Alembic migrations).", no_args_is_help=
 def _describe(revision: str | None) -> str:
     from alembic.script import ScriptDirectory
 
-    from hub.adapters.migrations import MIGRATIONS_DIR
+    from hub.spine.migrations import MIGRATIONS_DIR
 
     heads = ScriptDirectory(str(MIGRATIONS_DIR)).get_heads()
     if revision is None:
@@ -24,10 +24,10 @@ def _describe(revision: str | None) -> str:
 @app.command()
 def upgrade(revision: str = typer.Argument("head", help="Target revision.")) -> None:
     """Apply migrations up to REVISION (default: head) and print the resulting revision."""
-    from hub.adapters.db import make_engine
-    from hub.adapters.migrations import current
-    from hub.adapters.migrations import upgrade as run_upgrade
     from hub.config import redact_url
+    from hub.spine.db import make_engine
+    from hub.spine.migrations import current
+    from hub.spine.migrations import upgrade as run_upgrade
 
     settings = load_settings()
     engine = make_engine(settings.database)
@@ -46,9 +46,9 @@ def upgrade(revision: str = typer.Argument("head", help="Target revision.")) -> 
 @app.command("current")
 def show_current() -> None:
     """Print the revision the database is at."""
-    from hub.adapters.db import make_engine
-    from hub.adapters.migrations import current
     from hub.config import redact_url
+    from hub.spine.db import make_engine
+    from hub.spine.migrations import current
 
     settings = load_settings()
     engine = make_engine(settings.database)

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from hub.config import Settings
-from hub.domain.organisations import IssuedKey, OrgKind
+from hub.organisations.model import IssuedKey, OrgKind
 
 __all__ = [
     "DEMO_COMPONENTS",
@@ -81,7 +81,7 @@ class DemoOrganisations(DemoComponent):
         self.keys: dict[OrgKind, tuple[str, str, IssuedKey]] = {}
 
     def start(self, ctx: DemoContext) -> None:
-        from hub.domain.commands import CreateOrganisation, IssueApiKey, RevokeApiKey
+        from hub.organisations.commands import CreateOrganisation, IssueApiKey, RevokeApiKey
 
         bus = ctx.hub.bus
         for kind, name in DEMO_ORGANISATIONS.items():
@@ -153,7 +153,7 @@ DEMO_COMPONENTS.append(_sandbox_suppliers)
 
 
 def _demo_notices() -> DemoComponent:
-    from hub.notices.demo import DemoNotices
+    from hub.cli.demo_notices import DemoNotices
 
     return DemoNotices()
 

@@ -10,7 +10,7 @@ from typing import Any
 
 from hub.cli.demo_components import DEMO_ORGANISATIONS, DemoComponent, DemoContext
 from hub.config import Settings
-from hub.domain.organisations import OrgKind
+from hub.organisations.model import OrgKind
 
 __all__ = ["SandboxSuppliers", "sandbox_connector_overrides"]
 

@@ -74,7 +74,7 @@ def replay(
     replay_all: bool = typer.Option(False, "--all", help="Replay every open dead letter (of --group)."),
 ) -> None:
     """Send dead letters back to their consumer group. Name IDS, or pass --all (optionally with --group)."""
-    from hub.domain.commands import ReplayDeadLetters
+    from hub.spine.dead_letters import ReplayDeadLetters
 
     if ids and replay_all:
         fail("give dead letter ids or --all, not both")

@@ -9,7 +9,7 @@ from typing import Any
 import typer
 
 from hub.cli._common import echo_json, load_settings, open_hub, print_table, service_errors
-from hub.domain.organisations import IssuedKey, Organisation, OrgKind
+from hub.organisations.model import IssuedKey, Organisation, OrgKind
 
 app = typer.Typer(help="Organisations and their API keys.", no_args_is_help=True)
 
@@ -40,7 +40,7 @@ def create(
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of text."),
 ) -> None:
     """Create an organisation and print its id and first API key (once)."""
-    from hub.domain.commands import CreateOrganisation
+    from hub.organisations.commands import CreateOrganisation
 
     settings = load_settings()
     with open_hub(settings) as hub, service_errors():
@@ -92,7 +92,7 @@ def issue_key(
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of text."),
 ) -> None:
     """Issue another API key for an organisation and print it (once)."""
-    from hub.domain.commands import IssueApiKey
+    from hub.organisations.commands import IssueApiKey
 
     settings = load_settings()
     with open_hub(settings) as hub, service_errors():
@@ -109,7 +109,7 @@ def revoke_key(
     key_id: str = typer.Argument(..., help="Key id (the part after g2b_ in the key, or from `orgs list`)."),
 ) -> None:
     """Revoke an API key; requests with it are refused from now on."""
-    from hub.domain.commands import RevokeApiKey
+    from hub.organisations.commands import RevokeApiKey
 
     settings = load_settings()
     with open_hub(settings) as hub, service_errors():

@@ -124,8 +124,8 @@ def serve(
 
 
 def _migrate(settings: Settings) -> None:
-    from hub.adapters.db import make_engine
-    from hub.adapters.migrations import upgrade
+    from hub.spine.db import make_engine
+    from hub.spine.migrations import upgrade
 
     engine = make_engine(settings.database)
     try:
@@ -172,7 +172,7 @@ def worker(
             # Metrics live per process: a separate worker's counters reach no API's /metrics.
             from prometheus_client import start_http_server
 
-            from hub.observability.metrics import REGISTRY
+            from hub.spine.observability.metrics import REGISTRY
 
             start_http_server(metrics_port, addr=metrics_host, registry=REGISTRY)
             log.info("worker metrics at http://%s:%d/metrics", metrics_host, metrics_port)

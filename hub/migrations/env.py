@@ -1,11 +1,12 @@
-"""Alembic environment: uses the engine handed over by hub.adapters.migrations (or the URL)."""
+"""Alembic environment: uses the engine handed over by hub.spine.migrations (or the URL)."""
 
 from __future__ import annotations
 
 from alembic import context
 from sqlalchemy import Engine, create_engine
 
-from hub.adapters.orm import metadata
+from hub.registry import FLOW_TABLES  # noqa: F401  (every flow's tables join the metadata)
+from hub.spine.tables import metadata
 
 config = context.config
 target_metadata = metadata

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from hub.domain.messages import Command
 from hub.notices.idempotency import IdempotencyTicket
 from hub.notices.model import NoticeContent
+from hub.spine.messages import Command
 
 __all__ = ["AmendNotice", "BulkPublishNotices", "CancelNotice", "ImportPpsNotices", "PublishNotice"]
 

@@ -4,7 +4,7 @@ versions of a notice in one stream and in order."""
 
 from __future__ import annotations
 
-from hub.domain.messages import Event
+from hub.spine.messages import Event
 
 __all__ = ["NoticeVersionPublished"]
 

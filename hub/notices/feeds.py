@@ -19,16 +19,16 @@ from typing import Any
 from sqlalchemy import ColumnElement, and_, exists, false, or_, select
 from sqlalchemy.orm import Session
 
-from hub.adapters.orm import organisations
-from hub.adapters.orm_notices import (
+from hub.notices.model import Notice, NoticeValidationError
+from hub.notices.repository import notice_from_rows
+from hub.notices.tables import (
     FEED_COUNTER,
     NoticeClassificationRow,
     NoticeFeedCounterRow,
     NoticeRow,
     NoticeVersionRow,
 )
-from hub.notices.model import Notice, NoticeValidationError
-from hub.notices.repository import notice_from_rows
+from hub.organisations.tables import organisations
 
 __all__ = [
     "NoticeQuery",

@@ -23,8 +23,8 @@ from pydantic import BaseModel, ConfigDict
 from sqlalchemy import delete
 from sqlalchemy.orm import Session, sessionmaker
 
-from hub.adapters.orm_notices import IdempotencyRow
-from hub.service_layer.errors import ServiceError
+from hub.notices.tables import IdempotencyRow
+from hub.spine.errors import ServiceError
 
 __all__ = [
     "IdempotencyKeyReused",

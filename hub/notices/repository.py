@@ -17,7 +17,9 @@ from typing import Any
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
-from hub.adapters.orm_notices import (
+from hub.notices.codes import classification_digits
+from hub.notices.model import Notice, NoticeContent, NoticeVersion, VersionKind
+from hub.notices.tables import (
     FEED_COUNTER,
     NoticeClassificationRow,
     NoticeExternalRefRow,
@@ -25,8 +27,6 @@ from hub.adapters.orm_notices import (
     NoticeRow,
     NoticeVersionRow,
 )
-from hub.notices.codes import classification_digits
-from hub.notices.model import Notice, NoticeContent, NoticeVersion, VersionKind
 
 __all__ = ["NoticeRepository", "StoredVersion", "notice_from_rows"]
 

@@ -15,8 +15,8 @@ from hub.notices.events import NoticeVersionPublished
 from hub.notices.links import notice_path, ocds_record_path, ocds_releases_path, version_path
 from hub.notices.model import FieldProblem, Notice, NoticeContent, NoticeValidationError, NoticeVersion
 from hub.notices.repository import NoticeRepository, StoredVersion
-from hub.service_layer.errors import ServiceError
-from hub.service_layer.unit_of_work import AbstractUnitOfWork
+from hub.spine.errors import ServiceError
+from hub.spine.unit_of_work import AbstractUnitOfWork
 
 __all__ = [
     "ContentTooLarge",

@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy.orm import Session, sessionmaker
 
 from connectors.resilience import CallRecord
-from hub.adapters.orm_suppliers import upstream_calls
+from hub.suppliers.tables import upstream_calls
 
 __all__ = ["DbCallRecorder"]
 

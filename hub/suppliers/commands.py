@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from hub.domain.messages import Command
+from hub.spine.messages import Command
 
 __all__ = [
     "ClaimCredentialFetches",

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from hub.domain.messages import Event
+from hub.spine.messages import Event
 
 __all__ = [
     "CredentialChanged",

@@ -16,7 +16,7 @@ from stdnum.exceptions import ValidationError as StdnumError
 from stdnum.kr import brn as kr_brn
 
 from connectors.sandbox.identifiers import is_valid_brn
-from hub.service_layer.errors import Rejected
+from hub.spine.errors import Rejected
 
 __all__ = ["SCHEMES", "IdentifierError", "normalise_identifier", "validate_identifiers"]
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from hub.service_layer.unit_of_work import AbstractUnitOfWork, SqlAlchemyUnitOfWork
+from hub.spine.unit_of_work import AbstractUnitOfWork, SqlAlchemyUnitOfWork
 from hub.suppliers.model import Credential, CredentialFetch, CredentialVersion
 from hub.suppliers.repository import SupplierRepository
 from mappings.credentials import Credential as CanonicalCredential

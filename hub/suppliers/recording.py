@@ -12,7 +12,7 @@ import random
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from hub.service_layer.unit_of_work import AbstractUnitOfWork
+from hub.spine.unit_of_work import AbstractUnitOfWork
 from hub.suppliers import events
 from hub.suppliers.commands import FetchedCredential, FetchOutcome
 from hub.suppliers.config import SupplierSettings

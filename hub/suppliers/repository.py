@@ -15,7 +15,6 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from hub.adapters.orm_suppliers import raw_payloads
 from hub.suppliers.model import (
     Credential,
     CredentialFetch,
@@ -23,6 +22,7 @@ from hub.suppliers.model import (
     Supplier,
     SupplierGrant,
 )
+from hub.suppliers.tables import raw_payloads
 
 __all__ = ["SupplierRepository"]
 

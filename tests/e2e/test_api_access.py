@@ -18,12 +18,12 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from hub.adapters.orm import OutboxRow
 from hub.api.app import create_app
 from hub.bootstrap import Hub, bootstrap
 from hub.config import Settings
-from hub.domain.commands import CreateOrganisation
-from hub.domain.organisations import OrgKind
+from hub.organisations.commands import CreateOrganisation
+from hub.organisations.model import OrgKind
+from hub.spine.tables import OutboxRow
 from tests.helpers import eventually
 
 API = "/api/v1"

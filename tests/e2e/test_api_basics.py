@@ -17,9 +17,9 @@ from fastapi.testclient import TestClient
 from hub.api.app import create_app
 from hub.bootstrap import Hub, bootstrap
 from hub.config import LoggingSettings, Settings
-from hub.domain.commands import CreateOrganisation
-from hub.domain.organisations import OrgKind
-from hub.observability.logging import configure_logging
+from hub.organisations.commands import CreateOrganisation
+from hub.organisations.model import OrgKind
+from hub.spine.observability.logging import configure_logging
 
 API = "/api/v1"
 PROBLEM = "application/problem+json"

@@ -9,8 +9,8 @@ from typing import Any
 import feedparser
 import pytest
 
-from hub.notices.ocds_validation import SCHEMA_DIR_ENV, ocds_schema_dir, validate_package
 from tests.e2e.test_notices_publish import API, Client, api
+from tests.support.ocds_validation import SCHEMA_DIR_ENV, ocds_schema_dir, validate_package
 
 __all__ = ["api"]
 

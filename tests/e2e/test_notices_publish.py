@@ -14,12 +14,12 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from hub.adapters.orm import OutboxRow
 from hub.api.app import create_app
 from hub.bootstrap import Hub, bootstrap
 from hub.config import Settings
-from hub.domain.commands import CreateOrganisation
-from hub.domain.organisations import OrgKind
+from hub.organisations.commands import CreateOrganisation
+from hub.organisations.model import OrgKind
+from hub.spine.tables import OutboxRow
 
 API = "/api/v1"
 
@@ -229,7 +229,7 @@ def test_an_expired_idempotency_key_is_free_again_and_purged(api: Client) -> Non
 
     from sqlalchemy import func, update
 
-    from hub.adapters.orm_notices import IdempotencyRow
+    from hub.notices.tables import IdempotencyRow
 
     _, headers = api.org()
     keyed = {**headers, "Idempotency-Key": "daily-0001"}

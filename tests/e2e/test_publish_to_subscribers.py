@@ -15,8 +15,8 @@ from fastapi.testclient import TestClient
 from hub.api.app import create_app
 from hub.bootstrap import Hub, bootstrap
 from hub.config import Settings
-from hub.domain.commands import CreateOrganisation
-from hub.domain.organisations import OrgKind
+from hub.organisations.commands import CreateOrganisation
+from hub.organisations.model import OrgKind
 from tests.e2e.test_notices_publish import notice_body
 from tests.helpers import eventually
 from tests.syndication.receiver import Receiver

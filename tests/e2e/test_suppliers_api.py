@@ -15,12 +15,12 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from connectors.sandbox.server import SandboxServer
-from hub.adapters.orm import AuditRow
 from hub.api.app import create_app
 from hub.bootstrap import Hub, bootstrap
 from hub.config import Settings
-from hub.domain.commands import CreateOrganisation
-from hub.domain.organisations import OrgKind
+from hub.organisations.commands import CreateOrganisation
+from hub.organisations.model import OrgKind
+from hub.spine.tables import AuditRow
 from tests.helpers import eventually
 from tests.supplier_helpers import FAST_SUPPLIERS, connector_overrides, control, full_identifiers, outage, reset
 

@@ -15,9 +15,9 @@ from typing import Any, TypeVar
 
 from hub.bootstrap import bootstrap
 from hub.config import Settings
-from hub.domain.messages import Envelope, Event
-from hub.service_layer.messagebus import MessageBus, Outcome
-from hub.service_layer.worker import Worker
+from hub.spine.bus import MessageBus, Outcome
+from hub.spine.messages import Envelope, Event
+from hub.spine.worker import Worker
 
 DIED_AFTER_EFFECT = 17
 GAVE_UP = 3

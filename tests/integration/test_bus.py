@@ -8,17 +8,18 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from hub.adapters.orm import AuditRow, InboxRow, OutboxRow
 from hub.bootstrap import Hub, bootstrap
 from hub.config import Settings
-from hub.domain import events
-from hub.domain.commands import CreateOrganisation, ReplayDeadLetters
-from hub.domain.messages import Command, Envelope
-from hub.domain.organisations import OrgKind
-from hub.service_layer.handlers import COMMAND_HANDLERS, EVENT_HANDLERS
-from hub.service_layer.handlers.audit import record_audit_entry
-from hub.service_layer.messagebus import Outcome
-from hub.service_layer.unit_of_work import AbstractUnitOfWork
+from hub.organisations import events
+from hub.organisations.commands import CreateOrganisation
+from hub.organisations.model import OrgKind
+from hub.registry import COMMAND_HANDLERS, EVENT_HANDLERS
+from hub.spine.audit import record_audit_entry
+from hub.spine.bus import Outcome
+from hub.spine.dead_letters import ReplayDeadLetters
+from hub.spine.messages import Command, Envelope
+from hub.spine.tables import AuditRow, InboxRow, OutboxRow
+from hub.spine.unit_of_work import AbstractUnitOfWork
 from tests.helpers import Switch, eventually, fragile_audit
 
 

@@ -18,8 +18,8 @@ import yaml
 
 from hub.bootstrap import bootstrap
 from hub.config import Settings
-from hub.domain import events
-from hub.domain.messages import Envelope
+from hub.organisations import events
+from hub.spine.messages import Envelope
 from tests.helpers import eventually
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -283,10 +283,10 @@ def test_many_machines_layout_api_and_worker_as_separate_processes(
 
     from sqlalchemy import create_engine, text
 
-    from hub.adapters.db import normalise_url
     from hub.config import BrokerSettings
-    from hub.service_layer.handlers import EVENT_HANDLERS
-    from hub.service_layer.messagebus import consumer_groups
+    from hub.registry import EVENT_HANDLERS
+    from hub.spine.bus import consumer_groups
+    from hub.spine.db import normalise_url
 
     namespace = f"t{uuid.uuid4().hex[:10]}"
     env = base_env(
@@ -349,7 +349,7 @@ def test_many_machines_layout_api_and_worker_as_separate_processes(
                 proc.wait()
         engine.dispose()
         try:
-            from hub.adapters.brokers.rabbitmq import delete_topology
+            from hub.spine.brokers.rabbitmq import delete_topology
 
             delete_topology(
                 BrokerSettings(url=amqp_url, namespace=namespace),  # type: ignore[call-arg]

@@ -14,10 +14,11 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, inspect
 
-from hub.adapters.db import make_engine
-from hub.adapters.migrations import MIGRATIONS_DIR, alembic_config, current, upgrade
-from hub.adapters.orm import metadata
 from hub.config import DatabaseSettings
+from hub.registry import FLOW_TABLES  # noqa: F401  (every flow's tables join the metadata)
+from hub.spine.db import make_engine
+from hub.spine.migrations import MIGRATIONS_DIR, alembic_config, current, upgrade
+from hub.spine.tables import metadata
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

@@ -6,9 +6,9 @@ from pathlib import Path
 
 from hub.bootstrap import bootstrap
 from hub.cli.demo_components import DemoContext, DemoOrganisations
+from hub.cli.demo_notices import DemoNotices
 from hub.config import Settings
 from hub.notices import feeds
-from hub.notices.demo import DemoNotices
 
 
 def test_demo_notices_are_idempotent(sqlite_url: str, tmp_path: Path) -> None:

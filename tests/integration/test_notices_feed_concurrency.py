@@ -16,11 +16,11 @@ import pytest
 
 from hub.bootstrap import Hub, bootstrap
 from hub.config import Settings
-from hub.domain.commands import CreateOrganisation
-from hub.domain.organisations import OrgKind
 from hub.notices import feeds
 from hub.notices.commands import AmendNotice, PublishNotice
 from hub.notices.model import NoticeContent
+from hub.organisations.commands import CreateOrganisation
+from hub.organisations.model import OrgKind
 from tests.e2e.test_notices_publish import notice_body
 
 PUBLISHERS = 8

@@ -15,19 +15,20 @@ import pika.exceptions
 import pytest
 from sqlalchemy import func, select
 
-from hub.adapters.brokers.rabbitmq.topology import Topology, connection_parameters, queue_arguments
-from hub.adapters.orm import AuditRow, InboxRow, OutboxRow
 from hub.bootstrap import Hub, bootstrap
 from hub.config import Settings
-from hub.domain import events
-from hub.domain.commands import CreateOrganisation, ReplayDeadLetters
-from hub.domain.messages import Envelope
-from hub.domain.organisations import OrgKind
-from hub.service_layer.handlers import EVENT_HANDLERS
-from hub.service_layer.handlers.audit import record_audit_entry
-from hub.service_layer.messagebus import MessageBus, Outcome
-from hub.service_layer.relay import OutboxRelay
-from hub.service_layer.worker import Worker
+from hub.organisations import events
+from hub.organisations.commands import CreateOrganisation
+from hub.organisations.model import OrgKind
+from hub.registry import EVENT_HANDLERS
+from hub.spine.audit import record_audit_entry
+from hub.spine.brokers.rabbitmq.topology import Topology, connection_parameters, queue_arguments
+from hub.spine.bus import MessageBus, Outcome
+from hub.spine.dead_letters import ReplayDeadLetters
+from hub.spine.messages import Envelope
+from hub.spine.relay import OutboxRelay
+from hub.spine.tables import AuditRow, InboxRow, OutboxRow
+from hub.spine.worker import Worker
 from tests.conftest import ROOT, service_missing
 from tests.helpers import Switch, eventually, fragile_audit
 from tests.integration.dying_consumer import DIED_AFTER_EFFECT, rebuild
@@ -259,7 +260,7 @@ def test_a_process_that_declared_nothing_still_reports_queue_depths(hubs: Callab
     relay = OutboxRelay(worker_hub.session_factory, worker_hub.broker)
     assert relay.run_once() == 6  # published, but no consumer runs: the messages wait in the queue
 
-    from hub.adapters.brokers.rabbitmq import RabbitMQBroker
+    from hub.spine.brokers.rabbitmq import RabbitMQBroker
 
     api_side = RabbitMQBroker(worker_hub.settings.broker)  # fresh: knows no groups
     try:

@@ -47,7 +47,7 @@ def test_publication_settings_live_beside_delivery_settings(sqlite_url: str) -> 
         worker.start()  # the delivery dispatcher validates the same section in its constructor
         assert any(t.is_alive() for t in worker.threads)
         from hub.notices.publication import publication_settings
-        from hub.syndication.config import syndication_settings
+        from hub.subscriptions.config import syndication_settings
 
         assert publication_settings(settings).ocid_prefix == "ocds-abc123"
         assert syndication_settings(settings).time_scale == 0.5

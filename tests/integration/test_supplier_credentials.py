@@ -15,14 +15,14 @@ from sqlalchemy import func, select
 
 from connectors.sandbox.identifiers import generate_brn
 from connectors.sandbox.server import SandboxServer
-from hub.adapters.orm import OutboxRow
-from hub.adapters.orm_suppliers import upstream_calls
 from hub.bootstrap import Hub, bootstrap
 from hub.config import Settings
-from hub.domain.commands import CreateOrganisation
-from hub.domain.organisations import OrgKind
+from hub.organisations.commands import CreateOrganisation
+from hub.organisations.model import OrgKind
+from hub.spine.tables import OutboxRow
 from hub.suppliers import services
 from hub.suppliers.queries import current_credentials, supplier_repository
+from hub.suppliers.tables import upstream_calls
 from tests.supplier_helpers import (
     FAST_SUPPLIERS,
     connector_overrides,

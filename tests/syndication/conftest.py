@@ -12,11 +12,11 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from hub.adapters.orm_subscriptions import DeliveryRow
 from hub.api.app import create_app
 from hub.bootstrap import Hub, bootstrap
 from hub.config import Settings
-from hub.syndication.reader import InMemoryNoticeReader
+from hub.subscriptions.reader import InMemoryNoticeReader
+from hub.subscriptions.tables import DeliveryRow
 from tests.syndication.receiver import Receiver
 from tests.syndication.support import FAST, Publisher, agency_key
 

@@ -9,10 +9,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from hub.bootstrap import Hub
-from hub.domain.commands import CreateOrganisation
-from hub.domain.organisations import OrgKind
 from hub.notices.events import NoticeVersionPublished
-from hub.syndication.reader import InMemoryNoticeReader
+from hub.organisations.commands import CreateOrganisation
+from hub.organisations.model import OrgKind
+from hub.subscriptions.reader import InMemoryNoticeReader
 
 FAST = {
     "time_scale": 0.0002,  # 5 s → 1 ms, 24 h → 17 s

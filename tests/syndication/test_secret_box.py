@@ -9,10 +9,10 @@ import pytest
 from cryptography.fernet import Fernet
 from pydantic import ValidationError
 
-from hub.adapters.orm_subscriptions import SubscriptionRow
 from hub.config import Settings
-from hub.syndication.config import syndication_settings
-from hub.syndication.secret_box import SecretBox, SecretsUnreadable
+from hub.subscriptions.config import syndication_settings
+from hub.subscriptions.secret_box import SecretBox, SecretsUnreadable
+from hub.subscriptions.tables import SubscriptionRow
 from tests.helpers import eventually
 from tests.syndication.conftest import API, Env
 from tests.syndication.support import new_notice_id

@@ -11,15 +11,15 @@ from email.utils import format_datetime
 import pytest
 from standardwebhooks import Webhook
 
-from hub.notices.filters import SubscriptionFilter
-from hub.service_layer.errors import Rejected
-from hub.syndication.config import STANDARD_RETRY_SCHEDULE_S, SyndicationSettings
-from hub.syndication.handlers import parse_filter
-from hub.syndication.model import binding_keys, filter_json, is_routable, notice_routing_key, ready_to_send
-from hub.syndication.retry import is_success, next_delay_s, parse_retry_after
-from hub.syndication.sender import encode_body
-from hub.syndication.signing import new_secret, webhook_headers
-from hub.syndication.ssrf import PinnedTarget, UnsafeTarget, check_target, pin
+from hub.spine.errors import Rejected
+from hub.subscriptions.config import STANDARD_RETRY_SCHEDULE_S, SyndicationSettings
+from hub.subscriptions.filters import SubscriptionFilter
+from hub.subscriptions.handlers import parse_filter
+from hub.subscriptions.model import binding_keys, filter_json, is_routable, notice_routing_key, ready_to_send
+from hub.subscriptions.retry import is_success, next_delay_s, parse_retry_after
+from hub.subscriptions.sender import encode_body
+from hub.subscriptions.signing import new_secret, webhook_headers
+from hub.subscriptions.ssrf import PinnedTarget, UnsafeTarget, check_target, pin
 
 BODY = json.dumps({"type": "notice.published", "data": {"notice_id": "N-1"}}).encode()
 

@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 from sqlalchemy import select
 
-from hub.adapters.orm import AuditRow
+from hub.spine.tables import AuditRow
 from tests.helpers import eventually
 from tests.syndication.conftest import API, Env
 from tests.syndication.receiver import Answer

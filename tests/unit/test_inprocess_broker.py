@@ -7,10 +7,10 @@ from collections.abc import Iterator
 
 import pytest
 
-from hub.adapters.brokers.base import BrokerUnavailable, topic_regex
-from hub.adapters.brokers.inprocess import InProcessBroker
-from hub.domain import events
-from hub.domain.messages import Envelope
+from hub.organisations import events
+from hub.spine.brokers.base import BrokerUnavailable, topic_regex
+from hub.spine.brokers.inprocess import InProcessBroker
+from hub.spine.messages import Envelope
 
 
 def env(name: str = "x") -> Envelope:

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from hub.domain import events
-from hub.domain.commands import CreateOrganisation, IssueApiKey, RevokeApiKey
-from hub.domain.messages import Envelope
-from hub.domain.organisations import OrgKind
-from hub.service_layer.errors import NotFound, Rejected
-from hub.service_layer.handlers import COMMAND_HANDLERS
-from hub.service_layer.messagebus import MessageBus, Outcome, consumer_groups
-from hub.service_layer.unit_of_work import AbstractUnitOfWork, FakeUnitOfWork
+from hub.organisations import events
+from hub.organisations.commands import CreateOrganisation, IssueApiKey, RevokeApiKey
+from hub.organisations.model import OrgKind
+from hub.registry import COMMAND_HANDLERS
+from hub.spine.bus import MessageBus, Outcome, consumer_groups
+from hub.spine.errors import NotFound, Rejected
+from hub.spine.messages import Envelope
+from hub.spine.unit_of_work import AbstractUnitOfWork
+from tests.support.fakes import FakeUnitOfWork
 
 applied: list[str] = []
 

@@ -16,7 +16,7 @@ from hub.notices.ocds import (
     release_package,
     releases_for,
 )
-from hub.notices.ocds_validation import SCHEMA_DIR_ENV, ocds_schema_dir, validate_package
+from tests.support.ocds_validation import SCHEMA_DIR_ENV, ocds_schema_dir, validate_package
 
 KST = timezone(timedelta(hours=9))
 PREFIX = "ocds-g2bhub"

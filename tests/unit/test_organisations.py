@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from hub.domain.organisations import DEFAULT_SCOPES, Organisation, OrgKind, Scope, hash_secret, parse_api_key
+from hub.organisations.model import DEFAULT_SCOPES, Organisation, OrgKind, Scope, hash_secret, parse_api_key
 
 
 def test_issued_key_is_shown_once_and_stored_hashed() -> None:

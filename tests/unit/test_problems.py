@@ -18,8 +18,8 @@ from hub.api.problems import (
     service_error_slug,
 )
 from hub.config import LoggingSettings
-from hub.observability.logging import RequestIdFilter, configure_logging, redact_api_keys, request_id_var
-from hub.service_layer.errors import Conflict, NotFound, Rejected, ServiceError
+from hub.spine.errors import Conflict, NotFound, Rejected, ServiceError
+from hub.spine.observability.logging import RequestIdFilter, configure_logging, redact_api_keys, request_id_var
 
 
 def test_json_pointer_escapes_per_rfc_6901() -> None:

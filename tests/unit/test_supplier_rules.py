@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from connectors.sandbox.identifiers import corrupt_check_digit
-from hub.service_layer.errors import Rejected
+from hub.spine.errors import Rejected
 from hub.suppliers.config import load_supplier_settings
 from hub.suppliers.identifiers import validate_identifiers
 from hub.suppliers.model import (

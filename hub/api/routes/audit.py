@@ -13,7 +13,7 @@ from fastapi import APIRouter, Depends, Query
 from hub.api.auth import Principal
 from hub.api.deps import UowDep, require_scope
 from hub.api.schemas import AuditEntryOut, AuditPage
-from hub.domain.organisations import Scope
+from hub.organisations.model import Scope
 
 router = APIRouter(prefix="/audit", tags=["audit"])
 

@@ -9,8 +9,8 @@ from fastapi import APIRouter, Depends, Query
 from hub.api.auth import Principal
 from hub.api.deps import BusDep, UowDep, require_scope
 from hub.api.schemas import DeadLetterOut, ReplayIn, ReplayOut
-from hub.domain.commands import ReplayDeadLetters
-from hub.domain.organisations import Scope
+from hub.organisations.model import Scope
+from hub.spine.dead_letters import ReplayDeadLetters
 
 router = APIRouter(prefix="/dead-letters", tags=["dead letters"])
 

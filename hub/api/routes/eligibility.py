@@ -17,9 +17,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from hub.api.auth import Principal
 from hub.api.deps import UowDep, require_scope
 from hub.api.routes.suppliers import readable_supplier
-from hub.domain.organisations import Scope
 from hub.eligibility import RequirementError, evaluate, parse_requirements
-from hub.service_layer.errors import RejectedFields
+from hub.organisations.model import Scope
+from hub.spine.errors import RejectedFields
 from hub.suppliers.model import FetchState
 from hub.suppliers.queries import current_credentials, supplier_repository
 

@@ -15,7 +15,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.responses import Response
 
 from hub.api.deps import HubDep
-from hub.observability.metrics import REGISTRY
+from hub.spine.observability.metrics import REGISTRY
 
 router = APIRouter(tags=["operations"])
 

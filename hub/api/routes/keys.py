@@ -15,9 +15,9 @@ from hub.api.auth import Principal
 from hub.api.deps import BusDep, UowDep, ensure_reachable_org, require_scope
 from hub.api.problems import Forbidden
 from hub.api.schemas import ApiKeyOut, IssuedKeyOut, IssueKeyIn
-from hub.domain.commands import IssueApiKey, RevokeApiKey
-from hub.domain.organisations import Scope
-from hub.service_layer.errors import NotFound
+from hub.organisations.commands import IssueApiKey, RevokeApiKey
+from hub.organisations.model import Scope
+from hub.spine.errors import NotFound
 
 router = APIRouter(prefix="/orgs/{org_id}/keys", tags=["api keys"])
 

@@ -23,7 +23,6 @@ from hub.api.auth import Principal
 from hub.api.deps import BusDep, HubDep, require_scope
 from hub.api.problems import problem_response
 from hub.api.routes import notices_public
-from hub.domain.organisations import Scope
 from hub.notices.commands import AmendNotice, BulkPublishNotices, CancelNotice, ImportPpsNotices, PublishNotice
 from hub.notices.csv_upload import CsvFormatError
 from hub.notices.idempotency import IdempotencyTicket, Receipt, check_key, request_hash
@@ -31,6 +30,7 @@ from hub.notices.model import NoticeContent, NoticeValidationError
 from hub.notices.pps import PpsError, pps_items
 from hub.notices.publication import publication_settings
 from hub.notices.services import ContentTooLarge
+from hub.organisations.model import Scope
 
 __all__ = ["router"]
 

@@ -33,8 +33,8 @@ from hub.notices.links import (
 from hub.notices.model import Category, NoticeStatus, NoticeValidationError
 from hub.notices.ocds import record_package, release_for, release_package, releases_for
 from hub.notices.publication import PublicationSettings, publication_settings
-from hub.notices.views import change_entry, notice_detail, notice_summary, version_detail
-from hub.service_layer.errors import NotFound
+from hub.notices.queries import change_entry, notice_detail, notice_summary, version_detail
+from hub.spine.errors import NotFound
 
 __all__ = ["router"]
 

@@ -13,9 +13,9 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from hub.api.auth import Principal
 from hub.api.deps import BusDep, UowDep, ensure_reachable_org, require_scope
 from hub.api.schemas import ApiKeyOut, CreateOrganisationIn, OrganisationCreatedOut, OrganisationOut
-from hub.domain.commands import CreateOrganisation
-from hub.domain.organisations import OrgKind, Scope
-from hub.service_layer.errors import NotFound
+from hub.organisations.commands import CreateOrganisation
+from hub.organisations.model import OrgKind, Scope
+from hub.spine.errors import NotFound
 
 router = APIRouter(prefix="/orgs", tags=["organisations"])
 

@@ -10,21 +10,21 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Query, Response
 from pydantic import BaseModel, Field
 
-from hub.adapters.orm_subscriptions import DeliveryRow, SubscriptionRow
 from hub.api.deps import BusDep, HubDep, Principal, UowDep, require_scope
-from hub.domain.organisations import Scope
-from hub.syndication import store
-from hub.syndication.amqp_channel import AmqpChannel, SubscriberTopology
-from hub.syndication.commands import (
+from hub.organisations.model import Scope
+from hub.subscriptions import repository as store
+from hub.subscriptions.amqp_channel import AmqpChannel, SubscriberTopology
+from hub.subscriptions.commands import (
     CreateSubscription,
     DeleteSubscription,
     ReplayDeliveries,
     RotateSubscriptionSecret,
     UpdateSubscription,
 )
-from hub.syndication.config import syndication_settings
-from hub.syndication.handlers import owned, parse_filter
-from hub.syndication.model import Channel, binding_keys, is_routable
+from hub.subscriptions.config import syndication_settings
+from hub.subscriptions.handlers import owned, parse_filter
+from hub.subscriptions.model import Channel, binding_keys, is_routable
+from hub.subscriptions.tables import DeliveryRow, SubscriptionRow
 
 router = APIRouter(tags=["subscriptions"])
 

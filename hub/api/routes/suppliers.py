@@ -27,9 +27,9 @@ from hub.api.supplier_schemas import (
     VersionOut,
 )
 from hub.bootstrap import Hub
-from hub.domain.organisations import OrgKind, Scope
-from hub.service_layer.errors import NotFound
-from hub.service_layer.unit_of_work import SqlAlchemyUnitOfWork
+from hub.organisations.model import OrgKind, Scope
+from hub.registry import HubUnitOfWork
+from hub.spine.errors import NotFound
 from hub.suppliers import services
 from hub.suppliers.commands import GrantSupplierAccess, RevokeSupplierAccess
 from hub.suppliers.fetching import CredentialFetcher
@@ -48,7 +48,7 @@ def _fetcher(hub: Hub) -> CredentialFetcher:
     return hub.suppliers.fetcher()
 
 
-def readable_supplier(uow: SqlAlchemyUnitOfWork, caller: Principal, supplier_id: str) -> Supplier:
+def readable_supplier(uow: HubUnitOfWork, caller: Principal, supplier_id: str) -> Supplier:
     """Object-level check (API1): owner, operator, or a granted institution; else 404."""
     repo = supplier_repository(uow)
     supplier = repo.get(supplier_id)
@@ -61,7 +61,7 @@ def readable_supplier(uow: SqlAlchemyUnitOfWork, caller: Principal, supplier_id:
     raise NotFound("supplier", supplier_id)
 
 
-def _owned(uow: SqlAlchemyUnitOfWork, caller: Principal, supplier_id: str, operator_too: bool) -> Supplier:
+def _owned(uow: HubUnitOfWork, caller: Principal, supplier_id: str, operator_too: bool) -> Supplier:
     supplier = supplier_repository(uow).get(supplier_id)
     if supplier is None or not (supplier.org_id == caller.org_id or (operator_too and caller.cross_org)):
         raise NotFound("supplier", supplier_id)
@@ -75,7 +75,7 @@ def _raw_url(request: Request, supplier_id: str, credential_id: str, version_id:
                            version_id=str(version_id)).path
 
 
-def _credentials(uow: SqlAlchemyUnitOfWork, request: Request, supplier_id: str,
+def _credentials(uow: HubUnitOfWork, request: Request, supplier_id: str,
                  history: bool = False) -> list[CredentialOut]:
     repo = supplier_repository(uow)
     out = []

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
-import hub.adapters.orm
+import hub.spine.tables
 
 revision: str = '0001'
 down_revision: str | None = None
@@ -24,7 +24,7 @@ def upgrade() -> None:
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
     sa.Column('message_id', sa.String(length=36), nullable=False),
     sa.Column('event_type', sa.String(length=100), nullable=False),
-    sa.Column('occurred_at', hub.adapters.orm.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('occurred_at', hub.spine.tables.UTCDateTime(timezone=True), nullable=False),
     sa.Column('actor_org_id', sa.String(length=36), nullable=True),
     sa.Column('subject_org_id', sa.String(length=36), nullable=True),
     sa.Column('correlation_id', sa.String(length=64), nullable=True),
@@ -46,11 +46,11 @@ def upgrade() -> None:
     sa.Column('routing_key', sa.String(length=255), nullable=False),
     sa.Column('payload', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=False),
     sa.Column('correlation_id', sa.String(length=64), nullable=True),
-    sa.Column('occurred_at', hub.adapters.orm.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('occurred_at', hub.spine.tables.UTCDateTime(timezone=True), nullable=False),
     sa.Column('reason', sa.Text(), nullable=False),
     sa.Column('delivery_count', sa.Integer(), nullable=False),
-    sa.Column('dead_at', hub.adapters.orm.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('replayed_at', hub.adapters.orm.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('dead_at', hub.spine.tables.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('replayed_at', hub.spine.tables.UTCDateTime(timezone=True), nullable=True),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_dead_letters'))
     )
     with op.batch_alter_table('dead_letters', schema=None) as batch_op:
@@ -59,15 +59,15 @@ def upgrade() -> None:
     op.create_table('inbox',
     sa.Column('consumer_group', sa.String(length=100), nullable=False),
     sa.Column('message_id', sa.String(length=36), nullable=False),
-    sa.Column('handled_at', hub.adapters.orm.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('handled_at', hub.spine.tables.UTCDateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('consumer_group', 'message_id', name=op.f('pk_inbox'))
     )
     op.create_table('organisations',
     sa.Column('id', sa.String(length=36), nullable=False),
     sa.Column('name', sa.String(length=200), nullable=False),
     sa.Column('kind', sa.String(length=20), nullable=False),
-    sa.Column('created_at', hub.adapters.orm.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('disabled_at', hub.adapters.orm.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('created_at', hub.spine.tables.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('disabled_at', hub.spine.tables.UTCDateTime(timezone=True), nullable=True),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_organisations'))
     )
     with op.batch_alter_table('organisations', schema=None) as batch_op:
@@ -81,8 +81,8 @@ def upgrade() -> None:
     sa.Column('payload', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=False),
     sa.Column('correlation_id', sa.String(length=64), nullable=True),
     sa.Column('target_group', sa.String(length=100), nullable=True),
-    sa.Column('occurred_at', hub.adapters.orm.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('published_at', hub.adapters.orm.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('occurred_at', hub.spine.tables.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('published_at', hub.spine.tables.UTCDateTime(timezone=True), nullable=True),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_outbox'))
     )
     with op.batch_alter_table('outbox', schema=None) as batch_op:
@@ -95,9 +95,9 @@ def upgrade() -> None:
     sa.Column('secret_hash', sa.String(length=64), nullable=False),
     sa.Column('scopes', sa.JSON(), nullable=False),
     sa.Column('label', sa.String(length=200), nullable=False),
-    sa.Column('created_at', hub.adapters.orm.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('revoked_at', hub.adapters.orm.UTCDateTime(timezone=True), nullable=True),
-    sa.Column('last_used_at', hub.adapters.orm.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('created_at', hub.spine.tables.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('revoked_at', hub.spine.tables.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('last_used_at', hub.spine.tables.UTCDateTime(timezone=True), nullable=True),
     sa.ForeignKeyConstraint(['org_id'], ['organisations.id'], name=op.f('fk_api_keys_org_id_organisations'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_api_keys'))
     )

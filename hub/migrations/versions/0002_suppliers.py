@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-import hub.adapters.orm
+import hub.spine.tables
 
 revision: str = "0002"
 down_revision: str | None = "0001"
@@ -25,7 +25,7 @@ def upgrade() -> None:
     sa.Column('content_type', sa.String(length=100), nullable=False),
     sa.Column('size', sa.Integer(), nullable=False),
     sa.Column('body', sa.LargeBinary(), nullable=False),
-    sa.Column('stored_at', hub.adapters.orm.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('stored_at', hub.spine.tables.UTCDateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('sha256', name=op.f('pk_raw_payloads'))
     )
     op.create_table('upstream_calls',
@@ -35,7 +35,7 @@ def upgrade() -> None:
     sa.Column('requested_by', sa.String(length=64), nullable=False),
     sa.Column('identifier_count', sa.Integer(), nullable=False),
     sa.Column('batched', sa.Boolean(), nullable=False),
-    sa.Column('started_at', hub.adapters.orm.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('started_at', hub.spine.tables.UTCDateTime(timezone=True), nullable=False),
     sa.Column('duration_ms', sa.Float(), nullable=False),
     sa.Column('outcome', sa.String(length=20), nullable=False),
     sa.Column('attempts', sa.Integer(), nullable=False),
@@ -53,9 +53,9 @@ def upgrade() -> None:
     sa.Column('legal_name', sa.String(length=300), nullable=True),
     sa.Column('identifiers', sa.JSON(), nullable=False),
     sa.Column('identity_key', sa.String(length=64), nullable=False),
-    sa.Column('consent_given_at', hub.adapters.orm.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('consent_given_at', hub.spine.tables.UTCDateTime(timezone=True), nullable=False),
     sa.Column('consent_text_version', sa.String(length=40), nullable=False),
-    sa.Column('created_at', hub.adapters.orm.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', hub.spine.tables.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['org_id'], ['organisations.id'], name=op.f('fk_suppliers_org_id_organisations'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_suppliers')),
     sa.UniqueConstraint('org_id', 'identity_key', name='uq_suppliers_org_identity')
@@ -69,13 +69,13 @@ def upgrade() -> None:
     sa.Column('identifier', sa.String(length=128), nullable=False),
     sa.Column('state', sa.String(length=24), nullable=False),
     sa.Column('attempts', sa.Integer(), nullable=False),
-    sa.Column('next_attempt_at', hub.adapters.orm.UTCDateTime(timezone=True), nullable=True),
-    sa.Column('last_attempt_at', hub.adapters.orm.UTCDateTime(timezone=True), nullable=True),
-    sa.Column('last_success_at', hub.adapters.orm.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('next_attempt_at', hub.spine.tables.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('last_attempt_at', hub.spine.tables.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('last_success_at', hub.spine.tables.UTCDateTime(timezone=True), nullable=True),
     sa.Column('last_error', sa.Text(), nullable=True),
-    sa.Column('claimed_until', hub.adapters.orm.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('claimed_until', hub.spine.tables.UTCDateTime(timezone=True), nullable=True),
     sa.Column('claim_token', sa.String(length=36), nullable=True),
-    sa.Column('created_at', hub.adapters.orm.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', hub.spine.tables.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['supplier_id'], ['suppliers.id'], name=op.f('fk_credential_fetches_supplier_id_suppliers'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_credential_fetches')),
     sa.UniqueConstraint('supplier_id', 'system', name='uq_credential_fetches_supplier_system')
@@ -84,7 +84,7 @@ def upgrade() -> None:
     op.create_table('supplier_grants',
     sa.Column('supplier_id', sa.String(length=36), nullable=False),
     sa.Column('org_id', sa.String(length=36), nullable=False),
-    sa.Column('granted_at', hub.adapters.orm.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('granted_at', hub.spine.tables.UTCDateTime(timezone=True), nullable=False),
     sa.Column('granted_by', sa.String(length=36), nullable=False),
     sa.ForeignKeyConstraint(['org_id'], ['organisations.id'], name=op.f('fk_supplier_grants_org_id_organisations'), ondelete='CASCADE'),
     sa.ForeignKeyConstraint(['supplier_id'], ['suppliers.id'], name=op.f('fk_supplier_grants_supplier_id_suppliers'), ondelete='CASCADE'),
@@ -100,13 +100,13 @@ def upgrade() -> None:
     sa.Column('record_key', sa.String(length=200), nullable=False),
     sa.Column('status', sa.String(length=64), nullable=False),
     sa.Column('attributes', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=False),
-    sa.Column('valid_from', hub.adapters.orm.UTCDateTime(timezone=True), nullable=True),
-    sa.Column('valid_until', hub.adapters.orm.UTCDateTime(timezone=True), nullable=True),
-    sa.Column('fetched_at', hub.adapters.orm.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('valid_from', hub.spine.tables.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('valid_until', hub.spine.tables.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('fetched_at', hub.spine.tables.UTCDateTime(timezone=True), nullable=False),
     sa.Column('current_version_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True),
-    sa.Column('expired_at', hub.adapters.orm.UTCDateTime(timezone=True), nullable=True),
-    sa.Column('created_at', hub.adapters.orm.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('updated_at', hub.adapters.orm.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('expired_at', hub.spine.tables.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('created_at', hub.spine.tables.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', hub.spine.tables.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['fetch_id'], ['credential_fetches.id'], name=op.f('fk_credentials_fetch_id_credential_fetches'), ondelete='CASCADE'),
     sa.ForeignKeyConstraint(['supplier_id'], ['suppliers.id'], name=op.f('fk_credentials_supplier_id_suppliers'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_credentials')),
@@ -117,11 +117,11 @@ def upgrade() -> None:
     op.create_table('credential_versions',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
     sa.Column('credential_id', sa.String(length=36), nullable=False),
-    sa.Column('fetched_at', hub.adapters.orm.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('fetched_at', hub.spine.tables.UTCDateTime(timezone=True), nullable=False),
     sa.Column('status', sa.String(length=64), nullable=False),
     sa.Column('attributes', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=False),
-    sa.Column('valid_from', hub.adapters.orm.UTCDateTime(timezone=True), nullable=True),
-    sa.Column('valid_until', hub.adapters.orm.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('valid_from', hub.spine.tables.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('valid_until', hub.spine.tables.UTCDateTime(timezone=True), nullable=True),
     sa.Column('raw_sha256', sa.String(length=64), nullable=False),
     sa.Column('response_sha256', sa.String(length=64), nullable=False),
     sa.Column('request_sha256', sa.String(length=64), nullable=True),

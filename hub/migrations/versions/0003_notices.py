@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-import hub.adapters.orm
+import hub.spine.tables
 
 revision: str = "0003"
 down_revision: str | None = "0002"
@@ -23,7 +23,7 @@ depends_on: str | Sequence[str] | None = None
 
 BigId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 Json = sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql")
-UTC = hub.adapters.orm.UTCDateTime
+UTC = hub.spine.tables.UTCDateTime
 
 
 def upgrade() -> None:

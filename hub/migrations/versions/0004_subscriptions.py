@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-import hub.adapters.orm
+import hub.spine.tables
 
 revision: str = "0004"
 down_revision: str | None = "0003"
@@ -20,7 +20,7 @@ depends_on: str | Sequence[str] | None = None
 
 _ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 _JSON = sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql")
-_TS = hub.adapters.orm.UTCDateTime
+_TS = hub.spine.tables.UTCDateTime
 
 
 def upgrade() -> None:

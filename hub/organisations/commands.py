@@ -1,0 +1,26 @@
+"""Commands of organisations and their API keys."""
+
+from __future__ import annotations
+
+from hub.organisations.model import OrgKind
+from hub.spine.messages import Command
+
+
+class CreateOrganisation(Command):
+    name: str
+    kind: OrgKind
+    key_label: str = "initial"
+    actor_org_id: str | None = None
+
+
+class IssueApiKey(Command):
+    org_id: str
+    label: str = ""
+    scopes: list[str] | None = None
+    actor_org_id: str | None = None
+
+
+class RevokeApiKey(Command):
+    org_id: str
+    key_id: str
+    actor_org_id: str | None = None

@@ -1,0 +1,67 @@
+"""Organisations and their API keys."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from hub.organisations import commands, events
+from hub.organisations.model import IssuedKey, Organisation, Scope
+from hub.organisations.repository import OrganisationsUnitOfWork
+from hub.spine.audit import record_audit_entry
+from hub.spine.errors import NotFound, Rejected
+from hub.spine.messages import Command, Event
+
+
+def create_organisation(
+    cmd: commands.CreateOrganisation, uow: OrganisationsUnitOfWork
+) -> tuple[Organisation, IssuedKey]:
+    name = cmd.name.strip()
+    if not name:
+        raise Rejected("name", "must not be blank")
+    org = Organisation.new(name=name, kind=cmd.kind)
+    issued = org.issue_key(label=cmd.key_label)
+    uow.organisations.add(org)
+    uow.publish(events.OrganisationCreated(org_id=org.id, name=org.name, kind=org.kind.value,
+                                           actor_org_id=cmd.actor_org_id))
+    uow.publish(events.ApiKeyIssued(org_id=org.id, key_id=issued.key.id, scopes=issued.key.scopes,
+                                    actor_org_id=cmd.actor_org_id))
+    return org, issued
+
+
+def issue_api_key(cmd: commands.IssueApiKey, uow: OrganisationsUnitOfWork) -> IssuedKey:
+    org = uow.organisations.get(cmd.org_id)
+    if org is None:
+        raise NotFound("organisation", cmd.org_id)
+    try:
+        scopes = None if cmd.scopes is None else frozenset(Scope(s) for s in cmd.scopes)
+        issued = org.issue_key(label=cmd.label, scopes=scopes)
+    except ValueError as exc:
+        raise Rejected("scopes", str(exc)) from exc
+    uow.publish(events.ApiKeyIssued(org_id=org.id, key_id=issued.key.id, scopes=issued.key.scopes,
+                                    actor_org_id=cmd.actor_org_id))
+    return issued
+
+
+def revoke_api_key(cmd: commands.RevokeApiKey, uow: OrganisationsUnitOfWork) -> None:
+    org = uow.organisations.get(cmd.org_id)
+    if org is None:
+        raise NotFound("organisation", cmd.org_id)
+    try:
+        org.revoke_key(cmd.key_id)
+    except KeyError as exc:
+        raise NotFound("api key", cmd.key_id) from exc
+    uow.publish(events.ApiKeyRevoked(org_id=org.id, key_id=cmd.key_id, actor_org_id=cmd.actor_org_id))
+
+
+COMMAND_HANDLERS: dict[type[Command], Callable[..., Any]] = {
+    commands.CreateOrganisation: create_organisation,
+    commands.IssueApiKey: issue_api_key,
+    commands.RevokeApiKey: revoke_api_key,
+}
+
+EVENT_HANDLERS: dict[type[Event], Sequence[Callable[..., Any]]] = {
+    events.OrganisationCreated: [record_audit_entry],
+    events.ApiKeyIssued: [record_audit_entry],
+    events.ApiKeyRevoked: [record_audit_entry],
+}

@@ -1,0 +1,140 @@
+"""The consuming side: a reconnecting loop on its own BlockingConnection (pika connections are not
+thread-safe, so every consumer thread owns one), the group consumer and the dead-letter archiver."""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import uuid
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import pika
+import pika.exceptions
+from pika.adapters.blocking_connection import BlockingChannel
+from pika.spec import Basic, BasicProperties
+
+from hub.config import BrokerSettings
+from hub.spine.brokers.base import DeadLetterSink, MessageHandler
+from hub.spine.messages import Envelope
+
+__all__ = ["dead_letter_details", "run_consumer", "subscribe_archiver", "subscribe_group"]
+
+log = logging.getLogger(__name__)
+
+Subscribe = Callable[[BlockingChannel], None]
+POLL_S = 0.5  # how often a consumer looks at its stop event
+
+
+def run_consumer(settings: BrokerSettings, parameters: pika.ConnectionParameters, subscribe: Subscribe,
+                 stop: threading.Event, name: str) -> None:
+    """Consume until ``stop`` is set; on any broker or connection failure, wait (exponential backoff
+    with jitter, capped at ``reconnect_max_backoff_s``) and start over on a new connection. Messages
+    left unacked by a dropped connection go back to the queue: the inbox makes the rerun harmless."""
+    backoff = settings.retry_delay_s
+    while not stop.is_set():
+        connection: pika.BlockingConnection | None = None
+        try:
+            connection = pika.BlockingConnection(parameters)
+            channel = connection.channel()
+            channel.basic_qos(prefetch_count=settings.prefetch)
+            subscribe(channel)
+            backoff = settings.retry_delay_s
+            log.info("consumer connected", extra={"consumer": name})
+            while not stop.is_set():
+                connection.process_data_events(time_limit=POLL_S)
+        except Exception as exc:  # every failure means: reconnect later
+            if stop.is_set():
+                break
+            level = logging.WARNING if isinstance(exc, pika.exceptions.AMQPError) else logging.ERROR
+            log.log(level, "consumer lost its connection; reconnecting",
+                    extra={"consumer": name, "error": repr(exc), "retry_in_s": backoff},
+                    exc_info=level == logging.ERROR)
+            stop.wait(backoff * (0.5 + random.random() / 2))
+            backoff = min(settings.reconnect_max_backoff_s, max(backoff, 0.1) * 2)
+        finally:
+            if connection is not None and connection.is_open:
+                try:
+                    connection.close()
+                except Exception:  # closing a broken connection may fail too
+                    log.debug("error closing consumer connection", exc_info=True)
+
+
+def subscribe_group(queue: str, group: str, handler: MessageHandler) -> Subscribe:
+    """Handler returns → ack. Handler raises → nack with requeue: the quorum queue counts the
+    delivery and dead-letters the message at ``x-delivery-limit``. A body that is not an envelope
+    can never succeed, so it is rejected straight to the dead-letter queue."""
+
+    def on_message(channel: BlockingChannel, method: Basic.Deliver, properties: BasicProperties,
+                   body: bytes) -> None:
+        try:
+            envelope = Envelope.from_body(body)
+        except Exception as exc:  # any parse error makes it poison
+            log.error("unreadable message rejected to the dead-letter queue",
+                      extra={"group": group, "message_id": properties.message_id, "error": repr(exc)})
+            channel.basic_reject(method.delivery_tag, requeue=False)
+            return
+        try:
+            handler(envelope)
+        except Exception as exc:  # the broker decides between retry and dead letter
+            log.warning("handler failed; message goes back to the queue",
+                        extra={"group": group, "message_id": envelope.message_id, "error": repr(exc),
+                               "deliveries_before": (properties.headers or {}).get("x-delivery-count", 0)})
+            channel.basic_nack(method.delivery_tag, requeue=True)
+            return
+        channel.basic_ack(method.delivery_tag)
+
+    return lambda channel: channel.basic_consume(queue, on_message)
+
+
+def dead_letter_details(headers: Mapping[str, Any] | None, delivery_limit: int) -> tuple[str, int]:
+    """Why and after how many deliveries a message was dead-lettered, from the broker's headers."""
+    headers = headers or {}
+    deaths = headers.get("x-death") or []
+    first = deaths[0] if deaths else {}
+    reason = str(headers.get("x-first-death-reason") or first.get("reason") or "unknown")
+    queue = headers.get("x-first-death-queue") or first.get("queue") or "?"
+    # ``x-delivery-count`` on a dead letter counts deliveries from the dead-letter queue, not the
+    # failures; a quorum queue dead-letters once the count of returns *exceeds* the limit, so the
+    # message was delivered limit + 1 times. A consumer rejection is its one delivery.
+    count = delivery_limit + 1 if reason == "delivery_limit" else int(first.get("count") or 1)
+    if reason == "delivery_limit":
+        text = f"delivered {count} times in {queue}, over its delivery limit {delivery_limit}"
+    elif reason == "rejected":
+        text = f"rejected by the consumer of {queue} (unreadable message)"
+    else:
+        text = f"dead-lettered by {queue}: {reason}"
+    return text, count
+
+
+def _as_envelope(properties: BasicProperties, routing_key: str, body: bytes) -> Envelope:
+    try:
+        return Envelope.from_body(body)
+    except Exception:  # keep the raw message so an operator can look at it
+        return Envelope(
+            message_id=str(properties.message_id or uuid.uuid4()),
+            message_type=str(properties.type or "unreadable"),
+            routing_key=routing_key,
+            payload={"unreadable_body": body.decode("utf-8", errors="replace")[:100_000]},
+        )
+
+
+def subscribe_archiver(queues: Mapping[str, str], sink: DeadLetterSink, delivery_limit: int) -> Subscribe:
+    """``queues`` maps group -> its dead-letter queue. The sink is idempotent, so ack after it."""
+
+    def subscribe(channel: BlockingChannel) -> None:
+        for group, queue in queues.items():
+            channel.basic_consume(queue, _archiver_callback(group, sink, delivery_limit))
+
+    return subscribe
+
+
+def _archiver_callback(group: str, sink: DeadLetterSink, delivery_limit: int) -> Callable[..., None]:
+    def on_message(channel: BlockingChannel, method: Basic.Deliver, properties: BasicProperties,
+                   body: bytes) -> None:
+        reason, count = dead_letter_details(properties.headers, delivery_limit)
+        sink(group, _as_envelope(properties, str(method.routing_key), body), reason, count)
+        channel.basic_ack(method.delivery_tag)  # a sink failure raises: reconnect, message stays
+
+    return on_message

@@ -1,0 +1,135 @@
+"""Unit of work: one transaction per message. Events a handler raises are written to the outbox in the
+same transaction as the state change, and a consumer's inbox mark commits with its effect. Nothing is
+kept unless ``commit()`` is called."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from types import TracebackType
+from typing import Any, Protocol, Self
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from hub.spine.messages import Envelope, Event
+from hub.spine.records import SqlAuditLog, SqlDeadLetters
+from hub.spine.tables import InboxRow, OutboxRow
+
+__all__ = ["AbstractUnitOfWork", "SqlAlchemyUnitOfWork", "UnitOfWork", "outbox_row"]
+
+
+class UnitOfWork(Protocol):
+    """What every handler may use of its unit of work. Each flow extends it with its repositories
+    (``uow.notices``, ``uow.suppliers`` …) in its own ``repository`` module; the concrete unit of work
+    that carries them all is composed above the flows, and tests hand in a fake."""
+
+    correlation_id: str | None
+
+    def publish(self, event: Event) -> Envelope: ...
+    def enqueue(self, envelope: Envelope) -> None: ...
+
+
+class AbstractUnitOfWork:
+    dead_letters: SqlDeadLetters
+    audit: SqlAuditLog
+    correlation_id: str | None = None
+
+    def __init__(self) -> None:
+        self._pending: list[Envelope] = []
+
+    def __enter__(self) -> Self:
+        self._pending = []
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.rollback()
+
+    def publish(self, event: Event) -> Envelope:
+        """Record an event; it reaches the outbox only if this unit of work commits."""
+        envelope = Envelope.wrap(event, correlation_id=self.correlation_id)
+        self._pending.append(envelope)
+        return envelope
+
+    def enqueue(self, envelope: Envelope) -> None:
+        """Record a ready-made envelope (replays keep their original message id)."""
+        self._pending.append(envelope)
+
+    def commit(self) -> None:
+        pending, self._pending = self._pending, []
+        self._commit(pending)
+
+    def rollback(self) -> None:
+        self._pending = []
+        self._rollback()
+
+    def already_handled(self, consumer_group: str, message_id: str) -> bool:
+        raise NotImplementedError
+
+    def mark_handled(self, consumer_group: str, message_id: str) -> None:
+        raise NotImplementedError
+
+    def _commit(self, envelopes: list[Envelope]) -> None:
+        raise NotImplementedError
+
+    def _rollback(self) -> None:
+        raise NotImplementedError
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def outbox_row(env: Envelope) -> OutboxRow:
+    """The outbox row of an envelope; added to a session, it commits (and is relayed) with that session."""
+    return OutboxRow(
+        message_id=env.message_id,
+        message_type=env.message_type,
+        routing_key=env.routing_key,
+        payload=env.payload,
+        correlation_id=env.correlation_id,
+        target_group=env.target_group,
+        occurred_at=env.occurred_at,
+    )
+
+
+class SqlAlchemyUnitOfWork(AbstractUnitOfWork):
+    session: Session
+
+    def __init__(self, session_factory: sessionmaker[Session]) -> None:
+        super().__init__()
+        self.session_factory = session_factory
+
+    def __enter__(self) -> Self:
+        self.session = self.session_factory()
+        self.attach_repositories(self.session)
+        self.dead_letters = SqlDeadLetters(self.session)
+        self.audit = SqlAuditLog(self.session)
+        return super().__enter__()
+
+    def attach_repositories(self, session: Session) -> None:
+        """Hook for the composed unit of work: put each flow's SQL repository on ``self``."""
+
+    def __exit__(self, *args: Any) -> None:
+        super().__exit__(*args)
+        self.session.close()
+
+    def _commit(self, envelopes: list[Envelope]) -> None:
+        self.session.add_all([outbox_row(env) for env in envelopes])
+        self.session.commit()
+
+    def _rollback(self) -> None:
+        self.session.rollback()
+
+    def already_handled(self, consumer_group: str, message_id: str) -> bool:
+        stmt = select(InboxRow.message_id).where(
+            InboxRow.consumer_group == consumer_group, InboxRow.message_id == message_id
+        )
+        return self.session.execute(stmt).first() is not None
+
+    def mark_handled(self, consumer_group: str, message_id: str) -> None:
+        self.session.add(InboxRow(consumer_group=consumer_group, message_id=message_id, handled_at=_now()))

@@ -1,0 +1,46 @@
+"""Commands of the syndication slice (handled in :mod:`hub.subscriptions.handlers`)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hub.spine.messages import Command
+
+__all__ = ["CreateSubscription", "DeleteSubscription", "ReplayDeliveries", "RotateSubscriptionSecret",
+           "UpdateSubscription"]
+
+
+class CreateSubscription(Command):
+    subscription_id: str
+    org_id: str
+    name: str = ""
+    filter: dict[str, Any]
+    channel: str  # webhook | amqp
+    url: str | None = None
+
+
+class UpdateSubscription(Command):
+    subscription_id: str
+    org_id: str
+    name: str | None = None
+    filter: dict[str, Any] | None = None
+    url: str | None = None
+    reactivate: bool = False
+
+
+class DeleteSubscription(Command):
+    subscription_id: str
+    org_id: str
+
+
+class RotateSubscriptionSecret(Command):
+    subscription_id: str
+    org_id: str
+
+
+class ReplayDeliveries(Command):
+    """Dead deliveries back to pending (all of the subscription's, or the listed ones)."""
+
+    subscription_id: str
+    org_id: str
+    delivery_ids: list[int] | None = None

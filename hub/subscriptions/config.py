@@ -1,0 +1,63 @@
+"""Typed view of ``Settings.syndication`` (a free-form dict in the spine's settings).
+
+The retry schedule is the Standard Webhooks one; ``time_scale`` compresses it (and the secret
+overlap window) for tests and the sandbox without changing its shape."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field, SecretStr, field_validator
+
+from hub.config import Settings
+from hub.notices.publication import PublicationSettings
+from hub.subscriptions.secret_box import SecretBox
+
+__all__ = ["STANDARD_RETRY_SCHEDULE_S", "SyndicationSettings", "syndication_settings"]
+
+# Delay before each attempt: now, 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 14 h, 20 h, 24 h.
+STANDARD_RETRY_SCHEDULE_S: tuple[float, ...] = (
+    0, 5, 300, 1800, 7200, 18000, 36000, 50400, 72000, 86400,
+)
+
+
+class SyndicationSettings(BaseModel):
+    model_config = {"extra": "forbid"}
+
+    retry_schedule_s: tuple[float, ...] = STANDARD_RETRY_SCHEDULE_S
+    time_scale: float = Field(1.0, gt=0, le=1.0)  # 0.001 turns 24 h into 86 s
+    jitter: float = Field(0.1, ge=0, le=0.5)  # ± fraction of each delay
+    max_retry_after_s: float = Field(86400.0, ge=0)  # Retry-After beyond this is capped
+    connect_timeout_s: float = Field(5.0, gt=0)
+    read_timeout_s: float = Field(15.0, gt=0)
+    max_payload_bytes: int = Field(256 * 1024, ge=1024)
+    allow_private_targets: bool = False  # loopback/private webhook targets: sandbox and tests only
+    secret_overlap_s: float = Field(86400.0, ge=0)  # old secret keeps signing this long after rotation
+    dispatch_interval_s: float = Field(0.5, gt=0)
+    dispatch_batch: int = Field(200, ge=1, le=10_000)
+    dispatch_concurrency: int = Field(16, ge=1, le=256)
+    lease_s: float = Field(120.0, gt=0)  # a claimed delivery is retried by another dispatcher after this
+    amqp_queue_delivery_limit: int = Field(20, ge=1)
+    # Fernet keys (``Fernet.generate_key()``) that encrypt webhook secrets at rest; the first encrypts,
+    # all decrypt. Set them from the environment or a secrets file, never in a committed file.
+    secret_keys: list[SecretStr] = []
+    # Open publication's settings share the section; validated here too so one check covers both.
+    publication: PublicationSettings = PublicationSettings()
+
+
+    @field_validator("secret_keys")
+    @classmethod
+    def _fernet_keys(cls, keys: list[SecretStr]) -> list[SecretStr]:
+        from cryptography.fernet import Fernet
+
+        for index, key in enumerate(keys):
+            try:
+                Fernet(key.get_secret_value().encode())
+            except (ValueError, TypeError):
+                raise ValueError(f"secret_keys[{index}] is not a Fernet key (32 url-safe base64 bytes)") from None
+        return keys
+
+    def secret_box(self) -> SecretBox:
+        return SecretBox([key.get_secret_value() for key in self.secret_keys])
+
+
+def syndication_settings(settings: Settings) -> SyndicationSettings:
+    return SyndicationSettings.model_validate(settings.syndication or {})

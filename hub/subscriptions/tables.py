@@ -1,0 +1,87 @@
+"""Tables of subscriptions and their deliveries (issue 4).
+
+Typed declarative rows like the spine's infrastructure tables: subscriptions are small records whose
+behaviour lives in :mod:`hub.subscriptions`, so an imperative domain mapping would buy nothing.
+
+- ``subscriptions``: filter (the API JSON, re-parsed by ``SubscriptionFilter.parse``), channel, secrets.
+- ``subscription_changes``: an append-only change log; every worker's in-memory index replays it
+  (cheap ``id > last`` query before each match) to stay in sync with the database.
+- ``syndication_payloads``: the body of one notice version, built once and shared by its deliveries,
+  so retries send identical bytes and the dispatcher needs no notice store.
+- ``deliveries``: one row per (subscription, notice version); unique, so matching is idempotent."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Boolean, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from hub.spine.tables import Base, BigId, JsonDoc, UTCDateTime
+
+__all__ = ["DeliveryRow", "PayloadRow", "SubscriptionChangeRow", "SubscriptionRow", "start_mappers"]
+
+
+class SubscriptionRow(Base):
+    __tablename__ = "subscriptions"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    org_id: Mapped[str | None] = mapped_column(String(36), nullable=True, index=True)  # None: hub-owned
+    name: Mapped[str] = mapped_column(String(200), default="")
+    channel: Mapped[str] = mapped_column(String(20))  # webhook | amqp | exchange (hub fan-out)
+    url: Mapped[str | None] = mapped_column(Text(), nullable=True)
+    filter: Mapped[dict[str, Any]] = mapped_column(JsonDoc)
+    routable: Mapped[bool] = mapped_column(Boolean(), default=False)  # amqp: fan-out by exchange bindings
+    status: Mapped[str] = mapped_column(String(20), default="active")  # active | disabled
+    disabled_reason: Mapped[str | None] = mapped_column(Text(), nullable=True)
+    secrets: Mapped[list[dict[str, Any]]] = mapped_column(JsonDoc, default=list)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class SubscriptionChangeRow(Base):
+    __tablename__ = "subscription_changes"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    subscription_id: Mapped[str] = mapped_column(String(36))
+    changed_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class PayloadRow(Base):
+    __tablename__ = "syndication_payloads"
+    notice_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    version: Mapped[int] = mapped_column(Integer(), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(20))
+    seq: Mapped[int] = mapped_column(BigId)
+    routing_key: Mapped[str] = mapped_column(String(255))
+    body: Mapped[dict[str, Any]] = mapped_column(JsonDoc)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class DeliveryRow(Base):
+    __tablename__ = "deliveries"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    subscription_id: Mapped[str] = mapped_column(String(36))
+    notice_id: Mapped[str] = mapped_column(String(64))
+    version: Mapped[int] = mapped_column(Integer())
+    seq: Mapped[int] = mapped_column(BigId)
+    kind: Mapped[str] = mapped_column(String(20))
+    status: Mapped[str] = mapped_column(String(20), default="pending")  # pending|failed|delivered|dead
+    attempts: Mapped[int] = mapped_column(Integer(), default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    last_status_code: Mapped[int | None] = mapped_column(Integer(), nullable=True)
+    last_error: Mapped[str | None] = mapped_column(Text(), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+    __table_args__ = (
+        UniqueConstraint("subscription_id", "notice_id", "version", name="uq_deliveries_subscription_version"),
+        Index("ix_deliveries_due", "status", "next_attempt_at"),
+        Index("ix_deliveries_log", "subscription_id", "id"),
+        Index("ix_deliveries_notice", "notice_id", "subscription_id", "version"),
+    )
+
+
+def start_mappers() -> None:
+    """Nothing to map imperatively: these are declarative rows."""

@@ -1,0 +1,183 @@
+"""Handlers of suppliers, credentials and upstream call records (issue 3).
+
+No handler calls an upstream: registration commits the supplier with its fetch slots claimed by the
+registering request, the fetch runs outside any transaction, and its outcomes come back as
+``RecordCredentialFetches``. Every slice event also lands in the audit trail.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from hub.organisations.model import OrgKind
+from hub.spine.audit import record_audit_entry
+from hub.spine.errors import NotFound, Rejected
+from hub.spine.messages import Command, Event
+from hub.spine.unit_of_work import AbstractUnitOfWork, SqlAlchemyUnitOfWork
+from hub.suppliers import commands, events
+from hub.suppliers.config import SupplierSettings
+from hub.suppliers.identifiers import validate_identifiers
+from hub.suppliers.model import (
+    EXPIRED,
+    CredentialFetch,
+    Supplier,
+    SupplierGrant,
+    identity_key,
+    new_id,
+    utcnow,
+)
+from hub.suppliers.recording import record_outcome
+from hub.suppliers.repository import SupplierRepository
+
+__all__ = ["COMMAND_HANDLERS", "EVENT_HANDLERS", "Registration"]
+
+
+def _repo(uow: AbstractUnitOfWork) -> SupplierRepository:
+    assert isinstance(uow, SqlAlchemyUnitOfWork), "the supplier slice persists through SQLAlchemy"
+    return SupplierRepository(uow.session)
+
+
+class Registration:
+    """What ``RegisterSupplier`` returns: the supplier, its claimed slots, and whether it is new."""
+
+    def __init__(self, supplier: Supplier, claimed: list[CredentialFetch], created: bool) -> None:
+        self.supplier = supplier
+        self.claimed = claimed
+        self.created = created
+
+
+def register_supplier(
+    cmd: commands.RegisterSupplier, uow: AbstractUnitOfWork, supplier_settings: SupplierSettings
+) -> Registration:
+    if not cmd.consent:
+        raise Rejected("consent", "explicit consent to fetch credentials from the issuing systems is required")
+    identifiers = validate_identifiers(cmd.identifiers)
+    repo = _repo(uow)
+    key = identity_key(identifiers)
+    existing = repo.find_by_identity(cmd.org_id, key)
+    if existing is not None:
+        # Idempotent: the same org registering the same identifiers gets its existing supplier back.
+        return Registration(existing, [], created=False)
+    now = utcnow()
+    supplier = Supplier(
+        id=new_id(), org_id=cmd.org_id, identifiers=identifiers, identity_key=key, consent_given_at=now,
+        consent_text_version=supplier_settings.consent.text_version,
+        legal_name=(cmd.legal_name or "").strip() or None, created_at=now,
+    )
+    repo.add(supplier)
+    lease = timedelta(seconds=supplier_settings.fetch.lease_s)
+    slots: list[CredentialFetch] = []
+    for system, scheme, value in supplier_settings.systems_for(identifiers):
+        slot = CredentialFetch(id=new_id(), supplier_id=supplier.id, system=system, scheme=scheme,
+                               identifier=value, next_attempt_at=now, created_at=now)
+        slot.claim(cmd.claim_token, now, lease)
+        slots.append(slot)
+    repo.add_all(slots)
+    uow.publish(events.SupplierRegistered(
+        supplier_id=supplier.id, org_id=supplier.org_id, identifiers=identifiers,
+        systems=sorted({s.system for s in slots}), consent_text_version=supplier.consent_text_version,
+        actor_org_id=cmd.actor_org_id,
+    ))
+    return Registration(supplier, slots, created=True)
+
+
+def record_credential_fetches(
+    cmd: commands.RecordCredentialFetches, uow: AbstractUnitOfWork, supplier_settings: SupplierSettings
+) -> dict[str, str | None]:
+    repo = _repo(uow)
+    now = cmd.now or utcnow()
+    return {
+        o.fetch_id: record_outcome(o, repo, uow, supplier_settings, now, cmd.actor_org_id) for o in cmd.outcomes
+    }
+
+
+def claim_credential_fetches(
+    cmd: commands.ClaimCredentialFetches, uow: AbstractUnitOfWork, supplier_settings: SupplierSettings
+) -> list[CredentialFetch]:
+    now = cmd.now or utcnow()
+    lease = timedelta(seconds=supplier_settings.fetch.lease_s)
+    return _repo(uow).claim(cmd.claim_token, now, lease, cmd.limit, cmd.supplier_id, cmd.force)
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def expire_credentials(cmd: commands.ExpireCredentials, uow: AbstractUnitOfWork) -> int:
+    repo = _repo(uow)
+    now = cmd.now or utcnow()
+    expiring = repo.expiring(now, cmd.limit)
+    owners: dict[str, str] = {}
+    for credential in expiring:
+        if credential.supplier_id not in owners:
+            supplier = repo.get(credential.supplier_id)
+            assert supplier is not None
+            owners[credential.supplier_id] = supplier.org_id
+        previous = credential.status
+        credential.status, credential.expired_at, credential.updated_at = EXPIRED, now, now
+        uow.publish(events.CredentialExpired(
+            supplier_id=credential.supplier_id, org_id=owners[credential.supplier_id],
+            credential_id=credential.id, system=credential.system, type=credential.type,
+            subject=credential.subject, previous_status=previous, valid_until=_iso(credential.valid_until),
+        ))
+    return len(expiring)
+
+
+def _owned_supplier(repo: SupplierRepository, supplier_id: str, actor_org_id: str) -> Supplier:
+    supplier = repo.get(supplier_id)
+    if supplier is None or supplier.org_id != actor_org_id:
+        raise NotFound("supplier", supplier_id)
+    return supplier
+
+
+def grant_supplier_access(cmd: commands.GrantSupplierAccess, uow: AbstractUnitOfWork) -> SupplierGrant:
+    repo = _repo(uow)
+    supplier = _owned_supplier(repo, cmd.supplier_id, cmd.actor_org_id)
+    institution = uow.organisations.get(cmd.institution_org_id)  # type: ignore[attr-defined]
+    if institution is None or institution.kind != OrgKind.INSTITUTION:
+        raise NotFound("institution", cmd.institution_org_id)
+    existing = repo.grant(supplier.id, institution.id)
+    if existing is not None:
+        return existing
+    grant = SupplierGrant(supplier_id=supplier.id, org_id=institution.id, granted_at=utcnow(),
+                          granted_by=cmd.actor_org_id)
+    repo.add(grant)
+    uow.publish(events.SupplierAccessGranted(supplier_id=supplier.id, org_id=supplier.org_id,
+                                             institution_org_id=institution.id, actor_org_id=cmd.actor_org_id))
+    return grant
+
+
+def revoke_supplier_access(cmd: commands.RevokeSupplierAccess, uow: AbstractUnitOfWork) -> bool:
+    repo = _repo(uow)
+    supplier = _owned_supplier(repo, cmd.supplier_id, cmd.actor_org_id)
+    removed = repo.revoke(supplier.id, cmd.institution_org_id)
+    if removed:
+        uow.publish(events.SupplierAccessRevoked(supplier_id=supplier.id, org_id=supplier.org_id,
+                                                 institution_org_id=cmd.institution_org_id,
+                                                 actor_org_id=cmd.actor_org_id))
+    return removed
+
+
+COMMAND_HANDLERS: dict[type[Command], Callable[..., Any]] = {
+    commands.RegisterSupplier: register_supplier,
+    commands.RecordCredentialFetches: record_credential_fetches,
+    commands.ClaimCredentialFetches: claim_credential_fetches,
+    commands.ExpireCredentials: expire_credentials,
+    commands.GrantSupplierAccess: grant_supplier_access,
+    commands.RevokeSupplierAccess: revoke_supplier_access,
+}
+
+EVENT_HANDLERS: dict[type[Event], Sequence[Callable[..., Any]]] = {
+    event_type: [record_audit_entry]
+    for event_type in (
+        events.SupplierRegistered,
+        events.CredentialVerified,
+        events.CredentialChanged,
+        events.CredentialExpired,
+        events.CredentialFetchFailed,
+        events.SupplierAccessGranted,
+        events.SupplierAccessRevoked,
+    )
+}
