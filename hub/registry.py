@@ -26,6 +26,7 @@ from hub.subscriptions import tables as subscription_tables
 from hub.subscriptions.matcher import match_notice_version
 from hub.suppliers import handlers as suppliers
 from hub.suppliers import tables as supplier_tables
+from hub.suppliers.repository import SqlSupplierRepository
 
 __all__ = ["COMMAND_HANDLERS", "CONSUMER_GROUPS", "EVENT_HANDLERS", "FLOWS", "HubUnitOfWork", "start_mappers"]
 
@@ -67,9 +68,11 @@ class HubUnitOfWork(SqlAlchemyUnitOfWork):
     Handlers see only their flow's protocol of it (``OrganisationsUnitOfWork`` …)."""
 
     organisations: SqlOrganisationRepository
+    suppliers: SqlSupplierRepository
 
     def attach_repositories(self, session: Session) -> None:
         self.organisations = SqlOrganisationRepository(session)
+        self.suppliers = SqlSupplierRepository(session)
 
 
 _mapped = False
