@@ -13,19 +13,18 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING
 
 from hub.suppliers.commands import ClaimCredentialFetches, FetchOutcome, RecordCredentialFetches, RegisterSupplier
-from hub.suppliers.fetching import CredentialFetcher, SlotRef
 from hub.suppliers.model import CredentialFetch, Supplier, new_id
+from hub.suppliers.scheduler import CommandBus
+
+if TYPE_CHECKING:
+    from hub.suppliers.fetching import CredentialFetcher
 
 __all__ = ["RegistrationResult", "SupplierService"]
 
 log = logging.getLogger(__name__)
-
-
-class Dispatcher(Protocol):
-    def handle(self, command: Any) -> Any: ...
 
 
 @dataclass(frozen=True)
@@ -35,7 +34,7 @@ class RegistrationResult:
 
 
 class SupplierService:
-    def __init__(self, bus: Dispatcher, fetcher: Callable[[], CredentialFetcher]) -> None:
+    def __init__(self, bus: CommandBus, fetcher: Callable[[], CredentialFetcher]) -> None:
         self.bus = bus
         self.fetcher = fetcher  # a factory: connectors are built on the first fetch, not at start-up
 
@@ -89,6 +88,6 @@ class SupplierService:
                 self.bus.handle(RecordCredentialFetches(outcomes=left, actor_org_id=requested_by))
 
 
-def _unavailable(slot: SlotRef, exc: Exception) -> FetchOutcome:
+def _unavailable(slot: CredentialFetch, exc: Exception) -> FetchOutcome:
     return FetchOutcome(fetch_id=slot.id, claim_token=slot.claim_token or "", kind="transient",
                         error_code="connectors_unavailable", error_detail=type(exc).__name__)

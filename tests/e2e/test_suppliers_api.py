@@ -22,7 +22,7 @@ from hub.organisations.commands import CreateOrganisation
 from hub.organisations.model import OrgKind
 from hub.spine.tables import AuditRow
 from tests.helpers import eventually
-from tests.supplier_helpers import FAST_SUPPLIERS, connector_overrides, control, full_identifiers, outage, reset
+from tests.support.suppliers import FAST_SUPPLIERS, connector_overrides, control, full_identifiers, outage, reset
 
 API = "/api/v1"
 

@@ -23,7 +23,7 @@ from hub.spine.tables import OutboxRow
 from hub.suppliers.queries import current_credentials
 from hub.suppliers.services import RegistrationResult
 from hub.suppliers.tables import upstream_calls
-from tests.supplier_helpers import (
+from tests.support.suppliers import (
     FAST_SUPPLIERS,
     connector_overrides,
     control,
