@@ -91,8 +91,13 @@ class SupplierRepository(Protocol):
 
 
 class SuppliersUnitOfWork(UnitOfWork, Protocol):
-    suppliers: SupplierRepository
-    organisations: OrganisationRepository
+    """Read-only members, so any unit of work holding a more specific repository (the SQL one, the
+    in-memory one) still is one of these to the type checker."""
+
+    @property
+    def suppliers(self) -> SupplierRepository: ...
+    @property
+    def organisations(self) -> OrganisationRepository: ...
 
 
 class SqlSupplierRepository:

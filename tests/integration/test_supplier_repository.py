@@ -46,8 +46,10 @@ def register(hub: Hub, token: str, **identifiers: str) -> Registration:
     return registration
 
 
-def claim(hub: Hub, token: str, now: datetime, **kw: object) -> list[str]:
-    claimed = hub.bus.handle(ClaimCredentialFetches(claim_token=token, now=now, **kw))  # type: ignore[arg-type]
+def claim(hub: Hub, token: str, now: datetime, limit: int = 1000, supplier_id: str | None = None,
+          force: bool = False) -> list[str]:
+    claimed = hub.bus.handle(ClaimCredentialFetches(claim_token=token, now=now, limit=limit,
+                                                    supplier_id=supplier_id, force=force))
     return sorted(s.system for s in claimed)
 
 
