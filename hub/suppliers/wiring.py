@@ -1,6 +1,7 @@
 """The flow's adapters, built once by bootstrap and lazily from settings: a hub that never registers a
 supplier never loads a WSDL or opens an upstream connection pool, so the spine runs without any
-connector configured. The service and the scheduler get the fetcher from here; nothing else does."""
+connector configured. The service and the scheduler get the fetcher from here; routes and handlers
+never see it."""
 
 from __future__ import annotations
 
@@ -34,7 +35,6 @@ class SupplierAdapters:
     ) -> None:
         self.config = config
         self._section = connectors_section
-        self._bus = bus
         self._session_factory = session_factory
         self._connectors = connectors
         self._owns_connectors = connectors is None
