@@ -20,8 +20,8 @@ from hub.config import LoggingSettings, Settings
 from hub.organisations.commands import CreateOrganisation
 from hub.organisations.model import OrgKind
 from hub.spine.observability.logging import configure_logging
+from tests.support.api import API
 
-API = "/api/v1"
 PROBLEM = "application/problem+json"
 
 

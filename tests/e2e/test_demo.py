@@ -22,7 +22,8 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.support.environment import ROOT
+
 KEY_LINE = re.compile(r"^\s+(institution|agency|supplier|operator)\s+(g2b_[0-9a-f]+_[A-Za-z0-9_-]+)\s", re.M)
 
 pytestmark = pytest.mark.slow

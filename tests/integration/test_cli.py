@@ -20,9 +20,9 @@ from hub.bootstrap import bootstrap
 from hub.config import Settings
 from hub.organisations import events
 from hub.spine.messages import Envelope
-from tests.helpers import eventually
+from tests.support.environment import ROOT
+from tests.support.waiting import eventually
 
-ROOT = Path(__file__).resolve().parents[2]
 KEY = re.compile(r"g2b_[0-9a-f]+_[A-Za-z0-9_-]+")
 
 Run = Callable[..., subprocess.CompletedProcess[str]]
