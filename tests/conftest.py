@@ -1,6 +1,6 @@
 """Shared fixtures. Backends: SQLite + in-process broker always; PostgreSQL and RabbitMQ when
-G2BHUB_TEST_DATABASE_URL / G2BHUB_TEST_AMQP_URL are set. With CI=true a missing service fails the
-test instead of skipping it."""
+G2BHUB_TEST_DATABASE_URL / G2BHUB_TEST_AMQP_URL are set. With CI=true a missing service (or the OCDS
+schemas) fails the test instead of skipping it."""
 
 from __future__ import annotations
 
@@ -80,6 +80,14 @@ def sandbox() -> Iterator[SandboxServer]:
 
     with SandboxServer() as server:
         yield server
+
+
+@pytest.fixture(scope="session")
+def ocds_schemas() -> Path:
+    """The official OCDS schemas; skips without them, fails without them under CI=true."""
+    from tests.support.ocds_validation import required_schema_dir
+
+    return required_schema_dir()
 
 
 @pytest.fixture

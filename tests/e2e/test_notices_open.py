@@ -5,6 +5,7 @@ changes feed, which replays the same history from any cursor."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import feedparser
@@ -12,7 +13,7 @@ import pytest
 
 from tests.support.api import API
 from tests.support.notices import NoticesClient, notices_client
-from tests.support.ocds_validation import SCHEMA_DIR_ENV, ocds_schema_dir, validate_package
+from tests.support.ocds_validation import validate_package
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -108,11 +109,7 @@ def test_pages_have_no_duplicates_and_no_gaps(api: NoticesClient) -> None:
     assert capped["limit"] == 200
 
 
-SCHEMAS = ocds_schema_dir()
-
-
-@pytest.mark.skipif(SCHEMAS is None, reason=f"OCDS schemas not found (../shared/contracts/ocds or ${SCHEMA_DIR_ENV})")
-def test_every_ocds_package_validates(api: NoticesClient) -> None:
+def test_every_ocds_package_validates(api: NoticesClient, ocds_schemas: Path) -> None:
     ids = seed(api)["ids"]
     packages = []
     for notice_id in ids.values():
@@ -128,7 +125,7 @@ def test_every_ocds_package_validates(api: NoticesClient) -> None:
         packages.append(page)
         after = int(page["links"]["next"].split("after=")[1].split("&")[0])
     for package in packages:
-        assert validate_package(package, SCHEMAS) == [], package["uri"]
+        assert validate_package(package, ocds_schemas) == [], package["uri"]
     roads = api.http.get(f"{API}/notices/{ids['roads']}/ocds/releases").json()
     assert [r["tag"] for r in roads["releases"]] == [["tender"], ["tenderAmendment"]]
     assert roads["releases"][0]["ocid"] == f"ocds-g2bhub-{ids['roads']}"

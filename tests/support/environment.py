@@ -15,8 +15,8 @@ IN_CI = os.environ.get("CI", "").lower() == "true"
 
 
 def service_missing(what: str, why: str) -> None:
-    """Skip with a reason on a developer machine; fail in CI, where every service must be there."""
+    """Skip with a reason on a developer machine; fail in CI, where every service and file must be there."""
     message = f"{what} unavailable: {why}"
     if IN_CI:
-        pytest.fail(message + " (CI=true: services are required)")
+        pytest.fail(message + " (CI=true: nothing may be skipped for want of it)")
     pytest.skip(message)
