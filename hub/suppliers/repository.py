@@ -79,9 +79,6 @@ class SupplierRepository:
         result: Any = self.session.execute(delete(G).where(G.supplier_id == supplier_id, G.org_id == org_id))
         return bool(result.rowcount)
 
-    def grants_of(self, supplier_id: str) -> list[SupplierGrant]:
-        return list(self.session.scalars(select(G).where(G.supplier_id == supplier_id).order_by(G.granted_at)))
-
     # -- fetch slots ----------------------------------------------------------------------------------
     def fetch(self, fetch_id: str) -> CredentialFetch | None:
         return self.session.get(CredentialFetch, fetch_id)
@@ -132,10 +129,6 @@ class SupplierRepository:
         return list(self.session.scalars(stmt))
 
     # -- versions and raw payloads ----------------------------------------------------------------
-    def add_version(self, version: CredentialVersion) -> CredentialVersion:
-        self.add(version)
-        return version
-
     def version(self, version_id: int) -> CredentialVersion | None:
         return self.session.get(CredentialVersion, version_id)
 

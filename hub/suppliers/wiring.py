@@ -42,10 +42,6 @@ class SupplierServices:
         self.scheduler = CredentialScheduler(bus, self.fetcher, config)
 
     @property
-    def connectors_built(self) -> bool:
-        return self._connectors is not None
-
-    @property
     def connectors(self) -> ConnectorRegistry:
         with self._lock:
             if self._connectors is None:
