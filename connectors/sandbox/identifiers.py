@@ -19,7 +19,6 @@ from stdnum.kr import brn as kr_brn
 
 __all__ = [
     "BRN_WEIGHTS",
-    "VAT_COUNTRIES",
     "brn_check_digit",
     "corrupt_check_digit",
     "generate_brn",
@@ -30,8 +29,6 @@ __all__ = [
 ]
 
 BRN_WEIGHTS = (1, 3, 7, 1, 3, 7, 1, 3, 5)
-# VIES country codes (Greece is EL in VIES, never GR).
-VAT_COUNTRIES = ("DE", "FR", "NL", "EL")
 _LEI_LOUS = ("5299", "3912", "9845", "2138", "8945", "9695")
 _ALNUM = string.digits + string.ascii_uppercase
 
