@@ -54,7 +54,7 @@ class Hub:
     broker_factory: Callable[[], Broker]
     _broker: Broker | None = field(default=None, repr=False)
     _workers: list[Worker] = field(default_factory=list, repr=False)
-    # Register once (issue 3): connectors, fetcher and credential scheduler, built on first use.
+    # Register once: connectors, fetcher and credential scheduler, built on first use.
     suppliers: SupplierServices | None = field(default=None, repr=False)
 
     @property

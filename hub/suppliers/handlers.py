@@ -1,8 +1,8 @@
-"""Handlers of suppliers, credentials and upstream call records (issue 3).
+"""Handlers of suppliers, credentials and upstream call records.
 
 No handler calls an upstream: registration commits the supplier with its fetch slots claimed by the
 registering request, the fetch runs outside any transaction, and its outcomes come back as
-``RecordCredentialFetches``. Every slice event also lands in the audit trail.
+``RecordCredentialFetches``. Every event of this flow also lands in the audit trail.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Read side of the slice: what a supplier's credentials say now, with their provenance.
+"""Read side of the suppliers flow: what a supplier's credentials say now, with their provenance.
 
 :func:`current_credentials` is the entry point for eligibility: one record per credential the hub
 holds for the supplier (including ``expired`` and ``absent`` ones: a verdict of "unknown" or "not met"

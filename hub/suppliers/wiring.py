@@ -1,4 +1,4 @@
-"""The slice's adapters, built lazily from settings: a hub that never registers a supplier never loads
+"""The suppliers flow's adapters, built lazily from settings: a hub that never registers a supplier never loads
 a WSDL or opens an upstream connection pool, so the spine runs without any connector configured."""
 
 from __future__ import annotations
