@@ -1,5 +1,5 @@
 """Unit tests of the syndication rules: signatures (against the reference verifier), the retry
-schedule, the SSRF guard, the per-notice ordering rule, AMQP routing and filter parsing."""
+schedule, the SSRF guard, AMQP routing and filter parsing."""
 
 from __future__ import annotations
 
