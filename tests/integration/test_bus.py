@@ -20,6 +20,7 @@ from hub.spine.dead_letters import ReplayDeadLetters
 from hub.spine.messages import Command, Envelope
 from hub.spine.tables import AuditRow, InboxRow, OutboxRow
 from hub.spine.unit_of_work import AbstractUnitOfWork
+from tests.support.db import count
 from tests.support.fragile_handler import Switch, fragile_audit
 from tests.support.waiting import eventually
 
@@ -36,11 +37,6 @@ def make_hub(settings_factory: Callable[..., Settings]) -> Iterator[Callable[...
     yield make
     for hub in hubs:
         hub.close()
-
-
-def count(hub: Hub, model: Any, *where: Any) -> int:
-    with hub.session_factory() as session:
-        return int(session.scalar(select(func.count()).select_from(model).where(*where)) or 0)
 
 
 def test_committed_events_are_handled(make_hub: Callable[..., Hub]) -> None:

@@ -30,6 +30,7 @@ from hub.spine.relay import OutboxRelay
 from hub.spine.tables import AuditRow, InboxRow, OutboxRow
 from hub.spine.worker import Worker
 from tests.integration.dying_consumer import DIED_AFTER_EFFECT, rebuild
+from tests.support.db import count
 from tests.support.environment import ROOT, service_missing
 from tests.support.fragile_handler import Switch, fragile_audit
 from tests.support.waiting import eventually
@@ -55,11 +56,6 @@ def hubs(settings_factory: Callable[..., Settings]) -> Iterator[Callable[..., Hu
     yield make
     for hub in made:
         hub.close()
-
-
-def count(hub: Hub, model: Any, *where: Any) -> int:
-    with hub.session_factory() as session:
-        return int(session.scalar(select(func.count()).select_from(model).where(*where)) or 0)
 
 
 def duplicated_audit_ids(hub: Hub) -> list[Any]:

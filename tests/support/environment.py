@@ -4,11 +4,12 @@ data file skips the tests that need it; with CI=true it fails them, because CI m
 from __future__ import annotations
 
 import os
+import socket
 from pathlib import Path
 
 import pytest
 
-__all__ = ["IN_CI", "ROOT", "service_missing"]
+__all__ = ["IN_CI", "ROOT", "free_port", "service_missing"]
 
 ROOT = Path(__file__).resolve().parents[2]
 IN_CI = os.environ.get("CI", "").lower() == "true"
@@ -20,3 +21,10 @@ def service_missing(what: str, why: str) -> None:
     if IN_CI:
         pytest.fail(message + " (CI=true: nothing may be skipped for want of it)")
     pytest.skip(message)
+
+
+def free_port() -> int:
+    """A loopback port nothing listens on now, for a server started in a subprocess."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
