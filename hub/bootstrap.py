@@ -15,7 +15,7 @@ from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from hub.config import Settings, get_settings
-from hub.registry import COMMAND_HANDLERS, EVENT_HANDLERS, HubUnitOfWork, start_mappers
+from hub.registry import COMMAND_HANDLERS, CONSUMER_GROUPS, EVENT_HANDLERS, HubUnitOfWork, start_mappers
 from hub.spine.brokers.base import Broker
 from hub.spine.brokers.inprocess import InProcessBroker
 from hub.spine.bus import MessageBus
@@ -120,6 +120,7 @@ def bootstrap(
     command_handlers: Mapping[type[Command], Callable[..., Any]] | None = None,
     event_handlers: Mapping[type[Event], Sequence[Callable[..., Any]]] | None = None,
     dependencies: Mapping[str, Any] | None = None,
+    group_names: Mapping[Callable[..., Any], str] | None = None,
     migrate: bool = False,
 ) -> Hub:
     settings = settings or get_settings()
@@ -139,6 +140,7 @@ def bootstrap(
         command_handlers=command_handlers if command_handlers is not None else COMMAND_HANDLERS,
         event_handlers=event_handlers if event_handlers is not None else EVENT_HANDLERS,
         dependencies={"settings": settings, "supplier_settings": supplier_settings, **(dependencies or {})},
+        group_names={**CONSUMER_GROUPS, **(group_names or {})},
     )
     # ``dependencies={"connectors": registry}`` hands in a ready connector registry (tests, benches);
     # otherwise the configured sources are checked now, so a broken mapping file stops the start-up.

@@ -90,6 +90,3 @@ def match_notice_version(
     log.info("notice version matched", extra={"notice_id": event.notice_id, "version": event.version,
                                               "subscriptions": created})
     return created
-
-
-match_notice_version.consumer_group = "syndication-matching"  # type: ignore[attr-defined]

@@ -125,7 +125,7 @@ def test_events_committed_while_no_worker_runs_arrive_later(make_hub: Callable[.
 def test_poison_message_is_dead_lettered_and_replayed(make_hub: Callable[..., Hub]) -> None:
     Switch.broken = True
     handlers = {**EVENT_HANDLERS, events.OrganisationCreated: [record_audit_entry, fragile_audit]}
-    hub = make_hub(event_handlers=handlers)
+    hub = make_hub(event_handlers=handlers, group_names={fragile_audit: "fragile"})
     hub.make_worker().start()
     hub.bus.handle(CreateOrganisation(name="Poison", kind=OrgKind.AGENCY))
 

@@ -165,7 +165,8 @@ def test_relay_and_consumer_survive_a_broker_restart(hubs: Callable[..., Hub]) -
 
 def test_failing_handler_dead_letters_then_replays_once(hubs: Callable[..., Hub]) -> None:
     Switch.broken = True
-    hub = hubs(event_handlers={**EVENT_HANDLERS, events.OrganisationCreated: [record_audit_entry, fragile_audit]})
+    hub = hubs(event_handlers={**EVENT_HANDLERS, events.OrganisationCreated: [record_audit_entry, fragile_audit]},
+               group_names={fragile_audit: "fragile"})
     hub.make_worker().start()
     hub.bus.handle(CreateOrganisation(name="Poison", kind=OrgKind.AGENCY))
 

@@ -24,6 +24,3 @@ def fragile_audit(event: events.OrganisationCreated, uow: AbstractUnitOfWork, en
         raise RuntimeError("handler bug")
     derived = str(uuid.uuid5(uuid.NAMESPACE_URL, "fragile:" + envelope.message_id))
     record_audit_entry(event, uow, dataclasses.replace(envelope, message_id=derived))
-
-
-fragile_audit.consumer_group = "fragile"  # type: ignore[attr-defined]
