@@ -20,7 +20,6 @@ from stdnum.iso7064 import mod_11_10, mod_97_10
 from hub.suppliers.identifiers import brn_check_digit, is_valid_brn
 
 __all__ = [
-    "VAT_COUNTRIES",
     "brn_check_digit",
     "corrupt_check_digit",
     "generate_brn",
@@ -30,8 +29,6 @@ __all__ = [
     "is_valid_brn",
 ]
 
-# VIES country codes (Greece is EL in VIES, never GR).
-VAT_COUNTRIES = ("DE", "FR", "NL", "EL")
 _LEI_LOUS = ("5299", "3912", "9845", "2138", "8945", "9695")
 _ALNUM = string.digits + string.ascii_uppercase
 

@@ -1,4 +1,4 @@
-"""Tables of notices, their versions, the changes feed and the Idempotency-Key store (issue 4).
+"""Tables of notices, their versions, the changes feed and the Idempotency-Key store.
 
 The aggregate (:class:`hub.notices.model.Notice`) is rebuilt from ``notice_versions`` by the repository
 rather than mapped: its versions are frozen pydantic models, and a version, once stored, never changes.

@@ -54,10 +54,10 @@ def build_payload(event: NoticeVersionPublished, content: dict[str, Any] | None,
 
 
 def default_notice_reader(session: Session) -> NoticeReader:
-    """The publishing slice's store, when it is installed."""
+    """The notices flow's store, when it is installed."""
     try:
         from hub.subscriptions.notice_store import SqlNoticeReader
-    except ImportError as exc:  # pragma: no cover - depends on the notices slice
+    except ImportError as exc:  # pragma: no cover - depends on the notices flow
         raise NoticeUnavailable("no NoticeReader configured (bootstrap dependency 'notice_reader')") from exc
     reader: NoticeReader = SqlNoticeReader(session)
     return reader

@@ -41,11 +41,6 @@ class CredentialRecord:
     evidence_pointer: str | None
     identifier: str
 
-    def is_valid_at(self, instant: datetime) -> bool:
-        if self.valid_from is not None and instant < self.valid_from:
-            return False
-        return self.valid_until is None or instant < self.valid_until
-
     def as_canonical(self) -> CanonicalCredential:
         """The mapping engine's shape, for code that already speaks it."""
         return CanonicalCredential(

@@ -23,7 +23,7 @@ from hub.spine.tables import OutboxRow
 from hub.suppliers.queries import current_credentials
 from hub.suppliers.services import RegistrationResult
 from hub.suppliers.tables import upstream_calls
-from tests.support.suppliers import (
+from tests.support.sandbox import (
     FAST_SUPPLIERS,
     connector_overrides,
     control,
@@ -33,12 +33,6 @@ from tests.support.suppliers import (
 )
 
 ALL_SYSTEMS = {"nts", "national_certs", "vies", "gleif", "companies_house", "iaf"}
-
-
-@pytest.fixture(scope="module")
-def sandbox() -> Iterator[SandboxServer]:
-    with SandboxServer() as server:
-        yield server
 
 
 @pytest.fixture
