@@ -182,6 +182,7 @@ def test_config_show_redacts_secrets(run: Run, tmp_path: Path) -> None:
     assert (nts["key"], nts["key_env"]) == ("***", "NTS_KEY")  # where a key lives is no secret
     assert nts["path"] == "/status"  # the shipped entry, typed, with the deployment's key merged in
     assert shown["syndication"]["secret_keys"] == ["***"]
+    assert shown["syndication"]["allow_private_targets"] is False  # a flag, not a secret
     assert shown["suppliers"]["applicable_systems"]["lei"] == ["gleif"]
     assert shown["logging"]["json"] is False
 
