@@ -20,11 +20,10 @@ from functools import lru_cache
 from importlib.abc import Traversable
 from importlib.resources import files
 from pathlib import Path
-from typing import Any, Literal
-from urllib.parse import urlsplit, urlunsplit
+from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
+from pydantic import ValidationError, ValidationInfo, field_validator
 from pydantic_settings import (
     BaseSettings,
     EnvSettingsSource,
@@ -34,11 +33,17 @@ from pydantic_settings import (
 )
 
 from connectors.config import Systems
+from hub.spine.settings import BrokerSettings, DatabaseSettings, LoggingSettings, RelaySettings, Section, redact_url
 from hub.subscriptions.config import SyndicationSettings
 from hub.suppliers.config import SupplierSettings
 
 __all__ = [
+    "ApiSettings",
+    "BrokerSettings",
     "ConfigError",
+    "DatabaseSettings",
+    "LoggingSettings",
+    "RelaySettings",
     "Settings",
     "deep_merge",
     "get_settings",
@@ -53,56 +58,11 @@ DEFAULTS_PACKAGE = "hub.defaults"
 ENV_PREFIX = "G2BHUB_"
 
 
-class _Section(BaseModel):
-    # An unknown key is a typo that would otherwise be ignored in silence.
-    model_config = ConfigDict(extra="forbid")
-
-
-class DatabaseSettings(_Section):
-    url: str = "sqlite:///./var/g2bhub.db"
-    echo: bool = False
-    pool_size: int = 10
-    connect_timeout_s: int = Field(5, ge=1, le=300)
-    # None: migrate at start only on SQLite (one process owns the file); on a shared PostgreSQL run
-    # `g2bhub db upgrade` once instead, so N API processes never race each other's migrations.
-    migrate_on_start: bool | None = None
-
-    def model_post_init(self, _context: Any) -> None:
-        if self.migrate_on_start is None:
-            self.migrate_on_start = self.url.startswith("sqlite")
-
-
-class BrokerSettings(_Section):
-    kind: Literal["inprocess", "rabbitmq"] = "inprocess"
-    url: str = "amqp://guest:guest@127.0.0.1:5672/"
-    namespace: str = Field("g2bhub", pattern=r"^[A-Za-z0-9_.-]{1,64}$")
-    prefetch: int = Field(32, ge=1, le=10_000)
-    delivery_limit: int = Field(5, ge=1, le=1000)
-    heartbeat_s: int = 30
-    blocked_connection_timeout_s: float = 60.0
-    connection_attempts: int = 3
-    retry_delay_s: float = 1.0
-    reconnect_max_backoff_s: float = 30.0
-
-
-class RelaySettings(_Section):
-    batch_size: int = Field(200, ge=1, le=10_000)
-    poll_interval_s: float = Field(0.2, gt=0)
-    confirm_timeout_s: float = Field(30.0, gt=0)
-
-
-class ApiSettings(_Section):
+class ApiSettings(Section):
     host: str = "127.0.0.1"
     port: int = 8000
     public_base_url: str = "http://127.0.0.1:8000"
     max_body_bytes: int = 5 * 1024 * 1024
-
-
-class LoggingSettings(_Section):
-    level: str = "INFO"
-    json_format: bool = Field(True, alias="json")
-
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
 
 class ConfigError(ValueError):
@@ -216,7 +176,7 @@ def load_settings(**arguments: Any) -> Settings:
     try:
         return Settings(**arguments)
     except ValidationError as exc:
-        raise ConfigError([_describe(error, arguments) for error in exc.errors()]) from None
+        raise ConfigError(_describe(exc, arguments)) from None
     except SettingsError as exc:  # an environment value that should be JSON and is not
         raise ConfigError([_describe_json_error(exc)]) from None
 
@@ -232,23 +192,26 @@ def with_overrides(settings: Settings, changes: Mapping[str, Any]) -> Settings:
     return Settings.model_validate(merged)
 
 
-def _describe(error: Any, arguments: Mapping[str, Any]) -> str:
-    """``<file or variable>: <dotted.key>: <message>`` for one validation error."""
+def _describe(exc: ValidationError, arguments: Mapping[str, Any]) -> list[str]:
+    """``<file or variable>: <dotted.key>: <message>``, one line per validation error."""
     layers = _file_layers()
     environment = EnvSettingsSource(Settings)()
-    key = _key_path([data for _o, data in layers] + [environment, arguments], error["loc"])
-    dotted = "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in key).lstrip(".")
-    message = error["msg"].removeprefix("Value error, ")
-    if not key:
-        return f"configuration: {message}"
-    return f"{_origin(key, layers, environment, arguments)}: {dotted}: {message}"
+    inputs = [data for _origin, data in layers] + [environment, arguments]
+    lines = []
+    for error in exc.errors():
+        key = _key_path(inputs, error["loc"])
+        dotted = "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in key).lstrip(".")
+        message = error["msg"].removeprefix("Value error, ")
+        origin = _origin(key, layers, environment, arguments) if key else "configuration"
+        lines.append(f"{origin}: {dotted}: {message}" if key else f"{origin}: {message}")
+    return lines
 
 
 def _describe_json_error(error: SettingsError) -> str:
     field = re.search(r'field "(\w+)"', str(error))
     prefix = f"{ENV_PREFIX}{field.group(1) if field else ''}".upper()
     for name, value in sorted(os.environ.items()):
-        if name.upper().startswith(prefix) and value[:1] in "[{":
+        if name.upper().startswith(prefix) and value.startswith(("[", "{")):
             try:
                 json.loads(value)
             except json.JSONDecodeError as exc:
@@ -300,14 +263,3 @@ def _environment_name(key: list[Any]) -> str:
         if name in present:
             return name
     return ENV_PREFIX + "__".join(names).upper()
-
-
-def redact_url(url: str) -> str:
-    """Hide the password of a URL so it can be logged."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.rsplit("@", 1)[1]
-    user = parts.username or ""
-    return urlunsplit((parts.scheme, f"{user}:***@{netloc}", parts.path, parts.query, parts.fragment))
-
