@@ -19,7 +19,6 @@ from hub.notices.idempotency import Receipt, SqlIdempotencyStore, remember, repl
 from hub.notices.links import notice_path, version_path
 from hub.notices.model import Notice, NoticeStateError, NoticeValidationError, NoticeVersion, VersionKind
 from hub.notices.pps import PpsNotice, map_pps_item
-from hub.notices.publication import publication_settings
 from hub.notices.repository import NoticeRepository
 from hub.notices.services import (
     ContentTooLarge,
@@ -38,7 +37,7 @@ PPS_SOURCE = "pps"
 
 
 def _idempotency(uow: SqlAlchemyUnitOfWork, settings: Settings) -> SqlIdempotencyStore:
-    ttl = timedelta(hours=publication_settings(settings).idempotency_ttl_h)
+    ttl = timedelta(hours=settings.syndication.publication.idempotency_ttl_h)
     return SqlIdempotencyStore(uow.session, ttl=ttl)
 
 
@@ -172,7 +171,7 @@ def bulk_publish_notices(cmd: BulkPublishNotices, uow: SqlAlchemyUnitOfWork, set
     store = _idempotency(uow, settings)
     if (prior := replay(store, cmd.institution_org_id, cmd.idempotency)) is not None:
         return prior
-    limits = publication_settings(settings)
+    limits = settings.syndication.publication
     try:
         rows = parse_csv(cmd.csv_text, max_rows=limits.csv_max_rows, now=datetime.now(UTC))
     except CsvTooLarge as error:

@@ -28,7 +28,6 @@ from hub.notices.csv_upload import CsvFormatError
 from hub.notices.idempotency import IdempotencyTicket, Receipt, check_key, request_hash
 from hub.notices.model import NoticeContent, NoticeValidationError
 from hub.notices.pps import PpsError, pps_items
-from hub.notices.publication import publication_settings
 from hub.notices.services import ContentTooLarge
 from hub.organisations.model import Scope
 
@@ -151,7 +150,7 @@ def import_pps(
         items = body["items"]
     else:
         raise _invalid([(("body",), "expected a PPS response, {\"items\": [...]} or a list of items")])
-    limit = publication_settings(hub.settings).pps_max_items
+    limit = hub.settings.syndication.publication.pps_max_items
     if len(items) > limit:
         raise ContentTooLarge(f"at most {limit} items per import")
     if not all(isinstance(item, dict) for item in items):
@@ -197,7 +196,7 @@ async def bulk_publish(
 ) -> JSONResponse:
     """Columns: see docs/notices-csv.md. Valid rows are published even when others are rejected; the
     report lists every row as `created` (with the notice id) or `rejected` (errors naming the column)."""
-    limits = publication_settings(hub.settings)
+    limits = hub.settings.syndication.publication
     raw = await request.body()
     if len(raw) > limits.csv_max_bytes:
         return problem_response(413, detail=f"at most {limits.csv_max_bytes} bytes per upload",
