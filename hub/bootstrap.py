@@ -6,6 +6,7 @@ patching anything."""
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -23,7 +24,11 @@ from hub.spine.db import make_engine, make_session_factory
 from hub.spine.messages import Command, Event
 from hub.spine.relay import OutboxRelay
 from hub.spine.worker import Worker
+from hub.subscriptions.config import syndication_settings
 from hub.subscriptions.dispatcher import DeliveryDispatcher
+from hub.subscriptions.index_cache import IndexCache
+from hub.subscriptions.services import NoSubscriberQueues, SubscriberQueues, SubscriptionService
+from hub.subscriptions.ssrf import resolve_host
 
 if TYPE_CHECKING:
     from hub.suppliers.wiring import SupplierServices
@@ -52,6 +57,8 @@ class Hub:
     session_factory: sessionmaker[Session]
     bus: MessageBus
     broker_factory: Callable[[], Broker]
+    subscriptions: SubscriptionService
+    delivery_wake: threading.Event  # set by the matching consumer's commits, awaited by the dispatcher
     _broker: Broker | None = field(default=None, repr=False)
     _workers: list[Worker] = field(default_factory=list, repr=False)
     # Register once (issue 3): connectors, fetcher and credential scheduler, built on first use.
@@ -77,7 +84,8 @@ class Hub:
                 poll_interval_s=self.settings.relay.poll_interval_s,
                 max_backoff_s=self.settings.broker.reconnect_max_backoff_s,
             )
-        dispatcher = DeliveryDispatcher(self.session_factory, self.settings)
+        dispatcher = DeliveryDispatcher(self.session_factory, self.settings, self.delivery_wake,
+                                        self.subscriptions.resolve)
         worker = Worker(self.bus, chosen, self.session_factory, relay, concurrency=concurrency,
                         jobs=[("delivery-dispatcher", dispatcher.run_forever)])
         if self.suppliers is not None and self.suppliers.config.scheduler.enabled:
@@ -113,6 +121,14 @@ class Hub:
         self.engine.dispose()
 
 
+def subscriber_queues(settings: Settings) -> SubscriberQueues:
+    if settings.broker.kind == "rabbitmq":
+        from hub.subscriptions.amqp_channel import RabbitSubscriberQueues
+
+        return RabbitSubscriberQueues(settings.broker, syndication_settings(settings).amqp_queue_delivery_limit)
+    return NoSubscriberQueues()
+
+
 def bootstrap(
     settings: Settings | None = None,
     *,
@@ -134,18 +150,21 @@ def bootstrap(
     from hub.suppliers.wiring import SupplierServices, check_sources
 
     supplier_settings = load_supplier_settings(settings.suppliers)
+    delivery_wake = threading.Event()
+    subscriptions = SubscriptionService(
+        uow_factory=lambda: HubUnitOfWork(session_factory), queues=subscriber_queues(settings),
+        resolve=resolve_host, allow_private_targets=syndication_settings(settings).allow_private_targets)
     bus = MessageBus(
         uow_factory=lambda: HubUnitOfWork(session_factory),
         command_handlers=command_handlers if command_handlers is not None else COMMAND_HANDLERS,
         event_handlers=event_handlers if event_handlers is not None else EVENT_HANDLERS,
-        dependencies={"settings": settings, "supplier_settings": supplier_settings, **(dependencies or {})},
+        dependencies={"settings": settings, "supplier_settings": supplier_settings,
+                      "subscription_index": IndexCache(), "delivery_wake": delivery_wake, **(dependencies or {})},
     )
     # ``dependencies={"connectors": registry}`` hands in a ready connector registry (tests, benches);
     # otherwise the configured sources are checked now, so a broken mapping file stops the start-up.
     if "connectors" not in (dependencies or {}):
         check_sources(settings.connectors)
-    from hub.subscriptions.config import syndication_settings
-
     # a bad syndication/publication key stops the start, not a worker thread
     if not syndication_settings(settings).secret_box().encrypts and not settings.database.url.startswith("sqlite"):
         logging.getLogger(__name__).warning(
@@ -159,5 +178,7 @@ def bootstrap(
         session_factory=session_factory,
         bus=bus,
         broker_factory=broker_factory or (lambda: make_broker(settings)),
+        subscriptions=subscriptions,
+        delivery_wake=delivery_wake,
         suppliers=suppliers,
     )

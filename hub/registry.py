@@ -23,6 +23,8 @@ from hub.spine.messages import Command, Event
 from hub.spine.unit_of_work import SqlAlchemyUnitOfWork
 from hub.subscriptions import handlers as subscriptions
 from hub.subscriptions import tables as subscription_tables
+from hub.subscriptions.notice_store import SqlNoticeReader
+from hub.subscriptions.repository import SqlDeliveryRepository, SqlSubscriptionRepository
 from hub.suppliers import handlers as suppliers
 from hub.suppliers import tables as supplier_tables
 
@@ -59,9 +61,15 @@ class HubUnitOfWork(SqlAlchemyUnitOfWork):
     Handlers see only their flow's protocol of it (``OrganisationsUnitOfWork`` …)."""
 
     organisations: SqlOrganisationRepository
+    subscriptions: SqlSubscriptionRepository
+    deliveries: SqlDeliveryRepository
+    notice_versions: SqlNoticeReader
 
     def attach_repositories(self, session: Session) -> None:
         self.organisations = SqlOrganisationRepository(session)
+        self.subscriptions = SqlSubscriptionRepository(session)
+        self.deliveries = SqlDeliveryRepository(session)
+        self.notice_versions = SqlNoticeReader(session)
 
 
 _mapped = False

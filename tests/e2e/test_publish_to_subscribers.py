@@ -19,9 +19,8 @@ from hub.organisations.commands import CreateOrganisation
 from hub.organisations.model import OrgKind
 from tests.e2e.test_notices_publish import notice_body
 from tests.helpers import eventually
-from tests.syndication.receiver import Receiver
-from tests.syndication.support import FAST
-from tests.syndication.test_amqp import drain
+from tests.support.receiver import Receiver
+from tests.support.subscriptions import FAST, drain
 
 API = "/api/v1"
 

@@ -10,9 +10,8 @@ from sqlalchemy import select
 
 from hub.spine.tables import AuditRow
 from tests.helpers import eventually
-from tests.syndication.conftest import API, Env
-from tests.syndication.receiver import Answer
-from tests.syndication.support import new_notice_id
+from tests.support.receiver import Answer
+from tests.support.subscriptions import API, Env, new_notice_id
 
 ROADS_IN_SEOUL = {"classifications": ["CPV:4523"], "regions": ["KR-11"]}
 

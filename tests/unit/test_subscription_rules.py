@@ -1,5 +1,5 @@
-"""Unit tests of the syndication rules: signatures (against the reference verifier), the retry
-schedule, the SSRF guard, the per-notice ordering rule, AMQP routing and filter parsing."""
+"""Rules of subscriptions and delivery: signatures (against the reference verifier), the retry schedule,
+the SSRF guard, AMQP routing, filter parsing and signing secrets at rest."""
 
 from __future__ import annotations
 
@@ -9,17 +9,20 @@ from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 
 import pytest
+from cryptography.fernet import Fernet
+from pydantic import ValidationError
 from standardwebhooks import Webhook
 
+from hub.config import Settings
 from hub.spine.errors import Rejected
-from hub.subscriptions.config import STANDARD_RETRY_SCHEDULE_S, SyndicationSettings
+from hub.subscriptions.config import STANDARD_RETRY_SCHEDULE_S, SyndicationSettings, syndication_settings
 from hub.subscriptions.filters import SubscriptionFilter
-from hub.subscriptions.handlers import parse_filter
-from hub.subscriptions.model import binding_keys, filter_json, is_routable, notice_routing_key, ready_to_send
+from hub.subscriptions.model import binding_keys, filter_json, is_routable, notice_routing_key, parse_filter
 from hub.subscriptions.retry import is_success, next_delay_s, parse_retry_after
+from hub.subscriptions.secret_box import SecretBox, SecretsUnreadable
 from hub.subscriptions.sender import encode_body
 from hub.subscriptions.signing import new_secret, webhook_headers
-from hub.subscriptions.ssrf import PinnedTarget, UnsafeTarget, check_target, pin
+from hub.subscriptions.ssrf import PinnedTarget, UnsafeTarget, check_target, pin, resolve_host
 
 BODY = json.dumps({"type": "notice.published", "data": {"notice_id": "N-1"}}).encode()
 
@@ -78,7 +81,7 @@ def test_only_2xx_is_success() -> None:
 ])
 def test_private_and_special_targets_are_refused(url: str) -> None:
     with pytest.raises(UnsafeTarget):
-        check_target(url)
+        check_target(url, resolve_host)
 
 
 @pytest.mark.parametrize("url", [
@@ -87,12 +90,12 @@ def test_private_and_special_targets_are_refused(url: str) -> None:
 ])
 def test_bad_schemes_credentials_and_malformed_urls_are_refused(url: str) -> None:
     with pytest.raises(UnsafeTarget):
-        check_target(url, allow_private=True)
+        check_target(url, resolve_host, allow_private=True)
 
 
 def test_public_addresses_pass_and_configuration_allows_loopback() -> None:
-    assert check_target("https://8.8.8.8/hook") == ["8.8.8.8"]
-    assert check_target("http://127.0.0.1:9/hook", allow_private=True) == ["127.0.0.1"]
+    assert check_target("https://8.8.8.8/hook", resolve_host) == ["8.8.8.8"]
+    assert check_target("http://127.0.0.1:9/hook", resolve_host, allow_private=True) == ["127.0.0.1"]
 
 
 @pytest.mark.parametrize(
@@ -111,14 +114,6 @@ def test_the_request_goes_to_the_checked_address_under_the_original_name(
     url: str, address: str, expected: PinnedTarget
 ) -> None:
     assert pin(url, address) == expected
-
-
-def test_a_version_waits_for_every_earlier_one_to_settle() -> None:
-    assert ready_to_send(1, {})
-    assert not ready_to_send(3, {1: "delivered", 2: "pending"})
-    assert not ready_to_send(2, {1: "failed"})
-    assert ready_to_send(3, {1: "delivered", 2: "dead"})
-    assert ready_to_send(2, {1: "delivered", 3: "pending"})  # later versions do not block earlier ones
 
 
 def test_routing_keys_carry_category_and_region() -> None:
@@ -149,3 +144,22 @@ def test_oversized_notices_are_sent_as_links() -> None:
     assert body["data"]["notice"] is None and body["data"]["truncated"] is True
     assert body["data"]["notice_url"].endswith("/N-1")
     assert json.loads(encode_body(payload, 10_000, "u"))["data"]["notice"]["description"] == "x" * 5000
+
+
+def test_sealed_secrets_open_under_any_configured_key_and_rotate() -> None:
+    old, new = Fernet.generate_key().decode(), Fernet.generate_key().decode()
+    sealed = SecretBox([old]).seal("whsec_abc")
+    assert "secret" not in sealed and "whsec_abc" not in sealed["enc"]
+    assert SecretBox([new, old]).open(sealed) == "whsec_abc"  # a new key first: old secrets still read
+    assert SecretBox([new]).seal("x") != SecretBox([new]).seal("x")  # fresh IV each time
+    with pytest.raises(SecretsUnreadable):
+        SecretBox([new]).open(sealed)
+    with pytest.raises(SecretsUnreadable):
+        SecretBox([]).open(sealed)
+    assert SecretBox([]).seal("whsec_plain") == {"secret": "whsec_plain"}
+    assert SecretBox([old]).open({"secret": "whsec_legacy"}) == "whsec_legacy"  # rows from before keys
+
+
+def test_a_bad_key_is_refused_with_its_position() -> None:
+    with pytest.raises(ValidationError, match=r"secret_keys\[1\] is not a Fernet key"):
+        syndication_settings(Settings(syndication={"secret_keys": [Fernet.generate_key().decode(), "short"]}))
