@@ -151,7 +151,7 @@ class DeliveryDispatcher:
                     values.update(status=DeliveryStatus.DELIVERED.value, delivered_at=now)
                 elif attempt.gone:
                     values.update(status=DeliveryStatus.DEAD.value)
-                    self._disable(session, subscription, "the endpoint answered 410 Gone")
+                    self._disable(session, subscription.id, "the endpoint answered 410 Gone")
                 else:
                     delay = next_delay_s(attempts, self.config, attempt.retry_after_s)
                     if delay is None:
@@ -163,13 +163,16 @@ class DeliveryDispatcher:
             session.commit()
 
     @staticmethod
-    def _disable(session: Session, subscription: SubscriptionRow, reason: str) -> None:
-        session.execute(update(SubscriptionRow).where(SubscriptionRow.id == subscription.id)
-                        .values(status="disabled", disabled_reason=reason, updated_at=store.utcnow()))
-        store.note_change(session, subscription.id)
+    def _disable(session: Session, subscription_id: str, reason: str) -> None:
+        subscriptions = store.SqlSubscriptionRepository(session)
+        subscription = subscriptions.get(subscription_id)
+        if subscription is None:  # deleted meanwhile
+            return
+        subscription.disable(reason, store.utcnow())
+        subscriptions.save(subscription)
         # The audit trail learns of it through the outbox, in the same transaction as the change.
         event = SubscriptionChanged(subscription_id=subscription.id, org_id=subscription.org_id, change="disabled",
-                                    channel=subscription.channel, details={"reason": reason})
+                                    channel=subscription.channel.value, details={"reason": reason})
         session.add(outbox_row(Envelope.wrap(event)))
         log.warning("subscription disabled", extra={"subscription_id": subscription.id, "reason": reason})
 

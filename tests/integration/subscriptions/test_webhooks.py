@@ -1,6 +1,6 @@
 """Webhook delivery over real loopback HTTP on both backends: every request is verified with the
-reference ``standardwebhooks`` verifier by the receiver. Notice versions are raised as the publishing
-slice raises them (content stored, then ``NoticeVersionPublished`` committed to the outbox)."""
+reference ``standardwebhooks`` verifier by the receiver. Notice versions are raised as the notices
+flow raises them (content stored, then ``NoticeVersionPublished`` committed to the outbox)."""
 
 from __future__ import annotations
 
