@@ -112,6 +112,9 @@ class Hub:
 
     def close(self) -> None:
         for worker in self._workers:
+            worker.stop_event.set()
+        self.delivery_wake.set()  # a dispatcher idling on it sees the stop at once
+        for worker in self._workers:
             worker.stop()
         self._workers = []
         if self.suppliers is not None:

@@ -73,14 +73,14 @@ class SubscriptionService:
     def create(self, bus: CommandBus, cmd: CreateSubscription) -> tuple[Subscription, str | None]:
         if cmd.channel == Channel.WEBHOOK.value and cmd.url:
             self.check_url(cmd.url)
-        if cmd.channel != Channel.AMQP.value:
-            result: tuple[Subscription, str | None] = bus.handle(cmd)
-            return result
-        self.queues.declare(cmd.subscription_id, amqp_bindings(parse_filter(cmd.filter)))
+        queued = cmd.channel == Channel.AMQP.value
+        if queued:
+            self.queues.declare(cmd.subscription_id, amqp_bindings(parse_filter(cmd.filter)))
         try:
-            result = bus.handle(cmd)
+            result: tuple[Subscription, str | None] = bus.handle(cmd)
         except Exception:
-            self.queues.delete(cmd.subscription_id)
+            if queued:
+                self.queues.delete(cmd.subscription_id)
             raise
         return result
 
