@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from hub.spine.brokers.base import Broker, BrokerUnavailable
 from hub.spine.messages import Envelope
 from hub.spine.observability import metrics
+from hub.spine.retry import Backoff
 from hub.spine.tables import OutboxRow
 
 __all__ = ["OutboxRelay"]
@@ -45,7 +46,8 @@ class OutboxRelay:
         self.broker = broker
         self.batch_size = batch_size
         self.poll_interval_s = poll_interval_s
-        self.max_backoff_s = max_backoff_s
+        # After the n-th failure in a row: at least twice the poll interval (and half a second), doubling.
+        self.backoff = Backoff(max(0.5, 2 * poll_interval_s), max_backoff_s)
         self.wake = threading.Event()
 
     def _pending(self) -> Select[OutboxRow]:
@@ -108,23 +110,20 @@ class OutboxRelay:
         return int(pending), lag
 
     def run_forever(self, stop: threading.Event) -> None:
-        backoff = self.poll_interval_s
+        failures = 0  # in a row
         while not stop.is_set():
             try:
                 moved = self.run_once()
-                backoff = self.poll_interval_s
-            except BrokerUnavailable as exc:
+            except Exception as exc:
                 metrics.RELAY_FAILURES.inc()
-                log.warning("broker unavailable; outbox rows stay pending", extra={"error": str(exc)})
-                backoff = min(self.max_backoff_s, max(backoff * 2, 0.5))
-                stop.wait(backoff)
+                if isinstance(exc, BrokerUnavailable):
+                    log.warning("broker unavailable; outbox rows stay pending", extra={"error": str(exc)})
+                else:
+                    log.exception("relay batch failed; retrying")
+                failures += 1
+                stop.wait(self.backoff.delay(failures))
                 continue
-            except Exception:
-                metrics.RELAY_FAILURES.inc()
-                log.exception("relay batch failed; retrying")
-                backoff = min(self.max_backoff_s, max(backoff * 2, 0.5))
-                stop.wait(backoff)
-                continue
+            failures = 0
             if moved < self.batch_size:
                 try:
                     self.measure_lag()
