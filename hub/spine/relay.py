@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from sqlalchemy import Select, func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from hub.spine import leases
 from hub.spine.brokers.base import Broker, BrokerUnavailable
 from hub.spine.messages import Envelope
 from hub.spine.observability import metrics
@@ -61,9 +62,9 @@ class OutboxRelay:
     def run_once(self) -> int:
         """Relay one batch; returns how many rows were handed over."""
         with self.session_factory() as session:
-            if session.get_bind().dialect.name == "postgresql":
+            rows = list(session.scalars(leases.skip_locked(session, self._pending())))
+            if leases.holds_row_locks(session):
                 # Competing relays each take rows nobody else holds; locks last until marked.
-                rows = list(session.scalars(self._pending().with_for_update(skip_locked=True)))
                 if not rows:
                     session.rollback()
                     return 0
@@ -77,7 +78,6 @@ class OutboxRelay:
                 # SQLite has one writer: read, publish with no lock held (the embedded consumers must
                 # be able to write meanwhile), then mark. A second relay could publish a row twice;
                 # the consumers' inbox makes that harmless.
-                rows = list(session.scalars(self._pending()))
                 envelopes = [_envelope(r) for r in rows]
                 ids = [r.id for r in rows]
                 session.rollback()  # expires rows: read nothing from them after this line
