@@ -1,7 +1,7 @@
 """Claiming due rows with a lease (hub.spine.leases) on both databases: only due, unleased rows are
 claimed, in order; a lease keeps a row from other claimers until it runs out; competing claimers
 never get the same row. Then the deliveries' own rule on top of it: a subscriber never gets version
-n+1 of a notice while version n is still open."""
+n+1 of a notice while version n is still open. (Fetch slots: tests/integration/test_supplier_repository.py.)"""
 
 from __future__ import annotations
 
@@ -185,3 +185,4 @@ def test_a_version_waits_for_every_earlier_one_to_settle(sessions: sessionmaker[
 def test_deliveries_of_a_disabled_subscription_are_not_claimed(sessions: sessionmaker[Session]) -> None:
     deliver(sessions, [("A", 1, "pending")], status="disabled")
     assert claimed_deliveries(sessions) == set()
+
