@@ -47,7 +47,7 @@ class OutboxRelay:
         self.broker = broker
         self.batch_size = batch_size
         self.poll_interval_s = poll_interval_s
-        # After the n-th failure in a row: at least twice the poll interval (and half a second), doubling.
+        # After a failure: twice the poll interval (half a second at least), doubling while failures last.
         self.backoff = Backoff(max(0.5, 2 * poll_interval_s), max_backoff_s)
         self.wake = threading.Event()
 

@@ -1,10 +1,14 @@
 """The one backoff policy: exponential growth, caps, jitter ranges and the fixed (Standard Webhooks)
-schedule, as each caller configures it."""
+schedule, as each caller configures it, and the relay's loop waiting by it."""
 
 from __future__ import annotations
 
 import random
+import threading
+from typing import Any
 
+from hub.spine.brokers.inprocess import InProcessBroker
+from hub.spine.relay import OutboxRelay
 from hub.spine.retry import NO_JITTER, Backoff, Jitter, Schedule
 from hub.subscriptions.config import STANDARD_RETRY_SCHEDULE_S, SyndicationSettings
 from hub.subscriptions.retry import delivery_schedule
@@ -75,3 +79,28 @@ def test_supplier_fetch_backoff_as_configured() -> None:
     rng = random.Random(6)
     jittered = {fetch_backoff(BackoffSettings(initial_s=30, max_s=300)).delay(3, rng) for _ in range(50)}
     assert len(jittered) > 40 and all(96 <= d <= 144 for d in jittered)  # the default ±20 %
+
+
+class _RecordingStop(threading.Event):
+    """A stop event that records each wait and stops the loop after ``limit`` of them."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__()
+        self.waits: list[float] = []
+        self.limit = limit
+
+    def wait(self, timeout: float | None = None) -> bool:
+        self.waits.append(float(timeout or 0))
+        if len(self.waits) >= self.limit:
+            self.set()
+        return self.is_set()
+
+
+def test_the_relay_backs_off_while_failures_last() -> None:
+    def database_down() -> Any:
+        raise ConnectionError("database unreachable")
+
+    relay = OutboxRelay(database_down, InProcessBroker(), poll_interval_s=0.2, max_backoff_s=5)  # type: ignore[arg-type]
+    stop = _RecordingStop(limit=7)
+    relay.run_forever(stop)
+    assert stop.waits == [0.5, 1, 2, 4, 5, 5, 5]
