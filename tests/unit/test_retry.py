@@ -3,7 +3,10 @@ schedule, as each caller configures it, and the relay's loop waiting by it."""
 
 from __future__ import annotations
 
+import ast
 import random
+import subprocess
+import sys
 import threading
 from typing import Any
 
@@ -104,3 +107,11 @@ def test_the_relay_backs_off_while_failures_last() -> None:
     stop = _RecordingStop(limit=7)
     relay.run_forever(stop)
     assert stop.waits == [0.5, 1, 2, 4, 5, 5, 5]
+
+
+def test_the_policy_module_pulls_in_nothing_but_the_standard_library() -> None:
+    """``connectors`` imports it: it must not drag the hub (or SQLAlchemy, pika, …) in with it."""
+    code = "import sys; before = set(sys.modules); import hub.spine.retry; print(sorted(set(sys.modules) - before))"
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    outside = [m for m in ast.literal_eval(loaded) if m.split(".")[0] not in sys.stdlib_module_names]
+    assert outside == ["hub", "hub.spine", "hub.spine.retry"]
