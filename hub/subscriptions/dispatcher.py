@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from hub.config import Settings
 from hub.spine.messages import Envelope
+from hub.spine.retry import Backoff
 from hub.spine.unit_of_work import outbox_row
 from hub.subscriptions import repository as store
 from hub.subscriptions.amqp_channel import AmqpChannel
@@ -63,18 +64,20 @@ class DeliveryDispatcher:
         return self._amqp
 
     def run_forever(self, stop: threading.Event) -> None:
-        backoff = self.config.dispatch_interval_s
+        interval = self.config.dispatch_interval_s
+        backoff = Backoff(2 * interval, 30.0)
+        failures = 0  # in a row
         try:
             while not stop.is_set():
                 try:
                     handled = self.dispatch_once()
-                    backoff = self.config.dispatch_interval_s
+                    failures = 0
                 except Exception:  # the database or broker is down: keep the loop, back off
                     log.exception("delivery dispatch failed; retrying")
                     handled = 0
-                    backoff = min(30.0, backoff * 2)
+                    failures += 1
                 if handled < self.config.dispatch_batch:
-                    self.wake.wait(backoff)
+                    self.wake.wait(backoff.delay(failures) if failures else interval)
                     self.wake.clear()
         finally:
             self.close()

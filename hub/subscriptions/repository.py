@@ -21,6 +21,7 @@ from sqlalchemy import and_, exists, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, aliased
 
+from hub.spine import leases
 from hub.spine.unit_of_work import UnitOfWork
 from hub.subscriptions.filters import SubscriptionFilter
 from hub.subscriptions.model import OPEN, Channel, DeliveryRecord, DeliveryStatus, Subscription, filter_json
@@ -234,8 +235,8 @@ class SqlDeliveryRepository:
 
 def claim_due(session: Session, limit: int, lease: timedelta, now: datetime | None = None) -> list[int]:
     """Due deliveries of active subscriptions whose earlier versions of the same notice are all
-    settled, leased so no other dispatcher takes them (SKIP LOCKED on PostgreSQL; SQLite has one
-    writer at a time anyway). Caller commits."""
+    settled (a subscriber never gets version n+1 before version n), leased so no other dispatcher
+    takes them. Caller commits."""
     now = now or utcnow()
     earlier = aliased(DeliveryRow)
     blocked = exists().where(
@@ -244,25 +245,13 @@ def claim_due(session: Session, limit: int, lease: timedelta, now: datetime | No
         earlier.version < DeliveryRow.version,
         earlier.status.in_(OPEN),
     )
-    stmt = (
-        select(DeliveryRow.id)
-        .join(SubscriptionRow, SubscriptionRow.id == DeliveryRow.subscription_id)
-        .where(
-            DeliveryRow.status.in_(OPEN),
-            DeliveryRow.next_attempt_at <= now,
-            (DeliveryRow.lease_until.is_(None)) | (DeliveryRow.lease_until < now),
-            SubscriptionRow.status == "active",
-            ~blocked,
-        )
-        .order_by(DeliveryRow.next_attempt_at, DeliveryRow.seq)
-        .limit(limit)
+    return leases.claim(
+        session, DeliveryRow.id, DeliveryRow.lease_until, now=now, lease=lease, limit=limit,
+        due=[DeliveryRow.status.in_(OPEN), DeliveryRow.next_attempt_at <= now,
+             SubscriptionRow.status == "active", ~blocked],
+        order_by=[DeliveryRow.next_attempt_at, DeliveryRow.seq],
+        joins=[(SubscriptionRow, SubscriptionRow.id == DeliveryRow.subscription_id)],
     )
-    if session.get_bind().dialect.name == "postgresql":
-        stmt = stmt.with_for_update(skip_locked=True, of=DeliveryRow)
-    ids = list(session.scalars(stmt))
-    if ids:
-        session.execute(update(DeliveryRow).where(DeliveryRow.id.in_(ids)).values(lease_until=now + lease))
-    return ids
 
 
 def load_claimed(session: Session, ids: Sequence[int]) -> list[tuple[DeliveryRow, SubscriptionRow, PayloadRow]]:
