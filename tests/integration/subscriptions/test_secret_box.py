@@ -8,8 +8,8 @@ from collections.abc import Callable
 from cryptography.fernet import Fernet
 
 from hub.subscriptions.tables import SubscriptionRow
-from tests.helpers import eventually
 from tests.support.subscriptions import API, Env, new_notice_id
+from tests.support.waiting import eventually
 
 
 def test_stored_secrets_are_encrypted_and_deliveries_still_verify(make_env: Callable[..., Env]) -> None:

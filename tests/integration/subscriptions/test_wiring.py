@@ -10,8 +10,8 @@ from hub.bootstrap import bootstrap
 from hub.config import Settings
 from hub.subscriptions.index_cache import IndexCache
 from hub.subscriptions.services import NoSubscriberQueues
-from tests.helpers import eventually
 from tests.support.subscriptions import Env, new_notice_id
+from tests.support.waiting import eventually
 
 
 def test_each_hub_gets_its_own_index_and_wake_up(tmp_path: Path) -> None:
