@@ -88,8 +88,8 @@ class Hub:
         return worker
 
     def purge_idempotency_keys(self) -> int:
-        from hub.notices.idempotency import purge_expired
         from hub.notices.publication import publication_settings
+        from hub.notices.repository import purge_expired
 
         ttl = timedelta(hours=publication_settings(self.settings).idempotency_ttl_h)
         return purge_expired(self.session_factory, ttl)

@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from hub.notices import handlers as notices
 from hub.notices import tables as notice_tables
+from hub.notices.repository import SqlIdempotencyStore, SqlNoticeRepository
 from hub.organisations import handlers as organisations
 from hub.organisations import tables as organisation_tables
 from hub.organisations.repository import SqlOrganisationRepository
@@ -59,9 +60,13 @@ class HubUnitOfWork(SqlAlchemyUnitOfWork):
     Handlers see only their flow's protocol of it (``OrganisationsUnitOfWork`` …)."""
 
     organisations: SqlOrganisationRepository
+    notices: SqlNoticeRepository
+    idempotency: SqlIdempotencyStore
 
     def attach_repositories(self, session: Session) -> None:
         self.organisations = SqlOrganisationRepository(session)
+        self.notices = SqlNoticeRepository(session)
+        self.idempotency = SqlIdempotencyStore(session)
 
 
 _mapped = False

@@ -15,12 +15,12 @@ from hub.config import Settings
 from hub.notices.commands import AmendNotice, BulkPublishNotices, CancelNotice, ImportPpsNotices, PublishNotice
 from hub.notices.csv_upload import CsvTooLarge, parse_csv
 from hub.notices.events import NoticeVersionPublished
-from hub.notices.idempotency import Receipt, SqlIdempotencyStore, remember, replay
+from hub.notices.idempotency import Receipt, remember, replay
 from hub.notices.links import notice_path, version_path
 from hub.notices.model import Notice, NoticeStateError, NoticeValidationError, NoticeVersion, VersionKind
 from hub.notices.pps import PpsNotice, map_pps_item
 from hub.notices.publication import publication_settings
-from hub.notices.repository import NoticeRepository
+from hub.notices.repository import NoticeRepository, NoticesUnitOfWork
 from hub.notices.services import (
     ContentTooLarge,
     announce,
@@ -32,24 +32,22 @@ from hub.notices.services import (
 from hub.spine import audit
 from hub.spine.errors import Conflict, NotFound
 from hub.spine.messages import Command, Event
-from hub.spine.unit_of_work import SqlAlchemyUnitOfWork
 
 PPS_SOURCE = "pps"
 
 
-def _idempotency(uow: SqlAlchemyUnitOfWork, settings: Settings) -> SqlIdempotencyStore:
+def _replay(uow: NoticesUnitOfWork, settings: Settings, cmd: Any) -> Receipt | None:
     ttl = timedelta(hours=publication_settings(settings).idempotency_ttl_h)
-    return SqlIdempotencyStore(uow.session, ttl=ttl)
+    return replay(uow.idempotency, cmd.institution_org_id, cmd.idempotency, ttl)
 
 
-def publish_notice(cmd: PublishNotice, uow: SqlAlchemyUnitOfWork, settings: Settings) -> Receipt:
-    store = _idempotency(uow, settings)
-    if (prior := replay(store, cmd.institution_org_id, cmd.idempotency)) is not None:
+def publish_notice(cmd: PublishNotice, uow: NoticesUnitOfWork, settings: Settings) -> Receipt:
+    if (prior := _replay(uow, settings, cmd)) is not None:
         return prior
     notice = Notice.publish(new_notice_id(), cmd.institution_org_id, cmd.content)
-    [stored] = announce(uow, NoticeRepository(uow.session), [(notice, notice.versions)], cmd.actor_org_id)
+    [stored] = announce(uow, [(notice, notice.versions)], cmd.actor_org_id)
     receipt = Receipt(201, version_receipt_body(stored), location=notice_path(notice.id))
-    return remember(store, cmd.institution_org_id, cmd.idempotency, receipt)
+    return remember(uow.idempotency, cmd.institution_org_id, cmd.idempotency, receipt)
 
 
 def _owned(repo: NoticeRepository, notice_id: str, institution_org_id: str) -> Notice:
@@ -59,12 +57,10 @@ def _owned(repo: NoticeRepository, notice_id: str, institution_org_id: str) -> N
     return notice
 
 
-def amend_notice(cmd: AmendNotice, uow: SqlAlchemyUnitOfWork, settings: Settings) -> Receipt:
-    store = _idempotency(uow, settings)
-    if (prior := replay(store, cmd.institution_org_id, cmd.idempotency)) is not None:
+def amend_notice(cmd: AmendNotice, uow: NoticesUnitOfWork, settings: Settings) -> Receipt:
+    if (prior := _replay(uow, settings, cmd)) is not None:
         return prior
-    repo = NoticeRepository(uow.session)
-    notice = _owned(repo, cmd.notice_id, cmd.institution_org_id)
+    notice = _owned(uow.notices, cmd.notice_id, cmd.institution_org_id)
     if (cmd.content is None) == (cmd.changes is None):
         raise NoticeValidationError([("content", "give exactly one of content (the whole notice) or changes")])
     member = "content" if cmd.content is not None else "changes"
@@ -79,38 +75,33 @@ def amend_notice(cmd: AmendNotice, uow: SqlAlchemyUnitOfWork, settings: Settings
         raise prefixed_problems(error, member, keep=("reason", "published_at")) from None
     except NoticeStateError as error:
         raise Conflict(str(error)) from None
-    return _stored_version(uow, repo, store, cmd.institution_org_id, cmd, notice, version)
+    return _stored_version(uow, cmd, notice, version)
 
 
-def cancel_notice(cmd: CancelNotice, uow: SqlAlchemyUnitOfWork, settings: Settings) -> Receipt:
-    store = _idempotency(uow, settings)
-    if (prior := replay(store, cmd.institution_org_id, cmd.idempotency)) is not None:
+def cancel_notice(cmd: CancelNotice, uow: NoticesUnitOfWork, settings: Settings) -> Receipt:
+    if (prior := _replay(uow, settings, cmd)) is not None:
         return prior
-    repo = NoticeRepository(uow.session)
-    notice = _owned(repo, cmd.notice_id, cmd.institution_org_id)
+    notice = _owned(uow.notices, cmd.notice_id, cmd.institution_org_id)
     try:
         version = notice.cancel(cmd.reason)
     except NoticeStateError as error:
         raise Conflict(str(error)) from None
-    return _stored_version(uow, repo, store, cmd.institution_org_id, cmd, notice, version)
+    return _stored_version(uow, cmd, notice, version)
 
 
-def _stored_version(
-    uow: SqlAlchemyUnitOfWork, repo: NoticeRepository, store: SqlIdempotencyStore, org_id: str,
-    cmd: AmendNotice | CancelNotice, notice: Notice, version: NoticeVersion,
-) -> Receipt:
-    [stored] = announce(uow, repo, [(notice, [version])], cmd.actor_org_id)
+def _stored_version(uow: NoticesUnitOfWork, cmd: AmendNotice | CancelNotice, notice: Notice,
+                    version: NoticeVersion) -> Receipt:
+    [stored] = announce(uow, [(notice, [version])], cmd.actor_org_id)
     receipt = Receipt(201, version_receipt_body(stored), location=version_path(notice.id, version.number))
-    return remember(store, org_id, cmd.idempotency, receipt)
+    return remember(uow.idempotency, cmd.institution_org_id, cmd.idempotency, receipt)
 
 
-def import_pps_notices(cmd: ImportPpsNotices, uow: SqlAlchemyUnitOfWork, settings: Settings) -> Receipt:
+def import_pps_notices(cmd: ImportPpsNotices, uow: NoticesUnitOfWork, settings: Settings) -> Receipt:
     """Items in (bidNtceNo, bidNtceOrd) order; an order already imported is reported ``unchanged``, so
     importing the same PPS page twice adds nothing."""
-    store = _idempotency(uow, settings)
-    if (prior := replay(store, cmd.institution_org_id, cmd.idempotency)) is not None:
+    if (prior := _replay(uow, settings, cmd)) is not None:
         return prior
-    repo = NoticeRepository(uow.session)
+    repo = uow.notices
     report: list[dict[str, Any]] = [{} for _ in cmd.items]
     mapped: list[tuple[int, PpsNotice]] = []
     for index, item in enumerate(cmd.items):
@@ -157,20 +148,19 @@ def import_pps_notices(cmd: ImportPpsNotices, uow: SqlAlchemyUnitOfWork, setting
         placed[index] = (notice, version)
         entry.update(status=status)
 
-    seqs = {(s.notice.id, s.version.number): s for s in announce(uow, repo, changes, cmd.actor_org_id)}
+    seqs = {(s.notice.id, s.version.number): s for s in announce(uow, changes, cmd.actor_org_id)}
     for notice_no, (notice, order) in notices.items():  # after the notices rows exist
         repo.link_external(cmd.institution_org_id, PPS_SOURCE, notice_no, notice.id, order)
     for index, (notice, version) in placed.items():
         stored = seqs[(notice.id, version.number)]
         report[index].update(notice_id=notice.id, version=version.number, seq=stored.seq)
     receipt = Receipt(200, {"items": report, **_counts(report)})
-    return remember(store, cmd.institution_org_id, cmd.idempotency, receipt)
+    return remember(uow.idempotency, cmd.institution_org_id, cmd.idempotency, receipt)
 
 
-def bulk_publish_notices(cmd: BulkPublishNotices, uow: SqlAlchemyUnitOfWork, settings: Settings) -> Receipt:
+def bulk_publish_notices(cmd: BulkPublishNotices, uow: NoticesUnitOfWork, settings: Settings) -> Receipt:
     """Valid rows are published even when others are rejected; each row is reported."""
-    store = _idempotency(uow, settings)
-    if (prior := replay(store, cmd.institution_org_id, cmd.idempotency)) is not None:
+    if (prior := _replay(uow, settings, cmd)) is not None:
         return prior
     limits = publication_settings(settings)
     try:
@@ -183,7 +173,7 @@ def bulk_publish_notices(cmd: BulkPublishNotices, uow: SqlAlchemyUnitOfWork, set
             published[row.row] = Notice.publish(new_notice_id(), cmd.institution_org_id, row.content)
     stored = {
         s.notice.id: s
-        for s in announce(uow, NoticeRepository(uow.session), [(n, n.versions) for n in published.values()],
+        for s in announce(uow, [(n, n.versions) for n in published.values()],
                           cmd.actor_org_id)
     }
     report: list[dict[str, Any]] = []
@@ -196,7 +186,7 @@ def bulk_publish_notices(cmd: BulkPublishNotices, uow: SqlAlchemyUnitOfWork, set
             report.append({"row": row.row, "status": "rejected",
                            "errors": [{"column": c, "message": m} for c, m in row.errors]})
     receipt = Receipt(200, {"rows": report, **_counts(report)})
-    return remember(store, cmd.institution_org_id, cmd.idempotency, receipt)
+    return remember(uow.idempotency, cmd.institution_org_id, cmd.idempotency, receipt)
 
 
 def _counts(report: Sequence[dict[str, Any]]) -> dict[str, Any]:

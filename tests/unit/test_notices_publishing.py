@@ -14,8 +14,8 @@ from hub.notices.feeds import NoticeQuery, decode_cursor, encode_cursor
 from hub.notices.idempotency import (
     IdempotencyKeyReused,
     IdempotencyTicket,
-    InMemoryIdempotencyStore,
     Receipt,
+    StoredRequest,
     check_key,
     remember,
     replay,
@@ -23,6 +23,7 @@ from hub.notices.idempotency import (
 )
 from hub.notices.model import NoticeValidationError
 from hub.notices.services import merge_patch
+from tests.support.fakes import InMemoryIdempotencyStore
 
 NOW = datetime(2026, 4, 1, 10, tzinfo=timezone(timedelta(hours=9)))
 
@@ -45,6 +46,15 @@ def test_same_key_with_another_request_is_refused_and_keys_are_per_org() -> None
     assert replay(store, "other-org", IdempotencyTicket(key="k", request_hash="h2")) is None
     assert replay(store, "org", None) is None
     assert remember(store, "org", None, Receipt(200, {"x": 1})) == Receipt(200, {"x": 1})
+
+
+def test_an_expired_key_is_forgotten_and_free_again() -> None:
+    store = InMemoryIdempotencyStore()
+    ticket = IdempotencyTicket(key="k", request_hash="h1")
+    store.put("org", "k", StoredRequest("h1", Receipt(201, {}), datetime.now(UTC) - timedelta(hours=49)))
+    assert replay(store, "org", ticket, timedelta(hours=50)) == Receipt(201, {}, replayed=True)
+    assert replay(store, "org", IdempotencyTicket(key="k", request_hash="h2"), timedelta(hours=48)) is None
+    assert store.get("org", "k") is None
 
 
 def test_request_hash_is_canonical_and_covers_method_and_path() -> None:
