@@ -15,6 +15,7 @@ from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from hub.config import Settings, get_settings
+from hub.notices.formats import check_formats
 from hub.registry import COMMAND_HANDLERS, EVENT_HANDLERS, HubUnitOfWork, start_mappers
 from hub.spine.brokers.base import Broker
 from hub.spine.brokers.inprocess import InProcessBroker
@@ -144,6 +145,7 @@ def bootstrap(
     # otherwise the configured sources are checked now, so a broken mapping file stops the start-up.
     if "connectors" not in (dependencies or {}):
         check_sources(settings.connectors)
+    check_formats()  # every inbound notice format's mapping file, checked the same way
     from hub.subscriptions.config import syndication_settings
 
     # a bad syndication/publication key stops the start, not a worker thread

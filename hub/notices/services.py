@@ -15,10 +15,8 @@ from hub.notices.events import NoticeVersionPublished
 from hub.notices.links import notice_path, ocds_record_path, ocds_releases_path, version_path
 from hub.notices.model import FieldProblem, Notice, NoticeContent, NoticeValidationError, NoticeVersion
 from hub.notices.repository import NoticesUnitOfWork, StoredVersion
-from hub.spine.errors import ServiceError
 
 __all__ = [
-    "ContentTooLarge",
     "announce",
     "merge_patch",
     "new_notice_id",
@@ -26,12 +24,6 @@ __all__ = [
     "prefixed_problems",
     "version_receipt_body",
 ]
-
-
-class ContentTooLarge(ServiceError):
-    status = 413
-    title = "Content too large"
-    slug = "content-too-large"
 
 
 def new_notice_id() -> str:

@@ -94,10 +94,9 @@ def check_sources(connectors_section: dict[str, Any]) -> list[str]:
 @lru_cache(maxsize=32)
 def _check_sources(section_json: str) -> tuple[str, ...]:
     """Validate at start-up what the hub would otherwise meet at its first fetch: the connector
-    configuration and every enabled system's mapping file (and the PPS notice mapping). Raises with
-    the file and the field named; returns the systems checked. Builds no HTTP client."""
+    configuration and every enabled system's mapping file. Raises with the file and the field named;
+    returns the systems checked. Builds no HTTP client."""
     from connectors.config import load_connectors_config
-    from hub.notices.pps import load_mapping as load_pps_mapping
     from mappings.engine import load_mapping
 
     config = load_connectors_config(overrides=json.loads(section_json))
@@ -109,5 +108,4 @@ def _check_sources(section_json: str) -> tuple[str, ...]:
             raise ValueError(f"connectors.{system}.mapping: an enabled system needs a mapping file")
         load_mapping(str(config.resolve_path(system_config.mapping)))
         checked.append(system)
-    load_pps_mapping()
     return tuple(checked)

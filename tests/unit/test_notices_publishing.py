@@ -9,8 +9,9 @@ import feedparser
 import pytest
 
 from hub.notices.atom import build_feed, entry_for_version, tag_uri
-from hub.notices.csv_upload import CsvFormatError, CsvTooLarge, column_for, parse_csv
 from hub.notices.feeds import NoticeQuery, decode_cursor, encode_cursor
+from hub.notices.formats.base import ContentTooLarge, DocumentError
+from hub.notices.formats.csv import column_for, parse_csv
 from hub.notices.idempotency import (
     IdempotencyKeyReused,
     IdempotencyTicket,
@@ -125,13 +126,13 @@ def test_published_defaults_to_now_and_cross_field_rules_name_columns() -> None:
 
 
 def test_header_problems_reject_the_file_and_rows_are_capped() -> None:
-    with pytest.raises(CsvFormatError) as caught:
+    with pytest.raises(DocumentError) as caught:
         parse_csv("title,colour,title\n", max_rows=10, now=NOW)
     assert set(caught.value.problems) == {("colour", "unknown column"), ("title", "duplicate column"),
                                           ("category", "required column missing")}
-    with pytest.raises(CsvFormatError):
+    with pytest.raises(DocumentError):
         parse_csv("", max_rows=10, now=NOW)
-    with pytest.raises(CsvTooLarge):
+    with pytest.raises(ContentTooLarge):
         parse_csv("title,category\n" + "a,goods\n" * 3, max_rows=2, now=NOW)
     rows = parse_csv("title,category\n\na,goods,extra\n,\nb,goods\n", max_rows=2, now=NOW)
     assert [(r.row, bool(r.errors)) for r in rows] == [(3, True), (5, False)]
