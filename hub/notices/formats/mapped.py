@@ -4,7 +4,7 @@ reading into an :class:`ImportedNotice`.
 
 Targets are notice content fields (``title``, ``dates.opening``, ``buyer.id`` …) or, under
 ``notice.``, facts about the version: ``external_id`` (required), ``order`` (digits, or a datetime:
-the sequence is then time, in seconds since 2000-01-01 UTC), ``cancelled`` and ``amended`` (truthy
+the sequence is then time, in microseconds since 2000-01-01 UTC), ``cancelled`` and ``amended`` (truthy
 flags), ``reason``, ``published_at`` (default: ``dates.published``) and ``institution``. Problems name
 the source field, so a per-item report points at what the sender actually sent.
 """
@@ -12,7 +12,7 @@ the source field, so a per-item report points at what the sender actually sent.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from importlib.resources import files
 from typing import Any
@@ -94,7 +94,7 @@ def read_notice(mapping: SourceMapping, record: Any, ref: Mapping[str, Any], ref
 
 def _order(value: Any) -> int | None:
     if isinstance(value, datetime):
-        return int((value - _EPOCH).total_seconds())
+        return (value - _EPOCH) // timedelta(microseconds=1)
     if isinstance(value, int) and not isinstance(value, bool):
         return value if value >= 0 else None
     return int(value) if isinstance(value, str) and value.isdigit() else None
