@@ -26,6 +26,7 @@ from pydantic import BaseModel, ConfigDict
 from hub.spine.errors import ServiceError
 
 __all__ = [
+    "IdempotencyKeyRaced",
     "IdempotencyKeyReused",
     "IdempotencyStore",
     "IdempotencyTicket",
@@ -45,6 +46,11 @@ class IdempotencyKeyReused(ServiceError):
     status = 422
     title = "Idempotency-Key reused"
     slug = "idempotency-key-reused"
+
+
+class IdempotencyKeyRaced(Exception):
+    """A concurrent request with the same key stored its answer first; this one's effect is rolled back,
+    and handling it again replays that answer."""
 
 
 class IdempotencyTicket(BaseModel):
@@ -76,7 +82,9 @@ class StoredRequest:
 
 class IdempotencyStore(Protocol):
     def get(self, org_id: str, key: str) -> StoredRequest | None: ...
-    def put(self, org_id: str, key: str, stored: StoredRequest) -> None: ...
+    def put(self, org_id: str, key: str, stored: StoredRequest) -> None:
+        """Raises IdempotencyKeyRaced when another transaction stored the key first."""
+        ...
     def forget(self, org_id: str, key: str) -> None: ...
 
 

@@ -16,10 +16,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from sqlalchemy import delete, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from hub.notices.codes import classification_digits
-from hub.notices.idempotency import IdempotencyStore, Receipt, StoredRequest
+from hub.notices.idempotency import IdempotencyKeyRaced, IdempotencyStore, Receipt, StoredRequest
 from hub.notices.model import Notice, NoticeContent, NoticeVersion, VersionKind
 from hub.notices.tables import (
     FEED_COUNTER,
@@ -224,11 +225,17 @@ class SqlIdempotencyStore:
         return StoredRequest(row.request_hash, receipt, row.created_at)
 
     def put(self, org_id: str, key: str, stored: StoredRequest) -> None:
+        """Flushed now: a concurrent first request with the same key waits on the primary key here
+        (PostgreSQL) and fails as IdempotencyKeyRaced once the other commits."""
         receipt = stored.receipt
         self.session.add(IdempotencyRow(
             org_id=org_id, key=key, request_hash=stored.request_hash, status_code=receipt.status_code,
             body=receipt.body, location=receipt.location, created_at=stored.created_at,
         ))
+        try:
+            self.session.flush()
+        except IntegrityError:
+            raise IdempotencyKeyRaced(key) from None
 
     def forget(self, org_id: str, key: str) -> None:
         row = self.session.get(IdempotencyRow, (org_id, key))

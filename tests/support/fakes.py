@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from hub.notices.idempotency import StoredRequest
+from hub.notices.idempotency import IdempotencyKeyRaced, StoredRequest
 from hub.notices.model import Notice, NoticeVersion
 from hub.notices.repository import ExternalRef, StoredVersion
 from hub.organisations.model import ApiKey, Organisation, OrgKind
@@ -85,7 +85,7 @@ class InMemoryIdempotencyStore:
 
     def put(self, org_id: str, key: str, stored: StoredRequest) -> None:
         if (org_id, key) in self.rows:
-            raise KeyError(f"duplicate idempotency key {key!r}")  # the table's primary key does the same
+            raise IdempotencyKeyRaced(key)  # the table's primary key does the same
         self.rows[(org_id, key)] = stored
 
     def forget(self, org_id: str, key: str) -> None:

@@ -16,7 +16,6 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Depends, Header, Query, Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy.exc import IntegrityError
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import JSONResponse
 
@@ -26,7 +25,7 @@ from hub.api.problems import problem_response
 from hub.api.routes import notices_public
 from hub.notices.commands import AmendNotice, CancelNotice, ImportNotices, PublishNotice
 from hub.notices.formats import DocumentError
-from hub.notices.idempotency import IdempotencyTicket, Receipt, check_key, request_hash
+from hub.notices.idempotency import IdempotencyKeyRaced, IdempotencyTicket, Receipt, check_key, request_hash
 from hub.notices.model import NoticeContent, NoticeValidationError
 from hub.notices.publication import publication_settings
 from hub.organisations.model import Scope
@@ -74,9 +73,7 @@ def _dispatch(bus: Any, command: Any) -> Receipt:
     try:
         try:
             receipt: Receipt = bus.handle(command)
-        except IntegrityError:
-            if command.idempotency is None:
-                raise
+        except IdempotencyKeyRaced:
             # A concurrent request with the same key committed first; handled again, this one replays it.
             receipt = bus.handle(command)
     except NoticeValidationError as error:
