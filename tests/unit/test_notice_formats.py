@@ -165,3 +165,49 @@ def test_what_is_not_a_release_package_is_refused_whole(document: Any, path: str
     with pytest.raises(DocumentError) as caught:
         OCDS.read(document, {}, LIMITS)
     assert caught.value.problems[0][0] == path
+
+
+# -- the engine's extension, on its own ------------------------------------------------------------------
+def mapping_of(tmp_path: Path, body: str) -> Any:
+    path = tmp_path / "m.yaml"
+    path.write_text("source: t\nformat: json\nnotices:\n" + body, encoding="utf-8")
+    return load_mapping(path)
+
+
+def test_first_of_takes_the_first_non_empty_value_and_names_it(tmp_path: Path) -> None:
+    spec = mapping_of(tmp_path, "  fields:\n    amount: {first_of: [a, b, c], transform: decimal}\n").notices
+    assert spec.read({"a": "", "b": "1,200", "c": "9"}).data == {"amount": Decimal(1200)}
+    bad = spec.read({"a": None, "b": "", "c": "lots"})
+    assert bad.data == {} and [source for source, _ in bad.problems] == ["c"]
+
+
+def test_contains_and_prefix_maps_and_the_one_distinct_rule(tmp_path: Path) -> None:
+    spec = mapping_of(tmp_path, """  fields:
+    how: {path: how, match: contains, map: {경쟁: open, 수의: direct}, default: unknown}
+    where: {path: where, transform: "split_any:,/", match: prefix, map: {서울: KR-11, 경기: KR-41}, default: KR}
+""").notices
+    def read(how: str, where: str) -> dict[str, Any]:
+        return dict(spec.read({"how": how, "where": where}).data)
+
+    assert read("제한경쟁", "서울특별시") == {"how": "open", "where": "KR-11"}
+    assert read("수의계약", "경기도/서울특별시") == {"how": "direct", "where": "KR"}  # two regions: ambiguous
+    assert read("기타", "경기도, 경기 광주") == {"how": "unknown", "where": "KR-41"}  # one distinct region
+    assert read("", "") == {"how": "unknown", "where": "KR"}
+
+
+def test_lists_and_text_collect_groups_and_every_problem(tmp_path: Path) -> None:
+    spec = mapping_of(tmp_path, """  fields:
+    when: {path: at, transform: "local_datetime:+09:00"}
+    size: {path: n, transform: int}
+  lists:
+    docs:
+      - {when: u1, fields: {url: u1, title: t1}}
+      - {when: "flag == 'Y'", fields: {url: {const: "https://x.example/std"}}}
+  text:
+    notes: [{label: A, field: a}, {label: B, field: b}]
+""").notices
+    reading = spec.read({"at": "202603141000", "n": "x", "u1": "", "flag": "Y", "a": "one", "b": ""})
+    assert reading.data == {"when": datetime(2026, 3, 14, 10, tzinfo=KST), "docs": [{"url": "https://x.example/std"}],
+                            "notes": "A: one"}
+    assert [source for source, _ in reading.problems] == ["n"]
+    assert reading.sources["docs.0.url"] == "docs.0.url"  # a constant names its target
