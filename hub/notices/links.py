@@ -7,7 +7,6 @@ from __future__ import annotations
 __all__ = [
     "API_PREFIX",
     "absolute",
-    "atom_feed_path",
     "changes_feed_path",
     "notice_path",
     "ocds_feed_path",
@@ -37,10 +36,6 @@ def ocds_record_path(notice_id: str) -> str:
 
 def changes_feed_path() -> str:
     return f"{API_PREFIX}/feeds/changes"
-
-
-def atom_feed_path() -> str:
-    return f"{API_PREFIX}/feeds/notices.atom"
 
 
 def ocds_feed_path() -> str:

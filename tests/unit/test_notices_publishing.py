@@ -9,7 +9,6 @@ import feedparser
 import pytest
 
 from hub.notices.atom import build_feed, entry_for_version, tag_uri
-from hub.notices.feeds import NoticeQuery, decode_cursor, encode_cursor
 from hub.notices.formats.base import ContentTooLarge, DocumentError
 from hub.notices.formats.csv import column_for, parse_csv
 from hub.notices.idempotency import (
@@ -23,6 +22,7 @@ from hub.notices.idempotency import (
     request_hash,
 )
 from hub.notices.model import NoticeValidationError
+from hub.notices.queries import NoticeQuery, decode_cursor, encode_cursor
 from hub.notices.services import merge_patch
 from tests.support.fakes import InMemoryIdempotencyStore
 
