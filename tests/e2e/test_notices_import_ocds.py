@@ -143,3 +143,9 @@ def test_what_is_not_a_release_package_is_refused(api: Client) -> None:
     many = {"releases": [{"ocid": "x"}] * 1001}
     assert api.http.post(IMPORT, json=many, headers=importer).status_code == 413
     assert api.events() == 0
+
+
+def test_openapi_declares_the_ocds_import(api: Client) -> None:
+    route = api.http.get("/openapi.json").json()["paths"][IMPORT]["post"]
+    assert {"ApiKeyBearer": ["notices:write"]} in route["security"]
+    assert any(p["name"] == "Idempotency-Key" for p in route["parameters"])
