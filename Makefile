@@ -33,6 +33,7 @@ test-unit: install
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/mypy hub connectors mappings
+	$(BIN)/lint-imports
 
 bench: install           ## every benchmark in turn; each prints its figures (bus needs PostgreSQL + RabbitMQ)
 	$(BIN)/python bench/bus.py

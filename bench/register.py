@@ -4,7 +4,7 @@
                              [--concurrent 50] [--refresh-suppliers 1000]
 
 Every sandbox system answers after a uniform 50-300 ms (the twins' fault config). Registrations go
-through the service call (``hub.suppliers.services.register_supplier``: command → fan-out fetch →
+through the service call (``hub.suppliers.service.register``: command → fan-out fetch →
 record command, SQLite + in-process broker), not HTTP, so the figures are the hub's own cost.
 
 1. wall time of one registration with all five identifiers (six systems) ÷ the slowest upstream call
@@ -42,7 +42,6 @@ from hub.cli.demo_suppliers import sandbox_connector_overrides
 from hub.config import Settings
 from hub.organisations.commands import CreateOrganisation
 from hub.organisations.model import OrgKind
-from hub.suppliers import services
 from hub.suppliers.commands import ClaimCredentialFetches, RecordCredentialFetches
 from hub.suppliers.model import new_id
 from hub.suppliers.tables import upstream_calls
@@ -87,10 +86,8 @@ def composites(sandbox: SandboxServer, count: int) -> list[dict[str, str]]:
 
 
 def register(hub: Hub, org: str, identifiers: dict[str, str], actor: str) -> float:
-    assert hub.suppliers is not None
     t0 = time.perf_counter()
-    services.register_supplier(hub.bus, hub.suppliers.fetcher, org_id=org, identifiers=identifiers,
-                               consent=True, actor_org_id=actor)
+    hub.suppliers.service.register(org_id=org, identifiers=identifiers, consent=True, actor_org_id=actor)
     return time.perf_counter() - t0
 
 

@@ -6,7 +6,7 @@ subscriptions beside a linear scan, and dispatcher deliveries/s beside raw httpx
 1. Latency: a hub (SQLite + in-process broker, worker with relay, matching consumer and dispatcher)
    with 10,000 subscriptions (bench/matching.py's realistic filters, all pointing at one loopback
    receiver that verifies every signature with ``standardwebhooks``); notices are published at a
-   steady rate (content stored + NoticeVersionPublished committed, as the publishing slice does);
+   steady rate (content stored + NoticeVersionPublished committed, as the notices flow does);
    latency = receiver arrival - commit of the publish, per delivery.
 2. Matching: the index beside a linear scan on the same notices (as bench/matching.py).
 3. Throughput: one notice matched by --fanout subscriptions; dispatcher deliveries/s (claim, sign,

@@ -36,7 +36,6 @@ __all__ = [
     "CallRecord",
     "CallRecorder",
     "CircuitBreaker",
-    "InMemoryCallRecorder",
     "LoggingCallRecorder",
     "ResiliencePolicy",
     "sha256_hex",
@@ -72,22 +71,6 @@ class CallRecord:
 
 class CallRecorder(Protocol):
     def record(self, call: CallRecord) -> None: ...
-
-
-@dataclass
-class InMemoryCallRecorder:
-    """For tests and the embedded demo; thread-safe."""
-
-    calls: list[CallRecord] = field(default_factory=list)
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
-
-    def record(self, call: CallRecord) -> None:
-        with self._lock:
-            self.calls.append(call)
-
-    def for_system(self, system: str) -> list[CallRecord]:
-        with self._lock:
-            return [c for c in self.calls if c.system == system]
 
 
 class LoggingCallRecorder:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Sequence
 from pathlib import Path
 
 import zeep
@@ -203,9 +202,6 @@ class SoapConnector(Connector):
         if local_code in ("Client", "Sender"):
             return "permanent"
         return self.config.default_fault_outcome
-
-    def _exchange_batch(self, identifiers: Sequence[str]) -> Exchange:  # pragma: no cover - no SOAP batching
-        raise NotImplementedError
 
 
 def resolve_wsdl(location: str, base_dir: Path) -> str:

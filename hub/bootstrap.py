@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from hub.config import Settings, get_settings
 from hub.notices.formats import check_formats
-from hub.registry import COMMAND_HANDLERS, EVENT_HANDLERS, HubUnitOfWork, start_mappers
+from hub.registry import COMMAND_HANDLERS, CONSUMER_GROUPS, EVENT_HANDLERS, HubUnitOfWork, start_mappers
 from hub.spine.brokers.base import Broker
 from hub.spine.brokers.inprocess import InProcessBroker
 from hub.spine.bus import MessageBus
@@ -27,7 +27,7 @@ from hub.spine.worker import Worker
 from hub.subscriptions.dispatcher import DeliveryDispatcher
 
 if TYPE_CHECKING:
-    from hub.suppliers.wiring import SupplierServices
+    from hub.suppliers.wiring import SupplierAdapters
 
 __all__ = ["Hub", "bootstrap", "make_broker"]
 
@@ -53,10 +53,10 @@ class Hub:
     session_factory: sessionmaker[Session]
     bus: MessageBus
     broker_factory: Callable[[], Broker]
+    # Register once: the supplier service and credential scheduler; connectors are built on first use.
+    suppliers: SupplierAdapters = field(repr=False)
     _broker: Broker | None = field(default=None, repr=False)
     _workers: list[Worker] = field(default_factory=list, repr=False)
-    # Register once (issue 3): connectors, fetcher and credential scheduler, built on first use.
-    suppliers: SupplierServices | None = field(default=None, repr=False)
 
     @property
     def broker(self) -> Broker:
@@ -81,7 +81,7 @@ class Hub:
         dispatcher = DeliveryDispatcher(self.session_factory, self.settings)
         worker = Worker(self.bus, chosen, self.session_factory, relay, concurrency=concurrency,
                         jobs=[("delivery-dispatcher", dispatcher.run_forever)])
-        if self.suppliers is not None and self.suppliers.config.scheduler.enabled:
+        if self.suppliers.config.scheduler.enabled:
             worker.add_periodic("credential-scheduler", self.suppliers.config.scheduler.interval_s,
                                 self.suppliers.scheduler)
         worker.add_periodic("idempotency-key-purge", IDEMPOTENCY_PURGE_INTERVAL_S, self.purge_idempotency_keys)
@@ -107,8 +107,7 @@ class Hub:
         for worker in self._workers:
             worker.stop()
         self._workers = []
-        if self.suppliers is not None:
-            self.suppliers.close()
+        self.suppliers.close()
         if self._broker is not None:
             self._broker.close()
         self.engine.dispose()
@@ -121,6 +120,7 @@ def bootstrap(
     command_handlers: Mapping[type[Command], Callable[..., Any]] | None = None,
     event_handlers: Mapping[type[Event], Sequence[Callable[..., Any]]] | None = None,
     dependencies: Mapping[str, Any] | None = None,
+    group_names: Mapping[Callable[..., Any], str] | None = None,
     migrate: bool = False,
 ) -> Hub:
     settings = settings or get_settings()
@@ -132,7 +132,7 @@ def bootstrap(
         upgrade(engine)
     session_factory = make_session_factory(engine)
     from hub.suppliers.config import load_supplier_settings
-    from hub.suppliers.wiring import SupplierServices, check_sources
+    from hub.suppliers.wiring import SupplierAdapters, check_sources
 
     supplier_settings = load_supplier_settings(settings.suppliers)
     bus = MessageBus(
@@ -140,6 +140,7 @@ def bootstrap(
         command_handlers=command_handlers if command_handlers is not None else COMMAND_HANDLERS,
         event_handlers=event_handlers if event_handlers is not None else EVENT_HANDLERS,
         dependencies={"settings": settings, "supplier_settings": supplier_settings, **(dependencies or {})},
+        group_names={**CONSUMER_GROUPS, **(group_names or {})},
     )
     # ``dependencies={"connectors": registry}`` hands in a ready connector registry (tests, benches);
     # otherwise the configured sources are checked now, so a broken mapping file stops the start-up.
@@ -153,7 +154,7 @@ def bootstrap(
         logging.getLogger(__name__).warning(
             "webhook signing secrets are stored unencrypted: set syndication.secret_keys "
             "(G2BHUB_SYNDICATION__SECRET_KEYS='[\"<fernet key>\"]')")
-    suppliers = SupplierServices(supplier_settings, settings.connectors, bus, session_factory,
+    suppliers = SupplierAdapters(supplier_settings, settings.connectors, bus, session_factory,
                                  connectors=(dependencies or {}).get("connectors"))
     return Hub(
         settings=settings,

@@ -117,7 +117,7 @@ class Settings(BaseSettings):
     relay: RelaySettings = RelaySettings()
     api: ApiSettings = ApiSettings()
     logging: LoggingSettings = LoggingSettings()
-    # Extension point for later slices (connectors, syndication): free-form, validated by their owners.
+    # Free-form here, validated by the code that owns the section (connectors, syndication).
     connectors: dict[str, Any] = {}
     # Register-once timing and scheme → system mapping (config/suppliers.yaml holds the defaults).
     suppliers: dict[str, Any] = {}

@@ -24,10 +24,12 @@ from hub.spine.messages import Command, Event
 from hub.spine.unit_of_work import SqlAlchemyUnitOfWork
 from hub.subscriptions import handlers as subscriptions
 from hub.subscriptions import tables as subscription_tables
+from hub.subscriptions.matcher import match_notice_version
 from hub.suppliers import handlers as suppliers
 from hub.suppliers import tables as supplier_tables
+from hub.suppliers.repository import SqlSupplierRepository
 
-__all__ = ["COMMAND_HANDLERS", "EVENT_HANDLERS", "FLOWS", "HubUnitOfWork", "start_mappers"]
+__all__ = ["COMMAND_HANDLERS", "CONSUMER_GROUPS", "EVENT_HANDLERS", "FLOWS", "HubUnitOfWork", "start_mappers"]
 
 FLOWS: tuple[ModuleType, ...] = (organisations, suppliers, notices, subscriptions)
 FLOW_TABLES: tuple[ModuleType, ...] = (organisation_tables, supplier_tables, notice_tables, subscription_tables)
@@ -38,6 +40,13 @@ COMMAND_HANDLERS: dict[type[Command], Callable[..., Any]] = {
 
 EVENT_HANDLERS: dict[type[Event], Sequence[Callable[..., Any]]] = {
     DeadLetterReplayed: [record_audit_entry],
+}
+
+# Each event handler is one consumer group with its own queue; the names are part of the deployment
+# (queue names, dead letters, `g2bhub dlq replay --group`), so they are declared here, not derived.
+CONSUMER_GROUPS: dict[Callable[..., Any], str] = {
+    record_audit_entry: "audit",
+    match_notice_version: "syndication-matching",
 }
 
 
@@ -60,11 +69,13 @@ class HubUnitOfWork(SqlAlchemyUnitOfWork):
     Handlers see only their flow's protocol of it (``OrganisationsUnitOfWork`` …)."""
 
     organisations: SqlOrganisationRepository
+    suppliers: SqlSupplierRepository
     notices: SqlNoticeRepository
     idempotency: SqlIdempotencyStore
 
     def attach_repositories(self, session: Session) -> None:
         self.organisations = SqlOrganisationRepository(session)
+        self.suppliers = SqlSupplierRepository(session)
         self.notices = SqlNoticeRepository(session)
         self.idempotency = SqlIdempotencyStore(session)
 

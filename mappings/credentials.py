@@ -46,8 +46,3 @@ class Credential:
     valid_until: datetime | None  # exclusive; None = no expiry stated
     source: str
     evidence: Evidence
-
-    def is_valid_at(self, instant: datetime) -> bool:
-        if self.valid_from is not None and instant < self.valid_from:
-            return False
-        return self.valid_until is None or instant < self.valid_until

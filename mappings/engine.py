@@ -80,7 +80,6 @@ __all__ = [
     "MappingError",
     "SourceMapping",
     "load_mapping",
-    "load_mappings",
 ]
 
 MAX_PAYLOAD_BYTES = 4 * 1024 * 1024
@@ -601,14 +600,3 @@ def load_mapping(path: Path | str) -> SourceMapping:
         raise loader.fail("credentials", "must be a non-empty list")
     specs = tuple(loader.credential(f"credentials[{i}]", node) for i, node in enumerate(creds))
     return SourceMapping(file=file, source=source, format=fmt, namespaces=loader.namespaces, credentials=specs)
-
-
-def load_mappings(paths: Iterable[Path | str]) -> dict[str, SourceMapping]:
-    """Load and check several files at start-up; keyed by ``source``."""
-    loaded: dict[str, SourceMapping] = {}
-    for path in paths:
-        mapping = load_mapping(path)
-        if mapping.source in loaded:
-            raise MappingError(f"{path}: source: {mapping.source!r} already mapped by {loaded[mapping.source].file}")
-        loaded[mapping.source] = mapping
-    return loaded

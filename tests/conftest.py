@@ -1,6 +1,6 @@
 """Shared fixtures. Backends: SQLite + in-process broker always; PostgreSQL and RabbitMQ when
-G2BHUB_TEST_DATABASE_URL / G2BHUB_TEST_AMQP_URL are set. With CI=true a missing service fails the
-test instead of skipping it."""
+G2BHUB_TEST_DATABASE_URL / G2BHUB_TEST_AMQP_URL are set. With CI=true a missing service (or the OCDS
+schemas) fails the test instead of skipping it."""
 
 from __future__ import annotations
 
@@ -8,23 +8,18 @@ import os
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from hub.config import Settings
+from tests.support.environment import service_missing
 
-ROOT = Path(__file__).resolve().parent.parent
-IN_CI = os.environ.get("CI", "").lower() == "true"
+if TYPE_CHECKING:
+    from connectors.sandbox.server import SandboxServer
+
 DATABASE_URL = os.environ.get("G2BHUB_TEST_DATABASE_URL")
 AMQP_URL = os.environ.get("G2BHUB_TEST_AMQP_URL")
-
-
-def service_missing(what: str, why: str) -> None:
-    """Skip with a reason on a developer machine; fail in CI, where every service must be there."""
-    message = f"{what} unavailable: {why}"
-    if IN_CI:
-        pytest.fail(message + " (CI=true: services are required)")
-    pytest.skip(message)
 
 
 def _postgres_reachable(url: str) -> str | None:
@@ -75,6 +70,24 @@ def postgres_url(postgres_server_url: str) -> Iterator[str]:
     yield url
     with psycopg.connect(postgres_server_url, autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="module")
+def sandbox() -> Iterator[SandboxServer]:
+    """The government-system twins on a free loopback port, one per test module (tests reset what they
+    change through the twins' control endpoints)."""
+    from connectors.sandbox.server import SandboxServer
+
+    with SandboxServer() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def ocds_schemas() -> Path:
+    """The official OCDS schemas; skips without them, fails without them under CI=true."""
+    from tests.support.ocds_validation import required_schema_dir
+
+    return required_schema_dir()
 
 
 @pytest.fixture

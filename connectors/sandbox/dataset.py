@@ -11,7 +11,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from datetime import date
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel
 
@@ -27,9 +27,8 @@ from connectors.sandbox.records import (
     VatRecord,
 )
 
-__all__ = ["DEFAULT_SEED", "RECORD_TYPES", "SandboxDataset", "SystemName", "normalise_identifier"]
+__all__ = ["DEFAULT_SEED", "RECORD_TYPES", "SandboxDataset", "normalise_identifier"]
 
-SystemName = Literal["nts", "vies", "gleif", "companies_house", "iaf", "national_certs"]
 RECORD_TYPES: dict[str, type[BaseModel]] = {
     "nts": NtsRecord,
     "vies": VatRecord,

@@ -1,8 +1,9 @@
 """Generators for identifiers that pass the same checks the hub applies on registration.
 
 The twins must hand out numbers a real registry could have issued; otherwise the hub's own checksum
-validation (python-stdnum) would reject sandbox suppliers before any connector is exercised. Each
-generator takes the caller's seeded ``random.Random`` so the dataset stays reproducible.
+validation (python-stdnum, plus the BRN check digit the sandbox takes from the hub) would reject sandbox
+suppliers before any connector is exercised. Each generator takes the caller's seeded ``random.Random``
+so the dataset stays reproducible.
 """
 
 from __future__ import annotations
@@ -15,11 +16,10 @@ from stdnum import luhn
 from stdnum.eu import vat as eu_vat
 from stdnum.gr import vat as gr_vat
 from stdnum.iso7064 import mod_11_10, mod_97_10
-from stdnum.kr import brn as kr_brn
+
+from hub.suppliers.identifiers import brn_check_digit, is_valid_brn
 
 __all__ = [
-    "BRN_WEIGHTS",
-    "VAT_COUNTRIES",
     "brn_check_digit",
     "corrupt_check_digit",
     "generate_brn",
@@ -29,26 +29,8 @@ __all__ = [
     "is_valid_brn",
 ]
 
-BRN_WEIGHTS = (1, 3, 7, 1, 3, 7, 1, 3, 5)
-# VIES country codes (Greece is EL in VIES, never GR).
-VAT_COUNTRIES = ("DE", "FR", "NL", "EL")
 _LEI_LOUS = ("5299", "3912", "9845", "2138", "8945", "9695")
 _ALNUM = string.digits + string.ascii_uppercase
-
-
-def brn_check_digit(first_nine: str) -> int:
-    """The NTS check digit; python-stdnum checks only length and components, so the hub needs this too."""
-    digits = [int(c) for c in first_nine]
-    total = sum(d * w for d, w in zip(digits, BRN_WEIGHTS, strict=True)) + (digits[8] * 5) // 10
-    return (10 - total % 10) % 10
-
-
-def is_valid_brn(number: str) -> bool:
-    """stdnum's format/component check plus the check digit."""
-    if not kr_brn.is_valid(number):
-        return False
-    compact = kr_brn.compact(number)
-    return brn_check_digit(compact[:9]) == int(compact[9])
 
 
 def generate_brn(rng: random.Random) -> str:

@@ -4,7 +4,7 @@
 configures logging, bootstraps a hub (migrating the schema) and closes it on shutdown. Given a hub,
 the caller owns both the hub and the logging setup (the CLI, tests).
 
-A slice adds its routes by appending its router to :data:`API_ROUTERS`; they are mounted under
+A flow adds its routes by appending its router to :data:`API_ROUTERS`; they are mounted under
 :data:`API_PREFIX` and inherit the problem+json error documentation below.
 """
 
@@ -40,7 +40,7 @@ __all__ = ["API_PREFIX", "API_ROUTERS", "ROOT_ROUTERS", "create_app"]
 
 API_PREFIX = "/api/v1"
 
-# One line per resource; later slices append theirs (suppliers, notices, subscriptions).
+# One line per resource.
 API_ROUTERS: list[APIRouter] = [
     me.router,
     orgs.router,

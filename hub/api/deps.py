@@ -1,6 +1,6 @@
 """Reusable dependencies, as ``Annotated`` aliases (the FastAPI template's style).
 
-A route in a later slice needs only these::
+A route needs only these::
 
     @router.post("/notices", status_code=201)
     def publish(body: NoticeIn,

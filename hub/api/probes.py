@@ -1,6 +1,6 @@
 """Readiness checks and scrape-time gauges.
 
-Readiness is a registry on ``app.state.readiness`` so later slices add their own dependency (a
+Readiness is a registry on ``app.state.readiness`` so any flow adds its own dependency (a
 connector's upstream, say) with one call, and ``/readyz`` reports each by name::
 
     app.state.readiness.register("tax-service", lambda hub: tax_client.ping())

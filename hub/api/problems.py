@@ -114,7 +114,7 @@ def _kebab(name: str) -> str:
 
 def service_error_slug(error: ServiceError) -> str:
     """``slug`` attribute if the error class sets one, else its class name in kebab case
-    (``NotFound`` → ``not-found``), so errors added by later slices get a stable type for free."""
+    (``NotFound`` → ``not-found``), so a newly added error gets a stable type for free."""
     explicit = getattr(type(error), "slug", None)
     if isinstance(explicit, str) and explicit:
         return explicit

@@ -1,6 +1,6 @@
 """The pieces ``g2bhub demo`` starts around the hub, in order.
 
-Extension point: later slices append their own component to :data:`DEMO_COMPONENTS` (for instance the
+Each flow appends its own component to :data:`DEMO_COMPONENTS` (for instance the
 sandbox twins of the tax, registry and certification systems, which must be listening before the hub's
 connectors are configured to call them, or seed bid notices). A component can adjust settings before the
 hub is bootstrapped, act on the running hub, add lines to the banner, and clean up in reverse order."""
@@ -136,8 +136,8 @@ class EmbeddedWorker(DemoComponent):
             self.worker.stop()
 
 
-# Started in this order, stopped in reverse. Append factories here (issue 3: sandbox government systems
-# and supplier seed data; issue 4: sample notices and subscriptions).
+# Started in this order, stopped in reverse: the organisations first, then the embedded worker, then
+# the sandbox government systems with supplier seed data, then sample notices.
 DEMO_COMPONENTS: list[Callable[[], DemoComponent]] = [DemoOrganisations, EmbeddedWorker]
 
 
@@ -148,7 +148,7 @@ def _sandbox_suppliers() -> DemoComponent:
     return SandboxSuppliers()
 
 
-# Issue 3: the sandbox twins must listen before the hub's connectors are configured to call them.
+# The sandbox twins must listen before the hub's connectors are configured to call them.
 DEMO_COMPONENTS.append(_sandbox_suppliers)
 
 
@@ -158,5 +158,5 @@ def _demo_notices() -> DemoComponent:
     return DemoNotices()
 
 
-# Issue 4: sample notices (one amended, one cancelled) and the open feeds' URLs in the banner.
+# Sample notices (one amended, one cancelled) and the open feeds' URLs in the banner.
 DEMO_COMPONENTS.append(_demo_notices)

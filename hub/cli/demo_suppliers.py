@@ -57,8 +57,6 @@ class SandboxSuppliers(DemoComponent):
         return [dict(ids) for ids in wanted[: self.count]]
 
     def start(self, ctx: DemoContext) -> None:
-        from hub.suppliers import services
-
         hub = ctx.hub
         name = DEMO_ORGANISATIONS[OrgKind.SUPPLIER]
         with hub.uow() as uow:
@@ -67,8 +65,7 @@ class SandboxSuppliers(DemoComponent):
         lines = [f"sandbox    {self.server.base_url}  (control: /<system>/_control/faults, /records/<id>)"]
         if org_id is not None:
             for identifiers in self._identifier_sets():
-                result = services.register_supplier(hub.bus, hub.suppliers.fetcher, org_id=org_id,
-                                                    identifiers=identifiers, consent=True)
+                result = hub.suppliers.service.register(org_id=org_id, identifiers=identifiers, consent=True)
                 lines.append(f"supplier   {result.supplier.id}  {identifiers}")
         lines += [
             "# a supplier's credentials with provenance (demo supplier key)",

@@ -1,5 +1,5 @@
 """Eligibility: the requirement language institutions (and notices) state, and its evaluator, which
-answers each requirement met / not met / unknown with the credentials behind it (issue 3 item 7).
+answers each requirement met / not met / unknown with the credentials behind it.
 See ``docs/eligibility.md``."""
 
 from hub.eligibility.evaluate import (

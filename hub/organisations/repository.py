@@ -21,7 +21,8 @@ class OrganisationRepository(Protocol):
 
 
 class OrganisationsUnitOfWork(UnitOfWork, Protocol):
-    organisations: OrganisationRepository
+    @property
+    def organisations(self) -> OrganisationRepository: ...
 
 
 class SqlOrganisationRepository:

@@ -10,6 +10,3 @@ def record_audit_entry(event: Event, uow: AbstractUnitOfWork, envelope: Envelope
     actor = getattr(event, "actor_org_id", None)
     subject = getattr(event, "org_id", None)
     uow.audit.record(envelope, actor_org_id=actor, subject_org_id=subject)
-
-
-record_audit_entry.consumer_group = "audit"  # type: ignore[attr-defined]

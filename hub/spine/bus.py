@@ -16,11 +16,12 @@ from sqlalchemy.exc import IntegrityError
 from hub.spine.messages import Command, Envelope, Event
 from hub.spine.unit_of_work import AbstractUnitOfWork
 
-__all__ = ["ConsumerGroup", "MessageBus", "Outcome"]
+__all__ = ["ConsumerGroup", "MessageBus", "Outcome", "bind"]
 
 log = logging.getLogger(__name__)
 
 Handler = Callable[..., Any]
+BoundHandler = Callable[..., Any]
 
 
 class Outcome(StrEnum):
@@ -42,20 +43,33 @@ class ConsumerGroup:
         return [f"event.{t.__name__}.#" for t in self.event_types]
 
 
-def _inject(handler: Handler, dependencies: Mapping[str, Any]) -> Handler:
+def bind(handler: Handler, dependencies: Mapping[str, Any]) -> BoundHandler:
+    """Resolve once, at bootstrap, which dependencies a handler takes (by parameter name); the bus then
+    calls it with the message, the unit of work and, for consumers that ask for it, the envelope."""
     params = inspect.signature(handler).parameters
-    wanted = {name: dep for name, dep in dependencies.items() if name in params}
-    return lambda message: handler(message, **wanted)
+    fixed = {name: dep for name, dep in dependencies.items() if name in params}
+    wants_envelope = "envelope" in params
+
+    def call(message: Any, uow: AbstractUnitOfWork, envelope: Envelope | None = None) -> Any:
+        if wants_envelope:
+            return handler(message, uow=uow, envelope=envelope, **fixed)
+        return handler(message, uow=uow, **fixed)
+
+    return call
 
 
-def consumer_groups(event_handlers: Mapping[type[Event], Sequence[Handler]]) -> dict[str, ConsumerGroup]:
+def consumer_groups(
+    event_handlers: Mapping[type[Event], Sequence[Handler]], names: Mapping[Handler, str] | None = None
+) -> dict[str, ConsumerGroup]:
+    """One group per event handler, named in ``names`` (the registry declares them) or by the
+    handler's function name."""
     by_handler: dict[Handler, list[type[Event]]] = {}
     for event_type, handlers in event_handlers.items():
         for handler in handlers:
             by_handler.setdefault(handler, []).append(event_type)
     groups: dict[str, ConsumerGroup] = {}
     for handler, types in by_handler.items():
-        name = getattr(handler, "consumer_group", None) or handler.__name__
+        name = (names or {}).get(handler) or handler.__name__
         if name in groups:
             raise ValueError(f"two event handlers share the consumer group name {name!r}")
         groups[name] = ConsumerGroup(name=name, handler=handler, event_types=tuple(types))
@@ -69,18 +83,22 @@ class MessageBus:
         command_handlers: Mapping[type[Command], Handler],
         event_handlers: Mapping[type[Event], Sequence[Handler]],
         dependencies: Mapping[str, Any] | None = None,
+        group_names: Mapping[Handler, str] | None = None,
     ) -> None:
         self.uow_factory = uow_factory
         self.command_handlers = dict(command_handlers)
-        self.groups = consumer_groups(event_handlers)
+        self.group_names = dict(group_names or {})
+        self.groups = consumer_groups(event_handlers, self.group_names)
         self.dependencies = dict(dependencies or {})
+        self._commands = {t: bind(h, self.dependencies) for t, h in self.command_handlers.items()}
+        self._consumers = {name: bind(g.handler, self.dependencies) for name, g in self.groups.items()}
 
     def handle(self, command: Command, correlation_id: str | None = None) -> Any:
         """Run a command's handler in one transaction; its events reach the outbox with it."""
-        handler = self.command_handlers[type(command)]
+        handler = self._commands[type(command)]
         with self.uow_factory() as uow:
             uow.correlation_id = correlation_id
-            result = _inject(handler, {**self.dependencies, "uow": uow})(command)
+            result = handler(command, uow)
             uow.commit()
         return result
 
@@ -99,8 +117,7 @@ class MessageBus:
             uow.correlation_id = envelope.correlation_id
             if uow.already_handled(group_name, envelope.message_id):
                 return Outcome.DUPLICATE
-            deps = {**self.dependencies, "uow": uow, "envelope": envelope}
-            _inject(group.handler, deps)(event)
+            self._consumers[group_name](event, uow, envelope)
             uow.mark_handled(group_name, envelope.message_id)
             try:
                 uow.commit()

@@ -13,7 +13,7 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict
 
-__all__ = ["Command", "Envelope", "Event", "event_type", "message_class"]
+__all__ = ["Command", "Envelope", "Event", "event_type"]
 
 _REGISTRY: dict[str, type[Message]] = {}
 
@@ -46,10 +46,6 @@ class Event(Message):
 
 def event_type(name: str) -> type[Message]:
     return _REGISTRY[name]
-
-
-def message_class(name: str) -> type[Message] | None:
-    return _REGISTRY.get(name)
 
 
 def _now() -> datetime:

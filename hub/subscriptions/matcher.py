@@ -54,10 +54,10 @@ def build_payload(event: NoticeVersionPublished, content: dict[str, Any] | None,
 
 
 def default_notice_reader(session: Session) -> NoticeReader:
-    """The publishing slice's store, when it is installed."""
+    """The notices flow's store, when it is installed."""
     try:
         from hub.subscriptions.notice_store import SqlNoticeReader
-    except ImportError as exc:  # pragma: no cover - depends on the notices slice
+    except ImportError as exc:  # pragma: no cover - depends on the notices flow
         raise NoticeUnavailable("no NoticeReader configured (bootstrap dependency 'notice_reader')") from exc
     reader: NoticeReader = SqlNoticeReader(session)
     return reader
@@ -90,6 +90,3 @@ def match_notice_version(
     log.info("notice version matched", extra={"notice_id": event.notice_id, "version": event.version,
                                               "subscriptions": created})
     return created
-
-
-match_notice_version.consumer_group = "syndication-matching"  # type: ignore[attr-defined]

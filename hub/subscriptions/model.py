@@ -11,7 +11,7 @@ a subscriber never gets what its finer filters (classification, value, keywords,
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from enum import StrEnum
 from typing import Any
 
@@ -26,7 +26,6 @@ __all__ = [
     "filter_json",
     "is_routable",
     "notice_routing_key",
-    "ready_to_send",
 ]
 
 FANOUT_SUBSCRIPTION_ID = "hub-notices-exchange"  # the hub-owned fan-out subscription (no org)
@@ -45,14 +44,7 @@ class DeliveryStatus(StrEnum):
     DEAD = "dead"  # retries spent (or the endpoint is gone); replayable
 
 
-SETTLED = frozenset({DeliveryStatus.DELIVERED, DeliveryStatus.DEAD})
 OPEN = (DeliveryStatus.PENDING.value, DeliveryStatus.FAILED.value)
-
-
-def ready_to_send(version: int, earlier: Mapping[int, str]) -> bool:
-    """Version n of a notice may go to a subscriber only when every earlier version it has a
-    delivery for is settled (delivered, or dead — a dead one must not block the rest forever)."""
-    return all(status in SETTLED for v, status in earlier.items() if v < version)
 
 
 def is_routable(flt: SubscriptionFilter) -> bool:

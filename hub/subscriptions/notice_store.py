@@ -1,5 +1,5 @@
 """The production :class:`~hub.subscriptions.reader.NoticeReader`: versions straight from the notice
-store the publishing slice writes (``notice_versions``), in the consumer's own transaction."""
+store the notices flow writes (``notice_versions``), in the consumer's own transaction."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """Where syndication reads a notice version's content: a narrow protocol, so matching does not
-depend on how the publishing slice stores notices (and tests can hand in a fake)."""
+depend on how the notices flow stores notices (and tests can hand in a fake)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Database access of the syndication slice: subscriptions, their change log, payloads, deliveries.
+"""Database access of the subscriptions flow: subscriptions, their change log, payloads, deliveries.
 
 Inserts of matched deliveries use ``ON CONFLICT DO NOTHING`` (PostgreSQL and SQLite both have it):
 a notice version matched twice — a replayed event under a new message id — adds nothing and does not

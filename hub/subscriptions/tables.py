@@ -1,4 +1,4 @@
-"""Tables of subscriptions and their deliveries (issue 4).
+"""Tables of subscriptions and their deliveries.
 
 Typed declarative rows like the spine's infrastructure tables: subscriptions are small records whose
 behaviour lives in :mod:`hub.subscriptions`, so an imperative domain mapping would buy nothing.

@@ -1,1 +1,1 @@
-"""Register once: suppliers, their credentials with provenance, and keeping those fresh (issue 3)."""
+"""Register once: suppliers, their credentials with provenance, and keeping those fresh."""

@@ -1,4 +1,4 @@
-"""Commands of the register-once slice. Fetch results travel as :class:`FetchOutcome` so the handler
+"""Commands of the register-once flow. Fetch results travel as :class:`FetchOutcome` so the handler
 that records them stays free of I/O: the upstream calls happened before, outside any transaction."""
 
 from __future__ import annotations

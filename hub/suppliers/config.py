@@ -1,4 +1,4 @@
-"""Settings of the register-once slice: ``config/suppliers.yaml`` < ``Settings.suppliers`` overrides.
+"""Settings of the register-once flow: ``config/suppliers.yaml`` < ``Settings.suppliers`` overrides.
 
 Which systems an identifier is fetched from is data (a deployment adds a registry for a scheme without
 touching Python); the timing knobs are here so tests and benchmarks shorten them instead of patching.

@@ -1,4 +1,4 @@
-"""Events of the register-once slice. ``org_id`` is the supplier's owning organisation (the audit
+"""Events of the register-once flow. ``org_id`` is the supplier's owning organisation (the audit
 trail's subject) and ``actor_org_id`` whoever caused it (None for the hub's own scheduler)."""
 
 from __future__ import annotations

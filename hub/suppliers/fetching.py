@@ -1,6 +1,6 @@
 """Calling the upstream systems for claimed slots and turning answers into :class:`FetchOutcome`.
 
-This is the slice's edge: it runs outside any transaction, so a slow registry never holds a database
+This is the flow's edge: it runs outside any transaction, so a slow registry never holds a database
 connection. Registration and on-demand refresh fan out one call per slot, all at once, bounded by an
 overall deadline (registration takes as long as the slowest system, not the sum); the scheduler groups
 slots by system and uses ``fetch_many``, so NTS answers 100 numbers per call. Answers are mapped here,

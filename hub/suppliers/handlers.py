@@ -1,8 +1,8 @@
-"""Handlers of suppliers, credentials and upstream call records (issue 3).
+"""Handlers of suppliers, credentials and grants.
 
 No handler calls an upstream: registration commits the supplier with its fetch slots claimed by the
 registering request, the fetch runs outside any transaction, and its outcomes come back as
-``RecordCredentialFetches``. Every slice event also lands in the audit trail.
+``RecordCredentialFetches``. Every event of the flow also lands in the audit trail.
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ from hub.organisations.model import OrgKind
 from hub.spine.audit import record_audit_entry
 from hub.spine.errors import NotFound, Rejected
 from hub.spine.messages import Command, Event
-from hub.spine.unit_of_work import AbstractUnitOfWork, SqlAlchemyUnitOfWork
 from hub.suppliers import commands, events
 from hub.suppliers.config import SupplierSettings
 from hub.suppliers.identifiers import validate_identifiers
@@ -29,14 +28,9 @@ from hub.suppliers.model import (
     utcnow,
 )
 from hub.suppliers.recording import record_outcome
-from hub.suppliers.repository import SupplierRepository
+from hub.suppliers.repository import SupplierRepository, SuppliersUnitOfWork
 
 __all__ = ["COMMAND_HANDLERS", "EVENT_HANDLERS", "Registration"]
-
-
-def _repo(uow: AbstractUnitOfWork) -> SupplierRepository:
-    assert isinstance(uow, SqlAlchemyUnitOfWork), "the supplier slice persists through SQLAlchemy"
-    return SupplierRepository(uow.session)
 
 
 class Registration:
@@ -49,12 +43,12 @@ class Registration:
 
 
 def register_supplier(
-    cmd: commands.RegisterSupplier, uow: AbstractUnitOfWork, supplier_settings: SupplierSettings
+    cmd: commands.RegisterSupplier, uow: SuppliersUnitOfWork, supplier_settings: SupplierSettings
 ) -> Registration:
     if not cmd.consent:
         raise Rejected("consent", "explicit consent to fetch credentials from the issuing systems is required")
     identifiers = validate_identifiers(cmd.identifiers)
-    repo = _repo(uow)
+    repo = uow.suppliers
     key = identity_key(identifiers)
     existing = repo.find_by_identity(cmd.org_id, key)
     if existing is not None:
@@ -74,7 +68,7 @@ def register_supplier(
                                identifier=value, next_attempt_at=now, created_at=now)
         slot.claim(cmd.claim_token, now, lease)
         slots.append(slot)
-    repo.add_all(slots)
+    repo.add_fetches(slots)
     uow.publish(events.SupplierRegistered(
         supplier_id=supplier.id, org_id=supplier.org_id, identifiers=identifiers,
         systems=sorted({s.system for s in slots}), consent_text_version=supplier.consent_text_version,
@@ -84,29 +78,28 @@ def register_supplier(
 
 
 def record_credential_fetches(
-    cmd: commands.RecordCredentialFetches, uow: AbstractUnitOfWork, supplier_settings: SupplierSettings
+    cmd: commands.RecordCredentialFetches, uow: SuppliersUnitOfWork, supplier_settings: SupplierSettings
 ) -> dict[str, str | None]:
-    repo = _repo(uow)
     now = cmd.now or utcnow()
     return {
-        o.fetch_id: record_outcome(o, repo, uow, supplier_settings, now, cmd.actor_org_id) for o in cmd.outcomes
+        o.fetch_id: record_outcome(o, uow, supplier_settings, now, cmd.actor_org_id) for o in cmd.outcomes
     }
 
 
 def claim_credential_fetches(
-    cmd: commands.ClaimCredentialFetches, uow: AbstractUnitOfWork, supplier_settings: SupplierSettings
+    cmd: commands.ClaimCredentialFetches, uow: SuppliersUnitOfWork, supplier_settings: SupplierSettings
 ) -> list[CredentialFetch]:
     now = cmd.now or utcnow()
     lease = timedelta(seconds=supplier_settings.fetch.lease_s)
-    return _repo(uow).claim(cmd.claim_token, now, lease, cmd.limit, cmd.supplier_id, cmd.force)
+    return uow.suppliers.claim(cmd.claim_token, now, lease, cmd.limit, cmd.supplier_id, cmd.force)
 
 
 def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value is not None else None
 
 
-def expire_credentials(cmd: commands.ExpireCredentials, uow: AbstractUnitOfWork) -> int:
-    repo = _repo(uow)
+def expire_credentials(cmd: commands.ExpireCredentials, uow: SuppliersUnitOfWork) -> int:
+    repo = uow.suppliers
     now = cmd.now or utcnow()
     expiring = repo.expiring(now, cmd.limit)
     owners: dict[str, str] = {}
@@ -132,10 +125,10 @@ def _owned_supplier(repo: SupplierRepository, supplier_id: str, actor_org_id: st
     return supplier
 
 
-def grant_supplier_access(cmd: commands.GrantSupplierAccess, uow: AbstractUnitOfWork) -> SupplierGrant:
-    repo = _repo(uow)
+def grant_supplier_access(cmd: commands.GrantSupplierAccess, uow: SuppliersUnitOfWork) -> SupplierGrant:
+    repo = uow.suppliers
     supplier = _owned_supplier(repo, cmd.supplier_id, cmd.actor_org_id)
-    institution = uow.organisations.get(cmd.institution_org_id)  # type: ignore[attr-defined]
+    institution = uow.organisations.get(cmd.institution_org_id)
     if institution is None or institution.kind != OrgKind.INSTITUTION:
         raise NotFound("institution", cmd.institution_org_id)
     existing = repo.grant(supplier.id, institution.id)
@@ -143,14 +136,14 @@ def grant_supplier_access(cmd: commands.GrantSupplierAccess, uow: AbstractUnitOf
         return existing
     grant = SupplierGrant(supplier_id=supplier.id, org_id=institution.id, granted_at=utcnow(),
                           granted_by=cmd.actor_org_id)
-    repo.add(grant)
+    repo.add_grant(grant)
     uow.publish(events.SupplierAccessGranted(supplier_id=supplier.id, org_id=supplier.org_id,
                                              institution_org_id=institution.id, actor_org_id=cmd.actor_org_id))
     return grant
 
 
-def revoke_supplier_access(cmd: commands.RevokeSupplierAccess, uow: AbstractUnitOfWork) -> bool:
-    repo = _repo(uow)
+def revoke_supplier_access(cmd: commands.RevokeSupplierAccess, uow: SuppliersUnitOfWork) -> bool:
+    repo = uow.suppliers
     supplier = _owned_supplier(repo, cmd.supplier_id, cmd.actor_org_id)
     removed = repo.revoke(supplier.id, cmd.institution_org_id)
     if removed:

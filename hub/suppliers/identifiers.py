@@ -1,7 +1,7 @@
 """Identifier schemes a supplier registers with, validated and normalised before anything is fetched.
 
 Checksums are python-stdnum's; the Korean BRN also gets the NTS check digit that stdnum does not test
-(shared with the sandbox twins, which must issue numbers the hub accepts). A bad identifier is refused
+(defined here, and imported by the sandbox twins, which must issue numbers the hub accepts). A bad identifier is refused
 at the door (422 naming it) instead of costing an upstream call that would fail anyway.
 """
 
@@ -15,10 +15,18 @@ from stdnum.eu import vat as eu_vat
 from stdnum.exceptions import ValidationError as StdnumError
 from stdnum.kr import brn as kr_brn
 
-from connectors.sandbox.identifiers import is_valid_brn
 from hub.spine.errors import Rejected
 
-__all__ = ["SCHEMES", "IdentifierError", "normalise_identifier", "validate_identifiers"]
+__all__ = [
+    "SCHEMES",
+    "IdentifierError",
+    "brn_check_digit",
+    "is_valid_brn",
+    "normalise_identifier",
+    "validate_identifiers",
+]
+
+_BRN_WEIGHTS = (1, 3, 7, 1, 3, 7, 1, 3, 5)
 
 _GB_COMPANY = re.compile(r"^(?:\d{8}|[A-Z]{2}\d{6})$")
 _IAF_CE_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
@@ -26,6 +34,21 @@ _IAF_CE_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
 class IdentifierError(ValueError):
     """The identifier fails its format or checksum."""
+
+
+def brn_check_digit(first_nine: str) -> int:
+    """The NTS check digit; python-stdnum checks only length and components."""
+    digits = [int(c) for c in first_nine]
+    total = sum(d * w for d, w in zip(digits, _BRN_WEIGHTS, strict=True)) + (digits[8] * 5) // 10
+    return (10 - total % 10) % 10
+
+
+def is_valid_brn(number: str) -> bool:
+    """stdnum's format/component check plus the check digit."""
+    if not kr_brn.is_valid(number):
+        return False
+    compact = kr_brn.compact(number)
+    return brn_check_digit(compact[:9]) == int(compact[9])
 
 
 def _kr_brn(value: str) -> str:

@@ -29,7 +29,6 @@ __all__ = [
     "SupplierGrant",
     "backoff_delay",
     "identity_key",
-    "is_due",
     "next_refresh_at",
     "snapshot_changed",
 ]
@@ -189,13 +188,6 @@ def next_refresh_at(
         floor = now + (valid_until - now) / 2
         due = min(due, max(valid_until - timedelta(seconds=margin), floor))
     return due
-
-
-def is_due(fetch: CredentialFetch, now: datetime) -> bool:
-    """The scheduler's selection rule (the SQL query says the same; this is its executable spec)."""
-    if fetch.next_attempt_at is None or fetch.next_attempt_at > now:
-        return False
-    return fetch.claimed_until is None or fetch.claimed_until <= now
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""Read side of the slice: what a supplier's credentials say now, with their provenance.
+"""Read side of the flow: what a supplier's credentials say now, with their provenance.
 
 :func:`current_credentials` is the entry point for eligibility: one record per credential the hub
 holds for the supplier (including ``expired`` and ``absent`` ones: a verdict of "unknown" or "not met"
@@ -11,18 +11,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from hub.spine.unit_of_work import AbstractUnitOfWork, SqlAlchemyUnitOfWork
 from hub.suppliers.model import Credential, CredentialFetch, CredentialVersion
 from hub.suppliers.repository import SupplierRepository
 from mappings.credentials import Credential as CanonicalCredential
 from mappings.credentials import Evidence
 
-__all__ = ["CredentialRecord", "current_credentials", "supplier_repository"]
-
-
-def supplier_repository(uow: AbstractUnitOfWork) -> SupplierRepository:
-    assert isinstance(uow, SqlAlchemyUnitOfWork), "the supplier slice reads through SQLAlchemy"
-    return SupplierRepository(uow.session)
+__all__ = ["CredentialRecord", "current_credentials"]
 
 
 @dataclass(frozen=True)
@@ -46,11 +40,6 @@ class CredentialRecord:
     request_sha256: str | None
     evidence_pointer: str | None
     identifier: str
-
-    def is_valid_at(self, instant: datetime) -> bool:
-        if self.valid_from is not None and instant < self.valid_from:
-            return False
-        return self.valid_until is None or instant < self.valid_until
 
     def as_canonical(self) -> CanonicalCredential:
         """The mapping engine's shape, for code that already speaks it."""
@@ -80,10 +69,9 @@ def to_record(credential: Credential, slot: CredentialFetch | None,
     )
 
 
-def current_credentials(uow: AbstractUnitOfWork, supplier_id: str) -> list[CredentialRecord]:
+def current_credentials(repo: SupplierRepository, supplier_id: str) -> list[CredentialRecord]:
     """Every credential held for ``supplier_id`` with the provenance of its current version (empty for an
     unknown supplier; access control is the caller's business)."""
-    repo = supplier_repository(uow)
     slots = {s.id: s for s in repo.fetches_of(supplier_id)}
     records = []
     for credential in repo.credentials_of(supplier_id):

@@ -12,7 +12,7 @@ import random
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from hub.spine.unit_of_work import AbstractUnitOfWork
+from hub.spine.unit_of_work import UnitOfWork
 from hub.suppliers import events
 from hub.suppliers.commands import FetchedCredential, FetchOutcome
 from hub.suppliers.config import SupplierSettings
@@ -30,7 +30,7 @@ from hub.suppliers.model import (
     next_refresh_at,
     snapshot_changed,
 )
-from hub.suppliers.repository import SupplierRepository
+from hub.suppliers.repository import SupplierRepository, SuppliersUnitOfWork
 
 __all__ = ["record_outcome"]
 
@@ -47,14 +47,14 @@ def _snapshot(status: str, valid_from: datetime | None, valid_until: datetime | 
 
 def record_outcome(
     outcome: FetchOutcome,
-    repo: SupplierRepository,
-    uow: AbstractUnitOfWork,
+    uow: SuppliersUnitOfWork,
     config: SupplierSettings,
     now: datetime,
     actor_org_id: str | None,
     rng: random.Random | None = None,
 ) -> str | None:
     """Apply one outcome; returns the slot's new state, or None when the outcome was stale."""
+    repo = uow.suppliers
     slot = repo.fetch(outcome.fetch_id)
     if slot is None or slot.claim_token != outcome.claim_token:
         return None
@@ -74,7 +74,7 @@ def _record_success(
     slot: CredentialFetch,
     supplier: Supplier,
     repo: SupplierRepository,
-    uow: AbstractUnitOfWork,
+    uow: UnitOfWork,
     config: SupplierSettings,
     now: datetime,
     actor: str | None,
@@ -90,8 +90,8 @@ def _record_success(
             seen.add(key)
             steps.append(_prepare(fetched, existing.get(key), outcome, slot, supplier, now))
     # Two flushes for the whole answer (new credentials, then their versions), not two per credential.
-    repo.add_all([step.credential for step in steps if step.change == "new"])
-    repo.add_all([step.version for step in steps])
+    repo.add_credentials([step.credential for step in steps if step.change == "new"])
+    repo.add_versions([step.version for step in steps])
     for step in steps:
         _finish(step, outcome, supplier, uow, now, actor)
     for key, gone in existing.items():
@@ -162,7 +162,7 @@ def _prepare(
 
 
 def _finish(
-    step: _Step, outcome: FetchOutcome, supplier: Supplier, uow: AbstractUnitOfWork, now: datetime,
+    step: _Step, outcome: FetchOutcome, supplier: Supplier, uow: UnitOfWork, now: datetime,
     actor: str | None,
 ) -> None:
     assert outcome.fetched_at is not None and outcome.raw_sha256
@@ -197,7 +197,7 @@ def _record_failure(
     outcome: FetchOutcome,
     slot: CredentialFetch,
     supplier: Supplier,
-    uow: AbstractUnitOfWork,
+    uow: UnitOfWork,
     config: SupplierSettings,
     now: datetime,
     actor: str | None,

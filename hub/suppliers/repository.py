@@ -1,4 +1,5 @@
-"""Persistence of suppliers, fetch slots, credentials and their versions, over the unit of work's session.
+"""Persistence of the register-once flow: the interface handlers see on the unit of work
+(``uow.suppliers``), its SQL implementation, and the write-behind log of upstream calls.
 
 Claiming uses ``FOR UPDATE SKIP LOCKED`` on PostgreSQL, so competing workers take disjoint rows
 without waiting; SQLite transactions begin ``IMMEDIATE`` (one writer at a time), which gives the same
@@ -7,14 +8,20 @@ run out and the slot becomes due again."""
 
 from __future__ import annotations
 
+import logging
+import queue
+import threading
+from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from sqlalchemy import and_, delete, or_, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
+from hub.organisations.repository import OrganisationRepository
+from hub.spine.unit_of_work import UnitOfWork
 from hub.suppliers.model import (
     Credential,
     CredentialFetch,
@@ -22,9 +29,19 @@ from hub.suppliers.model import (
     Supplier,
     SupplierGrant,
 )
-from hub.suppliers.tables import raw_payloads
+from hub.suppliers.tables import raw_payloads, upstream_calls
 
-__all__ = ["SupplierRepository"]
+if TYPE_CHECKING:
+    from connectors.resilience import CallRecord
+
+__all__ = [
+    "SqlSupplierRepository",
+    "SqlUpstreamCallRepository",
+    "SupplierRepository",
+    "SuppliersUnitOfWork",
+]
+
+log = logging.getLogger(__name__)
 
 # Mapped imperatively: mypy sees dataclass attributes, SQLAlchemy sees columns.
 F: Any = CredentialFetch
@@ -34,22 +51,69 @@ S: Any = Supplier
 G: Any = SupplierGrant
 
 
-class SupplierRepository:
+class SupplierRepository(Protocol):
+    """Suppliers and their grants, fetch slots, credentials with every version, and raw payloads.
+    One repository, not five: a handler of this flow touches several of them in one transaction, and
+    none of them outlives its supplier."""
+
+    def add(self, supplier: Supplier) -> None: ...
+    def get(self, supplier_id: str) -> Supplier | None: ...
+    def find_by_identity(self, org_id: str, identity_key: str) -> Supplier | None: ...
+    def list_owned(self, org_id: str | None = None, limit: int = 100, offset: int = 0) -> list[Supplier]: ...
+    def list_granted_to(self, org_id: str, limit: int = 100, offset: int = 0) -> list[Supplier]: ...
+
+    def add_grant(self, grant: SupplierGrant) -> None: ...
+    def grant(self, supplier_id: str, org_id: str) -> SupplierGrant | None: ...
+    def revoke(self, supplier_id: str, org_id: str) -> bool: ...
+
+    def add_fetches(self, slots: Sequence[CredentialFetch]) -> None: ...
+    def fetch(self, fetch_id: str) -> CredentialFetch | None: ...
+    def fetches_of(self, supplier_id: str) -> list[CredentialFetch]: ...
+    def claim(
+        self, token: str, now: datetime, lease: timedelta, limit: int,
+        supplier_id: str | None = None, force: bool = False,
+    ) -> list[CredentialFetch]: ...
+
+    def add_credentials(self, credentials: Sequence[Credential]) -> None: ...
+    def credential(self, credential_id: str) -> Credential | None: ...
+    def credentials_of(self, supplier_id: str) -> list[Credential]: ...
+    def credentials_of_fetch(self, fetch_id: str) -> list[Credential]: ...
+    def expiring(self, now: datetime, limit: int) -> list[Credential]: ...
+
+    def add_versions(self, versions: Sequence[CredentialVersion]) -> None:
+        """Store the versions and give each its ``id``."""
+        ...
+
+    def version(self, version_id: int) -> CredentialVersion | None: ...
+    def versions_of(self, credential_id: str) -> list[CredentialVersion]: ...
+    def store_raw(self, sha256: str, content_type: str, body: bytes, now: datetime) -> None: ...
+    def raw(self, sha256: str) -> tuple[str, bytes] | None: ...
+
+
+class SuppliersUnitOfWork(UnitOfWork, Protocol):
+    """Read-only members, so any unit of work holding a more specific repository (the SQL one, the
+    in-memory one) still is one of these to the type checker."""
+
+    @property
+    def suppliers(self) -> SupplierRepository: ...
+    @property
+    def organisations(self) -> OrganisationRepository: ...
+
+
+class SqlSupplierRepository:
     def __init__(self, session: Session) -> None:
         self.session = session
 
-    # -- suppliers ----------------------------------------------------------------------------------
-    def add(self, obj: object) -> None:
+    def _add(self, objs: Sequence[object]) -> None:
         """Add and flush: the mapped classes have no relationships, so SQLAlchemy cannot order inserts
-        by foreign key itself; flushing in the order of ``add`` calls does."""
-        self.session.add(obj)
-        self.session.flush()
-
-    def add_all(self, objs: list[Any]) -> None:
-        """Rows of one class that do not refer to each other: one flush."""
+        by foreign key itself; flushing in the order of the calls does (one flush per call)."""
         if objs:
             self.session.add_all(objs)
             self.session.flush()
+
+    # -- suppliers ----------------------------------------------------------------------------------
+    def add(self, supplier: Supplier) -> None:
+        self._add([supplier])
 
     def get(self, supplier_id: str) -> Supplier | None:
         return self.session.get(Supplier, supplier_id)
@@ -72,6 +136,9 @@ class SupplierRepository:
         return list(self.session.scalars(stmt))
 
     # -- grants -------------------------------------------------------------------------------------
+    def add_grant(self, grant: SupplierGrant) -> None:
+        self._add([grant])
+
     def grant(self, supplier_id: str, org_id: str) -> SupplierGrant | None:
         return self.session.get(SupplierGrant, (supplier_id, org_id))
 
@@ -79,10 +146,10 @@ class SupplierRepository:
         result: Any = self.session.execute(delete(G).where(G.supplier_id == supplier_id, G.org_id == org_id))
         return bool(result.rowcount)
 
-    def grants_of(self, supplier_id: str) -> list[SupplierGrant]:
-        return list(self.session.scalars(select(G).where(G.supplier_id == supplier_id).order_by(G.granted_at)))
-
     # -- fetch slots ----------------------------------------------------------------------------------
+    def add_fetches(self, slots: Sequence[CredentialFetch]) -> None:
+        self._add(slots)
+
     def fetch(self, fetch_id: str) -> CredentialFetch | None:
         return self.session.get(CredentialFetch, fetch_id)
 
@@ -110,6 +177,9 @@ class SupplierRepository:
         return claimed
 
     # -- credentials ----------------------------------------------------------------------------------
+    def add_credentials(self, credentials: Sequence[Credential]) -> None:
+        self._add(credentials)
+
     def credentials_of(self, supplier_id: str) -> list[Credential]:
         stmt = select(C).where(C.supplier_id == supplier_id).order_by(C.system, C.type, C.record_key)
         return list(self.session.scalars(stmt))
@@ -132,9 +202,8 @@ class SupplierRepository:
         return list(self.session.scalars(stmt))
 
     # -- versions and raw payloads ----------------------------------------------------------------
-    def add_version(self, version: CredentialVersion) -> CredentialVersion:
-        self.add(version)
-        return version
+    def add_versions(self, versions: Sequence[CredentialVersion]) -> None:
+        self._add(versions)  # the flush assigns the ids
 
     def version(self, version_id: int) -> CredentialVersion | None:
         return self.session.get(CredentialVersion, version_id)
@@ -157,3 +226,80 @@ class SupplierRepository:
             select(raw_payloads.c.content_type, raw_payloads.c.body).where(raw_payloads.c.sha256 == sha256)
         ).first()
         return (row[0], bytes(row[1])) if row is not None else None
+
+
+# -- upstream calls ------------------------------------------------------------------------------------
+_BATCH = 200
+
+
+def _row(call: CallRecord) -> dict[str, Any]:
+    return {
+        "system": call.system,
+        "purpose": call.purpose[:64],
+        "requested_by": call.requested_by[:64],
+        "identifier_count": len(call.identifiers),
+        "batched": len(call.identifiers) > 1,
+        "started_at": call.started_at,
+        "duration_ms": call.duration_ms,
+        "outcome": call.outcome,
+        "attempts": call.attempts,
+        "http_status": call.http_status,
+        "error_code": call.error_code[:100] if call.error_code else None,
+        "request_sha256": call.request_sha256,
+        "response_sha256": call.response_sha256,
+    }
+
+
+class SqlUpstreamCallRepository:
+    """The connectors' ``CallRecorder``: every upstream call in ``upstream_calls`` — what the hub asked
+    whom, on whose behalf and why, with the hashes of what went out and came back (never the bodies:
+    those that became credentials are kept, by hash, with their versions).
+
+    Written by one background thread, in batches, outside any unit of work: a call happened whether or
+    not the transaction that wanted its answer commits, and writing the record must not add to the
+    latency of the fetch that made it (on SQLite every writer queues for one lock). A failure to
+    record is logged, never raised into the fetch; ``flush()`` waits until all are written."""
+
+    def __init__(self, session_factory: sessionmaker[Session]) -> None:
+        self.session_factory = session_factory
+        self._queue: queue.Queue[CallRecord | None] = queue.Queue()
+        self._thread = threading.Thread(target=self._run, name="upstream-call-recorder", daemon=True)
+        self._thread.start()
+
+    def record(self, call: CallRecord) -> None:
+        self._queue.put(call)
+
+    def flush(self) -> None:
+        """Block until every call recorded so far is in the table."""
+        self._queue.join()
+
+    def close(self) -> None:
+        self._queue.put(None)
+        self._thread.join(timeout=10)
+
+    def _run(self) -> None:
+        while True:
+            first = self._queue.get()
+            batch = [first]
+            while len(batch) < _BATCH:
+                try:
+                    batch.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            calls = [c for c in batch if c is not None]
+            try:
+                if calls:
+                    self._write(calls)
+            finally:
+                for _ in batch:
+                    self._queue.task_done()
+            if None in batch:
+                return
+
+    def _write(self, calls: list[CallRecord]) -> None:
+        try:
+            with self.session_factory() as session:
+                session.execute(upstream_calls.insert(), [_row(c) for c in calls])
+                session.commit()
+        except Exception:
+            log.exception("could not record %d upstream calls", len(calls))

@@ -13,12 +13,14 @@ import logging
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from hub.suppliers.commands import ClaimCredentialFetches, ExpireCredentials, RecordCredentialFetches
 from hub.suppliers.config import SupplierSettings
-from hub.suppliers.fetching import CredentialFetcher
 from hub.suppliers.model import new_id
+
+if TYPE_CHECKING:
+    from hub.suppliers.fetching import CredentialFetcher
 
 __all__ = ["SCHEDULER_ORG", "CredentialScheduler", "SchedulerRun"]
 

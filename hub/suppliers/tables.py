@@ -1,4 +1,4 @@
-"""Tables of suppliers, credentials and upstream call records (issue 3).
+"""Tables of suppliers, credentials and upstream call records.
 
 Tables use ``metadata`` from :mod:`hub.spine.tables`; domain classes are mapped in :func:`start_mappers`,
 which :func:`hub.spine.tables.start_mappers` calls once per process.
@@ -161,7 +161,7 @@ upstream_calls = Table(
 
 
 def start_mappers() -> None:
-    """Map this slice's domain classes imperatively (plain dataclasses, no relationships: the
+    """Map this flow's domain classes imperatively (plain dataclasses, no relationships: the
     repository queries what it needs)."""
     from hub.suppliers.model import Credential, CredentialFetch, CredentialVersion, Supplier, SupplierGrant
 

@@ -1,5 +1,7 @@
-"""The slice's adapters, built lazily from settings: a hub that never registers a supplier never loads
-a WSDL or opens an upstream connection pool, so the spine runs without any connector configured."""
+"""The flow's adapters, built once by bootstrap and lazily from settings: a hub that never registers a
+supplier never loads a WSDL or opens an upstream connection pool, so the spine runs without any
+connector configured. The service and the scheduler get the fetcher from here; routes and handlers
+never see it."""
 
 from __future__ import annotations
 
@@ -10,18 +12,19 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from hub.suppliers.call_records import DbCallRecorder
 from hub.suppliers.config import SupplierSettings
 from hub.suppliers.fetching import CredentialFetcher
+from hub.suppliers.repository import SqlUpstreamCallRepository
 from hub.suppliers.scheduler import CommandBus, CredentialScheduler
+from hub.suppliers.services import SupplierService
 
 if TYPE_CHECKING:
     from connectors.registry import ConnectorRegistry
 
-__all__ = ["SupplierServices"]
+__all__ = ["SupplierAdapters", "check_sources"]
 
 
-class SupplierServices:
+class SupplierAdapters:
     def __init__(
         self,
         config: SupplierSettings,
@@ -32,18 +35,14 @@ class SupplierServices:
     ) -> None:
         self.config = config
         self._section = connectors_section
-        self._bus = bus
         self._session_factory = session_factory
         self._connectors = connectors
         self._owns_connectors = connectors is None
         self._fetcher: CredentialFetcher | None = None
-        self._recorder: DbCallRecorder | None = None
+        self._calls: SqlUpstreamCallRepository | None = None
         self._lock = threading.Lock()
+        self.service = SupplierService(bus, self.fetcher)
         self.scheduler = CredentialScheduler(bus, self.fetcher, config)
-
-    @property
-    def connectors_built(self) -> bool:
-        return self._connectors is not None
 
     @property
     def connectors(self) -> ConnectorRegistry:
@@ -51,8 +50,8 @@ class SupplierServices:
             if self._connectors is None:
                 from connectors.registry import build_from_settings
 
-                self._recorder = DbCallRecorder(self._session_factory)
-                self._connectors = build_from_settings(self._section, recorder=self._recorder)
+                self._calls = SqlUpstreamCallRepository(self._session_factory)
+                self._connectors = build_from_settings(self._section, recorder=self._calls)
             return self._connectors
 
     def fetcher(self) -> CredentialFetcher:
@@ -70,8 +69,8 @@ class SupplierServices:
 
     def flush_call_records(self) -> None:
         """Wait until every upstream call made so far is in ``upstream_calls``."""
-        if self._recorder is not None:
-            self._recorder.flush()
+        if self._calls is not None:
+            self._calls.flush()
 
     def close(self) -> None:
         with self._lock:
@@ -81,9 +80,9 @@ class SupplierServices:
             if self._connectors is not None and self._owns_connectors:
                 self._connectors.close()
                 self._connectors = None
-            if self._recorder is not None:
-                self._recorder.close()
-                self._recorder = None
+            if self._calls is not None:
+                self._calls.close()
+                self._calls = None
 
 
 def check_sources(connectors_section: dict[str, Any]) -> list[str]:

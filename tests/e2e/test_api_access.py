@@ -24,14 +24,10 @@ from hub.config import Settings
 from hub.organisations.commands import CreateOrganisation
 from hub.organisations.model import OrgKind
 from hub.spine.tables import OutboxRow
-from tests.helpers import eventually
+from tests.support.api import API, bearer
+from tests.support.waiting import eventually
 
-API = "/api/v1"
 KINDS = [k.value for k in OrgKind]
-
-
-def bearer(key: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {key}"}
 
 
 @dataclass

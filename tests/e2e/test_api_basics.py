@@ -20,8 +20,8 @@ from hub.config import LoggingSettings, Settings
 from hub.organisations.commands import CreateOrganisation
 from hub.organisations.model import OrgKind
 from hub.spine.observability.logging import configure_logging
+from tests.support.api import API
 
-API = "/api/v1"
 PROBLEM = "application/problem+json"
 
 
@@ -254,7 +254,7 @@ def test_openapi_declares_the_security_schemes(client: TestClient) -> None:
 
 
 def test_every_api_operation_declares_its_scope(client: TestClient) -> None:
-    """Guards later slices too: an /api/v1 route without a required scope must be on this short list."""
+    """Guards every route added later too: an /api/v1 route without a required scope must be on this short list."""
     spec = client.get("/openapi.json").json()
     any_valid_key = {("get", f"{API}/me")}
     for path, operations in spec["paths"].items():

@@ -10,7 +10,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -22,7 +21,8 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.support.environment import ROOT, free_port
+
 KEY_LINE = re.compile(r"^\s+(institution|agency|supplier|operator)\s+(g2b_[0-9a-f]+_[A-Za-z0-9_-]+)\s", re.M)
 
 pytestmark = pytest.mark.slow
@@ -41,12 +41,6 @@ def copy_source_tree(dest: Path) -> None:
             target = dest / rel
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(src, target)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def get(url: str, key: str | None = None) -> tuple[int, dict[str, object]]:

@@ -4,18 +4,25 @@ changes feed, which replays the same history from any cursor."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import feedparser
 import pytest
 
-from tests.e2e.test_notices_publish import API, Client, api
-from tests.support.ocds_validation import SCHEMA_DIR_ENV, ocds_schema_dir, validate_package
+from tests.support.api import API
+from tests.support.notices import NoticesClient, notices_client
+from tests.support.ocds_validation import validate_package
 
-__all__ = ["api"]
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def api(request: pytest.FixtureRequest) -> Iterator[NoticesClient]:
+    with notices_client(str(request.getfixturevalue(f"{request.param}_url"))) as client:
+        yield client
 
 
-def seed(api: Client) -> dict[str, Any]:
+def seed(api: NoticesClient) -> dict[str, Any]:
     """Six notices of two institutions; one amended, one cancelled."""
     org_a, a = api.org()
     org_b, b = api.org()
@@ -42,14 +49,14 @@ def seed(api: Client) -> dict[str, Any]:
     return {"ids": ids, "org_a": org_a, "org_b": org_b}
 
 
-def found(api: Client, ids: dict[str, str], **params: Any) -> set[str]:
+def found(api: NoticesClient, ids: dict[str, str], **params: Any) -> set[str]:
     response = api.http.get(f"{API}/notices", params={**params, "limit": 100})
     assert response.status_code == 200, response.text
     by_id = {v: k for k, v in ids.items()}
     return {by_id[item["id"]] for item in response.json()["items"]}
 
 
-def test_filters_select_what_they_say(api: Client) -> None:
+def test_filters_select_what_they_say(api: NoticesClient) -> None:
     world = seed(api)
     ids = world["ids"]
     assert found(api, ids) == set(ids)
@@ -80,7 +87,7 @@ def test_filters_select_what_they_say(api: Client) -> None:
         "#/query/cursor")
 
 
-def test_pages_have_no_duplicates_and_no_gaps(api: Client) -> None:
+def test_pages_have_no_duplicates_and_no_gaps(api: NoticesClient) -> None:
     ids = seed(api)["ids"]
     _, late = api.org()
     seen: list[str] = []
@@ -102,11 +109,7 @@ def test_pages_have_no_duplicates_and_no_gaps(api: Client) -> None:
     assert capped["limit"] == 200
 
 
-SCHEMAS = ocds_schema_dir()
-
-
-@pytest.mark.skipif(SCHEMAS is None, reason=f"OCDS schemas not found (../shared/contracts/ocds or ${SCHEMA_DIR_ENV})")
-def test_every_ocds_package_validates(api: Client) -> None:
+def test_every_ocds_package_validates(api: NoticesClient, ocds_schemas: Path) -> None:
     ids = seed(api)["ids"]
     packages = []
     for notice_id in ids.values():
@@ -122,7 +125,7 @@ def test_every_ocds_package_validates(api: Client) -> None:
         packages.append(page)
         after = int(page["links"]["next"].split("after=")[1].split("&")[0])
     for package in packages:
-        assert validate_package(package, SCHEMAS) == [], package["uri"]
+        assert validate_package(package, ocds_schemas) == [], package["uri"]
     roads = api.http.get(f"{API}/notices/{ids['roads']}/ocds/releases").json()
     assert [r["tag"] for r in roads["releases"]] == [["tender"], ["tenderAmendment"]]
     assert roads["releases"][0]["ocid"] == f"ocds-g2bhub-{ids['roads']}"
@@ -134,7 +137,7 @@ def test_every_ocds_package_validates(api: Client) -> None:
     assert api.http.get(f"{API}/notices/nope/ocds/record").status_code == 404
 
 
-def test_atom_feed_parses_with_the_right_entries(api: Client) -> None:
+def test_atom_feed_parses_with_the_right_entries(api: NoticesClient) -> None:
     ids = seed(api)["ids"]
     response = api.http.get(f"{API}/feeds/notices.atom")
     assert response.status_code == 200
@@ -161,7 +164,7 @@ def test_atom_feed_parses_with_the_right_entries(api: Client) -> None:
     assert len(amended) == 1 and "deadline" in amended[0].summary
 
 
-def test_changes_feed_replays_from_any_cursor(api: Client) -> None:
+def test_changes_feed_replays_from_any_cursor(api: NoticesClient) -> None:
     ids = seed(api)["ids"]
     full = api.http.get(f"{API}/feeds/changes", params={"after": 0, "limit": 100}).json()
     changes = full["changes"]

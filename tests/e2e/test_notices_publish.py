@@ -7,85 +7,19 @@ from __future__ import annotations
 import copy
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from hub.api.app import create_app
-from hub.bootstrap import Hub, bootstrap
-from hub.config import Settings
-from hub.organisations.commands import CreateOrganisation
-from hub.organisations.model import OrgKind
-from hub.spine.tables import OutboxRow
-
-API = "/api/v1"
-
-
-def bearer(key: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {key}"}
-
-
-def notice_body(**overrides: Any) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "title": "Road resurfacing in Jongno-gu",
-        "description": "Resurfacing of 12 km of district roads, including drainage works",
-        "category": "works",
-        "classifications": [{"scheme": "CPV", "code": "45233140-2"}],
-        "delivery_region": "KR-11",
-        "estimated_value": "1250000000",
-        "currency": "KRW",
-        "procedure": "open",
-        "dates": {
-            "published": "2026-03-02T09:00:00+09:00",
-            "clarification_deadline": "2026-03-09T18:00:00+09:00",
-            "submission_deadline": "2026-03-16T10:00:00+09:00",
-            "opening": "2026-03-16T11:00:00+09:00",
-        },
-        "lots": [{"id": "L1", "title": "North section", "value": "700000000"}],
-        "documents": [{"title": "Specification", "url": "https://files.example.kr/spec.pdf", "sha256": "ab" * 32}],
-        "buyer": {"id": "KR-GOV-3000000", "name": "Jongno-gu Office"},
-    }
-    body.update(overrides)
-    return body
-
-
-@dataclass
-class Client:
-    hub: Hub
-    http: TestClient
-    operator_key: str
-
-    def org(self, kind: str = "institution") -> tuple[str, dict[str, str]]:
-        response = self.http.post(f"{API}/orgs", json={"name": f"{kind} {uuid.uuid4().hex[:6]}", "kind": kind},
-                                  headers=bearer(self.operator_key))
-        assert response.status_code == 201, response.text
-        return response.json()["organisation"]["id"], bearer(response.json()["api_key"])
-
-    def publish(self, headers: dict[str, str], **overrides: Any) -> dict[str, Any]:
-        response = self.http.post(f"{API}/notices", json=notice_body(**overrides), headers=headers)
-        assert response.status_code == 201, response.text
-        return dict(response.json())
-
-    def events(self) -> list[dict[str, Any]]:
-        with self.hub.session_factory() as session:
-            rows = session.scalars(select(OutboxRow).where(OutboxRow.message_type == "NoticeVersionPublished")
-                                   .order_by(OutboxRow.id))
-            return [dict(r.payload) for r in rows]
+from tests.support.api import API
+from tests.support.notices import NoticesClient, notice_body, notices_client
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
-def api(request: pytest.FixtureRequest) -> Iterator[Client]:
-    url = str(request.getfixturevalue(f"{request.param}_url"))
-    hub = bootstrap(Settings(database={"url": url}, broker={"kind": "inprocess"}), migrate=True)
-    _, issued = hub.bus.handle(CreateOrganisation(name="Hub operations", kind=OrgKind.OPERATOR))
-    try:
-        with TestClient(create_app(hub=hub)) as http:
-            yield Client(hub, http, issued.plaintext)
-    finally:
-        hub.close()
+def api(request: pytest.FixtureRequest) -> Iterator[NoticesClient]:
+    with notices_client(str(request.getfixturevalue(f"{request.param}_url"))) as client:
+        yield client
 
 
 def problem(response: Any, status: int) -> dict[str, Any]:
@@ -94,7 +28,7 @@ def problem(response: Any, status: int) -> dict[str, Any]:
     return dict(response.json())
 
 
-def test_publish_amend_cancel_keeps_every_version(api: Client) -> None:
+def test_publish_amend_cancel_keeps_every_version(api: NoticesClient) -> None:
     org_id, headers = api.org()
     created = api.publish(headers)
     notice_id = created["id"]
@@ -143,7 +77,7 @@ def test_publish_amend_cancel_keeps_every_version(api: Client) -> None:
     assert seqs == sorted(seqs) and len(set(seqs)) == 4
 
 
-def test_only_the_owning_institution_changes_a_notice(api: Client) -> None:
+def test_only_the_owning_institution_changes_a_notice(api: NoticesClient) -> None:
     _, owner = api.org()
     _, other = api.org()
     _, agency = api.org("agency")
@@ -160,7 +94,7 @@ def test_only_the_owning_institution_changes_a_notice(api: Client) -> None:
     assert api.http.get(f"{API}/notices/{notice_id}").json()["current_version"] == 1
 
 
-def test_validation_names_each_bad_field(api: Client) -> None:
+def test_validation_names_each_bad_field(api: NoticesClient) -> None:
     _, headers = api.org()
     body = notice_body(currency="WON", delivery_region="Seoul", category="furniture")
     del body["title"]
@@ -197,7 +131,7 @@ def test_validation_names_each_bad_field(api: Client) -> None:
     assert len(api.events()) == 1
 
 
-def test_idempotency_key_replays_and_refuses_reuse(api: Client) -> None:
+def test_idempotency_key_replays_and_refuses_reuse(api: NoticesClient) -> None:
     _, headers = api.org()
     _, other = api.org()
     keyed = {**headers, "Idempotency-Key": "publish-0001"}
@@ -224,7 +158,7 @@ def test_idempotency_key_replays_and_refuses_reuse(api: Client) -> None:
     assert len(api.events()) == 3
 
 
-def test_an_expired_idempotency_key_is_free_again_and_purged(api: Client) -> None:
+def test_an_expired_idempotency_key_is_free_again_and_purged(api: NoticesClient) -> None:
     from datetime import UTC, datetime, timedelta
 
     from sqlalchemy import func, update
@@ -271,7 +205,7 @@ def pps_item(order: str, kind: str = "등록공고", **overrides: str) -> dict[s
     return item
 
 
-def test_pps_import_maps_orders_to_versions(api: Client) -> None:
+def test_pps_import_maps_orders_to_versions(api: NoticesClient) -> None:
     _, headers = api.org()
     envelope = {"response": {"header": {"resultCode": "00", "resultMsg": "정상"}, "body": {"items": [
         pps_item("001", "변경공고", bidClseDt="2026-03-17 10:00:00", opengDt="2026-03-17 11:00:00"),
@@ -322,7 +256,7 @@ CSV = (
 )
 
 
-def test_csv_bulk_publishes_valid_rows_and_reports_bad_ones(api: Client) -> None:
+def test_csv_bulk_publishes_valid_rows_and_reports_bad_ones(api: NoticesClient) -> None:
     _, headers = api.org()
     response = api.http.post(f"{API}/notices/bulk", content=CSV.encode(),
                              headers={**headers, "Content-Type": "text/csv"})
@@ -347,14 +281,14 @@ def test_csv_bulk_publishes_valid_rows_and_reports_bad_ones(api: Client) -> None
     assert len(api.events()) == 4
 
 
-def test_openapi_declares_the_notice_routes(api: Client) -> None:
+def test_openapi_declares_the_notice_routes(api: NoticesClient) -> None:
     spec = api.http.get("/openapi.json").json()
     assert {"ApiKeyBearer": ["notices:write"]} in spec["paths"][f"{API}/notices"]["post"]["security"]
     assert spec["paths"][f"{API}/notices"]["get"]["x-public"] is True
     assert "text/csv" in spec["paths"][f"{API}/notices/bulk"]["post"]["requestBody"]["content"]
 
 
-def test_stored_versions_survive_a_round_trip(api: Client) -> None:
+def test_stored_versions_survive_a_round_trip(api: NoticesClient) -> None:
     _, headers = api.org()
     sme = {"kind": "national_certificate", "type": "SME"}
     body = notice_body(eligibility=[sme], procedure_details="제한경쟁")

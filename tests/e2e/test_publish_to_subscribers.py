@@ -17,17 +17,12 @@ from hub.bootstrap import Hub, bootstrap
 from hub.config import Settings
 from hub.organisations.commands import CreateOrganisation
 from hub.organisations.model import OrgKind
-from tests.e2e.test_notices_publish import notice_body
-from tests.helpers import eventually
+from tests.support.api import API, bearer
+from tests.support.notices import notice_body
+from tests.support.waiting import eventually
 from tests.syndication.receiver import Receiver
 from tests.syndication.support import FAST
 from tests.syndication.test_amqp import drain
-
-API = "/api/v1"
-
-
-def bearer(key: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {key}"}
 
 
 @pytest.fixture

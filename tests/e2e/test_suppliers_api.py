@@ -21,14 +21,9 @@ from hub.config import Settings
 from hub.organisations.commands import CreateOrganisation
 from hub.organisations.model import OrgKind
 from hub.spine.tables import AuditRow
-from tests.helpers import eventually
-from tests.supplier_helpers import FAST_SUPPLIERS, connector_overrides, control, full_identifiers, outage, reset
-
-API = "/api/v1"
-
-
-def bearer(key: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {key}"}
+from tests.support.api import API, bearer
+from tests.support.sandbox import FAST_SUPPLIERS, connector_overrides, control, full_identifiers, outage, reset
+from tests.support.waiting import eventually
 
 
 @dataclass
@@ -48,12 +43,6 @@ class Client:
         with self.hub.session_factory() as session:
             rows = session.scalars(select(AuditRow).where(AuditRow.subject_org_id == subject_org))
             return [r.event_type for r in rows]
-
-
-@pytest.fixture(scope="module")
-def sandbox() -> Iterator[SandboxServer]:
-    with SandboxServer() as server:
-        yield server
 
 
 @pytest.fixture

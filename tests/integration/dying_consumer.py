@@ -40,7 +40,7 @@ def rebuild(cls: type[B], bus: MessageBus) -> B:
     for group in bus.groups.values():
         for event_type in group.event_types:
             event_handlers.setdefault(event_type, []).append(group.handler)
-    return cls(bus.uow_factory, bus.command_handlers, event_handlers, bus.dependencies)
+    return cls(bus.uow_factory, bus.command_handlers, event_handlers, bus.dependencies, bus.group_names)
 
 
 def main(database_url: str, amqp_url: str, namespace: str) -> int:

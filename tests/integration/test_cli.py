@@ -20,9 +20,9 @@ from hub.bootstrap import bootstrap
 from hub.config import Settings
 from hub.organisations import events
 from hub.spine.messages import Envelope
-from tests.helpers import eventually
+from tests.support.environment import ROOT, free_port
+from tests.support.waiting import eventually
 
-ROOT = Path(__file__).resolve().parents[2]
 KEY = re.compile(r"g2b_[0-9a-f]+_[A-Za-z0-9_-]+")
 
 Run = Callable[..., subprocess.CompletedProcess[str]]
@@ -218,14 +218,6 @@ def test_worker_handles_the_outbox_and_stops_on_signal(
     assert audit_rows(db_path) == 2
     assert "worker started" in err and "audit" in err
     assert f"worker stopping on {sig.name}" in err and "worker stopped" in err
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def readyz(port: int) -> int:

@@ -7,7 +7,6 @@ rest against the sandbox twins served under new names. No Python is written for 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -15,9 +14,9 @@ import pytest
 from connectors.config import load_connectors_config
 from connectors.errors import NotFoundUpstream
 from connectors.registry import build_connectors
-from connectors.resilience import InMemoryCallRecorder
 from connectors.sandbox.server import SandboxServer
 from mappings.engine import load_mapping
+from tests.support.connectors import InMemoryCallRecorder
 
 SYSTEMS = """
 systems:
@@ -70,12 +69,6 @@ credentials:
       from: {path: "c:validFrom", transform: date}
       until: {path: "c:validUntil", transform: [empty_as_null, date]}
 """
-
-
-@pytest.fixture(scope="module")
-def sandbox() -> Iterator[SandboxServer]:
-    with SandboxServer() as server:
-        yield server
 
 
 @pytest.fixture

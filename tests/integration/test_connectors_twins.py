@@ -19,9 +19,9 @@ from connectors.errors import (
     TransientUpstreamError,
 )
 from connectors.registry import ConnectorRegistry, build_connectors
-from connectors.resilience import InMemoryCallRecorder
 from connectors.sandbox.server import SandboxServer
 from mappings.engine import load_mapping
+from tests.support.connectors import InMemoryCallRecorder
 
 PREFIX = {
     "vies": "vies",
@@ -54,12 +54,6 @@ class Clock:
 
     def __call__(self) -> float:
         return self.now
-
-
-@pytest.fixture(scope="module")
-def sandbox() -> Iterator[SandboxServer]:
-    with SandboxServer() as server:
-        yield server
 
 
 @pytest.fixture(autouse=True)

@@ -21,7 +21,7 @@ from hub.notices.commands import AmendNotice, PublishNotice
 from hub.notices.model import NoticeContent
 from hub.organisations.commands import CreateOrganisation
 from hub.organisations.model import OrgKind
-from tests.e2e.test_notices_publish import notice_body
+from tests.support.notices import notice_body
 
 PUBLISHERS = 8
 NOTICES_EACH = 6  # each also amended once: 2 versions per notice

@@ -11,7 +11,7 @@ from hub.bootstrap import bootstrap
 from hub.config import Settings
 from hub.suppliers.wiring import check_sources
 from mappings.engine import MappingError
-from tests.conftest import ROOT
+from tests.support.environment import ROOT
 
 
 def test_a_broken_mapping_file_stops_the_start_naming_file_and_field(tmp_path: Path, sqlite_url: str) -> None:

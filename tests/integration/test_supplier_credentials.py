@@ -20,10 +20,10 @@ from hub.config import Settings
 from hub.organisations.commands import CreateOrganisation
 from hub.organisations.model import OrgKind
 from hub.spine.tables import OutboxRow
-from hub.suppliers import services
-from hub.suppliers.queries import current_credentials, supplier_repository
+from hub.suppliers.queries import current_credentials
+from hub.suppliers.services import RegistrationResult
 from hub.suppliers.tables import upstream_calls
-from tests.supplier_helpers import (
+from tests.support.sandbox import (
     FAST_SUPPLIERS,
     connector_overrides,
     control,
@@ -33,12 +33,6 @@ from tests.supplier_helpers import (
 )
 
 ALL_SYSTEMS = {"nts", "national_certs", "vies", "gleif", "companies_house", "iaf"}
-
-
-@pytest.fixture(scope="module")
-def sandbox() -> Iterator[SandboxServer]:
-    with SandboxServer() as server:
-        yield server
 
 
 @pytest.fixture
@@ -57,15 +51,14 @@ def supplier_org(hub: Hub) -> str:
     return str(org.id)
 
 
-def register(hub: Hub, org_id: str, identifiers: dict[str, str]) -> services.RegistrationResult:
-    assert hub.suppliers is not None
-    return services.register_supplier(hub.bus, hub.suppliers.fetcher, org_id=org_id, identifiers=identifiers,
-                                      consent=True, actor_org_id=org_id)
+def register(hub: Hub, org_id: str, identifiers: dict[str, str]) -> RegistrationResult:
+    return hub.suppliers.service.register(org_id=org_id, identifiers=identifiers, consent=True,
+                                          actor_org_id=org_id)
 
 
 def states(hub: Hub, supplier_id: str) -> dict[str, str]:
     with hub.uow() as uow:
-        return {f.system: f.state for f in supplier_repository(uow).fetches_of(supplier_id)}
+        return {f.system: f.state for f in uow.suppliers.fetches_of(supplier_id)}
 
 
 def outbox(hub: Hub, message_type: str) -> list[dict[str, Any]]:
@@ -75,7 +68,6 @@ def outbox(hub: Hub, message_type: str) -> list[dict[str, Any]]:
 
 
 def scheduler_run(hub: Hub, now: datetime | None = None) -> Any:
-    assert hub.suppliers is not None
     return hub.suppliers.scheduler.run_once(now=now)
 
 
@@ -85,8 +77,8 @@ def test_register_fetches_every_system_with_provenance(hub: Hub, sandbox: Sandbo
     assert result.created
     assert states(hub, result.supplier.id) == dict.fromkeys(ALL_SYSTEMS, "verified")
     with hub.uow() as uow:
-        records = current_credentials(uow, result.supplier.id)
-        repo = supplier_repository(uow)
+        records = current_credentials(uow.suppliers, result.supplier.id)
+        repo = uow.suppliers
         assert {r.system for r in records} == ALL_SYSTEMS
         for record in records:
             assert record.fetch_state == "verified"
@@ -102,7 +94,6 @@ def test_register_fetches_every_system_with_provenance(hub: Hub, sandbox: Sandbo
     assert len(verified) == len(records)
     assert all(v["org_id"] == org for v in verified)
     assert outbox(hub, "SupplierRegistered")[0]["systems"] == sorted(ALL_SYSTEMS)
-    assert hub.suppliers is not None
     hub.suppliers.flush_call_records()
     with hub.session_factory() as session:
         calls = session.execute(select(upstream_calls.c.system, upstream_calls.c.purpose,
@@ -142,16 +133,15 @@ def test_status_change_at_source_emits_before_and_after(hub: Hub, sandbox: Sandb
     cert = next(c for c in sandbox.dataset.iaf_certificates_of(ids["iaf_ce_id"]) if c.status == "active")
     control(sandbox, "iaf", f"records/{cert.cert_id}", "PATCH", {"status": "withdrawn"})
 
-    services.refresh_supplier(hub.bus, hub.suppliers.fetcher, result.supplier.id,  # type: ignore[union-attr]
-                              requested_by=org)
+    hub.suppliers.service.refresh(result.supplier.id, requested_by=org)
     changed = {c["system"]: c for c in outbox(hub, "CredentialChanged")}
     assert changed["nts"]["before"]["status"] == "active" and changed["nts"]["after"]["status"] == "closed"
     assert changed["iaf"]["after"]["status"] == "withdrawn"
     with hub.uow() as uow:
-        records = current_credentials(uow, result.supplier.id)
+        records = current_credentials(uow.suppliers, result.supplier.id)
         tax = next(r for r in records if r.type == "tax_status")
         assert tax.status == "closed"
-        assert len(supplier_repository(uow).versions_of(tax.id)) == 2  # the first version is kept
+        assert len(uow.suppliers.versions_of(tax.id)) == 2  # the first version is kept
 
 
 def test_refresh_batches_nts_and_records_calls(hub: Hub, sandbox: SandboxServer) -> None:
@@ -168,7 +158,7 @@ def test_refresh_batches_nts_and_records_calls(hub: Hub, sandbox: SandboxServer)
     assert run.by_system["nts"] == 150
     stats = control(sandbox, "nts", "stats")
     assert stats.get("requests", stats.get("status_requests")) == 2, stats
-    hub.suppliers.flush_call_records()  # type: ignore[union-attr]
+    hub.suppliers.flush_call_records()
     with hub.session_factory() as session:
         batched = session.scalar(select(func.count()).select_from(upstream_calls).where(
             upstream_calls.c.system == "nts", upstream_calls.c.purpose == "refresh"))
@@ -186,6 +176,6 @@ def test_expiry_without_successful_refresh(hub: Hub, sandbox: SandboxServer) -> 
     expired = outbox(hub, "CredentialExpired")
     assert any(e["type"] == "tax_status" and e["previous_status"] == "active" for e in expired)
     with hub.uow() as uow:
-        tax = next(r for r in current_credentials(uow, result.supplier.id) if r.type == "tax_status")
+        tax = next(r for r in current_credentials(uow.suppliers, result.supplier.id) if r.type == "tax_status")
         assert tax.status == "expired"
     assert scheduler_run(hub, now=datetime.now(UTC) + timedelta(days=8)).expired == 0  # once only

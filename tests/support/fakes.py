@@ -5,6 +5,8 @@ Handlers are driven against :class:`FakeUnitOfWork` exactly as the bus drives th
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime, timedelta
+from itertools import count
 
 from hub.notices.idempotency import IdempotencyKeyRaced, StoredRequest
 from hub.notices.model import Notice, NoticeVersion
@@ -12,6 +14,7 @@ from hub.notices.repository import ExternalRef, StoredVersion
 from hub.organisations.model import ApiKey, Organisation, OrgKind
 from hub.spine.messages import Envelope
 from hub.spine.unit_of_work import AbstractUnitOfWork
+from hub.suppliers.model import ABSENT, Credential, CredentialFetch, CredentialVersion, Supplier, SupplierGrant
 
 
 class InMemoryOrganisationRepository:
@@ -92,12 +95,115 @@ class InMemoryIdempotencyStore:
         self.rows.pop((org_id, key), None)
 
 
+class InMemorySupplierRepository:
+    def __init__(self) -> None:
+        self.suppliers: dict[str, Supplier] = {}
+        self.grants: dict[tuple[str, str], SupplierGrant] = {}
+        self.fetches: dict[str, CredentialFetch] = {}
+        self.credentials: dict[str, Credential] = {}
+        self.versions: dict[int, CredentialVersion] = {}
+        self.raws: dict[str, tuple[str, bytes]] = {}
+        self._version_ids = count(1)
+
+    def add(self, supplier: Supplier) -> None:
+        self.suppliers[supplier.id] = supplier
+
+    def get(self, supplier_id: str) -> Supplier | None:
+        return self.suppliers.get(supplier_id)
+
+    def find_by_identity(self, org_id: str, identity_key: str) -> Supplier | None:
+        return next((s for s in self.suppliers.values() if (s.org_id, s.identity_key) == (org_id, identity_key)),
+                    None)
+
+    def list_owned(self, org_id: str | None = None, limit: int = 100, offset: int = 0) -> list[Supplier]:
+        found = sorted((s for s in self.suppliers.values() if org_id in (None, s.org_id)),
+                       key=lambda s: (s.created_at, s.id))
+        return found[offset : offset + limit]
+
+    def list_granted_to(self, org_id: str, limit: int = 100, offset: int = 0) -> list[Supplier]:
+        found = sorted((self.suppliers[s] for s, o in self.grants if o == org_id), key=lambda s: (s.created_at, s.id))
+        return found[offset : offset + limit]
+
+    def add_grant(self, grant: SupplierGrant) -> None:
+        self.grants[(grant.supplier_id, grant.org_id)] = grant
+
+    def grant(self, supplier_id: str, org_id: str) -> SupplierGrant | None:
+        return self.grants.get((supplier_id, org_id))
+
+    def revoke(self, supplier_id: str, org_id: str) -> bool:
+        return self.grants.pop((supplier_id, org_id), None) is not None
+
+    def add_fetches(self, slots: Sequence[CredentialFetch]) -> None:
+        self.fetches.update((slot.id, slot) for slot in slots)
+
+    def fetch(self, fetch_id: str) -> CredentialFetch | None:
+        return self.fetches.get(fetch_id)
+
+    def fetches_of(self, supplier_id: str) -> list[CredentialFetch]:
+        return sorted((f for f in self.fetches.values() if f.supplier_id == supplier_id), key=lambda f: f.system)
+
+    def claim(
+        self, token: str, now: datetime, lease: timedelta, limit: int,
+        supplier_id: str | None = None, force: bool = False,
+    ) -> list[CredentialFetch]:
+        def claimable(f: CredentialFetch) -> bool:
+            if f.claimed_until is not None and f.claimed_until > now:
+                return False
+            if supplier_id is not None and f.supplier_id != supplier_id:
+                return False
+            if force:
+                return f.state != "failed_permanently"
+            return f.next_attempt_at is not None and f.next_attempt_at <= now
+
+        due = sorted(filter(claimable, self.fetches.values()), key=lambda f: (f.next_attempt_at or now, f.id))
+        for slot in due[:limit]:
+            slot.claim(token, now, lease)
+        return due[:limit]
+
+    def add_credentials(self, credentials: Sequence[Credential]) -> None:
+        self.credentials.update((c.id, c) for c in credentials)
+
+    def credential(self, credential_id: str) -> Credential | None:
+        return self.credentials.get(credential_id)
+
+    def credentials_of(self, supplier_id: str) -> list[Credential]:
+        return sorted((c for c in self.credentials.values() if c.supplier_id == supplier_id),
+                      key=lambda c: (c.system, c.type, c.record_key))
+
+    def credentials_of_fetch(self, fetch_id: str) -> list[Credential]:
+        return [c for c in self.credentials.values() if c.fetch_id == fetch_id]
+
+    def expiring(self, now: datetime, limit: int) -> list[Credential]:
+        found = [c for c in self.credentials.values() if c.valid_until is not None and c.valid_until <= now
+                 and c.expired_at is None and c.status != ABSENT]
+        return sorted(found, key=lambda c: c.valid_until or now)[:limit]
+
+    def add_versions(self, versions: Sequence[CredentialVersion]) -> None:
+        for version in versions:
+            version.id = next(self._version_ids)
+            self.versions[version.id] = version
+
+    def version(self, version_id: int) -> CredentialVersion | None:
+        return self.versions.get(version_id)
+
+    def versions_of(self, credential_id: str) -> list[CredentialVersion]:
+        return sorted((v for v in self.versions.values() if v.credential_id == credential_id),
+                      key=lambda v: -(v.id or 0))
+
+    def store_raw(self, sha256: str, content_type: str, body: bytes, now: datetime) -> None:
+        self.raws.setdefault(sha256, (content_type, body))
+
+    def raw(self, sha256: str) -> tuple[str, bytes] | None:
+        return self.raws.get(sha256)
+
+
 class FakeUnitOfWork(AbstractUnitOfWork):
     """Same contract as the SQL unit of work; commits land in ``outbox`` and ``committed`` counts them."""
 
     def __init__(self) -> None:
         super().__init__()
         self.organisations = InMemoryOrganisationRepository()
+        self.suppliers = InMemorySupplierRepository()
         self.notices = InMemoryNoticeRepository()
         self.idempotency = InMemoryIdempotencyStore()
         self.outbox: list[Envelope] = []

@@ -5,6 +5,10 @@ fetch it, so both local copies are registered under their own ``id`` URLs in a `
 registry and any other remote reference fails loudly instead of reaching the network.
 There is no local record package schema, so a record package has its envelope checked here and its
 compiled release and embedded releases validated against the release schema.
+
+The schemas are not in this repository; they sit beside it in ``../shared/contracts/ocds`` (on
+developer machines and in CI alike). Tests that need them take :func:`required_schema_dir`, which skips
+without them on a developer machine and fails with CI=true, so a CI run can never pass by not checking.
 """
 
 from __future__ import annotations
@@ -23,11 +27,12 @@ from referencing import Registry
 from referencing.exceptions import NoSuchResource
 from referencing.jsonschema import DRAFT4
 
-__all__ = ["SCHEMA_DIR_ENV", "ocds_schema_dir", "validate_package"]
+from tests.support.environment import ROOT, service_missing
+
+__all__ = ["SCHEMA_DIR_ENV", "ocds_schema_dir", "required_schema_dir", "validate_package"]
 
 SCHEMA_DIR_ENV = "OCDS_SCHEMA_DIR"
-_REPO_ROOT = Path(__file__).resolve().parents[2]
-_DEFAULT_SCHEMA_DIR = _REPO_ROOT.parent / "shared" / "contracts" / "ocds"
+DEFAULT_SCHEMA_DIR = ROOT.parent / "shared" / "contracts" / "ocds"
 _RELEASE = "release-schema.json"
 _PACKAGE = "release-package-schema.json"
 _RECORD_ENVELOPE = ("uri", "publisher", "publishedDate", "records", "version")
@@ -36,9 +41,19 @@ _RECORD_ENVELOPE = ("uri", "publisher", "publishedDate", "records", "version")
 def ocds_schema_dir(explicit: str | Path | None = None) -> Path | None:
     """The schema directory: the argument, else ``$OCDS_SCHEMA_DIR``, else ``../shared/contracts/ocds``
     beside the repository; None when the chosen directory lacks the schemas."""
-    chosen = explicit or os.environ.get(SCHEMA_DIR_ENV) or _DEFAULT_SCHEMA_DIR
+    chosen = explicit or os.environ.get(SCHEMA_DIR_ENV) or DEFAULT_SCHEMA_DIR
     path = Path(chosen)
     return path if (path / _RELEASE).is_file() and (path / _PACKAGE).is_file() else None
+
+
+def required_schema_dir() -> Path:
+    """The schema directory for a test that validates; skips the test without it, fails it under CI=true."""
+    directory = ocds_schema_dir()
+    if directory is None:
+        chosen = os.environ.get(SCHEMA_DIR_ENV) or DEFAULT_SCHEMA_DIR
+        service_missing("OCDS schemas", f"no {_RELEASE} and {_PACKAGE} in {chosen} (set ${SCHEMA_DIR_ENV})")
+    assert directory is not None
+    return directory
 
 
 def _is_date_time(value: object) -> bool:

@@ -11,7 +11,7 @@ from typing import Any
 import pika
 import pytest
 
-from tests.helpers import eventually
+from tests.support.waiting import eventually
 from tests.syndication.conftest import API, Env
 from tests.syndication.support import new_notice_id
 

@@ -13,7 +13,7 @@ from hub.config import Settings
 from hub.subscriptions.config import syndication_settings
 from hub.subscriptions.secret_box import SecretBox, SecretsUnreadable
 from hub.subscriptions.tables import SubscriptionRow
-from tests.helpers import eventually
+from tests.support.waiting import eventually
 from tests.syndication.conftest import API, Env
 from tests.syndication.support import new_notice_id
 

@@ -1,5 +1,5 @@
 """Unit tests of the syndication rules: signatures (against the reference verifier), the retry
-schedule, the SSRF guard, the per-notice ordering rule, AMQP routing and filter parsing."""
+schedule, the SSRF guard, AMQP routing and filter parsing."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from hub.spine.errors import Rejected
 from hub.subscriptions.config import STANDARD_RETRY_SCHEDULE_S, SyndicationSettings
 from hub.subscriptions.filters import SubscriptionFilter
 from hub.subscriptions.handlers import parse_filter
-from hub.subscriptions.model import binding_keys, filter_json, is_routable, notice_routing_key, ready_to_send
+from hub.subscriptions.model import binding_keys, filter_json, is_routable, notice_routing_key
 from hub.subscriptions.retry import is_success, next_delay_s, parse_retry_after
 from hub.subscriptions.sender import encode_body
 from hub.subscriptions.signing import new_secret, webhook_headers
@@ -111,14 +111,6 @@ def test_the_request_goes_to_the_checked_address_under_the_original_name(
     url: str, address: str, expected: PinnedTarget
 ) -> None:
     assert pin(url, address) == expected
-
-
-def test_a_version_waits_for_every_earlier_one_to_settle() -> None:
-    assert ready_to_send(1, {})
-    assert not ready_to_send(3, {1: "delivered", 2: "pending"})
-    assert not ready_to_send(2, {1: "failed"})
-    assert ready_to_send(3, {1: "delivered", 2: "dead"})
-    assert ready_to_send(2, {1: "delivered", 3: "pending"})  # later versions do not block earlier ones
 
 
 def test_routing_keys_carry_category_and_region() -> None:

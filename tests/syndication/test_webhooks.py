@@ -9,7 +9,7 @@ from collections.abc import Callable
 from sqlalchemy import select
 
 from hub.spine.tables import AuditRow
-from tests.helpers import eventually
+from tests.support.waiting import eventually
 from tests.syndication.conftest import API, Env
 from tests.syndication.receiver import Answer
 from tests.syndication.support import new_notice_id

@@ -17,8 +17,8 @@ from connectors.errors import (
     TransientUpstreamError,
 )
 from connectors.registry import ConnectorRegistry, build_connectors
-from connectors.resilience import InMemoryCallRecorder, sha256_hex
-from tests.connector_fakes import Reply, ScriptedServer, SeenRequest
+from connectors.resilience import sha256_hex
+from tests.support.connectors import InMemoryCallRecorder, Reply, ScriptedServer, SeenRequest
 
 
 class Sleeps(list[float]):

@@ -11,8 +11,7 @@ from lxml import etree
 from connectors.config import PROJECT_ROOT, ConnectorsConfig
 from connectors.errors import NotFoundUpstream, PermanentUpstreamError, TransientUpstreamError
 from connectors.registry import ConnectorRegistry, build_connectors
-from connectors.resilience import InMemoryCallRecorder
-from tests.connector_fakes import Reply, ScriptedServer
+from tests.support.connectors import InMemoryCallRecorder, Reply, ScriptedServer
 
 VIES_WSDL = str(PROJECT_ROOT / "connectors" / "wsdl" / "vies_checkVatService.wsdl")
 NC_WSDL = str(PROJECT_ROOT / "connectors" / "wsdl" / "national_certificates.wsdl")

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import yaml
 
-from mappings.engine import MappingDataError, MappingError, load_mapping, load_mappings
+from mappings.engine import MappingDataError, MappingError, load_mapping
 from mappings.transforms import TransformError, compile_transform
 
 FETCHED = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
@@ -98,14 +98,11 @@ def test_xpath_errors_name_the_field(tmp_path: Path) -> None:
         load_mapping(write(tmp_path, doc))
 
 
-def test_unreadable_yaml_and_duplicate_sources(tmp_path: Path) -> None:
+def test_unreadable_yaml(tmp_path: Path) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_text("source: [unclosed")
     with pytest.raises(MappingError, match=r"bad\.yaml: cannot read"):
         load_mapping(bad)
-    one, two = write(tmp_path, GOOD_JSON, "one.yaml"), write(tmp_path, GOOD_JSON, "two.yaml")
-    with pytest.raises(MappingError, match=r"two\.yaml: source: 'demo' already mapped"):
-        load_mappings([one, two])
 
 
 def test_apply_records_map_default_and_ttl(tmp_path: Path) -> None:

@@ -8,6 +8,7 @@ from hub.organisations import events
 from hub.organisations.commands import CreateOrganisation, IssueApiKey, RevokeApiKey
 from hub.organisations.model import OrgKind
 from hub.registry import COMMAND_HANDLERS
+from hub.spine.audit import record_audit_entry
 from hub.spine.bus import MessageBus, Outcome, consumer_groups
 from hub.spine.errors import NotFound, Rejected
 from hub.spine.messages import Envelope
@@ -88,3 +89,31 @@ def test_consumer_group_names_must_be_unique() -> None:
     other.__name__ = "handler"
     with pytest.raises(ValueError, match="handler"):
         consumer_groups({events.OrganisationCreated: [handler], events.ApiKeyIssued: [other]})
+
+
+def test_consumer_groups_are_named_by_the_registry_declaration() -> None:
+    from hub.registry import CONSUMER_GROUPS, EVENT_HANDLERS
+
+    bus = MessageBus(FakeUnitOfWork, {}, EVENT_HANDLERS, group_names=CONSUMER_GROUPS)
+    assert set(bus.groups) == {"audit", "syndication-matching"}
+    assert "event.OrganisationCreated.#" in bus.groups["audit"].binding_keys
+
+
+def test_an_undeclared_handler_is_its_own_group_and_names_must_not_clash() -> None:
+    bus = MessageBus(FakeUnitOfWork, {}, {events.OrganisationCreated: [count_orgs]})
+    assert list(bus.groups) == ["count_orgs"]
+    with pytest.raises(ValueError, match="share the consumer group name 'same'"):
+        MessageBus(FakeUnitOfWork, {}, {events.OrganisationCreated: [count_orgs, record_audit_entry]},
+                   group_names={count_orgs: "same", record_audit_entry: "same"})
+
+
+def test_dependencies_are_bound_once_by_parameter_name() -> None:
+    seen: list[tuple[str, object]] = []
+
+    def handler(cmd: CreateOrganisation, uow: AbstractUnitOfWork, clock: str) -> None:
+        seen.append((cmd.name, clock))
+
+    bus = MessageBus(FakeUnitOfWork, {CreateOrganisation: handler}, {}, dependencies={"clock": "c1", "other": 1})
+    bus.dependencies["clock"] = "changed later"  # bound at construction: later changes do not leak in
+    bus.handle(CreateOrganisation(name="A", kind=OrgKind.INSTITUTION))
+    assert seen == [("A", "c1")]

@@ -16,14 +16,12 @@ from hub.notices.ocds import (
     release_package,
     releases_for,
 )
-from tests.support.ocds_validation import SCHEMA_DIR_ENV, ocds_schema_dir, validate_package
+from tests.support import environment
+from tests.support.ocds_validation import SCHEMA_DIR_ENV, ocds_schema_dir, required_schema_dir, validate_package
 
 KST = timezone(timedelta(hours=9))
 PREFIX = "ocds-g2bhub"
-SCHEMAS = ocds_schema_dir()
-needs_schemas = pytest.mark.skipif(
-    SCHEMAS is None, reason=f"OCDS schemas not found (../shared/contracts/ocds or ${SCHEMA_DIR_ENV})"
-)
+needs_schemas = pytest.mark.usefixtures("ocds_schemas")
 
 
 def content(**overrides: Any) -> NoticeContent:
@@ -198,6 +196,16 @@ def test_schema_dir_from_argument_or_environment(tmp_path: Any, monkeypatch: pyt
     assert ocds_schema_dir() is None
     with pytest.raises(FileNotFoundError):
         validate_package({"releases": []})
+
+
+def test_missing_schemas_fail_under_ci_and_skip_elsewhere(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(SCHEMA_DIR_ENV, str(tmp_path))
+    monkeypatch.setattr(environment, "IN_CI", True)
+    with pytest.raises(pytest.fail.Exception, match="OCDS schemas unavailable"):
+        required_schema_dir()
+    monkeypatch.setattr(environment, "IN_CI", False)
+    with pytest.raises(pytest.skip.Exception, match="OCDS schemas unavailable"):
+        required_schema_dir()
 
 
 def test_merge_rules() -> None:

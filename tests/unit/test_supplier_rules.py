@@ -1,5 +1,5 @@
-"""The register-once rules without I/O: identifier checks, applicable systems, backoff, refresh timing,
-due-slot selection and change detection."""
+"""The register-once rules without I/O: identifier checks, applicable systems, backoff, refresh timing
+and change detection. Which slots are due is the repository's query, tested against the database."""
 
 from __future__ import annotations
 
@@ -13,11 +13,9 @@ from hub.spine.errors import Rejected
 from hub.suppliers.config import load_supplier_settings
 from hub.suppliers.identifiers import validate_identifiers
 from hub.suppliers.model import (
-    CredentialFetch,
     Snapshot,
     backoff_delay,
     identity_key,
-    is_due,
     next_refresh_at,
     snapshot_changed,
 )
@@ -95,19 +93,6 @@ def test_refresh_ahead_of_the_earliest_expiry() -> None:
     # About to expire: not on every run; after half the time left (capped at the minimum interval).
     assert refresh([(NOW - timedelta(days=30), NOW + timedelta(minutes=10))]) == NOW + timedelta(minutes=5)
     assert refresh([(NOW - timedelta(days=30), NOW + timedelta(days=1))]) == NOW + timedelta(hours=12)
-
-
-def slot(**kw: object) -> CredentialFetch:
-    return CredentialFetch(id="f", supplier_id="s", system="nts", scheme="kr_brn", identifier=BRN, **kw)  # type: ignore[arg-type]
-
-
-def test_due_slot_selection() -> None:
-    assert is_due(slot(next_attempt_at=NOW), NOW)
-    assert not is_due(slot(next_attempt_at=NOW + timedelta(seconds=1)), NOW)
-    assert not is_due(slot(next_attempt_at=None, state="failed_permanently"), NOW)
-    leased = slot(next_attempt_at=NOW - timedelta(hours=1), claimed_until=NOW + timedelta(minutes=1))
-    assert not is_due(leased, NOW)
-    assert is_due(leased, NOW + timedelta(minutes=1))  # a lease that ran out frees the slot
 
 
 def snap(status: str, days_until: float | None, fetched_days: float = 0, derived: bool = False) -> Snapshot:

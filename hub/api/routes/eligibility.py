@@ -21,7 +21,7 @@ from hub.eligibility import RequirementError, evaluate, parse_requirements
 from hub.organisations.model import Scope
 from hub.spine.errors import RejectedFields
 from hub.suppliers.model import FetchState
-from hub.suppliers.queries import current_credentials, supplier_repository
+from hub.suppliers.queries import current_credentials
 
 router = APIRouter(prefix="/suppliers", tags=["eligibility"])
 
@@ -45,9 +45,9 @@ def query_eligibility(supplier_id: str, body: EligibilityQueryIn, caller: Eligib
     except RequirementError as error:
         raise RejectedFields(error.problems) from None
     supplier = readable_supplier(uow, caller, supplier_id)
-    credentials = [record.as_canonical() for record in current_credentials(uow, supplier.id)]
+    credentials = [record.as_canonical() for record in current_credentials(uow.suppliers, supplier.id)]
     pending = sorted(
-        {slot.system for slot in supplier_repository(uow).fetches_of(supplier.id)
+        {slot.system for slot in uow.suppliers.fetches_of(supplier.id)
          if slot.state == FetchState.PENDING.value}
     )
     now = datetime.now(UTC)

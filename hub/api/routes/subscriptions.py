@@ -1,4 +1,4 @@
-"""Routes of subscriptions and their deliveries (issue 4). Scope ``subscriptions:write``; an
+"""Routes of subscriptions and their deliveries. Scope ``subscriptions:write``; an
 organisation sees only its own subscriptions (another's answers 404, like a missing one)."""
 
 from __future__ import annotations

@@ -30,11 +30,10 @@ from hub.bootstrap import Hub
 from hub.organisations.model import OrgKind, Scope
 from hub.registry import HubUnitOfWork
 from hub.spine.errors import NotFound
-from hub.suppliers import services
 from hub.suppliers.commands import GrantSupplierAccess, RevokeSupplierAccess
-from hub.suppliers.fetching import CredentialFetcher
 from hub.suppliers.model import Supplier
-from hub.suppliers.queries import current_credentials, supplier_repository
+from hub.suppliers.queries import current_credentials
+from hub.suppliers.services import SupplierService
 
 router = APIRouter(prefix="/suppliers", tags=["suppliers"])
 
@@ -43,14 +42,16 @@ SuppliersWrite = Annotated[Principal, Depends(require_scope(Scope.SUPPLIERS_WRIT
 SuppliersRead = Annotated[Principal, Depends(require_any_scope(Scope.SUPPLIERS_READ, Scope.SUPPLIERS_WRITE))]
 
 
-def _fetcher(hub: Hub) -> CredentialFetcher:
-    assert hub.suppliers is not None
-    return hub.suppliers.fetcher()
+def get_supplier_service(hub: HubDep) -> SupplierService:
+    return hub.suppliers.service
+
+
+SupplierServiceDep = Annotated[SupplierService, Depends(get_supplier_service)]
 
 
 def readable_supplier(uow: HubUnitOfWork, caller: Principal, supplier_id: str) -> Supplier:
     """Object-level check (API1): owner, operator, or a granted institution; else 404."""
-    repo = supplier_repository(uow)
+    repo = uow.suppliers
     supplier = repo.get(supplier_id)
     if supplier is not None and (
         supplier.org_id == caller.org_id
@@ -62,7 +63,7 @@ def readable_supplier(uow: HubUnitOfWork, caller: Principal, supplier_id: str) -
 
 
 def _owned(uow: HubUnitOfWork, caller: Principal, supplier_id: str, operator_too: bool) -> Supplier:
-    supplier = supplier_repository(uow).get(supplier_id)
+    supplier = uow.suppliers.get(supplier_id)
     if supplier is None or not (supplier.org_id == caller.org_id or (operator_too and caller.cross_org)):
         raise NotFound("supplier", supplier_id)
     return supplier
@@ -77,9 +78,9 @@ def _raw_url(request: Request, supplier_id: str, credential_id: str, version_id:
 
 def _credentials(uow: HubUnitOfWork, request: Request, supplier_id: str,
                  history: bool = False) -> list[CredentialOut]:
-    repo = supplier_repository(uow)
+    repo = uow.suppliers
     out = []
-    for record in current_credentials(uow, supplier_id):
+    for record in current_credentials(repo, supplier_id):
         item = CredentialOut.of(record, _raw_url(request, supplier_id, record.id, record.version_id))
         if history:
             item.history = [VersionOut.of(v, _raw_url(request, supplier_id, record.id, v.id) or "")
@@ -90,7 +91,7 @@ def _credentials(uow: HubUnitOfWork, request: Request, supplier_id: str,
 
 def _supplier_out(hub: Hub, request: Request, supplier_id: str) -> SupplierOut:
     with hub.uow() as uow:
-        repo = supplier_repository(uow)
+        repo = uow.suppliers
         supplier = repo.get(supplier_id)
         if supplier is None:
             raise NotFound("supplier", supplier_id)
@@ -99,15 +100,15 @@ def _supplier_out(hub: Hub, request: Request, supplier_id: str) -> SupplierOut:
 
 
 @router.post("", status_code=201, summary="Register a supplier once (supplier organisation)")
-def register(body: RegisterSupplierIn, caller: SuppliersWrite, hub: HubDep, bus: BusDep,
+def register(body: RegisterSupplierIn, caller: SuppliersWrite, hub: HubDep, service: SupplierServiceDep,
              request: Request, response: Response) -> SupplierOut:
     """Validates the identifiers (checksums), fetches from every applicable system at once and answers
     with each credential's state. An upstream that is down leaves its slot ``pending`` (retried in the
     background); registration does not fail for it. The same identifiers again: 200, existing supplier."""
     if caller.org_kind is not OrgKind.SUPPLIER:
         raise Forbidden("only a supplier organisation registers itself")
-    result = services.register_supplier(
-        bus, lambda: _fetcher(hub), org_id=caller.org_id,
+    result = service.register(
+        org_id=caller.org_id,
         identifiers=body.identifiers.model_dump(exclude_none=True), consent=bool(body.consent),
         legal_name=body.legal_name, actor_org_id=caller.org_id,
     )
@@ -120,7 +121,7 @@ def register(body: RegisterSupplierIn, caller: SuppliersWrite, hub: HubDep, bus:
 @router.get("", summary="List suppliers (own; granted for institutions; all for operators)")
 def list_suppliers(caller: SuppliersRead, uow: UowDep, limit: Annotated[int, Query(ge=1, le=500)] = 100,
                    offset: Annotated[int, Query(ge=0)] = 0) -> list[SupplierSummaryOut]:
-    repo = supplier_repository(uow)
+    repo = uow.suppliers
     if caller.cross_org:
         found = repo.list_owned(None, limit, offset)
     elif caller.org_kind is OrgKind.INSTITUTION:
@@ -148,7 +149,7 @@ def list_credentials(supplier_id: str, caller: SuppliersRead, uow: UowDep, reque
 def list_versions(supplier_id: str, credential_id: str, caller: SuppliersRead, uow: UowDep,
                   request: Request) -> list[VersionOut]:
     readable_supplier(uow, caller, supplier_id)
-    repo = supplier_repository(uow)
+    repo = uow.suppliers
     credential = repo.credential(credential_id)
     if credential is None or credential.supplier_id != supplier_id:
         raise NotFound("credential", credential_id)
@@ -161,7 +162,7 @@ def list_versions(supplier_id: str, credential_id: str, caller: SuppliersRead, u
 def read_credential_raw(supplier_id: str, credential_id: str, version_id: int, caller: SuppliersRead,
                         uow: UowDep) -> Response:
     readable_supplier(uow, caller, supplier_id)
-    repo = supplier_repository(uow)
+    repo = uow.suppliers
     version = repo.version(version_id)
     credential = repo.credential(credential_id)
     if version is None or credential is None or credential.supplier_id != supplier_id \
@@ -179,10 +180,11 @@ def read_credential_raw(supplier_id: str, credential_id: str, version_id: int, c
 
 
 @router.post("/{supplier_id}/refresh", summary="Re-fetch every credential now (owner or operator)")
-def refresh(supplier_id: str, caller: SuppliersRead, hub: HubDep, bus: BusDep, request: Request) -> SupplierOut:
+def refresh(supplier_id: str, caller: SuppliersRead, hub: HubDep, service: SupplierServiceDep,
+            request: Request) -> SupplierOut:
     with hub.uow() as uow:
         _owned(uow, caller, supplier_id, operator_too=True)
-    services.refresh_supplier(bus, lambda: _fetcher(hub), supplier_id, requested_by=caller.org_id)
+    service.refresh(supplier_id, requested_by=caller.org_id)
     return _supplier_out(hub, request, supplier_id)
 
 

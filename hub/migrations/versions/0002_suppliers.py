@@ -1,4 +1,4 @@
-"""register-once: suppliers, credentials, upstream call records (issue 3)
+"""register-once: suppliers, credentials, upstream call records
 
 Revision ID: 0002
 Revises: 0001

@@ -1,6 +1,6 @@
 """publish-once: notices, versions, changes feed, idempotency keys
 
-Written by hand (autogenerate would also pick up other slices' tables). The single row of
+Written by hand (autogenerate would also pick up the other flows' tables). The single row of
 ``notice_feed_counter`` is seeded here: publishers increment it under its row lock.
 
 Revision ID: 0003

@@ -1,4 +1,4 @@
-"""subscriptions and deliveries (issue 4)
+"""subscriptions and deliveries
 
 Revision ID: 0004
 Revises: 0003

@@ -1,6 +1,6 @@
-"""A tiny scripted HTTP server on loopback for connector unit tests.
+"""What the connector tests share: a tiny scripted HTTP server on loopback and an in-memory call recorder.
 
-Tests talk real HTTP to it (no monkeypatching) and count requests server-side, so "retried three
+Tests talk real HTTP to the server (no monkeypatching) and count requests server-side, so "retried three
 times" and "not retried" are facts about the wire, not about mocks.
 """
 
@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from urllib.parse import parse_qs, urlsplit
+
+from connectors.resilience import CallRecord
 
 
 @dataclass
@@ -98,3 +100,15 @@ class ScriptedServer:
         self._server.shutdown()
         self._server.server_close()
         self._thread.join(timeout=5)
+
+
+@dataclass
+class InMemoryCallRecorder:
+    """Keeps every call record in a list, so tests can assert what was asked of whom; thread-safe."""
+
+    calls: list[CallRecord] = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def record(self, call: CallRecord) -> None:
+        with self._lock:
+            self.calls.append(call)

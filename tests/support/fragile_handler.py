@@ -1,31 +1,14 @@
-"""Small helpers the test tiers share."""
+"""A consumer group that fails on demand, for the dead-letter and replay tests of every backend."""
 
 from __future__ import annotations
 
 import dataclasses
-import time
 import uuid
-from collections.abc import Callable
-from typing import TypeVar
 
 from hub.organisations import events
 from hub.spine.audit import record_audit_entry
 from hub.spine.messages import Envelope
 from hub.spine.unit_of_work import AbstractUnitOfWork
-
-T = TypeVar("T")
-
-
-def eventually(probe: Callable[[], T], timeout: float = 15.0, interval: float = 0.05, what: str = "") -> T:
-    """Poll until ``probe`` returns something truthy; fail with the last value otherwise."""
-    deadline = time.monotonic() + timeout
-    last: T = probe()
-    while not last:
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what or probe!r}; last={last!r}")
-        time.sleep(interval)
-        last = probe()
-    return last
 
 
 class Switch:
@@ -41,6 +24,3 @@ def fragile_audit(event: events.OrganisationCreated, uow: AbstractUnitOfWork, en
         raise RuntimeError("handler bug")
     derived = str(uuid.uuid5(uuid.NAMESPACE_URL, "fragile:" + envelope.message_id))
     record_audit_entry(event, uow, dataclasses.replace(envelope, message_id=derived))
-
-
-fragile_audit.consumer_group = "fragile"  # type: ignore[attr-defined]
