@@ -5,54 +5,26 @@ and versions; Idempotency-Key, per-release report, ownership of source identifie
 from __future__ import annotations
 
 import copy
-import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from fastapi.testclient import TestClient
-from sqlalchemy import func, select
 
-from hub.api.app import create_app
-from hub.bootstrap import Hub, bootstrap
-from hub.config import Settings
-from hub.organisations.commands import CreateOrganisation
-from hub.organisations.model import OrgKind
-from hub.spine.tables import OutboxRow
+from tests.support.api import API
+from tests.support.notices import NoticesClient, notices_client
 
-API = "/api/v1"
 IMPORT = f"{API}/notices/import/ocds"
 
 
-@dataclass
-class Client:
-    hub: Hub
-    http: TestClient
-    operator: dict[str, str]
-
-    def org(self, kind: str = "institution") -> dict[str, str]:
-        response = self.http.post(f"{API}/orgs", json={"name": f"{kind} {uuid.uuid4().hex[:6]}", "kind": kind},
-                                  headers=self.operator)
-        assert response.status_code == 201, response.text
-        return {"Authorization": f"Bearer {response.json()['api_key']}"}
-
-    def events(self) -> int:
-        with self.hub.session_factory() as session:
-            stmt = select(func.count()).select_from(OutboxRow).where(OutboxRow.message_type == "NoticeVersionPublished")
-            return int(session.scalar(stmt) or 0)
+class Client(NoticesClient):
+    def institution(self, kind: str = "institution") -> dict[str, str]:
+        return self.org(kind)[1]
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
 def api(request: pytest.FixtureRequest) -> Iterator[Client]:
-    url = str(request.getfixturevalue(f"{request.param}_url"))
-    hub = bootstrap(Settings(database={"url": url}, broker={"kind": "inprocess"}), migrate=True)
-    _, issued = hub.bus.handle(CreateOrganisation(name="Hub operations", kind=OrgKind.OPERATOR))
-    try:
-        with TestClient(create_app(hub=hub)) as http:
-            yield Client(hub, http, {"Authorization": f"Bearer {issued.plaintext}"})
-    finally:
-        hub.close()
+    with notices_client(str(request.getfixturevalue(f"{request.param}_url"))) as client:
+        yield Client(client.hub, client.http, client.operator_key)
 
 
 NOTICE = {
@@ -68,7 +40,7 @@ NOTICE = {
 
 def served_package(api: Client) -> tuple[str, dict[str, Any]]:
     """A notice published, amended and cancelled by one institution, as the hub serves it in OCDS."""
-    source = api.org()
+    source = api.institution()
     notice_id = api.http.post(f"{API}/notices", json=NOTICE, headers=source).json()["id"]
     moved = {"reason": "deadline extended", "changes": {"dates": {"submission_deadline": "2026-05-28T10:00:00+09:00",
                                                                  "opening": "2026-05-28T11:00:00+09:00"}}}
@@ -81,8 +53,8 @@ def served_package(api: Client) -> tuple[str, dict[str, Any]]:
 
 def test_a_served_release_package_becomes_the_same_notice_with_its_versions(api: Client) -> None:
     source_id, package = served_package(api)
-    before = api.events()
-    importer = api.org()
+    before = len(api.events())
+    importer = api.institution()
     first_two = {**package, "releases": package["releases"][:2]}
     keyed = {**importer, "Idempotency-Key": "ocds-0001"}
     response = api.http.post(IMPORT, json=first_two, headers=keyed)
@@ -109,12 +81,12 @@ def test_a_served_release_package_becomes_the_same_notice_with_its_versions(api:
     for field in ("title", "description", "category", "classifications", "estimated_value", "currency", "buyer",
                   "documents", "procedure"):
         assert detail["content"][field] == original["content"][field], field
-    assert api.events() == before + 3
+    assert len(api.events()) == before + 3
 
 
 def test_each_release_is_reported_and_bad_ones_do_not_stop_the_rest(api: Client) -> None:
     _, package = served_package(api)
-    importer = api.org()
+    importer = api.institution()
     first, _, cancellation = package["releases"]
     untitled = copy.deepcopy(first)
     untitled["ocid"] = "ocds-other-1"
@@ -129,20 +101,20 @@ def test_each_release_is_reported_and_bad_ones_do_not_stop_the_rest(api: Client)
     assert rows[2]["errors"] == [{"field": "date", "message": "cancels a notice this hub has not imported"}]
 
     # the same ocid from another institution is that institution's own notice
-    theirs = api.http.post(IMPORT, json={**package, "releases": [first]}, headers=api.org()).json()["releases"]
+    theirs = api.http.post(IMPORT, json={**package, "releases": [first]}, headers=api.institution()).json()["releases"]
     assert theirs[0]["status"] == "created" and theirs[0]["notice_id"] != rows[3]["notice_id"]
 
 
 def test_what_is_not_a_release_package_is_refused(api: Client) -> None:
-    importer = api.org()
+    importer = api.institution()
     records = api.http.post(IMPORT, json={"records": []}, headers=importer)
     assert records.status_code == 422 and records.json()["errors"][0]["pointer"] == "#/body/records"
     assert api.http.post(IMPORT, json=[], headers=importer).status_code == 422
-    assert api.http.post(IMPORT, json={"releases": []}, headers=api.org("agency")).status_code == 403
+    assert api.http.post(IMPORT, json={"releases": []}, headers=api.institution("agency")).status_code == 403
     assert api.http.post(IMPORT, json={"releases": []}).status_code == 401
     many = {"releases": [{"ocid": "x"}] * 1001}
     assert api.http.post(IMPORT, json=many, headers=importer).status_code == 413
-    assert api.events() == 0
+    assert api.events() == []
 
 
 def test_openapi_declares_the_ocds_import(api: Client) -> None:
