@@ -1,9 +1,10 @@
-"""Typed configuration of upstream systems: one entry per system in ``config/connectors.yaml``.
+"""Typed configuration of upstream systems: the ``connectors`` section, one entry per system.
 
-A deployment changes only ``endpoint`` and the key (``key_env`` / ``key_file`` / ``key``), by the
-``connectors:`` section of its own config file or by ``G2BHUB_CONNECTORS__<SYSTEM>__ENDPOINT``; everything
-else (paths, auth style, fault codes, retry policy, mapping file) describes the contract and ships here.
-Adding a system is a YAML entry plus a mapping file — no Python.
+``config/connectors.yaml`` ships the entries (read with the rest of the configuration by
+:mod:`hub.config`). A deployment changes only ``endpoint`` and the key (``key_env`` / ``key_file`` /
+``key``), by the ``connectors:`` section of its own config file or by
+``G2BHUB_CONNECTORS__<SYSTEM>__ENDPOINT``; everything else (paths, auth style, fault codes, retry policy,
+mapping file) describes the contract. Adding a system is a YAML entry plus a mapping file — no Python.
 """
 
 from __future__ import annotations
@@ -11,15 +12,11 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
-
-from hub.config import deep_merge
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, StringConstraints, field_validator, model_validator
 
 __all__ = [
-    "DEFAULT_CONNECTORS_FILE",
     "PROJECT_ROOT",
     "AuthConfig",
     "BatchConfig",
@@ -31,12 +28,12 @@ __all__ = [
     "RetryPolicy",
     "SoapSystemConfig",
     "SystemConfig",
+    "SystemName",
+    "Systems",
     "Timeouts",
-    "load_connectors_config",
 ]
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_CONNECTORS_FILE = PROJECT_ROOT / "config" / "connectors.yaml"
 
 Outcome = Literal["transient", "permanent", "not_found"]
 
@@ -182,51 +179,17 @@ class SoapSystemConfig(_SystemBase):
 
 
 SystemConfig = Annotated[RestSystemConfig | SoapSystemConfig, Field(discriminator="kind")]
+SystemName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,63}$")]
+# The ``connectors`` section of the hub's settings: lower_snake_case system name → its entry.
+Systems = dict[SystemName, SystemConfig]
 
 
 class ConnectorsConfig(_Strict):
-    systems: dict[str, SystemConfig]
-    base_dir: Path = PROJECT_ROOT
+    """The systems a registry is built from. Relative paths (WSDL, mapping) resolve against the folder
+    that holds the ``connectors`` and ``mappings`` packages: the checkout, or site-packages."""
 
-    @field_validator("systems")
-    @classmethod
-    def _names_are_tokens(cls, value: dict[str, Any]) -> dict[str, Any]:
-        for name in value:
-            if not re.fullmatch(r"[a-z][a-z0-9_]{0,63}", name):
-                raise ValueError(f"system name {name!r} must be lower_snake_case")
-        return value
+    systems: Systems
 
     def resolve_path(self, path: Path | str) -> Path:
         candidate = Path(path)
-        return candidate if candidate.is_absolute() else self.base_dir / candidate
-
-
-def load_connectors_config(
-    path: Path | str | None = None,
-    *,
-    overrides: dict[str, Any] | None = None,
-    base_dir: Path | None = None,
-) -> ConnectorsConfig:
-    """Read the systems file and merge deployment ``overrides`` (e.g. ``Settings.connectors``) on top.
-
-    ``overrides`` is keyed by system name (``{"nts": {"endpoint": ..., "key_env": ...}}``); a top-level
-    ``systems`` key is accepted too. Relative paths (WSDL, mapping) resolve against ``base_dir``, by
-    default the project root for the shipped file and the file's own folder for any other file.
-    """
-    file_path = Path(path) if path is not None else DEFAULT_CONNECTORS_FILE
-    with file_path.open(encoding="utf-8") as handle:
-        raw = yaml.safe_load(handle) or {}
-    if not isinstance(raw, dict) or not isinstance(raw.get("systems"), dict):
-        raise ValueError(f"{file_path}: expected a top-level 'systems' mapping")
-    systems: dict[str, Any] = raw["systems"]
-    extra = dict(overrides or {})
-    extra = extra.get("systems", extra) if isinstance(extra.get("systems"), dict) else extra
-    for name, override in extra.items():
-        if isinstance(override, dict):
-            systems[name] = deep_merge(systems.get(name, {}), override)
-    if base_dir is None:
-        base_dir = PROJECT_ROOT if file_path.resolve() == DEFAULT_CONNECTORS_FILE else file_path.parent
-    try:
-        return ConnectorsConfig(systems=systems, base_dir=base_dir)
-    except Exception as exc:
-        raise ValueError(f"{file_path}: {exc}") from exc
+        return candidate if candidate.is_absolute() else PROJECT_ROOT / candidate

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from connectors.base import Connector
-from connectors.config import ConnectorsConfig, RestSystemConfig, SoapSystemConfig, load_connectors_config
+from connectors.config import PROJECT_ROOT, ConnectorsConfig, RestSystemConfig, SoapSystemConfig, SystemConfig
 from connectors.resilience import (
     BreakerState,
     CallRecorder,
@@ -66,7 +66,7 @@ class ConnectorRegistry(Mapping[str, Connector]):
 
 
 def build_connectors(
-    config: ConnectorsConfig | Path | str | None = None,
+    config: ConnectorsConfig,
     *,
     recorder: CallRecorder | None = None,
     clock: Callable[[], float] = time.monotonic,
@@ -74,8 +74,6 @@ def build_connectors(
 ) -> ConnectorRegistry:
     """One connector per enabled system. ``clock`` drives the breakers and ``sleep`` the retry backoff,
     so tests can move time without waiting."""
-    if not isinstance(config, ConnectorsConfig):
-        config = load_connectors_config(config)
     recorder = recorder or LoggingCallRecorder()
     connectors: dict[str, Connector] = {}
     try:
@@ -96,7 +94,7 @@ def build_connectors(
             if isinstance(cfg, RestSystemConfig):
                 connectors[system] = RestConnector(system, cfg, policy, recorder, key)
             elif isinstance(cfg, SoapSystemConfig):
-                wsdl = resolve_wsdl(cfg.wsdl, config.base_dir)
+                wsdl = resolve_wsdl(cfg.wsdl, PROJECT_ROOT)
                 connectors[system] = SoapConnector(system, cfg, policy, recorder, key, wsdl_location=wsdl)
     except Exception:
         for connector in connectors.values():
@@ -105,6 +103,6 @@ def build_connectors(
     return ConnectorRegistry(connectors, config)
 
 
-def build_from_settings(connectors_section: dict[str, Any], **kwargs: Any) -> ConnectorRegistry:
-    """Shipped ``config/connectors.yaml`` with the deployment's ``Settings.connectors`` merged on top."""
-    return build_connectors(load_connectors_config(overrides=connectors_section), **kwargs)
+def build_from_settings(systems: Mapping[str, SystemConfig], **kwargs: Any) -> ConnectorRegistry:
+    """The registry of the hub's ``connectors`` section (``Settings.connectors``)."""
+    return build_connectors(ConnectorsConfig(systems=dict(systems)), **kwargs)

@@ -29,7 +29,7 @@ from hub.subscriptions.dispatcher import DeliveryDispatcher
 if TYPE_CHECKING:
     from hub.suppliers.wiring import SupplierAdapters
 
-__all__ = ["Hub", "bootstrap", "make_broker"]
+__all__ = ["Hub", "bootstrap", "check_configuration", "make_broker"]
 
 IDEMPOTENCY_PURGE_INTERVAL_S = 3600.0
 
@@ -89,10 +89,9 @@ class Hub:
         return worker
 
     def purge_idempotency_keys(self) -> int:
-        from hub.notices.publication import publication_settings
         from hub.notices.repository import purge_expired
 
-        ttl = timedelta(hours=publication_settings(self.settings).idempotency_ttl_h)
+        ttl = timedelta(hours=self.settings.syndication.publication.idempotency_ttl_h)
         return purge_expired(self.session_factory, ttl)
 
     def database_ready(self) -> bool:
@@ -113,6 +112,20 @@ class Hub:
         self.engine.dispose()
 
 
+def check_configuration(settings: Settings, *, sources: bool = True) -> None:
+    """What the settings name but do not hold, checked before the schema is touched: a broken mapping
+    file stops the start (and any migration), not the first fetch."""
+    if sources:
+        from hub.suppliers.wiring import check_sources
+
+        check_sources(settings.connectors)
+    check_formats()  # every inbound notice format's mapping file, checked the same way
+    if not settings.syndication.secret_box().encrypts and not settings.database.url.startswith("sqlite"):
+        logging.getLogger(__name__).warning(
+            "webhook signing secrets are stored unencrypted: set syndication.secret_keys "
+            "(G2BHUB_SYNDICATION__SECRET_KEYS='[\"<fernet key>\"]')")
+
+
 def bootstrap(
     settings: Settings | None = None,
     *,
@@ -124,6 +137,11 @@ def bootstrap(
     migrate: bool = False,
 ) -> Hub:
     settings = settings or get_settings()
+    from hub.suppliers.wiring import SupplierAdapters
+
+    # ``dependencies={"connectors": registry}`` hands in a ready connector registry (tests, benches)
+    # instead of the configured sources.
+    check_configuration(settings, sources="connectors" not in (dependencies or {}))
     start_mappers()
     engine = make_engine(settings.database)
     if migrate:
@@ -131,30 +149,14 @@ def bootstrap(
 
         upgrade(engine)
     session_factory = make_session_factory(engine)
-    from hub.suppliers.config import load_supplier_settings
-    from hub.suppliers.wiring import SupplierAdapters, check_sources
-
-    supplier_settings = load_supplier_settings(settings.suppliers)
     bus = MessageBus(
         uow_factory=lambda: HubUnitOfWork(session_factory),
         command_handlers=command_handlers if command_handlers is not None else COMMAND_HANDLERS,
         event_handlers=event_handlers if event_handlers is not None else EVENT_HANDLERS,
-        dependencies={"settings": settings, "supplier_settings": supplier_settings, **(dependencies or {})},
+        dependencies={"settings": settings, "supplier_settings": settings.suppliers, **(dependencies or {})},
         group_names={**CONSUMER_GROUPS, **(group_names or {})},
     )
-    # ``dependencies={"connectors": registry}`` hands in a ready connector registry (tests, benches);
-    # otherwise the configured sources are checked now, so a broken mapping file stops the start-up.
-    if "connectors" not in (dependencies or {}):
-        check_sources(settings.connectors)
-    check_formats()  # every inbound notice format's mapping file, checked the same way
-    from hub.subscriptions.config import syndication_settings
-
-    # a bad syndication/publication key stops the start, not a worker thread
-    if not syndication_settings(settings).secret_box().encrypts and not settings.database.url.startswith("sqlite"):
-        logging.getLogger(__name__).warning(
-            "webhook signing secrets are stored unencrypted: set syndication.secret_keys "
-            "(G2BHUB_SYNDICATION__SECRET_KEYS='[\"<fernet key>\"]')")
-    suppliers = SupplierAdapters(supplier_settings, settings.connectors, bus, session_factory,
+    suppliers = SupplierAdapters(settings.suppliers, settings.connectors, bus, session_factory,
                                  connectors=(dependencies or {}).get("connectors"))
     return Hub(
         settings=settings,

@@ -1,4 +1,10 @@
-"""Layered configuration: ``config/default.yaml`` < file named by ``G2BHUB_CONFIG`` < ``G2BHUB_*`` env.
+"""One configuration for the whole hub, read and validated once at start.
+
+Layers, later wins key by key: every shipped ``config/*.yaml`` (package data ``hub.defaults``,
+``default.yaml`` first) < the file named by ``G2BHUB_CONFIG`` < ``G2BHUB_*`` environment variables
+(``__`` between nested keys) < explicit arguments. Every section is a typed model owned by its flow, so a
+typo or a bad value stops the start with one line naming the file or variable and the key
+(:func:`load_settings`) before any migration runs.
 
 Secrets (database passwords inside URLs, API keys of upstream systems) are ``SecretStr`` or are
 redacted by :func:`redact_url` before they reach a log line.
@@ -6,122 +12,151 @@ redacted by :func:`redact_url` before they reach a log line.
 
 from __future__ import annotations
 
+import json
 import os
+import re
+from collections.abc import Mapping, Sequence
 from functools import lru_cache
+from importlib.abc import Traversable
+from importlib.resources import files
 from pathlib import Path
-from typing import Any, Literal
-from urllib.parse import urlsplit, urlunsplit
+from typing import Any
 
 import yaml
-from pydantic import BaseModel, Field
+from pydantic import ValidationError, ValidationInfo, field_validator
 from pydantic_settings import (
     BaseSettings,
+    EnvSettingsSource,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
+    SettingsError,
 )
 
-DEFAULT_CONFIG_FILE = Path(__file__).resolve().parent.parent / "config" / "default.yaml"
+from connectors.config import Systems
+from hub.spine.settings import BrokerSettings, DatabaseSettings, LoggingSettings, RelaySettings, Section, redact_url
+from hub.subscriptions.config import SyndicationSettings
+from hub.suppliers.config import SupplierSettings
+
+__all__ = [
+    "ApiSettings",
+    "BrokerSettings",
+    "ConfigError",
+    "DatabaseSettings",
+    "LoggingSettings",
+    "RelaySettings",
+    "Settings",
+    "deep_merge",
+    "get_settings",
+    "load_settings",
+    "redact_url",
+    "shipped_files",
+    "with_overrides",
+]
+
+# The top-level config/ folder, installed as this package (see pyproject.toml).
+DEFAULTS_PACKAGE = "hub.defaults"
+ENV_PREFIX = "G2BHUB_"
 
 
-class DatabaseSettings(BaseModel):
-    url: str = "sqlite:///./var/g2bhub.db"
-    echo: bool = False
-    pool_size: int = 10
-    connect_timeout_s: int = Field(5, ge=1, le=300)
-    # None: migrate at start only on SQLite (one process owns the file); on a shared PostgreSQL run
-    # `g2bhub db upgrade` once instead, so N API processes never race each other's migrations.
-    migrate_on_start: bool | None = None
-
-    def model_post_init(self, _context: Any) -> None:
-        if self.migrate_on_start is None:
-            self.migrate_on_start = self.url.startswith("sqlite")
-
-
-class BrokerSettings(BaseModel):
-    kind: Literal["inprocess", "rabbitmq"] = "inprocess"
-    url: str = "amqp://guest:guest@127.0.0.1:5672/"
-    namespace: str = Field("g2bhub", pattern=r"^[A-Za-z0-9_.-]{1,64}$")
-    prefetch: int = Field(32, ge=1, le=10_000)
-    delivery_limit: int = Field(5, ge=1, le=1000)
-    heartbeat_s: int = 30
-    blocked_connection_timeout_s: float = 60.0
-    connection_attempts: int = 3
-    retry_delay_s: float = 1.0
-    reconnect_max_backoff_s: float = 30.0
-
-
-class RelaySettings(BaseModel):
-    batch_size: int = Field(200, ge=1, le=10_000)
-    poll_interval_s: float = Field(0.2, gt=0)
-    confirm_timeout_s: float = Field(30.0, gt=0)
-
-
-class ApiSettings(BaseModel):
+class ApiSettings(Section):
     host: str = "127.0.0.1"
     port: int = 8000
     public_base_url: str = "http://127.0.0.1:8000"
     max_body_bytes: int = 5 * 1024 * 1024
 
 
-class LoggingSettings(BaseModel):
-    level: str = "INFO"
-    json_format: bool = Field(True, alias="json")
+class ConfigError(ValueError):
+    """Invalid configuration: one line per problem, each naming where the value came from and its key."""
 
-    model_config = {"populate_by_name": True}
+    def __init__(self, problems: Sequence[str]) -> None:
+        self.problems = list(problems)
+        super().__init__("\n".join(self.problems))
 
 
-def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
-    """Override wins key by key; nested mappings merge instead of replacing each other."""
+def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    """Override wins key by key; nested mappings merge instead of replacing each other (lists replace)."""
     merged = dict(base)
     for key, value in override.items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
             merged[key] = deep_merge(merged[key], value)
         else:
             merged[key] = value
     return merged
 
 
-def _read_yaml(path: Path) -> dict[str, Any]:
-    with path.open(encoding="utf-8") as handle:
-        loaded = yaml.safe_load(handle) or {}
+def shipped_files() -> list[Traversable]:
+    """The shipped defaults, ``default.yaml`` first, then the others by name (each holds whole sections)."""
+    found = [entry for entry in files(DEFAULTS_PACKAGE).iterdir() if entry.name.endswith(".yaml")]
+    return sorted(found, key=lambda entry: (entry.name != "default.yaml", entry.name))
+
+
+def _read_yaml(text: str, origin: str) -> dict[str, Any]:
+    try:
+        loaded = yaml.safe_load(text) or {}
+    except yaml.YAMLError as exc:
+        where = getattr(exc, "problem_mark", None)
+        line = f" (line {where.line + 1})" if where is not None else ""
+        raise ConfigError([f"{origin}: not valid YAML{line}: {getattr(exc, 'problem', None) or exc}"]) from None
     if not isinstance(loaded, dict):
-        raise ValueError(f"{path}: top level must be a mapping")
+        raise ConfigError([f"{origin}: top level must be a mapping of sections"])
     return loaded
 
 
+def _file_layers() -> list[tuple[str, dict[str, Any]]]:
+    """(origin, data) of every file, lowest precedence first."""
+    layers = []
+    for entry in shipped_files():
+        origin = str(Path(str(entry)).resolve()) if isinstance(entry, Path) else f"config/{entry.name}"
+        layers.append((origin, _read_yaml(entry.read_text(encoding="utf-8"), origin)))
+    extra = os.environ.get("G2BHUB_CONFIG")
+    if extra:
+        try:
+            text = Path(extra).read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError([f"G2BHUB_CONFIG={extra}: cannot read the file ({exc.strerror})"]) from None
+        layers.append((extra, _read_yaml(text, extra)))
+    return layers
+
+
 class YamlFilesSource(PydanticBaseSettingsSource):
-    """Defaults file, then the file named by ``G2BHUB_CONFIG``, merged key by key."""
+    """The shipped files, then the file named by ``G2BHUB_CONFIG``, merged key by key."""
 
     def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:  # pragma: no cover
         return None, field_name, False
 
     def __call__(self) -> dict[str, Any]:
         data: dict[str, Any] = {}
-        if DEFAULT_CONFIG_FILE.exists():
-            data = _read_yaml(DEFAULT_CONFIG_FILE)
-        extra = os.environ.get("G2BHUB_CONFIG")
-        if extra:
-            data = deep_merge(data, _read_yaml(Path(extra)))
+        for _origin, layer in _file_layers():
+            data = deep_merge(data, layer)
         return data
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(
-        env_prefix="G2BHUB_",
-        env_nested_delimiter="__",
-        extra="ignore",
-    )
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, env_nested_delimiter="__", extra="forbid")
 
     database: DatabaseSettings = DatabaseSettings()
     broker: BrokerSettings = BrokerSettings()
     relay: RelaySettings = RelaySettings()
     api: ApiSettings = ApiSettings()
     logging: LoggingSettings = LoggingSettings()
-    # Free-form here, validated by the code that owns the section (connectors, syndication).
-    connectors: dict[str, Any] = {}
-    # Register-once timing and scheme → system mapping (config/suppliers.yaml holds the defaults).
-    suppliers: dict[str, Any] = {}
-    syndication: dict[str, Any] = {}
+    # Upstream systems by name (config/connectors.yaml ships one entry each).
+    connectors: Systems = {}
+    # Register once: scheme → systems and fetch timing (config/suppliers.yaml).
+    suppliers: SupplierSettings
+    # Push delivery, plus open publication under ``syndication.publication``.
+    syndication: SyndicationSettings = SyndicationSettings()
+
+    @field_validator("suppliers")
+    @classmethod
+    def _suppliers_name_known_systems(cls, value: SupplierSettings, info: ValidationInfo) -> SupplierSettings:
+        if "connectors" not in info.data:  # already reported: the connectors section did not validate
+            return value
+        known = info.data["connectors"]
+        for scheme, systems in value.applicable_systems.items():
+            unknown = [name for name in systems if name not in known]
+            if unknown:
+                raise ValueError(f"applicable_systems.{scheme} names systems without a connectors entry: {unknown}")
+        return value
 
     @classmethod
     def settings_customise_sources(
@@ -136,16 +171,95 @@ class Settings(BaseSettings):
         return (init_settings, env_settings, file_secret_settings, YamlFilesSource(settings_cls))
 
 
+def load_settings(**arguments: Any) -> Settings:
+    """The validated settings every entrypoint starts from; :class:`ConfigError` lists what is wrong."""
+    try:
+        return Settings(**arguments)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, arguments)) from None
+    except SettingsError as exc:  # an environment value that should be JSON and is not
+        raise ConfigError([_describe_json_error(exc)]) from None
+
+
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
-    return Settings()
+    return load_settings()
 
 
-def redact_url(url: str) -> str:
-    """Hide the password of a URL so it can be logged."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.rsplit("@", 1)[1]
-    user = parts.username or ""
-    return urlunsplit((parts.scheme, f"{user}:***@{netloc}", parts.path, parts.query, parts.fragment))
+def with_overrides(settings: Settings, changes: Mapping[str, Any]) -> Settings:
+    """A copy with ``changes`` merged key by key and validated again (``model_copy`` validates nothing)."""
+    merged = deep_merge(settings.model_dump(by_alias=True), changes)
+    return Settings.model_validate(merged)
+
+
+def _describe(exc: ValidationError, arguments: Mapping[str, Any]) -> list[str]:
+    """``<file or variable>: <dotted.key>: <message>``, one line per validation error."""
+    layers = _file_layers()
+    environment = EnvSettingsSource(Settings)()
+    inputs = [data for _origin, data in layers] + [environment, arguments]
+    lines = []
+    for error in exc.errors():
+        key = _key_path(inputs, error["loc"])
+        dotted = "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in key).lstrip(".")
+        message = error["msg"].removeprefix("Value error, ")
+        origin = _origin(key, layers, environment, arguments) if key else "configuration"
+        lines.append(f"{origin}: {dotted}: {message}" if key else f"{origin}: {message}")
+    return lines
+
+
+def _describe_json_error(error: SettingsError) -> str:
+    field = re.search(r'field "(\w+)"', str(error))
+    prefix = f"{ENV_PREFIX}{field.group(1) if field else ''}".upper()
+    for name, value in sorted(os.environ.items()):
+        if name.upper().startswith(prefix) and value.startswith(("[", "{")):
+            try:
+                json.loads(value)
+            except json.JSONDecodeError as exc:
+                return f"{name}: not valid JSON ({exc.msg} at character {exc.pos})"
+    return f"{prefix}*: {error}"
+
+
+def _lookup(data: Any, key: Sequence[Any]) -> bool:
+    """Whether ``data`` holds a value at ``key`` (mapping keys and list indexes)."""
+    for part in key:
+        holds = part in data if isinstance(data, Mapping) else (
+            isinstance(data, list) and isinstance(part, int) and part < len(data))
+        if not holds:
+            return False
+        data = data[part]
+    return True
+
+
+def _key_path(datas: list[Mapping[str, Any]], loc: Sequence[Any]) -> list[Any]:
+    """The error's location as keys of the input: union tags (``rest``, ``soap``, ``str``…) are dropped."""
+    key: list[Any] = []
+    for part in loc:
+        candidate = [*key, part]
+        if any(_lookup(data, candidate) for data in datas) or part == loc[-1]:
+            key = candidate
+    return key
+
+
+def _origin(key: list[Any], layers: list[tuple[str, dict[str, Any]]], environment: Mapping[str, Any],
+            arguments: Mapping[str, Any]) -> str:
+    """The highest layer that sets the key, else the highest that sets its longest set prefix."""
+    for length in range(len(key), 0, -1):
+        prefix = key[:length]
+        if _lookup(arguments, prefix):
+            return "arguments"
+        if _lookup(environment, prefix):
+            return _environment_name(prefix)
+        setters = [origin for origin, data in layers if _lookup(data, prefix)]
+        if setters:
+            return setters[-1]
+    return "configuration"
+
+
+def _environment_name(key: list[Any]) -> str:
+    present = {name.upper() for name in os.environ}
+    names = [part for part in key if isinstance(part, str)]
+    for length in range(len(names), 0, -1):
+        name = ENV_PREFIX + "__".join(names[:length]).upper()
+        if name in present:
+            return name
+    return ENV_PREFIX + "__".join(names).upper()

@@ -29,11 +29,15 @@ __all__ = [
 
 
 def load_settings(configure: bool = True) -> Settings:
-    """Read the layered settings and configure logging from them (every command starts here)."""
+    """Read and validate the layered settings, then configure logging from them (every command starts
+    here, so nothing — no migration either — runs on a configuration that does not validate)."""
+    from hub.config import ConfigError
+    from hub.config import load_settings as load
+
     try:
-        settings = Settings()
-    except Exception as exc:  # pydantic ValidationError, a broken G2BHUB_CONFIG file...
-        fail(f"invalid configuration: {exc}")
+        settings = load()
+    except ConfigError as exc:
+        fail("\n".join(f"invalid configuration: {problem}" for problem in exc.problems))
     if configure:
         configure_logging_for(settings)
     return settings

@@ -14,18 +14,20 @@ from hub.config import Settings, redact_url
 app = typer.Typer(help="Effective configuration.", no_args_is_help=True)
 
 # ``key`` alone is a connector's inline API key; ``key_env`` / ``key_file`` only say where one lives.
-_SECRET_KEY = re.compile(r"(password|passwd|secret|token|api_?key|credential|private)|^key$", re.IGNORECASE)
+_SECRET_KEY = re.compile(r"(password|passwd|secret|token|api_?key|credential|private|authorization)|^key$",
+                         re.IGNORECASE)
 _URL = re.compile(r"^[a-z][a-z0-9+.-]*://", re.IGNORECASE)
 
 
 def redact(value: Any, key: str = "") -> Any:
-    """Hide secrets anywhere in the tree: URL passwords, and whole values under secret-sounding keys
-    (connector and syndication sections are free-form, so names are all there is to go by)."""
+    """Hide secrets anywhere in the tree: URL passwords, and text under secret-sounding keys. ``SecretStr``
+    fields dump masked already; the names catch free-form maps (a connector's ``headers``). Numbers and
+    flags (``secret_overlap_s``, ``allow_private_targets``) are settings, not secrets, and stay visible."""
     if isinstance(value, dict):
         return {k: redact(v, str(k)) for k, v in value.items()}
     if isinstance(value, list):
         return [redact(v, key) for v in value]
-    if _SECRET_KEY.search(key) and value not in (None, ""):
+    if _SECRET_KEY.search(key) and isinstance(value, str) and value:
         return "***"
     if isinstance(value, str) and _URL.match(value):
         try:

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from hub.cli.demo_components import DEMO_ORGANISATIONS, DemoComponent, DemoContext
-from hub.config import Settings
+from hub.config import Settings, with_overrides
 from hub.organisations.model import OrgKind
 
 __all__ = ["SandboxSuppliers", "sandbox_connector_overrides"]
@@ -47,10 +47,7 @@ class SandboxSuppliers(DemoComponent):
             log.info("port %d is taken; the sandbox twins take a free port", DEMO_PORT)
             self.server = SandboxServer(port=0).start()
         overrides = sandbox_connector_overrides(self.server.endpoints, self.server.api_keys)
-        merged = {**settings.connectors}
-        for system, values in overrides.items():
-            merged[system] = {**merged.get(system, {}), **values}
-        return settings.model_copy(update={"connectors": merged})
+        return with_overrides(settings, {"connectors": overrides})
 
     def _identifier_sets(self) -> list[dict[str, str]]:
         wanted = [s.identifiers for s in self.server.dataset.suppliers if len(s.identifiers) >= 2]

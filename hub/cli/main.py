@@ -45,7 +45,7 @@ def main(
         False, "--version", callback=_show_version, is_eager=True, help="Print the version and exit."
     ),
 ) -> None:
-    """Settings come from config/default.yaml < the file in G2BHUB_CONFIG < G2BHUB_* environment."""
+    """Settings come from config/*.yaml < the file in G2BHUB_CONFIG < G2BHUB_* environment."""
 
 
 app.command(help="Run the HTTP API (with the in-process broker, also the embedded worker).")(serve)

@@ -94,6 +94,9 @@ def serve(
         log.warning("in-process broker without an embedded worker: run exactly one `g2bhub worker` process")
 
     if workers > 1:
+        from hub.bootstrap import check_configuration
+
+        check_configuration(settings)
         if do_migrate:
             _migrate(settings)
         log.info("starting %d API processes on %s:%d", workers, host, port)

@@ -18,7 +18,6 @@ from hub.notices.formats import FORMATS, ImportedNotice
 from hub.notices.idempotency import Receipt, remember, replay
 from hub.notices.links import notice_path, version_path
 from hub.notices.model import Notice, NoticeStateError, NoticeValidationError, NoticeVersion, VersionKind
-from hub.notices.publication import publication_settings
 from hub.notices.repository import NoticeRepository, NoticesUnitOfWork
 from hub.notices.services import (
     announce,
@@ -33,7 +32,7 @@ from hub.spine.messages import Command, Event
 
 
 def _replay(uow: NoticesUnitOfWork, settings: Settings, cmd: Any) -> Receipt | None:
-    ttl = timedelta(hours=publication_settings(settings).idempotency_ttl_h)
+    ttl = timedelta(hours=settings.syndication.publication.idempotency_ttl_h)
     return replay(uow.idempotency, cmd.institution_org_id, cmd.idempotency, ttl)
 
 
@@ -101,7 +100,7 @@ def import_notices(cmd: ImportNotices, uow: NoticesUnitOfWork, settings: Setting
     fmt = FORMATS.get(cmd.format)
     if fmt is None:
         raise Rejected("format", f"unknown notice format {cmd.format!r} (known: {', '.join(FORMATS)})")
-    items = fmt.read(cmd.document, cmd.options, publication_settings(settings))
+    items = fmt.read(cmd.document, cmd.options, settings.syndication.publication)
     report: list[dict[str, Any]] = [dict(item.ref) for item in items]
     known: dict[str, tuple[Notice, int]] = {}  # external id → (notice, last order) as of this import
     changes: list[tuple[Notice, list[NoticeVersion]]] = []

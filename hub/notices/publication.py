@@ -1,7 +1,7 @@
 """Settings of open publication (OCDS identity, feed sizes, upload caps).
 
-They live under ``syndication.publication`` in the configuration (the ``syndication`` section is shared
-with push delivery, which validates its own keys), e.g.::
+They live under ``syndication.publication`` in the configuration (``settings.syndication.publication``;
+the ``syndication`` section is shared with push delivery), e.g.::
 
     syndication:
       publication:
@@ -16,9 +16,7 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from hub.config import Settings
-
-__all__ = ["PublicationSettings", "publication_settings"]
+__all__ = ["PublicationSettings"]
 
 
 class PublicationSettings(BaseModel):
@@ -54,6 +52,3 @@ class PublicationSettings(BaseModel):
         """A requested page size, capped: asking for more than the maximum is not an error."""
         return self.page_size if limit is None else max(1, min(limit, self.max_page_size))
 
-
-def publication_settings(settings: Settings) -> PublicationSettings:
-    return PublicationSettings.model_validate(settings.syndication.get("publication") or {})

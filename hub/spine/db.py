@@ -10,7 +10,7 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
-from hub.config import DatabaseSettings
+from hub.spine.settings import DatabaseSettings
 
 __all__ = ["make_engine", "make_session_factory", "normalise_url"]
 

@@ -15,9 +15,9 @@ from dataclasses import dataclass
 import pika
 from pika.spec import BasicProperties
 
-from hub.config import BrokerSettings
 from hub.spine.brokers.rabbitmq.publisher import ConfirmingPublisher, Outgoing
 from hub.spine.brokers.rabbitmq.topology import connection_parameters
+from hub.spine.settings import BrokerSettings
 
 __all__ = ["AmqpChannel", "SubscriberTopology"]
 

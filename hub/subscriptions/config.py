@@ -1,4 +1,4 @@
-"""Typed view of ``Settings.syndication`` (a free-form dict in the spine's settings).
+"""The ``syndication`` section of the hub's settings: push delivery, and open publication under it.
 
 The retry schedule is the Standard Webhooks one; ``time_scale`` compresses it (and the secret
 overlap window) for tests and the sandbox without changing its shape."""
@@ -7,11 +7,10 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field, SecretStr, field_validator
 
-from hub.config import Settings
 from hub.notices.publication import PublicationSettings
 from hub.subscriptions.secret_box import SecretBox
 
-__all__ = ["STANDARD_RETRY_SCHEDULE_S", "SyndicationSettings", "syndication_settings"]
+__all__ = ["STANDARD_RETRY_SCHEDULE_S", "SyndicationSettings"]
 
 # Delay before each attempt: now, 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 14 h, 20 h, 24 h.
 STANDARD_RETRY_SCHEDULE_S: tuple[float, ...] = (
@@ -42,7 +41,6 @@ class SyndicationSettings(BaseModel):
     # Open publication's settings share the section; validated here too so one check covers both.
     publication: PublicationSettings = PublicationSettings()
 
-
     @field_validator("secret_keys")
     @classmethod
     def _fernet_keys(cls, keys: list[SecretStr]) -> list[SecretStr]:
@@ -58,6 +56,3 @@ class SyndicationSettings(BaseModel):
     def secret_box(self) -> SecretBox:
         return SecretBox([key.get_secret_value() for key in self.secret_keys])
 
-
-def syndication_settings(settings: Settings) -> SyndicationSettings:
-    return SyndicationSettings.model_validate(settings.syndication or {})

@@ -21,7 +21,7 @@ from hub.spine.messages import Envelope
 from hub.spine.unit_of_work import outbox_row
 from hub.subscriptions import repository as store
 from hub.subscriptions.amqp_channel import AmqpChannel
-from hub.subscriptions.config import SyndicationSettings, syndication_settings
+from hub.subscriptions.config import SyndicationSettings
 from hub.subscriptions.events import SubscriptionChanged
 from hub.subscriptions.index_cache import index_cache_for
 from hub.subscriptions.model import Channel, DeliveryStatus
@@ -45,7 +45,7 @@ class DeliveryDispatcher:
                  transport: httpx.BaseTransport | None = None) -> None:
         self.session_factory = session_factory
         self.settings = settings
-        self.config: SyndicationSettings = syndication_settings(settings)
+        self.config: SyndicationSettings = settings.syndication
         self.box = self.config.secret_box()
         self.client = make_client(self.config, transport)
         self.pool = ThreadPoolExecutor(self.config.dispatch_concurrency, thread_name_prefix="webhook")

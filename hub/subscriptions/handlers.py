@@ -25,7 +25,6 @@ from hub.subscriptions.commands import (
     RotateSubscriptionSecret,
     UpdateSubscription,
 )
-from hub.subscriptions.config import syndication_settings
 from hub.subscriptions.events import SubscriptionChanged
 from hub.subscriptions.filters import SubscriptionFilter
 from hub.subscriptions.matcher import match_notice_version
@@ -55,7 +54,7 @@ def _check_url(url: str | None, settings: Settings) -> str:
     if not url:
         raise Rejected("channel.url", "a webhook subscription needs a URL")
     try:
-        check_target(url, allow_private=syndication_settings(settings).allow_private_targets)
+        check_target(url, allow_private=settings.syndication.allow_private_targets)
     except UnsafeTarget as exc:
         raise Rejected("channel.url", str(exc)) from exc
     return url
@@ -107,7 +106,7 @@ def create_subscription(
         id=cmd.subscription_id, org_id=cmd.org_id, name=cmd.name.strip(), channel=cmd.channel, url=url,
         filter=filter_json(flt), routable=cmd.channel == Channel.AMQP.value and is_routable(flt),
         status="active",
-        secrets=[{**syndication_settings(settings).secret_box().seal(secret), "expires_at": None}] if secret else [],
+        secrets=[{**settings.syndication.secret_box().seal(secret), "expires_at": None}] if secret else [],
         created_at=now, updated_at=now,
     )
     session.add(row)
@@ -160,7 +159,7 @@ def rotate_secret(cmd: RotateSubscriptionSecret, uow: AbstractUnitOfWork, settin
     if row.channel != Channel.WEBHOOK.value:
         raise Rejected("channel", "only webhook subscriptions have a signing secret")
     now = store.utcnow()
-    config = syndication_settings(settings)
+    config = settings.syndication
     until = now + timedelta(seconds=config.secret_overlap_s * config.time_scale)
     kept = []
     for item in row.secrets or []:

@@ -1,4 +1,4 @@
-"""Settings of the register-once flow: ``config/suppliers.yaml`` < ``Settings.suppliers`` overrides.
+"""The ``suppliers`` section of the hub's settings (defaults in ``config/suppliers.yaml``).
 
 Which systems an identifier is fetched from is data (a deployment adds a registry for a scheme without
 touching Python); the timing knobs are here so tests and benchmarks shorten them instead of patching.
@@ -6,17 +6,11 @@ touching Python); the timing knobs are here so tests and benchmarks shorten them
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any
-
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from hub.suppliers.identifiers import SCHEMES
 
-__all__ = ["DEFAULT_SUPPLIERS_FILE", "SupplierSettings", "load_supplier_settings"]
-
-DEFAULT_SUPPLIERS_FILE = Path(__file__).resolve().parent.parent.parent / "config" / "suppliers.yaml"
+__all__ = ["SupplierSettings"]
 
 
 class _Strict(BaseModel):
@@ -78,28 +72,3 @@ class SupplierSettings(_Strict):
             for scheme, value in identifiers.items()
             for system in self.applicable_systems.get(scheme, [])
         ]
-
-
-def _deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
-    merged = dict(base)
-    for key, value in override.items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict) and key != "applicable_systems":
-            merged[key] = _deep_merge(merged[key], value)
-        else:
-            merged[key] = value
-    return merged
-
-
-def load_supplier_settings(
-    overrides: dict[str, Any] | None = None, path: Path | str | None = None
-) -> SupplierSettings:
-    """The shipped file with ``overrides`` (``Settings.suppliers``) merged on top; errors name the file."""
-    file_path = Path(path) if path is not None else DEFAULT_SUPPLIERS_FILE
-    with file_path.open(encoding="utf-8") as handle:
-        raw = yaml.safe_load(handle) or {}
-    if not isinstance(raw, dict):
-        raise ValueError(f"{file_path}: top level must be a mapping")
-    try:
-        return SupplierSettings.model_validate(_deep_merge(raw, dict(overrides or {})))
-    except Exception as exc:
-        raise ValueError(f"{file_path}: {exc}") from exc

@@ -5,13 +5,14 @@ never see it."""
 
 from __future__ import annotations
 
-import json
 import threading
+from collections.abc import Mapping
 from functools import lru_cache
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from connectors.config import ConnectorsConfig, SystemConfig
 from hub.suppliers.config import SupplierSettings
 from hub.suppliers.fetching import CredentialFetcher
 from hub.suppliers.repository import SqlUpstreamCallRepository
@@ -28,7 +29,7 @@ class SupplierAdapters:
     def __init__(
         self,
         config: SupplierSettings,
-        connectors_section: dict[str, Any],
+        connectors_section: Mapping[str, SystemConfig],
         bus: CommandBus,
         session_factory: sessionmaker[Session],
         connectors: ConnectorRegistry | None = None,
@@ -85,26 +86,23 @@ class SupplierAdapters:
                 self._calls = None
 
 
-def check_sources(connectors_section: dict[str, Any]) -> list[str]:
-    """Once per distinct configuration in a process (see :func:`_check_sources`)."""
-    return list(_check_sources(json.dumps(connectors_section, sort_keys=True, default=str)))
+def check_sources(systems: Mapping[str, SystemConfig]) -> list[str]:
+    """Once per distinct set of mapping files in a process (see :func:`_check_sources`)."""
+    config = ConnectorsConfig(systems=dict(systems))
+    wanted = tuple((name, str(config.resolve_path(entry.mapping)) if entry.mapping is not None else None)
+                   for name, entry in systems.items() if entry.enabled)
+    return list(_check_sources(wanted))
 
 
 @lru_cache(maxsize=32)
-def _check_sources(section_json: str) -> tuple[str, ...]:
-    """Validate at start-up what the hub would otherwise meet at its first fetch: the connector
-    configuration and every enabled system's mapping file. Raises with the file and the field named;
-    returns the systems checked. Builds no HTTP client."""
-    from connectors.config import load_connectors_config
+def _check_sources(mappings: tuple[tuple[str, str | None], ...]) -> tuple[str, ...]:
+    """Validate at start-up what the hub would otherwise meet at its first fetch: every enabled system's
+    mapping file. Raises with the file and the field named; returns the systems checked. Builds no HTTP
+    client."""
     from mappings.engine import load_mapping
 
-    config = load_connectors_config(overrides=json.loads(section_json))
-    checked = []
-    for system, system_config in config.systems.items():
-        if not system_config.enabled:
-            continue
-        if system_config.mapping is None:
+    for system, path in mappings:
+        if path is None:
             raise ValueError(f"connectors.{system}.mapping: an enabled system needs a mapping file")
-        load_mapping(str(config.resolve_path(system_config.mapping)))
-        checked.append(system)
-    return tuple(checked)
+        load_mapping(path)
+    return tuple(system for system, _path in mappings)

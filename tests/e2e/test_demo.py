@@ -36,11 +36,10 @@ def copy_source_tree(dest: Path) -> None:
         check=True,
     ).stdout.decode()
     for rel in filter(None, listed.split("\0")):
-        src = ROOT / rel
-        if src.is_file():
-            target = dest / rel
+        src, target = ROOT / rel, dest / rel
+        if src.is_symlink() or src.is_file():
             target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(src, target)
+            shutil.copy2(src, target, follow_symlinks=False)  # hub/defaults links to config/
 
 
 def get(url: str, key: str | None = None) -> tuple[int, dict[str, object]]:

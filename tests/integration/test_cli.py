@@ -160,8 +160,9 @@ def test_dead_letters_list_and_replay(migrated: Run, db_path: Path) -> None:
 
 def test_config_show_redacts_secrets(run: Run, tmp_path: Path) -> None:
     extra = tmp_path / "site.yaml"
-    extra.write_text(yaml.safe_dump({"connectors": {"nts": {"key": "nts-k3y-value", "key_env": "NTS_KEY"},
-                                                    "iaf": {"api_key": "iaf-k3y-value"}}}))
+    fernet_key = "Wh1ecsGSA8xFQgxX2Y4ljG5nZ7Ki0-5PpZL8bqAmnqE="
+    extra.write_text(yaml.safe_dump({"connectors": {"nts": {"key": "nts-k3y-value", "key_env": "NTS_KEY"}},
+                                     "syndication": {"secret_keys": [fernet_key]}}))
     proc = run(
         "config",
         "show",
@@ -171,14 +172,18 @@ def test_config_show_redacts_secrets(run: Run, tmp_path: Path) -> None:
         G2BHUB_BROKER__KIND="rabbitmq",
     )
     out = proc.stdout + proc.stderr
-    for secret in ("s3cr3t-pw", "an0ther-pw", "nts-k3y-value", "iaf-k3y-value"):
+    for secret in ("s3cr3t-pw", "an0ther-pw", "nts-k3y-value", fernet_key):
         assert secret not in out
     shown = yaml.safe_load(proc.stdout)
     assert shown["database"]["url"] == "postgresql://hub:***@db.example:5432/hub"
     assert shown["broker"]["url"] == "amqp://mq:***@mq.example:5672/"
     assert shown["broker"]["kind"] == "rabbitmq"
-    assert shown["connectors"]["nts"] == {"key": "***", "key_env": "NTS_KEY"}  # where a key lives is no secret
-    assert shown["connectors"]["iaf"] == {"api_key": "***"}
+    nts = shown["connectors"]["nts"]
+    assert (nts["key"], nts["key_env"]) == ("***", "NTS_KEY")  # where a key lives is no secret
+    assert nts["path"] == "/status"  # the shipped entry, typed, with the deployment's key merged in
+    assert shown["syndication"]["secret_keys"] == ["***"]
+    assert shown["syndication"]["allow_private_targets"] is False  # a flag, not a secret
+    assert shown["suppliers"]["applicable_systems"]["lei"] == ["gleif"]
     assert shown["logging"]["json"] is False
 
 

@@ -1,8 +1,9 @@
 """A new REST source and a new SOAP source added from configuration and mapping files alone.
 
-Everything system-specific below is YAML written to a temporary folder — a systems file and one
-mapping file per source — and the generic machinery (build_connectors + the mapping engine) does the
-rest against the sandbox twins served under new names. No Python is written for either source.
+Everything system-specific below is YAML written to a temporary folder — the deployment's config file
+(``G2BHUB_CONFIG``) with a ``connectors:`` entry per source, and one mapping file per source — and the
+generic machinery (the settings loader, the connector registry and the mapping engine) does the rest
+against the sandbox twins served under new names. No Python is written for either source.
 """
 
 from __future__ import annotations
@@ -11,15 +12,16 @@ from pathlib import Path
 
 import pytest
 
-from connectors.config import load_connectors_config
 from connectors.errors import NotFoundUpstream
-from connectors.registry import build_connectors
+from connectors.registry import build_from_settings
 from connectors.sandbox.server import SandboxServer
+from hub.config import load_settings
+from hub.suppliers.wiring import check_sources
 from mappings.engine import load_mapping
 from tests.support.connectors import InMemoryCallRecorder
 
 SYSTEMS = """
-systems:
+connectors:
   lei_registry_b:                     # a REST JSON:API registry
     kind: rest
     endpoint: {base}/gleif
@@ -28,7 +30,7 @@ systems:
     identifier_pattern: '^[A-Z0-9]{{20}}$'
     timeouts: {{connect_s: 2, read_s: 5}}
     retry: {{max_attempts: 2}}
-    mapping: lei_registry_b.yaml
+    mapping: {folder}/lei_registry_b.yaml
   cert_registry_b:                    # a SOAP registry, WSDL fetched from the service itself
     kind: soap
     wsdl: {base}/national-certs/NationalCertificatesService?wsdl
@@ -37,7 +39,7 @@ systems:
     identifier_pattern: '^[0-9]{{10}}$'
     arguments: {{holderId: "{{identifier}}"}}
     fault_codes: {{HOLDER_NOT_FOUND: not_found, INVALID_INPUT: permanent, SERVICE_UNAVAILABLE: transient}}
-    mapping: cert_registry_b.yaml
+    mapping: {folder}/cert_registry_b.yaml
 """
 
 LEI_MAPPING = """
@@ -73,18 +75,21 @@ credentials:
 
 @pytest.fixture
 def config_dir(tmp_path: Path, sandbox: SandboxServer) -> Path:
-    (tmp_path / "systems.yaml").write_text(SYSTEMS.format(base=sandbox.base_url))
+    (tmp_path / "hub.yaml").write_text(SYSTEMS.format(base=sandbox.base_url, folder=tmp_path))
     (tmp_path / "lei_registry_b.yaml").write_text(LEI_MAPPING)
     (tmp_path / "cert_registry_b.yaml").write_text(CERT_MAPPING)
     return tmp_path
 
 
-def test_new_rest_and_soap_sources_from_yaml_alone(config_dir: Path, sandbox: SandboxServer) -> None:
-    registry = build_connectors(
-        load_connectors_config(config_dir / "systems.yaml"), recorder=InMemoryCallRecorder(), sleep=lambda _s: None
-    )
-    assert set(registry) == {"lei_registry_b", "cert_registry_b"}
-    mappings = {name: load_mapping(registry.mapping_path(name) or "") for name in registry}
+def test_new_rest_and_soap_sources_from_yaml_alone(
+    config_dir: Path, sandbox: SandboxServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("G2BHUB_CONFIG", str(config_dir / "hub.yaml"))
+    settings = load_settings()
+    check_sources(settings.connectors)  # the start-up check loads the new mapping files too
+    registry = build_from_settings(settings.connectors, recorder=InMemoryCallRecorder(), sleep=lambda _s: None)
+    assert {"lei_registry_b", "cert_registry_b"} < set(registry)
+    mappings = {name: load_mapping(registry.mapping_path(name) or "") for name in ("lei_registry_b", "cert_registry_b")}
 
     lei_supplier = next(s for s in sandbox.dataset.suppliers if "lei" in s.identifiers)
     lei = lei_supplier.identifiers["lei"]

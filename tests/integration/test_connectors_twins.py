@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
-from connectors.config import ConnectorsConfig, load_connectors_config
+from connectors.config import ConnectorsConfig
 from connectors.errors import (
     CircuitOpenError,
     NotFoundUpstream,
@@ -20,6 +20,7 @@ from connectors.errors import (
 )
 from connectors.registry import ConnectorRegistry, build_connectors
 from connectors.sandbox.server import SandboxServer
+from hub.config import Settings
 from mappings.engine import load_mapping
 from tests.support.connectors import InMemoryCallRecorder
 
@@ -75,7 +76,7 @@ def twin_config(sandbox: SandboxServer, **per_system: dict[str, Any]) -> Connect
     }
     for system, extra in per_system.items():
         overrides[system] = {**overrides[system], **extra}
-    return load_connectors_config(overrides=overrides)
+    return ConnectorsConfig(systems=Settings(connectors=overrides).connectors)  # type: ignore[arg-type]
 
 
 def connectors(

@@ -28,9 +28,10 @@ def test_a_broken_mapping_file_stops_the_start_naming_file_and_field(tmp_path: P
 
 
 def test_the_shipped_sources_pass_the_start_up_check(sqlite_url: str) -> None:
-    assert check_sources({}) == ["vies", "nts", "gleif", "companies_house", "iaf", "national_certs"]
-    assert check_sources({"iaf": {"enabled": False}}) == ["vies", "nts", "gleif", "companies_house",
-                                                          "national_certs"]
+    assert check_sources(Settings().connectors) == ["vies", "nts", "gleif", "companies_house", "iaf",
+                                                    "national_certs"]
+    without_iaf = Settings(connectors={"iaf": {"enabled": False}}).connectors  # type: ignore[dict-item]
+    assert check_sources(without_iaf) == ["vies", "nts", "gleif", "companies_house", "national_certs"]
     hub = bootstrap(Settings(database={"url": sqlite_url}), migrate=True)
     try:
         assert hub.database_ready()
@@ -46,11 +47,8 @@ def test_publication_settings_live_beside_delivery_settings(sqlite_url: str) -> 
         worker = hub.make_worker()
         worker.start()  # the delivery dispatcher validates the same section in its constructor
         assert any(t.is_alive() for t in worker.threads)
-        from hub.notices.publication import publication_settings
-        from hub.subscriptions.config import syndication_settings
-
-        assert publication_settings(settings).ocid_prefix == "ocds-abc123"
-        assert syndication_settings(settings).time_scale == 0.5
+        assert settings.syndication.publication.ocid_prefix == "ocds-abc123"
+        assert settings.syndication.time_scale == 0.5
     finally:
         hub.close()
 
@@ -59,7 +57,7 @@ def test_an_unknown_syndication_key_stops_the_start(sqlite_url: str) -> None:
     from pydantic import ValidationError
 
     with pytest.raises(ValidationError, match="retry_shedule_s"):
-        bootstrap(Settings(database={"url": sqlite_url}, syndication={"retry_shedule_s": [1]}), migrate=True)
+        Settings(database={"url": sqlite_url}, syndication={"retry_shedule_s": [1]})
 
 
 def test_a_broken_notice_format_mapping_stops_the_start(monkeypatch: pytest.MonkeyPatch, sqlite_url: str) -> None:

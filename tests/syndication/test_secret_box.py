@@ -10,7 +10,6 @@ from cryptography.fernet import Fernet
 from pydantic import ValidationError
 
 from hub.config import Settings
-from hub.subscriptions.config import syndication_settings
 from hub.subscriptions.secret_box import SecretBox, SecretsUnreadable
 from hub.subscriptions.tables import SubscriptionRow
 from tests.support.waiting import eventually
@@ -34,7 +33,7 @@ def test_sealed_secrets_open_under_any_configured_key_and_rotate() -> None:
 
 def test_a_bad_key_is_refused_with_its_position() -> None:
     with pytest.raises(ValidationError, match=r"secret_keys\[1\] is not a Fernet key"):
-        syndication_settings(Settings(syndication={"secret_keys": [Fernet.generate_key().decode(), "short"]}))
+        Settings(syndication={"secret_keys": [Fernet.generate_key().decode(), "short"]})
 
 
 def test_stored_secrets_are_encrypted_and_deliveries_still_verify(make_env: Callable[..., Env]) -> None:

@@ -1,4 +1,5 @@
-"""Layered settings: config/default.yaml < the G2BHUB_CONFIG file < G2BHUB_* environment."""
+"""One configuration: config/*.yaml (package data) < the G2BHUB_CONFIG file < G2BHUB_* environment <
+arguments, every section typed, and one line per problem naming the file or variable and the key."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from hub.config import DEFAULT_CONFIG_FILE, Settings, redact_url
+from hub.config import ConfigError, Settings, deep_merge, load_settings, redact_url, shipped_files, with_overrides
 
 
 @pytest.fixture(autouse=True)
@@ -26,7 +27,8 @@ def write_config(tmp_path: Path, data: dict[str, object]) -> Path:
 
 
 def test_defaults_come_from_the_packaged_yaml() -> None:
-    defaults = yaml.safe_load(DEFAULT_CONFIG_FILE.read_text(encoding="utf-8"))
+    [default] = [entry for entry in shipped_files() if entry.name == "default.yaml"]
+    defaults = yaml.safe_load(default.read_text(encoding="utf-8"))
     settings = Settings()
     assert settings.database.url == defaults["database"]["url"]
     assert settings.broker.kind == "inprocess"
@@ -99,3 +101,133 @@ def test_explicit_arguments_win_over_everything(monkeypatch: pytest.MonkeyPatch)
 )
 def test_redact_url_hides_only_the_password(url: str, expected: str) -> None:
     assert redact_url(url) == expected
+
+
+def test_every_shipped_file_is_package_data_and_feeds_a_typed_section() -> None:
+    names = [entry.name for entry in shipped_files()]
+    assert names[0] == "default.yaml" and {"connectors.yaml", "suppliers.yaml"} <= set(names)
+    settings = load_settings()
+    assert settings.connectors["nts"].endpoint.startswith("http")
+    assert settings.suppliers.applicable_systems["lei"] == ["gleif"]
+    assert settings.suppliers.scheduler.interval_s == 60
+    assert settings.syndication.publication.ocid_prefix == "ocds-g2bhub"  # a model default, no file
+
+
+def test_sections_keep_their_names_in_files_and_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = write_config(tmp_path, {
+        "connectors": {"nts": {"endpoint": "https://nts.example/api/"}},
+        "suppliers": {"scheduler": {"interval_s": 5}, "applicable_systems": {"lei": []}},
+        "syndication": {"time_scale": 0.5, "publication": {"ocid_prefix": "ocds-abc123"}},
+    })
+    monkeypatch.setenv("G2BHUB_CONFIG", str(path))
+    key = "Wh1ecsGSA8xFQgxX2Y4ljG5nZ7Ki0-5PpZL8bqAmnqE="
+    monkeypatch.setenv("G2BHUB_SYNDICATION__SECRET_KEYS", f'["{key}"]')
+    monkeypatch.setenv("G2BHUB_SUPPLIERS__SCHEDULER__INTERVAL_S", "7")
+    monkeypatch.setenv("G2BHUB_CONNECTORS__GLEIF__CONCURRENCY", "2")
+    settings = load_settings()
+    assert settings.connectors["nts"].endpoint == "https://nts.example/api"
+    assert settings.connectors["nts"].kind == "rest" and settings.connectors["nts"].mapping is not None
+    assert settings.connectors["gleif"].concurrency == 2
+    assert settings.suppliers.scheduler.interval_s == 7  # env beats the file
+    assert settings.suppliers.scheduler.max_claims_per_run == 1000  # the shipped file still fills the rest
+    # a scheme's list is replaced as a whole; the other schemes keep the shipped lists
+    assert settings.suppliers.applicable_systems["lei"] == []
+    assert settings.suppliers.applicable_systems["eu_vat"] == ["vies"]
+    assert settings.syndication.time_scale == 0.5
+    assert settings.syndication.publication.ocid_prefix == "ocds-abc123"
+    assert settings.syndication.secret_box().encrypts
+
+
+@pytest.mark.parametrize(
+    ("data", "origin_is_file", "line"),
+    [
+        ({"broker": {"kind": "kafka"}}, True, "broker.kind: Input should be 'inprocess' or 'rabbitmq'"),
+        ({"syndicaton": {"time_scale": 0.5}}, True, "syndicaton: Extra inputs are not permitted"),
+        ({"database": {"ur": "sqlite://"}}, True, "database.ur: Extra inputs are not permitted"),
+        ({"connectors": {"nts": {"retry": {"max_attempts": 0}}}}, True, "connectors.nts.retry.max_attempts:"),
+        ({"connectors": {"newsys": {"kind": "rest"}}}, True, "connectors.newsys.endpoint: Field required"),
+        ({"suppliers": {"fetch": {"deadline_s": -1}}}, True, "suppliers.fetch.deadline_s:"),
+        ({"suppliers": {"applicable_systems": {"lei": ["gleif", "nowhere"]}}}, True,
+         "suppliers: applicable_systems.lei names systems without a connectors entry: ['nowhere']"),
+        ({"syndication": {"publication": {"page_size": 0}}}, True, "syndication.publication.page_size:"),
+    ],
+)
+def test_a_bad_file_value_is_one_line_naming_the_file_and_key(
+    data: dict[str, object], origin_is_file: bool, line: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = write_config(tmp_path, data)
+    monkeypatch.setenv("G2BHUB_CONFIG", str(path))
+    with pytest.raises(ConfigError) as caught:
+        load_settings()
+    [problem] = caught.value.problems
+    assert problem.startswith(f"{path}: {line}")
+    assert "\n" not in problem
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "line"),
+    [
+        ("G2BHUB_BROKER__PREFETCH", "many", "G2BHUB_BROKER__PREFETCH: broker.prefetch: Input should be a valid"),
+        ("G2BHUB_SYNDICATION__TIME_SCALE", "2", "G2BHUB_SYNDICATION__TIME_SCALE: syndication.time_scale:"),
+        ("G2BHUB_CONNECTORS__NTS__ENDPOINT", "ftp://x", "G2BHUB_CONNECTORS__NTS__ENDPOINT: connectors.nts.endpoint: "
+                                                        "must be an http(s) URL"),
+        ("G2BHUB_SYNDICATION__SECRET_KEYS", '["short"]', "G2BHUB_SYNDICATION__SECRET_KEYS: syndication.secret_keys: "
+                                                         "secret_keys[0] is not a Fernet key"),
+        ("G2BHUB_SYNDICATION__SECRET_KEYS", '["unclosed"', "G2BHUB_SYNDICATION__SECRET_KEYS: not valid JSON"),
+    ],
+)
+def test_a_bad_environment_value_is_one_line_naming_the_variable_and_key(
+    name: str, value: str, line: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the file sets the same section: the variable still wins, so it is the one named
+    monkeypatch.setenv("G2BHUB_CONFIG", str(write_config(tmp_path, {"broker": {"prefetch": 4}})))
+    monkeypatch.setenv(name, value)
+    with pytest.raises(ConfigError) as caught:
+        load_settings()
+    [problem] = caught.value.problems
+    assert problem.startswith(line) and "\n" not in problem
+
+
+def test_every_problem_is_reported_at_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("G2BHUB_CONFIG", str(write_config(tmp_path, {"api": {"port": "x"}})))
+    monkeypatch.setenv("G2BHUB_RELAY__BATCH_SIZE", "0")
+    with pytest.raises(ConfigError) as caught:
+        load_settings()
+    assert sorted(p.split(":")[0] for p in caught.value.problems) == sorted([str(tmp_path / "override.yaml"),
+                                                                              "G2BHUB_RELAY__BATCH_SIZE"])
+
+
+def test_a_missing_or_broken_config_file_is_named(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    missing = tmp_path / "nope.yaml"
+    monkeypatch.setenv("G2BHUB_CONFIG", str(missing))
+    with pytest.raises(ConfigError, match=f"^G2BHUB_CONFIG={missing}: cannot read the file"):
+        load_settings()
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("api:\n  port: [1\n", encoding="utf-8")
+    monkeypatch.setenv("G2BHUB_CONFIG", str(broken))
+    with pytest.raises(ConfigError, match=f"^{broken}: not valid YAML \\(line 3\\)"):
+        load_settings()
+
+
+def test_unrelated_g2bhub_variables_are_left_alone(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("G2BHUB_NTS_KEY", "a connector key_env")
+    monkeypatch.setenv("G2BHUB_TEST_DATABASE_URL", "postgresql://x")
+    assert load_settings().api.port == 8000
+
+
+def test_one_deep_merge_merges_mappings_and_replaces_everything_else() -> None:
+    base = {"a": {"b": 1, "c": [1, 2]}, "d": 1}
+    assert deep_merge(base, {"a": {"c": [3]}, "e": 2}) == {"a": {"b": 1, "c": [3]}, "d": 1, "e": 2}
+    assert base == {"a": {"b": 1, "c": [1, 2]}, "d": 1}  # inputs untouched
+
+
+def test_with_overrides_validates_the_merged_copy() -> None:
+    settings = load_settings()
+    changed = with_overrides(settings, {"connectors": {"nts": {"endpoint": "http://127.0.0.1:9/nts/"}}})
+    assert changed.connectors["nts"].endpoint == "http://127.0.0.1:9/nts"  # the validator ran
+    assert changed.connectors["nts"].key is not None  # siblings kept
+    assert settings.connectors["nts"].endpoint != changed.connectors["nts"].endpoint
+    with pytest.raises(ValueError, match="endpoint"):
+        with_overrides(settings, {"connectors": {"nts": {"endpoint": "ftp://x"}}})

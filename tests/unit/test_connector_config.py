@@ -1,16 +1,23 @@
-"""Connector configuration: the shipped file validates, deployments override endpoint and key only,
-keys stay secret, typos fail at start-up."""
+"""Connector configuration (the ``connectors`` section): the shipped entries validate, deployments
+override endpoint and key only, keys stay secret, typos fail at start-up naming where they came from."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
 
-from connectors.config import PROJECT_ROOT, RestSystemConfig, SoapSystemConfig, load_connectors_config
+from connectors.config import PROJECT_ROOT, ConnectorsConfig, RestSystemConfig, SoapSystemConfig
 from connectors.registry import build_connectors
+from hub.config import ConfigError, load_settings
 from mappings.engine import load_mapping
+
+
+def load_connectors_config(overrides: dict[str, Any] | None = None) -> ConnectorsConfig:
+    """The shipped entries with a deployment's ``connectors:`` section merged on top."""
+    return ConnectorsConfig(systems=load_settings(connectors=overrides or {}).connectors)
 
 
 def test_shipped_config_has_every_system_with_its_mapping() -> None:
@@ -68,17 +75,21 @@ def test_key_file(tmp_path: Path) -> None:
         ({"nts": {"retry": {"max_attempts": 0}}}, "max_attempts"),
     ],
 )
-def test_typos_fail_with_the_file_and_field(change: dict, message: str) -> None:
-    with pytest.raises(ValueError, match=message) as caught:
-        load_connectors_config(overrides=change)
-    assert "connectors.yaml" in str(caught.value)
+def test_typos_fail_with_the_file_and_field(
+    change: dict, message: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "hub.yaml"
+    path.write_text(yaml.safe_dump({"connectors": change}), encoding="utf-8")
+    monkeypatch.setenv("G2BHUB_CONFIG", str(path))
+    with pytest.raises(ConfigError, match=message) as caught:
+        load_settings()
+    [problem] = caught.value.problems
+    system = next(iter(change))
+    assert problem.startswith(f"{path}: connectors.{system}.") and "\n" not in problem
 
 
-def test_other_file_resolves_relative_paths_against_its_folder(tmp_path: Path) -> None:
-    path = tmp_path / "systems.yaml"
-    path.write_text(
-        yaml.safe_dump({"systems": {"x": {"kind": "rest", "endpoint": "http://127.0.0.1:1", "mapping": "m.yaml"}}})
-    )
-    config = load_connectors_config(path)
-    assert config.resolve_path(config.systems["x"].mapping or "") == tmp_path / "m.yaml"
-    assert PROJECT_ROOT.exists()
+def test_relative_paths_resolve_against_the_installed_packages() -> None:
+    config = load_connectors_config({"x": {"kind": "rest", "endpoint": "http://127.0.0.1:1", "mapping": "m.yaml"}})
+    assert config.resolve_path(config.systems["x"].mapping or "") == PROJECT_ROOT / "m.yaml"
+    assert (PROJECT_ROOT / "mappings" / "nts.yaml").is_file()
+    assert config.resolve_path("/abs/m.yaml") == Path("/abs/m.yaml")

@@ -9,8 +9,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from connectors.sandbox.identifiers import corrupt_check_digit
+from hub.config import Settings
 from hub.spine.errors import Rejected
-from hub.suppliers.config import load_supplier_settings
+from hub.suppliers.config import SupplierSettings
 from hub.suppliers.identifiers import validate_identifiers
 from hub.suppliers.model import (
     Snapshot,
@@ -53,13 +54,13 @@ def test_at_least_one_identifier_is_needed() -> None:
 
 
 def test_applicable_systems_come_from_configuration() -> None:
-    config = load_supplier_settings()
+    config = Settings().suppliers
     assert {s for s, _, _ in config.systems_for({"kr_brn": BRN})} == {"nts", "national_certs"}
     assert [s for s, _, _ in config.systems_for({"lei": "x", "iaf_ce_id": "y"})] == ["gleif", "iaf"]
-    custom = load_supplier_settings({"applicable_systems": {"lei": ["gleif", "other_lei_registry"]}})
+    custom = SupplierSettings(applicable_systems={"lei": ["gleif", "other_lei_registry"]})
     assert [s for s, _, _ in custom.systems_for({"kr_brn": BRN, "lei": "x"})] == ["gleif", "other_lei_registry"]
     with pytest.raises(ValueError, match="unknown identifier schemes"):
-        load_supplier_settings({"applicable_systems": {"duns": ["dnb"]}})
+        SupplierSettings(applicable_systems={"duns": ["dnb"]})
 
 
 def test_identity_key_ignores_order() -> None:

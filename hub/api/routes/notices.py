@@ -27,7 +27,6 @@ from hub.notices.commands import AmendNotice, CancelNotice, ImportNotices, Publi
 from hub.notices.formats import DocumentError
 from hub.notices.idempotency import IdempotencyKeyRaced, IdempotencyTicket, Receipt, check_key, request_hash
 from hub.notices.model import NoticeContent, NoticeValidationError
-from hub.notices.publication import publication_settings
 from hub.organisations.model import Scope
 
 __all__ = ["router"]
@@ -194,7 +193,7 @@ async def bulk_publish(
 ) -> JSONResponse:
     """Columns: see docs/notices-csv.md. Valid rows are published even when others are rejected; the
     report lists every row as `created` (with the notice id) or `rejected` (errors naming the column)."""
-    limits = publication_settings(hub.settings)
+    limits = hub.settings.syndication.publication
     raw = await request.body()
     if len(raw) > limits.csv_max_bytes:
         return problem_response(413, detail=f"at most {limits.csv_max_bytes} bytes per upload",

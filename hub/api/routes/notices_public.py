@@ -32,7 +32,7 @@ from hub.notices.links import (
 )
 from hub.notices.model import Category, NoticeStatus, NoticeValidationError
 from hub.notices.ocds import record_package, release_for, release_package, releases_for
-from hub.notices.publication import PublicationSettings, publication_settings
+from hub.notices.publication import PublicationSettings
 from hub.spine.errors import NotFound
 
 __all__ = ["router"]
@@ -76,7 +76,7 @@ QueryDep = Annotated[queries.NoticeQuery, Depends(notice_query)]
 
 
 def _settings(hub: HubDep) -> PublicationSettings:
-    return publication_settings(hub.settings)
+    return hub.settings.syndication.publication
 
 
 PublicationDep = Annotated[PublicationSettings, Depends(_settings)]

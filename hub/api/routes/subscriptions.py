@@ -21,7 +21,6 @@ from hub.subscriptions.commands import (
     RotateSubscriptionSecret,
     UpdateSubscription,
 )
-from hub.subscriptions.config import syndication_settings
 from hub.subscriptions.handlers import owned, parse_filter
 from hub.subscriptions.model import Channel, binding_keys, is_routable
 from hub.subscriptions.tables import DeliveryRow, SubscriptionRow
@@ -132,7 +131,7 @@ def _view(row: SubscriptionRow, namespace: str) -> SubscriptionOut:
 
 
 def _amqp(hub: HubDep) -> AmqpChannel:
-    return AmqpChannel(hub.settings.broker, syndication_settings(hub.settings).amqp_queue_delivery_limit)
+    return AmqpChannel(hub.settings.broker, hub.settings.syndication.amqp_queue_delivery_limit)
 
 
 @router.post("/subscriptions", status_code=201, response_model=CreatedOut)

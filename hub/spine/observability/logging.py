@@ -19,7 +19,7 @@ from typing import IO, Any
 
 from pythonjsonlogger.json import JsonFormatter
 
-from hub.config import LoggingSettings
+from hub.spine.settings import LoggingSettings
 
 __all__ = [
     "RedactingJsonFormatter",

@@ -12,7 +12,6 @@ import pika
 import pika.exceptions
 from pika.spec import BasicProperties
 
-from hub.config import BrokerSettings, redact_url
 from hub.spine.brokers.base import BrokerUnavailable, DeadLetterSink, MessageHandler
 from hub.spine.brokers.rabbitmq.consumer import (
     run_consumer,
@@ -27,6 +26,7 @@ from hub.spine.brokers.rabbitmq.publisher import (
 )
 from hub.spine.brokers.rabbitmq.topology import Topology, connection_parameters, declare
 from hub.spine.messages import Envelope
+from hub.spine.settings import BrokerSettings, redact_url
 
 __all__ = ["RabbitMQBroker"]
 

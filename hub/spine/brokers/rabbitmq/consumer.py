@@ -15,9 +15,9 @@ import pika.exceptions
 from pika.adapters.blocking_connection import BlockingChannel
 from pika.spec import Basic, BasicProperties
 
-from hub.config import BrokerSettings
 from hub.spine.brokers.base import DeadLetterSink, MessageHandler
 from hub.spine.messages import Envelope
+from hub.spine.settings import BrokerSettings
 
 __all__ = ["dead_letter_details", "run_consumer", "subscribe_archiver", "subscribe_group"]
 

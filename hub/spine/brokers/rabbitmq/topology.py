@@ -15,7 +15,7 @@ from typing import Any
 import pika
 from pika.adapters.blocking_connection import BlockingChannel
 
-from hub.config import BrokerSettings
+from hub.spine.settings import BrokerSettings
 
 __all__ = ["Topology", "connection_parameters", "delete_topology", "queue_arguments"]
 

@@ -1,0 +1,70 @@
+"""The spine's sections of the hub's settings (``database``, ``broker``, ``relay``, ``logging``).
+
+They live beside the code that reads them, so the spine depends on nothing above it; ``hub.config``
+composes them with the flows' sections into the one ``Settings``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+from urllib.parse import urlsplit, urlunsplit
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = ["BrokerSettings", "DatabaseSettings", "LoggingSettings", "RelaySettings", "Section", "redact_url"]
+
+
+class Section(BaseModel):
+    # An unknown key is a typo that would otherwise be ignored in silence.
+    model_config = ConfigDict(extra="forbid")
+
+
+class DatabaseSettings(Section):
+    url: str = "sqlite:///./var/g2bhub.db"
+    echo: bool = False
+    pool_size: int = 10
+    connect_timeout_s: int = Field(5, ge=1, le=300)
+    # None: migrate at start only on SQLite (one process owns the file); on a shared PostgreSQL run
+    # `g2bhub db upgrade` once instead, so N API processes never race each other's migrations.
+    migrate_on_start: bool | None = None
+
+    def model_post_init(self, _context: Any) -> None:
+        if self.migrate_on_start is None:
+            self.migrate_on_start = self.url.startswith("sqlite")
+
+
+class BrokerSettings(Section):
+    kind: Literal["inprocess", "rabbitmq"] = "inprocess"
+    url: str = "amqp://guest:guest@127.0.0.1:5672/"
+    namespace: str = Field("g2bhub", pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+    prefetch: int = Field(32, ge=1, le=10_000)
+    delivery_limit: int = Field(5, ge=1, le=1000)
+    heartbeat_s: int = 30
+    blocked_connection_timeout_s: float = 60.0
+    connection_attempts: int = 3
+    retry_delay_s: float = 1.0
+    reconnect_max_backoff_s: float = 30.0
+
+
+class RelaySettings(Section):
+    batch_size: int = Field(200, ge=1, le=10_000)
+    poll_interval_s: float = Field(0.2, gt=0)
+    confirm_timeout_s: float = Field(30.0, gt=0)
+
+
+class LoggingSettings(Section):
+    level: str = "INFO"
+    json_format: bool = Field(True, alias="json")
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+def redact_url(url: str) -> str:
+    """Hide the password of a URL so it can be logged."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.rsplit("@", 1)[1]
+    user = parts.username or ""
+    return urlunsplit((parts.scheme, f"{user}:***@{netloc}", parts.path, parts.query, parts.fragment))
+

@@ -1,0 +1,65 @@
+"""A configuration that does not validate stops every command before anything touches the database:
+one line per problem on stderr, naming the file or variable and the key, and no schema created."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from hub.bootstrap import bootstrap
+from hub.config import Settings
+from mappings.engine import MappingError
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def g2bhub(tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("G2BHUB_")}
+    clean.update({"G2BHUB_DATABASE__URL": f"sqlite:///{tmp_path / 'hub.db'}", "PYTHONPATH": str(ROOT), **env})
+    return subprocess.run([sys.executable, "-m", "hub.cli.main", *args], cwd=tmp_path, env=clean,
+                          capture_output=True, text=True, timeout=60)
+
+
+def tables(db: Path) -> list[str]:
+    if not db.exists():
+        return []
+    with sqlite3.connect(db) as conn:
+        return [row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+
+
+@pytest.mark.parametrize(
+    "command", [["serve", "--port", "1"], ["db", "upgrade"], ["demo", "--port", "1", "--data-dir", "."]]
+)
+def test_a_bad_variable_stops_the_command_before_migrations(tmp_path: Path, command: list[str]) -> None:
+    proc = g2bhub(tmp_path, *command, G2BHUB_SYNDICATION__TIME_SCALE="2")
+    assert proc.returncode == 1
+    assert proc.stderr.strip() == ("error: invalid configuration: G2BHUB_SYNDICATION__TIME_SCALE: "
+                                   "syndication.time_scale: Input should be less than or equal to 1")
+    assert tables(tmp_path / "hub.db") == []
+
+
+def test_a_bad_file_value_names_the_file_and_key(tmp_path: Path) -> None:
+    site = tmp_path / "site.yaml"
+    site.write_text(yaml.safe_dump({"suppliers": {"fetch": {"deadline_s": 0}}}), encoding="utf-8")
+    proc = g2bhub(tmp_path, "serve", "--port", "1", G2BHUB_CONFIG=str(site))
+    assert proc.returncode == 1
+    [line] = proc.stderr.strip().splitlines()
+    assert line.startswith(f"error: invalid configuration: {site}: suppliers.fetch.deadline_s: ")
+    assert tables(tmp_path / "hub.db") == []
+
+
+def test_a_broken_mapping_file_stops_bootstrap_before_migrations(tmp_path: Path) -> None:
+    broken = tmp_path / "nts.yaml"
+    broken.write_text("source: nts\nformat: json\ncredentials: [{type: x, records: data, nonsense: 1}]\n",
+                      encoding="utf-8")
+    db = tmp_path / "hub.db"
+    settings = Settings(database={"url": f"sqlite:///{db}"}, connectors={"nts": {"mapping": str(broken)}})
+    with pytest.raises(MappingError, match=str(broken)):
+        bootstrap(settings, migrate=True)
+    assert tables(db) == []
