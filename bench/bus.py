@@ -63,7 +63,6 @@ def bench_effect(event: BenchPinged, uow: AbstractUnitOfWork, envelope: Envelope
     record_audit_entry(event, uow, envelope)  # a real row, like any consumer's effect
 
 
-bench_effect.consumer_group = "bench"  # type: ignore[attr-defined]
 
 
 def body_size() -> int:
@@ -86,7 +85,7 @@ def end_to_end(settings: Settings, events: int, concurrency: int = 1) -> float:
     """Events per second from the first commit to the last effect observed in the database, with
     ``concurrency`` consumer threads for the group (``g2bhub worker --concurrency``)."""
     hub: Hub = bootstrap(settings, migrate=True, command_handlers={PingBench: ping},
-                         event_handlers={BenchPinged: [bench_effect]})
+                         event_handlers={BenchPinged: [bench_effect]}, group_names={bench_effect: "bench"})
     try:
         hub.make_worker(concurrency=concurrency).start()
         hub.bus.handle(PingBench(seq=-1))  # warm-up: connections, topology, first queries
@@ -104,7 +103,7 @@ def consume_ceiling(settings: Settings, events: int) -> float:
     """``bus.consume`` called directly (no broker, no relay): what one consumer thread's database
     transactions allow, i.e. the ceiling of the end-to-end figure with one consumer per group."""
     hub: Hub = bootstrap(settings, migrate=True, command_handlers={PingBench: ping},
-                         event_handlers={BenchPinged: [bench_effect]})
+                         event_handlers={BenchPinged: [bench_effect]}, group_names={bench_effect: "bench"})
     try:
         envelopes = [Envelope.wrap(BenchPinged(seq=seq, note=PADDING)) for seq in range(events + 1)]
         hub.bus.consume("bench", envelopes[0])

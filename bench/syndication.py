@@ -38,10 +38,10 @@ from hub.notices.events import NoticeVersionPublished
 from hub.subscriptions.filters import NoticeFacts, SubscriptionFilter, linear_scan_match
 from hub.subscriptions.matching import SubscriptionIndex
 from hub.subscriptions.model import filter_json
-from hub.subscriptions.reader import InMemoryNoticeReader
 from hub.subscriptions.signing import new_secret
 from hub.subscriptions.tables import DeliveryRow, SubscriptionChangeRow, SubscriptionRow
-from tests.syndication.receiver import Receiver
+from tests.support.fakes import InMemoryNoticeReader
+from tests.support.receiver import Receiver
 
 SYNDICATION = {"allow_private_targets": True, "dispatch_interval_s": 0.02, "dispatch_batch": 500,
                "dispatch_concurrency": 16, "time_scale": 0.001}

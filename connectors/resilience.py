@@ -24,12 +24,11 @@ from tenacity import (
     retry_if_exception_type,
     stop_after_attempt,
     stop_after_delay,
-    wait_exponential,
-    wait_random,
 )
 
 from connectors.config import BreakerPolicy, RetryPolicy
 from connectors.errors import CircuitOpenError, TransientUpstreamError, UpstreamError
+from hub.spine.retry import Backoff, Jitter
 
 __all__ = [
     "BreakerState",
@@ -177,16 +176,13 @@ class _WaitRetryAfter:
 
     def __init__(self, policy: RetryPolicy) -> None:
         self._cap = policy.retry_after_cap_s
-        # exponential (capped) + uniform jitter; composed from primitives every tenacity 9.x has.
-        self._backoff = wait_exponential(multiplier=policy.initial_backoff_s, max=policy.max_backoff_s) + wait_random(
-            0, policy.jitter_s
-        )
+        self._backoff = Backoff(policy.initial_backoff_s, policy.max_backoff_s, jitter=Jitter(extra_s=policy.jitter_s))
 
     def __call__(self, state: RetryCallState) -> float:
         exc = state.outcome.exception() if state.outcome is not None else None
         if isinstance(exc, UpstreamError) and exc.retry_after is not None:
             return float(min(max(exc.retry_after, 0.0), self._cap))
-        return float(self._backoff(state))
+        return self._backoff.delay(state.attempt_number)
 
 
 @dataclass

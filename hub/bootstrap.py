@@ -6,6 +6,7 @@ patching anything."""
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -25,6 +26,9 @@ from hub.spine.messages import Command, Event
 from hub.spine.relay import OutboxRelay
 from hub.spine.worker import Worker
 from hub.subscriptions.dispatcher import DeliveryDispatcher
+from hub.subscriptions.index_cache import IndexCache
+from hub.subscriptions.services import NoSubscriberQueues, SubscriberQueues, SubscriptionService
+from hub.subscriptions.ssrf import resolve_host
 
 if TYPE_CHECKING:
     from hub.suppliers.wiring import SupplierAdapters
@@ -55,6 +59,8 @@ class Hub:
     broker_factory: Callable[[], Broker]
     # Register once: the supplier service and credential scheduler; connectors are built on first use.
     suppliers: SupplierAdapters = field(repr=False)
+    subscriptions: SubscriptionService
+    delivery_wake: threading.Event  # set by the matching consumer's commits, awaited by the dispatcher
     _broker: Broker | None = field(default=None, repr=False)
     _workers: list[Worker] = field(default_factory=list, repr=False)
 
@@ -78,7 +84,8 @@ class Hub:
                 poll_interval_s=self.settings.relay.poll_interval_s,
                 max_backoff_s=self.settings.broker.reconnect_max_backoff_s,
             )
-        dispatcher = DeliveryDispatcher(self.session_factory, self.settings)
+        dispatcher = DeliveryDispatcher(self.session_factory, self.settings, self.delivery_wake,
+                                        self.subscriptions.resolve)
         worker = Worker(self.bus, chosen, self.session_factory, relay, concurrency=concurrency,
                         jobs=[("delivery-dispatcher", dispatcher.run_forever)])
         if self.suppliers.config.scheduler.enabled:
@@ -104,6 +111,9 @@ class Hub:
 
     def close(self) -> None:
         for worker in self._workers:
+            worker.stop_event.set()
+        self.delivery_wake.set()  # a dispatcher idling on it sees the stop at once
+        for worker in self._workers:
             worker.stop()
         self._workers = []
         self.suppliers.close()
@@ -124,6 +134,14 @@ def check_configuration(settings: Settings, *, sources: bool = True) -> None:
         logging.getLogger(__name__).warning(
             "webhook signing secrets are stored unencrypted: set syndication.secret_keys "
             "(G2BHUB_SYNDICATION__SECRET_KEYS='[\"<fernet key>\"]')")
+
+
+def subscriber_queues(settings: Settings) -> SubscriberQueues:
+    if settings.broker.kind == "rabbitmq":
+        from hub.subscriptions.amqp_channel import RabbitSubscriberQueues
+
+        return RabbitSubscriberQueues(settings.broker, settings.syndication.amqp_queue_delivery_limit)
+    return NoSubscriberQueues()
 
 
 def bootstrap(
@@ -149,11 +167,16 @@ def bootstrap(
 
         upgrade(engine)
     session_factory = make_session_factory(engine)
+    delivery_wake = threading.Event()
+    subscriptions = SubscriptionService(
+        uow_factory=lambda: HubUnitOfWork(session_factory), queues=subscriber_queues(settings),
+        resolve=resolve_host, allow_private_targets=settings.syndication.allow_private_targets)
     bus = MessageBus(
         uow_factory=lambda: HubUnitOfWork(session_factory),
         command_handlers=command_handlers if command_handlers is not None else COMMAND_HANDLERS,
         event_handlers=event_handlers if event_handlers is not None else EVENT_HANDLERS,
-        dependencies={"settings": settings, "supplier_settings": settings.suppliers, **(dependencies or {})},
+        dependencies={"settings": settings, "supplier_settings": settings.suppliers,
+                      "subscription_index": IndexCache(), "delivery_wake": delivery_wake, **(dependencies or {})},
         group_names={**CONSUMER_GROUPS, **(group_names or {})},
     )
     suppliers = SupplierAdapters(settings.suppliers, settings.connectors, bus, session_factory,
@@ -164,5 +187,7 @@ def bootstrap(
         session_factory=session_factory,
         bus=bus,
         broker_factory=broker_factory or (lambda: make_broker(settings)),
+        subscriptions=subscriptions,
+        delivery_wake=delivery_wake,
         suppliers=suppliers,
     )

@@ -25,6 +25,8 @@ from hub.spine.unit_of_work import SqlAlchemyUnitOfWork
 from hub.subscriptions import handlers as subscriptions
 from hub.subscriptions import tables as subscription_tables
 from hub.subscriptions.matcher import match_notice_version
+from hub.subscriptions.notice_store import SqlNoticeReader
+from hub.subscriptions.repository import SqlDeliveryRepository, SqlSubscriptionRepository
 from hub.suppliers import handlers as suppliers
 from hub.suppliers import tables as supplier_tables
 from hub.suppliers.repository import SqlSupplierRepository
@@ -72,12 +74,18 @@ class HubUnitOfWork(SqlAlchemyUnitOfWork):
     suppliers: SqlSupplierRepository
     notices: SqlNoticeRepository
     idempotency: SqlIdempotencyStore
+    subscriptions: SqlSubscriptionRepository
+    deliveries: SqlDeliveryRepository
+    notice_versions: SqlNoticeReader
 
     def attach_repositories(self, session: Session) -> None:
         self.organisations = SqlOrganisationRepository(session)
         self.suppliers = SqlSupplierRepository(session)
         self.notices = SqlNoticeRepository(session)
         self.idempotency = SqlIdempotencyStore(session)
+        self.subscriptions = SqlSubscriptionRepository(session)
+        self.deliveries = SqlDeliveryRepository(session)
+        self.notice_versions = SqlNoticeReader(session)
 
 
 _mapped = False

@@ -1,8 +1,7 @@
-"""SOAP 1.1 plumbing for the SOAP twins: a hardened request parser and envelope/fault builders.
+"""SOAP 1.1 plumbing for the SOAP twins: request parsing and envelope/fault builders.
 
-Requests are untrusted: the parser never resolves entities, loads DTDs or touches the network,
-refuses huge trees, and any document carrying a DTD at all is rejected, so an entity bomb or an
-external-entity probe is answered with a fault without being expanded.
+Requests are untrusted: they go through the connectors' one hardened parser (``connectors.xmlsafe``),
+so an entity bomb or an external-entity probe is answered with a fault without being expanded.
 """
 
 from __future__ import annotations
@@ -13,6 +12,8 @@ from pathlib import Path
 from lxml import etree
 from starlette.requests import Request
 from starlette.responses import Response
+
+from connectors.xmlsafe import UnsafeXmlError, XmlSyntaxError, parse_xml
 
 __all__ = [
     "SOAP_ENV",
@@ -34,27 +35,11 @@ class UntrustedXmlError(ValueError):
     """The request body is not a well-formed, DTD-free XML document within limits."""
 
 
-def _parser() -> etree.XMLParser:
-    return etree.XMLParser(
-        resolve_entities=False, no_network=True, load_dtd=False, dtd_validation=False,
-        huge_tree=False, remove_comments=True, remove_pis=True,
-    )
-
-
 def parse_untrusted_xml(body: bytes, max_bytes: int) -> etree._Element:
-    """Parse a request body; the size is checked before lxml sees a byte."""
-    if len(body) > max_bytes:
-        raise UntrustedXmlError("body too large")
-    if not body.strip():
-        raise UntrustedXmlError("empty body")
     try:
-        root = etree.fromstring(body, parser=_parser())
-    except etree.XMLSyntaxError as exc:
-        raise UntrustedXmlError(f"not well-formed: {exc.msg}") from None
-    docinfo = root.getroottree().docinfo
-    if docinfo.internalDTD is not None or docinfo.externalDTD is not None or docinfo.doctype:
-        raise UntrustedXmlError("DTDs are not accepted")
-    return root
+        return parse_xml(body, max_bytes=max_bytes)
+    except (UnsafeXmlError, XmlSyntaxError) as exc:
+        raise UntrustedXmlError(str(exc)) from None
 
 
 def soap_body_child(envelope: etree._Element) -> etree._Element:
@@ -114,8 +99,7 @@ def malformed_response() -> Response:
 
 def wsdl_response(file_name: str, request: Request) -> Response:
     """Serve a WSDL with its soap:address pointed at this twin, so zeep calls us, not production."""
-    trusted = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False)
-    tree = etree.parse(str(WSDL_DIR / file_name), parser=trusted)
+    tree = parse_xml((WSDL_DIR / file_name).read_bytes()).getroottree()
     location = str(request.url.replace(query="", fragment=""))
     for address in tree.iter(_SOAP_ADDRESS):
         address.set("location", location)

@@ -10,9 +10,11 @@ from datetime import UTC, datetime
 from sqlalchemy import Select, func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from hub.spine import leases
 from hub.spine.brokers.base import Broker, BrokerUnavailable
 from hub.spine.messages import Envelope
 from hub.spine.observability import metrics
+from hub.spine.retry import Backoff
 from hub.spine.tables import OutboxRow
 
 __all__ = ["OutboxRelay"]
@@ -45,7 +47,8 @@ class OutboxRelay:
         self.broker = broker
         self.batch_size = batch_size
         self.poll_interval_s = poll_interval_s
-        self.max_backoff_s = max_backoff_s
+        # After a failure: twice the poll interval (half a second at least), doubling while failures last.
+        self.backoff = Backoff(max(0.5, 2 * poll_interval_s), max_backoff_s)
         self.wake = threading.Event()
 
     def _pending(self) -> Select[OutboxRow]:
@@ -59,9 +62,9 @@ class OutboxRelay:
     def run_once(self) -> int:
         """Relay one batch; returns how many rows were handed over."""
         with self.session_factory() as session:
-            if session.get_bind().dialect.name == "postgresql":
+            rows = list(session.scalars(leases.skip_locked(session, self._pending())))
+            if leases.holds_row_locks(session):
                 # Competing relays each take rows nobody else holds; locks last until marked.
-                rows = list(session.scalars(self._pending().with_for_update(skip_locked=True)))
                 if not rows:
                     session.rollback()
                     return 0
@@ -75,7 +78,6 @@ class OutboxRelay:
                 # SQLite has one writer: read, publish with no lock held (the embedded consumers must
                 # be able to write meanwhile), then mark. A second relay could publish a row twice;
                 # the consumers' inbox makes that harmless.
-                rows = list(session.scalars(self._pending()))
                 envelopes = [_envelope(r) for r in rows]
                 ids = [r.id for r in rows]
                 session.rollback()  # expires rows: read nothing from them after this line
@@ -108,23 +110,20 @@ class OutboxRelay:
         return int(pending), lag
 
     def run_forever(self, stop: threading.Event) -> None:
-        backoff = self.poll_interval_s
+        failures = 0  # in a row
         while not stop.is_set():
             try:
                 moved = self.run_once()
-                backoff = self.poll_interval_s
-            except BrokerUnavailable as exc:
+            except Exception as exc:
                 metrics.RELAY_FAILURES.inc()
-                log.warning("broker unavailable; outbox rows stay pending", extra={"error": str(exc)})
-                backoff = min(self.max_backoff_s, max(backoff * 2, 0.5))
-                stop.wait(backoff)
+                if isinstance(exc, BrokerUnavailable):
+                    log.warning("broker unavailable; outbox rows stay pending", extra={"error": str(exc)})
+                else:
+                    log.exception("relay batch failed; retrying")
+                failures += 1
+                stop.wait(self.backoff.delay(failures))
                 continue
-            except Exception:
-                metrics.RELAY_FAILURES.inc()
-                log.exception("relay batch failed; retrying")
-                backoff = min(self.max_backoff_s, max(backoff * 2, 0.5))
-                stop.wait(backoff)
-                continue
+            failures = 0
             if moved < self.batch_size:
                 try:
                     self.measure_lag()

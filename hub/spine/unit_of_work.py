@@ -4,6 +4,7 @@ kept unless ``commit()`` is called."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any, Protocol, Self
@@ -27,6 +28,7 @@ class UnitOfWork(Protocol):
 
     def publish(self, event: Event) -> Envelope: ...
     def enqueue(self, envelope: Envelope) -> None: ...
+    def after_commit(self, callback: Callable[[], object]) -> None: ...
 
 
 class AbstractUnitOfWork:
@@ -36,9 +38,11 @@ class AbstractUnitOfWork:
 
     def __init__(self) -> None:
         self._pending: list[Envelope] = []
+        self._after_commit: list[Callable[[], object]] = []
 
     def __enter__(self) -> Self:
         self._pending = []
+        self._after_commit = []
         return self
 
     def __exit__(
@@ -59,12 +63,21 @@ class AbstractUnitOfWork:
         """Record a ready-made envelope (replays keep their original message id)."""
         self._pending.append(envelope)
 
+    def after_commit(self, callback: Callable[[], object]) -> None:
+        """Run ``callback`` once this unit of work has committed (never if it rolls back): e.g. wake a
+        worker that should now see the committed rows."""
+        self._after_commit.append(callback)
+
     def commit(self) -> None:
         pending, self._pending = self._pending, []
         self._commit(pending)
+        callbacks, self._after_commit = self._after_commit, []
+        for callback in callbacks:
+            callback()
 
     def rollback(self) -> None:
         self._pending = []
+        self._after_commit = []
         self._rollback()
 
     def already_handled(self, consumer_group: str, message_id: str) -> bool:

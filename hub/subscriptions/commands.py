@@ -1,4 +1,4 @@
-"""Commands of the subscriptions flow (handled in :mod:`hub.subscriptions.handlers`)."""
+"""Commands of subscriptions (handled in :mod:`hub.subscriptions.handlers`)."""
 
 from __future__ import annotations
 

@@ -13,20 +13,21 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 import httpx
-from sqlalchemy import Engine, update
+from sqlalchemy import update
 from sqlalchemy.orm import Session, sessionmaker
 
 from hub.config import Settings
 from hub.spine.messages import Envelope
+from hub.spine.retry import Backoff
 from hub.spine.unit_of_work import outbox_row
 from hub.subscriptions import repository as store
 from hub.subscriptions.amqp_channel import AmqpChannel
 from hub.subscriptions.config import SyndicationSettings
 from hub.subscriptions.events import SubscriptionChanged
-from hub.subscriptions.index_cache import index_cache_for
-from hub.subscriptions.model import Channel, DeliveryStatus
+from hub.subscriptions.model import Channel, DeliveryStatus, live_secrets
 from hub.subscriptions.retry import next_delay_s
 from hub.subscriptions.sender import Attempt, encode_body, make_client, send_webhook
+from hub.subscriptions.ssrf import Resolver
 from hub.subscriptions.tables import DeliveryRow, PayloadRow, SubscriptionRow
 
 __all__ = ["DeliveryDispatcher"]
@@ -41,10 +42,15 @@ def delivery_message_id(delivery_id: int) -> str:
 
 
 class DeliveryDispatcher:
-    def __init__(self, session_factory: sessionmaker[Session], settings: Settings,
-                 transport: httpx.BaseTransport | None = None) -> None:
+    """``wake`` is set by the matching consumer once new deliveries are committed (bootstrap gives both
+    the same object); ``resolve`` is the resolver of the SSRF check made before every send."""
+
+    def __init__(self, session_factory: sessionmaker[Session], settings: Settings, wake: threading.Event,
+                 resolve: Resolver, transport: httpx.BaseTransport | None = None) -> None:
         self.session_factory = session_factory
         self.settings = settings
+        self.wake = wake
+        self.resolve = resolve
         self.config: SyndicationSettings = settings.syndication
         self.box = self.config.secret_box()
         self.client = make_client(self.config, transport)
@@ -54,31 +60,27 @@ class DeliveryDispatcher:
     @property
     def amqp(self) -> AmqpChannel:
         if self._amqp is None:
-            self._amqp = AmqpChannel(self.settings.broker, self.config.amqp_queue_delivery_limit,
-                                     self.settings.relay.confirm_timeout_s)
+            self._amqp = AmqpChannel(self.settings.broker, self.settings.relay.confirm_timeout_s)
         return self._amqp
 
     def run_forever(self, stop: threading.Event) -> None:
-        wake = index_cache_for(self._engine()).wake
-        backoff = self.config.dispatch_interval_s
+        interval = self.config.dispatch_interval_s
+        backoff = Backoff(2 * interval, 30.0)
+        failures = 0  # in a row
         try:
             while not stop.is_set():
                 try:
                     handled = self.dispatch_once()
-                    backoff = self.config.dispatch_interval_s
+                    failures = 0
                 except Exception:  # the database or broker is down: keep the loop, back off
                     log.exception("delivery dispatch failed; retrying")
                     handled = 0
-                    backoff = min(30.0, backoff * 2)
+                    failures += 1
                 if handled < self.config.dispatch_batch:
-                    wake.wait(backoff)
-                    wake.clear()
+                    self.wake.wait(backoff.delay(failures) if failures else interval)
+                    self.wake.clear()
         finally:
             self.close()
-
-    def _engine(self) -> Engine:
-        with self.session_factory() as session:
-            return session.get_bind().engine
 
     def dispatch_once(self) -> int:
         with self.session_factory() as session:
@@ -105,8 +107,8 @@ class DeliveryDispatcher:
 
     def _send_webhook(self, item: Claimed) -> Attempt:
         delivery, subscription, payload = item
-        secrets = store.active_secrets(subscription, self.box)
-        return send_webhook(self.client, self.config, subscription.url or "", secrets,
+        secrets = [self.box.open(stored) for stored in live_secrets(subscription.secrets or [], store.utcnow())]
+        return send_webhook(self.client, self.config, self.resolve, subscription.url or "", secrets,
                             delivery_message_id(delivery.id), self._body(payload))
 
     def _send_amqp(self, items: list[Claimed]) -> dict[int, Attempt]:
@@ -152,7 +154,7 @@ class DeliveryDispatcher:
                     values.update(status=DeliveryStatus.DELIVERED.value, delivered_at=now)
                 elif attempt.gone:
                     values.update(status=DeliveryStatus.DEAD.value)
-                    self._disable(session, subscription, "the endpoint answered 410 Gone")
+                    self._disable(session, subscription.id, "the endpoint answered 410 Gone")
                 else:
                     delay = next_delay_s(attempts, self.config, attempt.retry_after_s)
                     if delay is None:
@@ -164,13 +166,16 @@ class DeliveryDispatcher:
             session.commit()
 
     @staticmethod
-    def _disable(session: Session, subscription: SubscriptionRow, reason: str) -> None:
-        session.execute(update(SubscriptionRow).where(SubscriptionRow.id == subscription.id)
-                        .values(status="disabled", disabled_reason=reason, updated_at=store.utcnow()))
-        store.note_change(session, subscription.id)
+    def _disable(session: Session, subscription_id: str, reason: str) -> None:
+        subscriptions = store.SqlSubscriptionRepository(session)
+        subscription = subscriptions.get(subscription_id)
+        if subscription is None:  # deleted meanwhile
+            return
+        subscription.disable(reason, store.utcnow())
+        subscriptions.save(subscription)
         # The audit trail learns of it through the outbox, in the same transaction as the change.
         event = SubscriptionChanged(subscription_id=subscription.id, org_id=subscription.org_id, change="disabled",
-                                    channel=subscription.channel, details={"reason": reason})
+                                    channel=subscription.channel.value, details={"reason": reason})
         session.add(outbox_row(Envelope.wrap(event)))
         log.warning("subscription disabled", extra={"subscription_id": subscription.id, "reason": reason})
 

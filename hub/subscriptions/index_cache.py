@@ -14,95 +14,66 @@ skips the ids it already applied: a slow writer's change is picked up by the nex
 from __future__ import annotations
 
 import threading
-import weakref
-from collections.abc import Iterable
-
-from sqlalchemy import Engine, func, select
-from sqlalchemy.orm import Session
+from collections.abc import Sequence
+from typing import Protocol
 
 from hub.subscriptions.filters import NoticeFacts, SubscriptionFilter
 from hub.subscriptions.matching import SubscriptionIndex
-from hub.subscriptions.model import Channel
-from hub.subscriptions.tables import SubscriptionChangeRow, SubscriptionRow
 
-__all__ = ["IndexCache", "index_cache_for"]
+__all__ = ["ChangeLog", "IndexCache"]
 
 GAP_WINDOW = 256  # change ids below the high-water mark that are re-read for late commits
 
 
-def _matchable(row: SubscriptionRow) -> bool:
-    """Routable AMQP subscriptions are served by exchange bindings, not by per-subscription rows."""
-    return row.status == "active" and not (row.channel == Channel.AMQP.value and row.routable)
+class ChangeLog(Protocol):
+    """What the cache reads, in the matching consumer's transaction (``uow.subscriptions`` has it)."""
+
+    def last_change(self) -> int: ...
+    def changes_after(self, floor: int) -> list[tuple[int, str]]: ...
+    def matchable_filters(self, ids: Sequence[str] | None = None) -> dict[str, SubscriptionFilter]: ...
 
 
 class IndexCache:
+    """One per hub process, built by bootstrap and handed to the matching consumer."""
+
     def __init__(self) -> None:
         self.index = SubscriptionIndex()
         self.high_water: int | None = None
         self._applied: set[int] = set()
         self.lock = threading.Lock()
-        self.wake = threading.Event()  # set after a commit that created deliveries
 
-    def sync(self, session: Session) -> None:
+    def sync(self, log: ChangeLog) -> None:
         with self.lock:
             if self.high_water is None:
-                self._load_all(session)
+                self._load_all(log)
             else:
-                self._apply_changes(session)
+                self._apply_changes(log)
 
     def match(self, facts: NoticeFacts) -> set[str]:
         with self.lock:
             return {str(sid) for sid in self.index.match_facts(facts)}
 
-    def _load_all(self, session: Session) -> None:
+    def _load_all(self, log: ChangeLog) -> None:
         # The mark is read first: a change committed while loading is replayed on the next sync.
-        mark = session.scalar(select(func.max(SubscriptionChangeRow.id))) or 0
-        index = SubscriptionIndex()
-        rows = session.execute(
-            select(SubscriptionRow.id, SubscriptionRow.filter, SubscriptionRow.status, SubscriptionRow.channel,
-                   SubscriptionRow.routable).where(SubscriptionRow.status == "active")
-        )
-        for sid, data, status, channel, routable in rows:
-            if status == "active" and not (channel == Channel.AMQP.value and routable):
-                index.add(sid, SubscriptionFilter.parse(data))
-        self.index = index
-        self.high_water = int(mark)
+        mark = log.last_change()
+        self.index = SubscriptionIndex(log.matchable_filters().items())
+        self.high_water = mark
         self._applied = set()
 
-    def _apply_changes(self, session: Session) -> None:
+    def _apply_changes(self, log: ChangeLog) -> None:
         assert self.high_water is not None
-        floor = self.high_water - GAP_WINDOW
-        changes = session.execute(
-            select(SubscriptionChangeRow.id, SubscriptionChangeRow.subscription_id)
-            .where(SubscriptionChangeRow.id > floor).order_by(SubscriptionChangeRow.id)
-        ).all()
-        fresh = [(int(cid), sid) for cid, sid in changes if int(cid) > self.high_water or int(cid) not in self._applied]
+        changes = log.changes_after(self.high_water - GAP_WINDOW)
+        fresh = [(cid, sid) for cid, sid in changes if cid > self.high_water or cid not in self._applied]
         if not fresh:
             return
-        self._reload(session, {sid for _, sid in fresh})
+        ids = list(dict.fromkeys(sid for _, sid in fresh))
+        filters = log.matchable_filters(ids)
+        for sid in ids:
+            if sid in filters:
+                self.index.update(sid, filters[sid])
+            elif sid in self.index:
+                self.index.remove(sid)
         for cid, _ in fresh:
             self._applied.add(cid)
             self.high_water = max(self.high_water, cid)
         self._applied = {cid for cid in self._applied if cid > self.high_water - GAP_WINDOW}
-
-    def _reload(self, session: Session, subscription_ids: Iterable[str]) -> None:
-        ids = list(subscription_ids)
-        rows = {r.id: r for r in session.scalars(select(SubscriptionRow).where(SubscriptionRow.id.in_(ids)))}
-        for sid in ids:
-            row = rows.get(sid)
-            if row is not None and _matchable(row):
-                self.index.update(sid, SubscriptionFilter.parse(row.filter))
-            elif sid in self.index:
-                self.index.remove(sid)
-
-
-_caches: weakref.WeakKeyDictionary[Engine, IndexCache] = weakref.WeakKeyDictionary()
-_caches_lock = threading.Lock()
-
-
-def index_cache_for(engine: Engine) -> IndexCache:
-    with _caches_lock:
-        cache = _caches.get(engine)
-        if cache is None:
-            cache = _caches[engine] = IndexCache()
-        return cache

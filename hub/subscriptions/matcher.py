@@ -7,20 +7,16 @@ cancellation also reaches every subscription that got an earlier version of the 
 from __future__ import annotations
 
 import logging
+import threading
 from typing import Any
 
-from sqlalchemy import event as sa_event
-from sqlalchemy.orm import Session
-
-from hub.config import Settings
 from hub.notices.events import NoticeVersionPublished
 from hub.notices.model import NoticeContent
-from hub.spine.unit_of_work import AbstractUnitOfWork, SqlAlchemyUnitOfWork
-from hub.subscriptions import repository as store
 from hub.subscriptions.filters import NoticeFacts
-from hub.subscriptions.index_cache import index_cache_for
+from hub.subscriptions.index_cache import IndexCache
 from hub.subscriptions.model import notice_routing_key
-from hub.subscriptions.reader import NoticeReader, NoticeUnavailable
+from hub.subscriptions.reader import NoticeReader
+from hub.subscriptions.repository import SubscriptionsUnitOfWork
 
 __all__ = ["build_payload", "match_notice_version"]
 
@@ -53,40 +49,29 @@ def build_payload(event: NoticeVersionPublished, content: dict[str, Any] | None,
     }
 
 
-def default_notice_reader(session: Session) -> NoticeReader:
-    """The notices flow's store, when it is installed."""
-    try:
-        from hub.subscriptions.notice_store import SqlNoticeReader
-    except ImportError as exc:  # pragma: no cover - depends on the notices flow
-        raise NoticeUnavailable("no NoticeReader configured (bootstrap dependency 'notice_reader')") from exc
-    reader: NoticeReader = SqlNoticeReader(session)
-    return reader
-
-
 def match_notice_version(
     event: NoticeVersionPublished,
-    uow: AbstractUnitOfWork,
-    settings: Settings,
+    uow: SubscriptionsUnitOfWork,
+    subscription_index: IndexCache,
+    delivery_wake: threading.Event,
     notice_reader: NoticeReader | None = None,
 ) -> int:
-    assert isinstance(uow, SqlAlchemyUnitOfWork), "syndication persists through SQLAlchemy"
-    session = uow.session
-    reader = notice_reader or default_notice_reader(session)
+    """``subscription_index`` and ``delivery_wake`` are the process's own, from bootstrap; the wake-up
+    fires only once the new delivery rows are committed, so the dispatcher never wakes to find nothing."""
+    reader = notice_reader or uow.notice_versions
     content, meta = reader.get_version(event.notice_id, event.version)
-    cache = index_cache_for(session.get_bind().engine)
-    cache.sync(session)
+    subscription_index.sync(uow.subscriptions)
     matched: set[str] = set()
     if content is not None:
         facts = NoticeFacts.of(NoticeContent.parse(content), event.institution_org_id)
-        matched = cache.match(facts)
+        matched = subscription_index.match(facts)
     if event.version > 1:
-        matched |= store.earlier_recipients(session, event.notice_id, event.version)
-    store.insert_payload(session, event.notice_id, event.version, event.kind, event.seq,
-                         notice_routing_key(event.category, event.region), build_payload(event, content, meta))
-    created = store.insert_deliveries(session, sorted(matched), event.notice_id, event.version, event.seq,
-                                      event.kind)
+        matched |= uow.deliveries.earlier_recipients(event.notice_id, event.version)
+    uow.deliveries.add_payload(event.notice_id, event.version, event.kind, event.seq,
+                               notice_routing_key(event.category, event.region), build_payload(event, content, meta))
+    created = uow.deliveries.add_deliveries(sorted(matched), event.notice_id, event.version, event.seq, event.kind)
     if created:
-        sa_event.listen(session, "after_commit", lambda _s: cache.wake.set(), once=True)
+        uow.after_commit(delivery_wake.set)
     log.info("notice version matched", extra={"notice_id": event.notice_id, "version": event.version,
                                               "subscriptions": created})
     return created

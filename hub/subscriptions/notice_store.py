@@ -1,5 +1,5 @@
-"""The production :class:`~hub.subscriptions.reader.NoticeReader`: versions straight from the notice
-store the notices flow writes (``notice_versions``), in the consumer's own transaction."""
+"""The production :class:`~hub.subscriptions.reader.NoticeReader` (``uow.notice_versions``): versions
+straight from the table the notices flow writes (``notice_versions``), in the consumer's own transaction."""
 
 from __future__ import annotations
 

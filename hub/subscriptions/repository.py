@@ -1,4 +1,11 @@
-"""Database access of the subscriptions flow: subscriptions, their change log, payloads, deliveries.
+"""Persistence of subscriptions: the interfaces handlers see on the unit of work (``uow.subscriptions``,
+``uow.deliveries``, ``uow.notice_versions``) and their SQL implementations, plus the set-based queries
+the delivery dispatcher runs on its own session.
+
+Subscriptions are mapped row ⇄ aggregate by hand: the row keeps the filter as the API's JSON and a
+``routable`` flag the index and the dispatcher filter on in SQL. Every write of a subscription appends
+to the change log (``subscription_changes``) in the same transaction, which is how every worker's
+matching index learns of it.
 
 Inserts of matched deliveries use ``ON CONFLICT DO NOTHING`` (PostgreSQL and SQLite both have it):
 a notice version matched twice — a replayed event under a new message id — adds nothing and does not
@@ -8,21 +15,27 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import and_, exists, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, aliased
 
-from hub.subscriptions.model import OPEN, DeliveryStatus
-from hub.subscriptions.secret_box import SecretBox
+from hub.spine import leases
+from hub.spine.unit_of_work import UnitOfWork
+from hub.subscriptions.filters import SubscriptionFilter
+from hub.subscriptions.model import OPEN, Channel, DeliveryRecord, DeliveryStatus, Subscription, filter_json
+from hub.subscriptions.reader import NoticeReader
 from hub.subscriptions.tables import DeliveryRow, PayloadRow, SubscriptionChangeRow, SubscriptionRow
 
 __all__ = [
-    "active_secrets",
+    "DeliveryRepository",
+    "SqlDeliveryRepository",
+    "SqlSubscriptionRepository",
+    "SubscriptionRepository",
+    "SubscriptionsUnitOfWork",
     "claim_due",
-    "insert_deliveries",
-    "insert_payload",
+    "load_claimed",
     "note_change",
     "utcnow",
 ]
@@ -32,9 +45,43 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-def _insert(session: Session, table: Any) -> Any:
-    dialect = session.get_bind().dialect.name
-    return (postgresql.insert(table) if dialect == "postgresql" else sqlite.insert(table))
+class SubscriptionRepository(Protocol):
+    def add(self, subscription: Subscription) -> None: ...
+    def get(self, subscription_id: str) -> Subscription | None: ...
+    def save(self, subscription: Subscription) -> None:
+        """Write back a changed subscription (and log the change for the matching indexes)."""
+    def remove(self, subscription: Subscription) -> None: ...
+    def list_for(self, org_id: str) -> list[Subscription]: ...
+    # The change log every worker's matching index replays (see index_cache).
+    def last_change(self) -> int: ...
+    def changes_after(self, floor: int) -> list[tuple[int, str]]: ...
+    def matchable_filters(self, ids: Sequence[str] | None = None) -> dict[str, SubscriptionFilter]:
+        """Filters of the given (or all) subscriptions the index should hold; absent ids are not."""
+
+
+class DeliveryRepository(Protocol):
+    def add_payload(self, notice_id: str, version: int, kind: str, seq: int, routing_key: str,
+                    body: dict[str, Any]) -> None: ...
+    def add_deliveries(self, subscription_ids: Iterable[str], notice_id: str, version: int, seq: int,
+                       kind: str) -> int: ...
+    def earlier_recipients(self, notice_id: str, version: int) -> set[str]: ...
+    def end_open(self, subscription_id: str, reason: str) -> None: ...
+    def dead(self, subscription_id: str, ids: Sequence[int] | None = None) -> list[int]: ...
+    def replay(self, ids: Sequence[int], now: datetime) -> None: ...
+    def page(self, subscription_id: str, status: str | None, after: int | None, limit: int
+             ) -> list[DeliveryRecord]: ...
+    def counts(self, subscription_id: str) -> dict[str, int]: ...
+
+
+class SubscriptionsUnitOfWork(UnitOfWork, Protocol):
+    """Read-only members, so any unit of work carrying these repositories (SQL or fake) is one."""
+
+    @property
+    def subscriptions(self) -> SubscriptionRepository: ...
+    @property
+    def deliveries(self) -> DeliveryRepository: ...
+    @property
+    def notice_versions(self) -> NoticeReader: ...
 
 
 def note_change(session: Session, subscription_id: str) -> None:
@@ -42,56 +89,154 @@ def note_change(session: Session, subscription_id: str) -> None:
     session.add(SubscriptionChangeRow(subscription_id=subscription_id, changed_at=utcnow()))
 
 
-def active_secrets(row: SubscriptionRow, box: SecretBox, now: datetime | None = None) -> list[str]:
-    """Newest first, decrypted; a rotated-out secret signs until its overlap window ends."""
-    now = now or utcnow()
-    keep = []
-    for item in row.secrets or []:
-        expires = item.get("expires_at")
-        if expires is None or datetime.fromisoformat(expires) > now:
-            keep.append(box.open(item))
-    return keep
+def _to_aggregate(row: SubscriptionRow) -> Subscription:
+    return Subscription(id=row.id, org_id=row.org_id, name=row.name, channel=Channel(row.channel),
+                        filter=SubscriptionFilter.parse(row.filter), url=row.url, status=row.status,
+                        disabled_reason=row.disabled_reason, secrets=list(row.secrets or []),
+                        created_at=row.created_at, updated_at=row.updated_at)
 
 
-def insert_payload(session: Session, notice_id: str, version: int, kind: str, seq: int, routing_key: str,
-                   body: dict[str, Any]) -> None:
-    stmt = _insert(session, PayloadRow).values(
-        notice_id=notice_id, version=version, kind=kind, seq=seq, routing_key=routing_key, body=body,
-        created_at=utcnow(),
-    )
-    session.execute(stmt.on_conflict_do_nothing())
+def _copy_onto(row: SubscriptionRow, sub: Subscription) -> None:
+    row.org_id, row.name, row.channel, row.url = sub.org_id, sub.name, sub.channel.value, sub.url
+    row.filter, row.routable = filter_json(sub.filter), sub.routable
+    row.status, row.disabled_reason, row.secrets = sub.status, sub.disabled_reason, list(sub.secrets)
+    row.created_at, row.updated_at = sub.created_at, sub.updated_at
 
 
-def insert_deliveries(session: Session, subscription_ids: Iterable[str], notice_id: str, version: int,
-                      seq: int, kind: str) -> int:
-    now = utcnow()
-    rows = [
-        {"subscription_id": sid, "notice_id": notice_id, "version": version, "seq": seq, "kind": kind,
-         "status": DeliveryStatus.PENDING.value, "attempts": 0, "next_attempt_at": now,
-         "created_at": now, "updated_at": now}
-        for sid in subscription_ids
-    ]
-    if rows:
-        session.execute(_insert(session, DeliveryRow).on_conflict_do_nothing(), rows)
-    return len(rows)
+class SqlSubscriptionRepository:
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def add(self, subscription: Subscription) -> None:
+        row = SubscriptionRow(id=subscription.id)
+        _copy_onto(row, subscription)
+        self.session.add(row)
+        note_change(self.session, subscription.id)
+
+    def get(self, subscription_id: str) -> Subscription | None:
+        row = self.session.get(SubscriptionRow, subscription_id)
+        return None if row is None else _to_aggregate(row)
+
+    def save(self, subscription: Subscription) -> None:
+        row = self.session.get(SubscriptionRow, subscription.id)
+        if row is None:
+            raise LookupError(f"subscription {subscription.id!r} is not stored")
+        _copy_onto(row, subscription)
+        note_change(self.session, subscription.id)
+
+    def remove(self, subscription: Subscription) -> None:
+        row = self.session.get(SubscriptionRow, subscription.id)
+        if row is not None:
+            self.session.delete(row)
+        note_change(self.session, subscription.id)
+
+    def list_for(self, org_id: str) -> list[Subscription]:
+        stmt = select(SubscriptionRow).where(SubscriptionRow.org_id == org_id).order_by(SubscriptionRow.created_at)
+        return [_to_aggregate(row) for row in self.session.scalars(stmt)]
+
+    def last_change(self) -> int:
+        return int(self.session.scalar(select(func.max(SubscriptionChangeRow.id))) or 0)
+
+    def changes_after(self, floor: int) -> list[tuple[int, str]]:
+        stmt = (select(SubscriptionChangeRow.id, SubscriptionChangeRow.subscription_id)
+                .where(SubscriptionChangeRow.id > floor).order_by(SubscriptionChangeRow.id))
+        return [(int(cid), str(sid)) for cid, sid in self.session.execute(stmt).all()]
+
+    def matchable_filters(self, ids: Sequence[str] | None = None) -> dict[str, SubscriptionFilter]:
+        stmt = select(SubscriptionRow.id, SubscriptionRow.filter).where(
+            SubscriptionRow.status == "active",
+            ~((SubscriptionRow.channel == Channel.AMQP.value) & SubscriptionRow.routable))
+        if ids is not None:
+            stmt = stmt.where(SubscriptionRow.id.in_(list(ids)))
+        return {str(sid): SubscriptionFilter.parse(data) for sid, data in self.session.execute(stmt).all()}
 
 
-def earlier_recipients(session: Session, notice_id: str, version: int) -> set[str]:
-    """Who got an earlier version of this notice: they hear of its amendments and cancellation even
-    when the new version falls outside their filter (otherwise they would keep a stale notice)."""
-    stmt = (
-        select(DeliveryRow.subscription_id).distinct()
-        .join(SubscriptionRow, SubscriptionRow.id == DeliveryRow.subscription_id)
-        .where(DeliveryRow.notice_id == notice_id, DeliveryRow.version < version,
-               SubscriptionRow.status == "active")
-    )
-    return set(session.scalars(stmt))
+def _insert(session: Session, table: Any) -> Any:
+    dialect = session.get_bind().dialect.name
+    return (postgresql.insert(table) if dialect == "postgresql" else sqlite.insert(table))
+
+
+def _record(row: DeliveryRow) -> DeliveryRecord:
+    return DeliveryRecord(id=row.id, notice_id=row.notice_id, version=row.version, seq=row.seq, kind=row.kind,
+                          status=row.status, attempts=row.attempts, next_attempt_at=row.next_attempt_at,
+                          last_status_code=row.last_status_code, last_error=row.last_error,
+                          created_at=row.created_at, delivered_at=row.delivered_at)
+
+
+class SqlDeliveryRepository:
+    """Delivery rows and payloads, written set-wise: a notice can fan out to thousands of rows."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def add_payload(self, notice_id: str, version: int, kind: str, seq: int, routing_key: str,
+                    body: dict[str, Any]) -> None:
+        stmt = _insert(self.session, PayloadRow).values(
+            notice_id=notice_id, version=version, kind=kind, seq=seq, routing_key=routing_key, body=body,
+            created_at=utcnow(),
+        )
+        self.session.execute(stmt.on_conflict_do_nothing())
+
+    def add_deliveries(self, subscription_ids: Iterable[str], notice_id: str, version: int, seq: int,
+                       kind: str) -> int:
+        now = utcnow()
+        rows = [
+            {"subscription_id": sid, "notice_id": notice_id, "version": version, "seq": seq, "kind": kind,
+             "status": DeliveryStatus.PENDING.value, "attempts": 0, "next_attempt_at": now,
+             "created_at": now, "updated_at": now}
+            for sid in subscription_ids
+        ]
+        if rows:
+            self.session.execute(_insert(self.session, DeliveryRow).on_conflict_do_nothing(), rows)
+        return len(rows)
+
+    def earlier_recipients(self, notice_id: str, version: int) -> set[str]:
+        """Who got an earlier version of this notice: they hear of its amendments and cancellation even
+        when the new version falls outside their filter (otherwise they would keep a stale notice)."""
+        stmt = (
+            select(DeliveryRow.subscription_id).distinct()
+            .join(SubscriptionRow, SubscriptionRow.id == DeliveryRow.subscription_id)
+            .where(DeliveryRow.notice_id == notice_id, DeliveryRow.version < version,
+                   SubscriptionRow.status == "active")
+        )
+        return set(self.session.scalars(stmt))
+
+    def end_open(self, subscription_id: str, reason: str) -> None:
+        self.session.execute(update(DeliveryRow).where(DeliveryRow.subscription_id == subscription_id,
+                                                       DeliveryRow.status.in_(OPEN))
+                             .values(status=DeliveryStatus.DEAD.value, last_error=reason))
+
+    def dead(self, subscription_id: str, ids: Sequence[int] | None = None) -> list[int]:
+        stmt = select(DeliveryRow.id).where(DeliveryRow.subscription_id == subscription_id,
+                                            DeliveryRow.status == DeliveryStatus.DEAD.value)
+        if ids is not None:
+            stmt = stmt.where(DeliveryRow.id.in_(list(ids)))
+        return list(self.session.scalars(stmt.order_by(DeliveryRow.id)))
+
+    def replay(self, ids: Sequence[int], now: datetime) -> None:
+        self.session.execute(update(DeliveryRow).where(DeliveryRow.id.in_(list(ids))).values(
+            status=DeliveryStatus.PENDING.value, attempts=0, next_attempt_at=now, lease_until=None,
+            updated_at=now))
+
+    def page(self, subscription_id: str, status: str | None, after: int | None, limit: int
+             ) -> list[DeliveryRecord]:
+        stmt = select(DeliveryRow).where(DeliveryRow.subscription_id == subscription_id)
+        if status is not None:
+            stmt = stmt.where(DeliveryRow.status == status)
+        if after is not None:
+            stmt = stmt.where(DeliveryRow.id > after)
+        return [_record(row) for row in self.session.scalars(stmt.order_by(DeliveryRow.id).limit(limit))]
+
+    def counts(self, subscription_id: str) -> dict[str, int]:
+        stmt = (select(DeliveryRow.status, func.count()).where(DeliveryRow.subscription_id == subscription_id)
+                .group_by(DeliveryRow.status))
+        return {str(status): int(n) for status, n in self.session.execute(stmt).all()}
 
 
 def claim_due(session: Session, limit: int, lease: timedelta, now: datetime | None = None) -> list[int]:
     """Due deliveries of active subscriptions whose earlier versions of the same notice are all
-    settled, leased so no other dispatcher takes them (SKIP LOCKED on PostgreSQL; SQLite has one
-    writer at a time anyway). Caller commits."""
+    settled (a subscriber never gets version n+1 before version n), leased so no other dispatcher
+    takes them. Caller commits."""
     now = now or utcnow()
     earlier = aliased(DeliveryRow)
     blocked = exists().where(
@@ -100,25 +245,13 @@ def claim_due(session: Session, limit: int, lease: timedelta, now: datetime | No
         earlier.version < DeliveryRow.version,
         earlier.status.in_(OPEN),
     )
-    stmt = (
-        select(DeliveryRow.id)
-        .join(SubscriptionRow, SubscriptionRow.id == DeliveryRow.subscription_id)
-        .where(
-            DeliveryRow.status.in_(OPEN),
-            DeliveryRow.next_attempt_at <= now,
-            (DeliveryRow.lease_until.is_(None)) | (DeliveryRow.lease_until < now),
-            SubscriptionRow.status == "active",
-            ~blocked,
-        )
-        .order_by(DeliveryRow.next_attempt_at, DeliveryRow.seq)
-        .limit(limit)
+    return leases.claim(
+        session, DeliveryRow.id, DeliveryRow.lease_until, now=now, lease=lease, limit=limit,
+        due=[DeliveryRow.status.in_(OPEN), DeliveryRow.next_attempt_at <= now,
+             SubscriptionRow.status == "active", ~blocked],
+        order_by=[DeliveryRow.next_attempt_at, DeliveryRow.seq],
+        joins=[(SubscriptionRow, SubscriptionRow.id == DeliveryRow.subscription_id)],
     )
-    if session.get_bind().dialect.name == "postgresql":
-        stmt = stmt.with_for_update(skip_locked=True, of=DeliveryRow)
-    ids = list(session.scalars(stmt))
-    if ids:
-        session.execute(update(DeliveryRow).where(DeliveryRow.id.in_(ids)).values(lease_until=now + lease))
-    return ids
 
 
 def load_claimed(session: Session, ids: Sequence[int]) -> list[tuple[DeliveryRow, SubscriptionRow, PayloadRow]]:
@@ -131,19 +264,3 @@ def load_claimed(session: Session, ids: Sequence[int]) -> list[tuple[DeliveryRow
         .order_by(DeliveryRow.seq)
     )
     return [(d, s, p) for d, s, p in session.execute(stmt).all()]
-
-
-def list_deliveries(session: Session, subscription_id: str, status: str | None, after: int | None,
-                    limit: int) -> list[DeliveryRow]:
-    stmt = select(DeliveryRow).where(DeliveryRow.subscription_id == subscription_id)
-    if status is not None:
-        stmt = stmt.where(DeliveryRow.status == status)
-    if after is not None:
-        stmt = stmt.where(DeliveryRow.id > after)
-    return list(session.scalars(stmt.order_by(DeliveryRow.id).limit(limit)))
-
-
-def count_by_status(session: Session, subscription_id: str) -> dict[str, int]:
-    stmt = (select(DeliveryRow.status, func.count()).where(DeliveryRow.subscription_id == subscription_id)
-            .group_by(DeliveryRow.status))
-    return {str(status): int(n) for status, n in session.execute(stmt).all()}

@@ -13,7 +13,7 @@ import httpx
 from hub.subscriptions.config import SyndicationSettings
 from hub.subscriptions.retry import is_success, parse_retry_after
 from hub.subscriptions.signing import webhook_headers
-from hub.subscriptions.ssrf import UnsafeTarget, check_target, pin
+from hub.subscriptions.ssrf import Resolver, UnsafeTarget, check_target, pin
 
 __all__ = ["Attempt", "encode_body", "make_client", "send_webhook"]
 
@@ -47,10 +47,10 @@ def encode_body(payload: dict[str, Any], max_bytes: int, notice_url: str) -> byt
     return json.dumps({**payload, "data": data}, separators=(",", ":"), ensure_ascii=False).encode()
 
 
-def send_webhook(client: httpx.Client, settings: SyndicationSettings, url: str, secrets: list[str],
-                 msg_id: str, body: bytes) -> Attempt:
+def send_webhook(client: httpx.Client, settings: SyndicationSettings, resolve: Resolver, url: str,
+                 secrets: list[str], msg_id: str, body: bytes) -> Attempt:
     try:
-        addresses = check_target(url, allow_private=settings.allow_private_targets)
+        addresses = check_target(url, resolve, allow_private=settings.allow_private_targets)
     except UnsafeTarget as exc:
         return Attempt(ok=False, error=f"refused target: {exc}")
     if not secrets:

@@ -5,18 +5,25 @@ name that resolved to a public address at subscribe time may point at 127.0.0.1 
 resolved address that is not globally routable refuses the target (unless configuration allows
 private targets, as the sandbox and tests need). Redirects are never followed by the sender.
 The sender then connects to the very address it checked (:func:`pin`), so a DNS answer that changes
-between check and connect (rebinding) cannot redirect the request; TLS still verifies the name."""
+between check and connect (rebinding) cannot redirect the request; TLS still verifies the name.
+
+Name resolution is a :data:`Resolver` handed in by whoever checks (bootstrap gives the system one), so
+the check never runs hidden inside a transaction and tests decide what a name resolves to."""
 
 from __future__ import annotations
 
 import ipaddress
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import urlsplit, urlunsplit
 
-__all__ = ["PinnedTarget", "UnsafeTarget", "check_target", "check_url_syntax", "pin"]
+__all__ = ["PinnedTarget", "Resolver", "UnsafeTarget", "check_target", "check_url_syntax", "pin", "resolve_host"]
 
 MAX_URL_LENGTH = 2048
+
+# (host, port) -> the addresses it resolves to; raises UnsafeTarget when it does not resolve.
+Resolver = Callable[[str, int], list[str]]
 
 
 class UnsafeTarget(ValueError):
@@ -84,15 +91,20 @@ def _refused(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str | No
     return None
 
 
-def check_target(url: str, allow_private: bool = False) -> list[str]:
-    """Raise :class:`UnsafeTarget` unless every address the host resolves to is acceptable;
-    returns the addresses (for logging)."""
-    host, port = check_url_syntax(url)
+def resolve_host(host: str, port: int) -> list[str]:
+    """The system resolver (``getaddrinfo``): blocking, so never call it inside a transaction."""
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except (socket.gaierror, UnicodeError) as exc:
         raise UnsafeTarget(f"host {host!r} does not resolve") from exc
-    addresses = sorted({str(info[4][0]) for info in infos})
+    return sorted({str(info[4][0]) for info in infos})
+
+
+def check_target(url: str, resolve: Resolver, allow_private: bool = False) -> list[str]:
+    """Raise :class:`UnsafeTarget` unless every address the host resolves to is acceptable;
+    returns the addresses (the sender connects to the first)."""
+    host, port = check_url_syntax(url)
+    addresses = resolve(host, port)
     if not addresses:
         raise UnsafeTarget(f"host {host!r} does not resolve")
     if allow_private:

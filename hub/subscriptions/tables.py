@@ -1,13 +1,15 @@
 """Tables of subscriptions and their deliveries.
 
-Typed declarative rows like the spine's infrastructure tables: subscriptions are small records whose
-behaviour lives in :mod:`hub.subscriptions`, so an imperative domain mapping would buy nothing.
+Typed declarative rows: the :class:`~hub.subscriptions.model.Subscription` aggregate is mapped onto its row
+by hand in the repository (the filter is stored as the API's JSON), and the delivery dispatcher works
+on the rows set-wise.
 
 - ``subscriptions``: filter (the API JSON, re-parsed by ``SubscriptionFilter.parse``), channel, secrets.
 - ``subscription_changes``: an append-only change log; every worker's in-memory index replays it
   (cheap ``id > last`` query before each match) to stay in sync with the database.
-- ``syndication_payloads``: the body of one notice version, built once and shared by its deliveries,
-  so retries send identical bytes and the dispatcher needs no notice store.
+- ``syndication_payloads`` (the table keeps its first name): the body of one notice version, built
+  once and shared by its deliveries, so retries send identical bytes and the dispatcher needs no
+  notice store.
 - ``deliveries``: one row per (subscription, notice version); unique, so matching is idempotent."""
 
 from __future__ import annotations

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import random
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -27,7 +26,6 @@ __all__ = [
     "FetchState",
     "Supplier",
     "SupplierGrant",
-    "backoff_delay",
     "identity_key",
     "next_refresh_at",
     "snapshot_changed",
@@ -151,18 +149,6 @@ def identity_key(identifiers: dict[str, str]) -> str:
     """The same identifier set hashes the same, whatever the key order: the idempotency key."""
     canonical = json.dumps(sorted(identifiers.items()), separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()
-
-
-def backoff_delay(
-    attempts: int, *, initial_s: float, multiplier: float, max_s: float, jitter_ratio: float,
-    rng: random.Random | None = None,
-) -> timedelta:
-    """Exponential backoff with jitter after ``attempts`` consecutive failures (1 = first failure).
-    Jitter spreads the retries of suppliers that failed together (one outage) so they do not all
-    return in the same second."""
-    base = min(max_s, initial_s * multiplier ** max(0, attempts - 1))
-    spread = (rng or random).uniform(-jitter_ratio, jitter_ratio) if jitter_ratio else 0.0
-    return timedelta(seconds=max(0.0, base * (1.0 + spread)))
 
 
 def next_refresh_at(

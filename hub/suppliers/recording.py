@@ -12,10 +12,11 @@ import random
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from hub.spine.retry import Backoff, Jitter
 from hub.spine.unit_of_work import UnitOfWork
 from hub.suppliers import events
 from hub.suppliers.commands import FetchedCredential, FetchOutcome
-from hub.suppliers.config import SupplierSettings
+from hub.suppliers.config import BackoffSettings, SupplierSettings
 from hub.suppliers.model import (
     ABSENT,
     EXPIRED,
@@ -25,16 +26,21 @@ from hub.suppliers.model import (
     FetchState,
     Snapshot,
     Supplier,
-    backoff_delay,
     new_id,
     next_refresh_at,
     snapshot_changed,
 )
 from hub.suppliers.repository import SupplierRepository, SuppliersUnitOfWork
 
-__all__ = ["record_outcome"]
+__all__ = ["fetch_backoff", "record_outcome"]
 
 _RETRYABLE = {"transient", "circuit_open", "deadline"}
+
+
+def fetch_backoff(settings: BackoffSettings) -> Backoff:
+    """Retries of a failed fetch: exponential, jittered so that suppliers that failed together (one
+    outage) do not all come back in the same second."""
+    return Backoff(settings.initial_s, settings.max_s, settings.multiplier, Jitter.around(settings.jitter_ratio))
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -210,11 +216,7 @@ def _record_failure(
     if outcome.kind in _RETRYABLE:
         # A verified credential whose refresh failed stays verified (its last version still stands,
         # and expiry will say so if it runs out); a pending one stays pending.
-        b = config.backoff
-        slot.next_attempt_at = now + backoff_delay(
-            slot.attempts, initial_s=b.initial_s, multiplier=b.multiplier, max_s=b.max_s,
-            jitter_ratio=b.jitter_ratio, rng=rng,
-        )
+        slot.next_attempt_at = now + timedelta(seconds=fetch_backoff(config.backoff).delay(slot.attempts, rng))
     elif outcome.kind == "not_found":
         slot.state = FetchState.NOT_FOUND.value
         slot.next_attempt_at = now + timedelta(seconds=config.freshness.not_found_recheck_s)

@@ -1,10 +1,8 @@
 """Persistence of the register-once flow: the interface handlers see on the unit of work
 (``uow.suppliers``), its SQL implementation, and the write-behind log of upstream calls.
 
-Claiming uses ``FOR UPDATE SKIP LOCKED`` on PostgreSQL, so competing workers take disjoint rows
-without waiting; SQLite transactions begin ``IMMEDIATE`` (one writer at a time), which gives the same
-guarantee. The lease (``claimed_until``) outlives the transaction: a claimer that dies simply lets it
-run out and the slot becomes due again."""
+Fetch slots are claimed with a lease (``claimed_until``, owned by ``claim_token``) through
+``hub.spine.leases``: a claimer that dies simply lets it run out and the slot becomes due again."""
 
 from __future__ import annotations
 
@@ -15,12 +13,13 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol
 
-from sqlalchemy import and_, delete, or_, select
+from sqlalchemy import delete, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, sessionmaker
 
 from hub.organisations.repository import OrganisationRepository
+from hub.spine import leases
 from hub.spine.unit_of_work import UnitOfWork
 from hub.suppliers.model import (
     Credential,
@@ -162,19 +161,15 @@ class SqlSupplierRepository:
     ) -> list[CredentialFetch]:
         """Reserve up to ``limit`` slots: the due ones, or with ``force`` every unclaimed slot of
         ``supplier_id`` (an on-demand refresh) except those the source refused for good."""
-        free = or_(F.claimed_until.is_(None), F.claimed_until <= now)
-        stmt = select(F).where(free)
-        if supplier_id is not None:
-            stmt = stmt.where(F.supplier_id == supplier_id)
+        due = [F.supplier_id == supplier_id] if supplier_id is not None else []
         if force:
-            stmt = stmt.where(F.state != "failed_permanently")
+            due.append(F.state != "failed_permanently")
         else:
-            stmt = stmt.where(and_(F.next_attempt_at.is_not(None), F.next_attempt_at <= now))
-        stmt = stmt.order_by(F.next_attempt_at, F.id).limit(limit).with_for_update(skip_locked=True)
-        claimed = list(self.session.scalars(stmt))
-        for slot in claimed:
-            slot.claim(token, now, lease)
-        return claimed
+            due.append(F.next_attempt_at <= now)
+        ids = leases.claim(self.session, F.id, F.claimed_until, owner=(F.claim_token, token), due=due,
+                           order_by=[F.next_attempt_at, F.id], limit=limit, now=now, lease=lease)
+        slots = {slot.id: slot for slot in self.session.scalars(select(F).where(F.id.in_(ids)))}
+        return [slots[i] for i in ids]
 
     # -- credentials ----------------------------------------------------------------------------------
     def add_credentials(self, credentials: Sequence[Credential]) -> None:
@@ -197,9 +192,8 @@ class SqlSupplierRepository:
             .where(C.valid_until.is_not(None), C.valid_until <= now, C.expired_at.is_(None), C.status != "absent")
             .order_by(C.valid_until)
             .limit(limit)
-            .with_for_update(skip_locked=True)
         )
-        return list(self.session.scalars(stmt))
+        return list(self.session.scalars(leases.skip_locked(self.session, stmt)))
 
     # -- versions and raw payloads ----------------------------------------------------------------
     def add_versions(self, versions: Sequence[CredentialVersion]) -> None:

@@ -19,10 +19,9 @@ from hub.organisations.commands import CreateOrganisation
 from hub.organisations.model import OrgKind
 from tests.support.api import API, bearer
 from tests.support.notices import notice_body
+from tests.support.receiver import Receiver
+from tests.support.subscriptions import FAST, drain
 from tests.support.waiting import eventually
-from tests.syndication.receiver import Receiver
-from tests.syndication.support import FAST
-from tests.syndication.test_amqp import drain
 
 
 @pytest.fixture

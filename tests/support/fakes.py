@@ -4,9 +4,12 @@ Handlers are driven against :class:`FakeUnitOfWork` exactly as the bus drives th
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from datetime import datetime, timedelta
+import copy
+import dataclasses
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime, timedelta
 from itertools import count
+from typing import Any
 
 from hub.notices.idempotency import IdempotencyKeyRaced, StoredRequest
 from hub.notices.model import Notice, NoticeVersion
@@ -14,6 +17,10 @@ from hub.notices.repository import ExternalRef, StoredVersion
 from hub.organisations.model import ApiKey, Organisation, OrgKind
 from hub.spine.messages import Envelope
 from hub.spine.unit_of_work import AbstractUnitOfWork
+from hub.subscriptions.filters import SubscriptionFilter
+from hub.subscriptions.model import OPEN, DeliveryRecord, DeliveryStatus, Subscription
+from hub.subscriptions.reader import NoticeUnavailable
+from hub.subscriptions.ssrf import UnsafeTarget
 from hub.suppliers.model import ABSENT, Credential, CredentialFetch, CredentialVersion, Supplier, SupplierGrant
 
 
@@ -195,6 +202,161 @@ class InMemorySupplierRepository:
 
     def raw(self, sha256: str) -> tuple[str, bytes] | None:
         return self.raws.get(sha256)
+class InMemorySubscriptionRepository:
+    """Keeps copies, so a handler that changes a subscription without ``save`` changes nothing."""
+
+    def __init__(self) -> None:
+        self.stored: dict[str, Subscription] = {}
+        self.change_log: list[tuple[int, str]] = []
+
+    def _log(self, subscription_id: str) -> None:
+        self.change_log.append((len(self.change_log) + 1, subscription_id))
+
+    def add(self, subscription: Subscription) -> None:
+        assert subscription.id not in self.stored, f"duplicate subscription {subscription.id}"
+        self.stored[subscription.id] = copy.deepcopy(subscription)
+        self._log(subscription.id)
+
+    def get(self, subscription_id: str) -> Subscription | None:
+        found = self.stored.get(subscription_id)
+        return None if found is None else copy.deepcopy(found)
+
+    def save(self, subscription: Subscription) -> None:
+        assert subscription.id in self.stored, f"saving unknown subscription {subscription.id}"
+        self.stored[subscription.id] = copy.deepcopy(subscription)
+        self._log(subscription.id)
+
+    def remove(self, subscription: Subscription) -> None:
+        self.stored.pop(subscription.id, None)
+        self._log(subscription.id)
+
+    def list_for(self, org_id: str) -> list[Subscription]:
+        return [copy.deepcopy(s) for s in self.stored.values() if s.org_id == org_id]
+
+    def last_change(self) -> int:
+        return len(self.change_log)
+
+    def changes_after(self, floor: int) -> list[tuple[int, str]]:
+        return [(cid, sid) for cid, sid in self.change_log if cid > floor]
+
+    def matchable_filters(self, ids: Sequence[str] | None = None) -> dict[str, SubscriptionFilter]:
+        wanted = self.stored.keys() if ids is None else [i for i in ids if i in self.stored]
+        return {i: self.stored[i].filter for i in wanted if self.stored[i].matchable}
+
+
+class InMemoryDeliveryRepository:
+    def __init__(self, subscriptions: InMemorySubscriptionRepository) -> None:
+        self.subscriptions = subscriptions
+        self.rows: dict[int, tuple[str, DeliveryRecord]] = {}  # id -> (subscription id, record)
+        self.payloads: dict[tuple[str, int], dict[str, Any]] = {}
+
+    def add_payload(self, notice_id: str, version: int, kind: str, seq: int, routing_key: str,
+                    body: dict[str, Any]) -> None:
+        self.payloads.setdefault((notice_id, version), {"kind": kind, "seq": seq, "routing_key": routing_key,
+                                                         "body": body})
+
+    def add_deliveries(self, subscription_ids: Iterable[str], notice_id: str, version: int, seq: int,
+                       kind: str) -> int:
+        now, count = datetime.now(UTC), 0
+        taken = {(sid, r.notice_id, r.version) for sid, r in self.rows.values()}
+        for sid in subscription_ids:
+            count += 1
+            if (sid, notice_id, version) not in taken:
+                record = DeliveryRecord(id=len(self.rows) + 1, notice_id=notice_id, version=version, seq=seq,
+                                        kind=kind, status=DeliveryStatus.PENDING.value, attempts=0,
+                                        next_attempt_at=now, last_status_code=None, last_error=None,
+                                        created_at=now, delivered_at=None)
+                self.rows[record.id] = (sid, record)
+        return count
+
+    def earlier_recipients(self, notice_id: str, version: int) -> set[str]:
+        active = {sid for sid, s in self.subscriptions.stored.items() if s.status == "active"}
+        return {sid for sid, r in self.rows.values() if r.notice_id == notice_id and r.version < version
+                and sid in active}
+
+    def _set(self, delivery_id: int, **changes: Any) -> None:
+        sid, record = self.rows[delivery_id]
+        self.rows[delivery_id] = (sid, dataclasses.replace(record, **changes))
+
+    def end_open(self, subscription_id: str, reason: str) -> None:
+        for delivery_id, (sid, record) in list(self.rows.items()):
+            if sid == subscription_id and record.status in OPEN:
+                self._set(delivery_id, status=DeliveryStatus.DEAD.value, last_error=reason)
+
+    def dead(self, subscription_id: str, ids: Sequence[int] | None = None) -> list[int]:
+        return sorted(i for i, (sid, r) in self.rows.items() if sid == subscription_id
+                      and r.status == DeliveryStatus.DEAD.value and (ids is None or i in ids))
+
+    def replay(self, ids: Sequence[int], now: datetime) -> None:
+        for delivery_id in ids:
+            self._set(delivery_id, status=DeliveryStatus.PENDING.value, attempts=0, next_attempt_at=now)
+
+    def page(self, subscription_id: str, status: str | None, after: int | None, limit: int
+             ) -> list[DeliveryRecord]:
+        return [r for i, (sid, r) in sorted(self.rows.items()) if sid == subscription_id
+                and (status is None or r.status == status) and (after is None or i > after)][:limit]
+
+    def counts(self, subscription_id: str) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for sid, record in self.rows.values():
+            if sid == subscription_id:
+                counts[record.status] = counts.get(record.status, 0) + 1
+        return counts
+
+
+class InMemoryNoticeReader:
+    """Versions put here are what matching sees (tests and benches)."""
+
+    def __init__(self) -> None:
+        self.versions: dict[tuple[str, int], tuple[dict[str, Any] | None, dict[str, Any]]] = {}
+
+    def put(self, notice_id: str, version: int, content: dict[str, Any] | None,
+            metadata: dict[str, Any] | None = None) -> None:
+        self.versions[(notice_id, version)] = (content, dict(metadata or {}))
+
+    def get_version(self, notice_id: str, version: int) -> tuple[dict[str, Any] | None, dict[str, Any]]:
+        try:
+            return self.versions[(notice_id, version)]
+        except KeyError:
+            raise NoticeUnavailable(f"notice {notice_id} version {version}") from None
+
+
+class FakeResolver:
+    """DNS as the test says: ``answers[host]`` are the addresses; an unknown host does not resolve."""
+
+    def __init__(self, answers: dict[str, list[str]] | None = None) -> None:
+        self.answers = dict(answers or {})
+        self.asked: list[str] = []
+
+    def __call__(self, host: str, port: int) -> list[str]:
+        self.asked.append(host)
+        if host not in self.answers:
+            raise UnsafeTarget(f"host {host!r} does not resolve")
+        return list(self.answers[host])
+
+
+class RecordingSubscriberQueues:
+    """Subscriber queues as a dict of bindings, with every call recorded in order."""
+
+    def __init__(self) -> None:
+        self.queues: dict[str, set[str]] = {}
+        self.calls: list[tuple[str, str, tuple[str, ...]]] = []
+
+    def declare(self, subscription_id: str, binding_keys: Sequence[str]) -> None:
+        self.calls.append(("declare", subscription_id, tuple(binding_keys)))
+        self.queues.setdefault(subscription_id, set()).update(binding_keys)
+
+    def bind(self, subscription_id: str, binding_keys: Sequence[str]) -> None:
+        self.calls.append(("bind", subscription_id, tuple(binding_keys)))
+        self.queues[subscription_id].update(binding_keys)
+
+    def unbind(self, subscription_id: str, binding_keys: Sequence[str]) -> None:
+        self.calls.append(("unbind", subscription_id, tuple(binding_keys)))
+        self.queues[subscription_id].difference_update(binding_keys)
+
+    def delete(self, subscription_id: str) -> None:
+        self.calls.append(("delete", subscription_id, ()))
+        self.queues.pop(subscription_id, None)
 
 
 class FakeUnitOfWork(AbstractUnitOfWork):
@@ -206,6 +368,9 @@ class FakeUnitOfWork(AbstractUnitOfWork):
         self.suppliers = InMemorySupplierRepository()
         self.notices = InMemoryNoticeRepository()
         self.idempotency = InMemoryIdempotencyStore()
+        self.subscriptions = InMemorySubscriptionRepository()
+        self.deliveries = InMemoryDeliveryRepository(self.subscriptions)
+        self.notice_versions = InMemoryNoticeReader()
         self.outbox: list[Envelope] = []
         self.inbox: set[tuple[str, str]] = set()
         self._inbox_pending: set[tuple[str, str]] = set()

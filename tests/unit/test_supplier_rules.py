@@ -1,9 +1,8 @@
-"""The register-once rules without I/O: identifier checks, applicable systems, backoff, refresh timing
-and change detection. Which slots are due is the repository's query, tested against the database."""
+"""The register-once rules without I/O: identifier checks, applicable systems, refresh timing and
+change detection. Which slots are due is the repository's query, tested against the database."""
 
 from __future__ import annotations
 
-import random
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -15,7 +14,6 @@ from hub.suppliers.config import SupplierSettings
 from hub.suppliers.identifiers import validate_identifiers
 from hub.suppliers.model import (
     Snapshot,
-    backoff_delay,
     identity_key,
     next_refresh_at,
     snapshot_changed,
@@ -66,16 +64,6 @@ def test_applicable_systems_come_from_configuration() -> None:
 def test_identity_key_ignores_order() -> None:
     assert identity_key({"a": "1", "b": "2"}) == identity_key({"b": "2", "a": "1"})
     assert identity_key({"a": "1"}) != identity_key({"a": "2"})
-
-
-def test_backoff_grows_exponentially_caps_and_jitters() -> None:
-    plain = [backoff_delay(n, initial_s=30, multiplier=2, max_s=300, jitter_ratio=0).total_seconds()
-             for n in range(1, 7)]
-    assert plain == [30, 60, 120, 240, 300, 300]
-    rng = random.Random(1)
-    jittered = {backoff_delay(3, initial_s=30, multiplier=2, max_s=300, jitter_ratio=0.2, rng=rng).total_seconds()
-                for _ in range(50)}
-    assert len(jittered) > 40 and all(96 <= d <= 144 for d in jittered)
 
 
 def refresh(validities: list[tuple[datetime | None, datetime | None]]) -> datetime:

@@ -1,5 +1,7 @@
-"""Routes of subscriptions and their deliveries. Scope ``subscriptions:write``; an
-organisation sees only its own subscriptions (another's answers 404, like a missing one)."""
+"""Routes of subscriptions and their deliveries. Scope ``subscriptions:write``; an organisation sees
+only its own subscriptions (another's answers 404, like a missing one). Creating, changing and deleting
+go through the subscriptions service (it looks after DNS and the subscriber's AMQP queue around the
+command); everything else is a command or a read on the unit of work."""
 
 from __future__ import annotations
 
@@ -12,8 +14,6 @@ from pydantic import BaseModel, Field
 
 from hub.api.deps import BusDep, HubDep, Principal, UowDep, require_scope
 from hub.organisations.model import Scope
-from hub.subscriptions import repository as store
-from hub.subscriptions.amqp_channel import AmqpChannel, SubscriberTopology
 from hub.subscriptions.commands import (
     CreateSubscription,
     DeleteSubscription,
@@ -21,9 +21,8 @@ from hub.subscriptions.commands import (
     RotateSubscriptionSecret,
     UpdateSubscription,
 )
-from hub.subscriptions.handlers import owned, parse_filter
-from hub.subscriptions.model import Channel, binding_keys, is_routable
-from hub.subscriptions.tables import DeliveryRow, SubscriptionRow
+from hub.subscriptions.handlers import owned
+from hub.subscriptions.model import Channel, DeliveryRecord, SubscriberTopology, Subscription, filter_json
 
 router = APIRouter(tags=["subscriptions"])
 
@@ -116,90 +115,49 @@ class ReplayOut(BaseModel):
     replayed: list[int]
 
 
-def _view(row: SubscriptionRow, namespace: str) -> SubscriptionOut:
-    if row.channel == Channel.AMQP.value:
+def _view(sub: Subscription, namespace: str) -> SubscriptionOut:
+    if sub.channel is Channel.AMQP:
         topology = SubscriberTopology(namespace)
-        channel = ChannelOut(type=row.channel, queue=topology.queue(row.id),
-                             dead_letter_queue=topology.dead_letter_queue(row.id), exchange=topology.notices_exchange,
-                             binding_keys=binding_keys(parse_filter(row.filter)) if row.routable else None,
-                             how_to_consume=HOW_TO_CONSUME)
+        channel = ChannelOut(type=sub.channel.value, queue=topology.queue(sub.id),
+                             dead_letter_queue=topology.dead_letter_queue(sub.id), exchange=topology.notices_exchange,
+                             binding_keys=sub.bindings or None, how_to_consume=HOW_TO_CONSUME)
     else:
-        channel = ChannelOut(type=row.channel, url=row.url)
-    return SubscriptionOut(id=row.id, name=row.name, filter=row.filter, channel=channel, status=row.status,
-                           disabled_reason=row.disabled_reason, created_at=row.created_at,
-                           updated_at=row.updated_at)
-
-
-def _amqp(hub: HubDep) -> AmqpChannel:
-    return AmqpChannel(hub.settings.broker, hub.settings.syndication.amqp_queue_delivery_limit)
+        channel = ChannelOut(type=sub.channel.value, url=sub.url)
+    return SubscriptionOut(id=sub.id, name=sub.name, filter=filter_json(sub.filter), channel=channel,
+                           status=sub.status, disabled_reason=sub.disabled_reason, created_at=sub.created_at,
+                           updated_at=sub.updated_at)
 
 
 @router.post("/subscriptions", status_code=201, response_model=CreatedOut)
 def create_subscription(body: SubscriptionIn, caller: Caller, bus: BusDep, hub: HubDep) -> CreatedOut:
-    subscription_id = str(uuid.uuid4())
-    command = CreateSubscription(subscription_id=subscription_id, org_id=caller.org_id, name=body.name,
+    command = CreateSubscription(subscription_id=str(uuid.uuid4()), org_id=caller.org_id, name=body.name,
                                  filter=body.filter, channel=body.channel.type, url=body.channel.url)
-    declared = body.channel.type == "amqp" and hub.settings.broker.kind == "rabbitmq"
-    if declared:
-        # The queue exists before the subscription does, so no matched notice can miss it.
-        flt = parse_filter(body.filter)
-        _amqp(hub).declare_queue(subscription_id, bind=binding_keys(flt) if is_routable(flt) else ())
-    try:
-        row, secret = bus.handle(command)
-    except Exception:
-        if declared:
-            _amqp(hub).delete_queue(subscription_id)
-        raise
-    return CreatedOut(subscription=_view(row, hub.settings.broker.namespace), secret=secret)
+    sub, secret = hub.subscriptions.create(bus, command)
+    return CreatedOut(subscription=_view(sub, hub.settings.broker.namespace), secret=secret)
 
 
 @router.get("/subscriptions", response_model=list[SubscriptionOut])
 def list_subscriptions(caller: Caller, uow: UowDep, hub: HubDep) -> list[SubscriptionOut]:
-    from sqlalchemy import select
-
-    rows = uow.session.scalars(select(SubscriptionRow).where(SubscriptionRow.org_id == caller.org_id)
-                               .order_by(SubscriptionRow.created_at))
-    return [_view(r, hub.settings.broker.namespace) for r in rows]
+    return [_view(s, hub.settings.broker.namespace) for s in uow.subscriptions.list_for(caller.org_id)]
 
 
 @router.get("/subscriptions/{subscription_id}", response_model=SubscriptionOut)
 def get_subscription(subscription_id: str, caller: Caller, uow: UowDep, hub: HubDep) -> SubscriptionOut:
-    return _view(owned(uow.session, subscription_id, caller.org_id), hub.settings.broker.namespace)
+    return _view(owned(uow.subscriptions, subscription_id, caller.org_id), hub.settings.broker.namespace)
 
 
 @router.patch("/subscriptions/{subscription_id}", response_model=SubscriptionOut)
 def update_subscription(subscription_id: str, body: SubscriptionPatch, caller: Caller, bus: BusDep,
-                        hub: HubDep, uow: UowDep) -> SubscriptionOut:
-    """An AMQP subscription's bindings change around the commit so that it never misses a notice: new
-    bindings are added before it, stale ones removed after it. A failure in between can only cause an
-    extra message (at-least-once; dedupe on message_id), never a missing one."""
-    before = owned(uow.session, subscription_id, caller.org_id)
-    old_keys = binding_keys(parse_filter(before.filter)) if before.routable else []
-    rebinding = before.channel == Channel.AMQP.value and hub.settings.broker.kind == "rabbitmq"
-    new_keys = old_keys
-    if rebinding:
-        wanted = parse_filter(body.filter if body.filter is not None else before.filter)  # 422 before any change
-        new_keys = binding_keys(wanted) if is_routable(wanted) else []
-        rebinding = new_keys != old_keys
-    if rebinding:
-        _amqp(hub).declare_queue(subscription_id, bind=[*old_keys, *new_keys])
-    try:
-        row = bus.handle(UpdateSubscription(subscription_id=subscription_id, org_id=caller.org_id, name=body.name,
-                                            filter=body.filter, url=body.url, reactivate=body.status == "active"))
-    except Exception:
-        if rebinding:  # the change did not happen: take back what was added for it
-            _amqp(hub).declare_queue(subscription_id, bind=old_keys, unbind=new_keys)
-        raise
-    if rebinding:
-        _amqp(hub).declare_queue(subscription_id, bind=new_keys, unbind=old_keys)
-    return _view(row, hub.settings.broker.namespace)
+                        hub: HubDep) -> SubscriptionOut:
+    sub = hub.subscriptions.update(bus, UpdateSubscription(
+        subscription_id=subscription_id, org_id=caller.org_id, name=body.name, filter=body.filter, url=body.url,
+        reactivate=body.status == "active"))
+    return _view(sub, hub.settings.broker.namespace)
 
 
 @router.delete("/subscriptions/{subscription_id}", status_code=204)
 def delete_subscription(subscription_id: str, caller: Caller, bus: BusDep, hub: HubDep) -> Response:
-    row = bus.handle(DeleteSubscription(subscription_id=subscription_id, org_id=caller.org_id))
-    if row.channel == Channel.AMQP.value and hub.settings.broker.kind == "rabbitmq":
-        _amqp(hub).delete_queue(subscription_id)
+    hub.subscriptions.delete(bus, DeleteSubscription(subscription_id=subscription_id, org_id=caller.org_id))
     return Response(status_code=204)
 
 
@@ -209,7 +167,7 @@ def rotate_secret(subscription_id: str, caller: Caller, bus: BusDep) -> RotatedO
     return RotatedOut(secret=secret, previous_valid_until=until)
 
 
-def _delivery(row: DeliveryRow) -> DeliveryOut:
+def _delivery(row: DeliveryRecord) -> DeliveryOut:
     return DeliveryOut(id=row.id, webhook_id=f"dlv_{row.id}", notice_id=row.notice_id, version=row.version,
                        seq=row.seq, kind=row.kind, status=row.status, attempts=row.attempts,
                        next_attempt_at=row.next_attempt_at, last_status_code=row.last_status_code,
@@ -223,11 +181,11 @@ def list_deliveries(
     after: Annotated[int | None, Query(ge=0)] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> DeliveryPage:
-    row = owned(uow.session, subscription_id, caller.org_id)
-    items = store.list_deliveries(uow.session, row.id, status, after, limit)
+    sub = owned(uow.subscriptions, subscription_id, caller.org_id)
+    items = uow.deliveries.page(sub.id, status, after, limit)
     return DeliveryPage(items=[_delivery(d) for d in items],
                         next_after=items[-1].id if len(items) == limit else None,
-                        counts=store.count_by_status(uow.session, row.id))
+                        counts=uow.deliveries.counts(sub.id))
 
 
 @router.post("/subscriptions/{subscription_id}/deliveries/replay", response_model=ReplayOut)

@@ -4,7 +4,6 @@ thread-safe, so every consumer thread owns one), the group consumer and the dead
 from __future__ import annotations
 
 import logging
-import random
 import threading
 import uuid
 from collections.abc import Callable, Mapping
@@ -17,6 +16,7 @@ from pika.spec import Basic, BasicProperties
 
 from hub.spine.brokers.base import DeadLetterSink, MessageHandler
 from hub.spine.messages import Envelope
+from hub.spine.retry import Backoff, Jitter
 from hub.spine.settings import BrokerSettings
 
 __all__ = ["dead_letter_details", "run_consumer", "subscribe_archiver", "subscribe_group"]
@@ -32,7 +32,10 @@ def run_consumer(settings: BrokerSettings, parameters: pika.ConnectionParameters
     """Consume until ``stop`` is set; on any broker or connection failure, wait (exponential backoff
     with jitter, capped at ``reconnect_max_backoff_s``) and start over on a new connection. Messages
     left unacked by a dropped connection go back to the queue: the inbox makes the rerun harmless."""
-    backoff = settings.retry_delay_s
+    # "Equal jitter": between half and all of the doubled delay, so consumers that lost one broker
+    # together do not all reconnect in the same instant.
+    backoff = Backoff(max(settings.retry_delay_s, 0.1), settings.reconnect_max_backoff_s, jitter=Jitter(0.5, 1.0))
+    failures = 0  # in a row
     while not stop.is_set():
         connection: pika.BlockingConnection | None = None
         try:
@@ -40,19 +43,20 @@ def run_consumer(settings: BrokerSettings, parameters: pika.ConnectionParameters
             channel = connection.channel()
             channel.basic_qos(prefetch_count=settings.prefetch)
             subscribe(channel)
-            backoff = settings.retry_delay_s
+            failures = 0
             log.info("consumer connected", extra={"consumer": name})
             while not stop.is_set():
                 connection.process_data_events(time_limit=POLL_S)
         except Exception as exc:  # every failure means: reconnect later
             if stop.is_set():
                 break
+            failures += 1
+            delay = backoff.delay(failures)
             level = logging.WARNING if isinstance(exc, pika.exceptions.AMQPError) else logging.ERROR
             log.log(level, "consumer lost its connection; reconnecting",
-                    extra={"consumer": name, "error": repr(exc), "retry_in_s": backoff},
+                    extra={"consumer": name, "error": repr(exc), "retry_in_s": round(delay, 3)},
                     exc_info=level == logging.ERROR)
-            stop.wait(backoff * (0.5 + random.random() / 2))
-            backoff = min(settings.reconnect_max_backoff_s, max(backoff, 0.1) * 2)
+            stop.wait(delay)
         finally:
             if connection is not None and connection.is_open:
                 try:

@@ -1,6 +1,6 @@
 """Webhook delivery over real loopback HTTP on both backends: every request is verified with the
-reference ``standardwebhooks`` verifier by the receiver. Notice versions are raised as the publishing
-slice raises them (content stored, then ``NoticeVersionPublished`` committed to the outbox)."""
+reference ``standardwebhooks`` verifier by the receiver. Notice versions are raised as the notices
+flow raises them (content stored, then ``NoticeVersionPublished`` committed to the outbox)."""
 
 from __future__ import annotations
 
@@ -9,10 +9,9 @@ from collections.abc import Callable
 from sqlalchemy import select
 
 from hub.spine.tables import AuditRow
+from tests.support.receiver import Answer
+from tests.support.subscriptions import API, Env, new_notice_id
 from tests.support.waiting import eventually
-from tests.syndication.conftest import API, Env
-from tests.syndication.receiver import Answer
-from tests.syndication.support import new_notice_id
 
 ROADS_IN_SEOUL = {"classifications": ["CPV:4523"], "regions": ["KR-11"]}
 

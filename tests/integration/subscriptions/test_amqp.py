@@ -11,23 +11,8 @@ from typing import Any
 import pika
 import pytest
 
+from tests.support.subscriptions import API, Env, drain, new_notice_id
 from tests.support.waiting import eventually
-from tests.syndication.conftest import API, Env
-from tests.syndication.support import new_notice_id
-
-
-def drain(url: str, queue: str, into: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    connection = pika.BlockingConnection(pika.URLParameters(url))
-    try:
-        channel = connection.channel()
-        while True:
-            method, _props, body = channel.basic_get(queue, auto_ack=True)
-            if method is None:
-                break
-            into.append(json.loads(body))
-    finally:
-        connection.close()
-    return into
 
 
 def subscribe(env: Env, flt: dict[str, Any]) -> dict[str, Any]:

@@ -1,5 +1,5 @@
-"""Unit tests of the syndication rules: signatures (against the reference verifier), the retry
-schedule, the SSRF guard, AMQP routing and filter parsing."""
+"""Rules of subscriptions and delivery: signatures (against the reference verifier), the retry schedule,
+the SSRF guard, AMQP routing, filter parsing and signing secrets at rest."""
 
 from __future__ import annotations
 
@@ -9,17 +9,20 @@ from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 
 import pytest
+from cryptography.fernet import Fernet
+from pydantic import ValidationError
 from standardwebhooks import Webhook
 
+from hub.config import Settings
 from hub.spine.errors import Rejected
 from hub.subscriptions.config import STANDARD_RETRY_SCHEDULE_S, SyndicationSettings
 from hub.subscriptions.filters import SubscriptionFilter
-from hub.subscriptions.handlers import parse_filter
-from hub.subscriptions.model import binding_keys, filter_json, is_routable, notice_routing_key
+from hub.subscriptions.model import binding_keys, filter_json, is_routable, notice_routing_key, parse_filter
 from hub.subscriptions.retry import is_success, next_delay_s, parse_retry_after
+from hub.subscriptions.secret_box import SecretBox, SecretsUnreadable
 from hub.subscriptions.sender import encode_body
 from hub.subscriptions.signing import new_secret, webhook_headers
-from hub.subscriptions.ssrf import PinnedTarget, UnsafeTarget, check_target, pin
+from hub.subscriptions.ssrf import PinnedTarget, UnsafeTarget, check_target, pin, resolve_host
 
 BODY = json.dumps({"type": "notice.published", "data": {"notice_id": "N-1"}}).encode()
 
@@ -78,7 +81,7 @@ def test_only_2xx_is_success() -> None:
 ])
 def test_private_and_special_targets_are_refused(url: str) -> None:
     with pytest.raises(UnsafeTarget):
-        check_target(url)
+        check_target(url, resolve_host)
 
 
 @pytest.mark.parametrize("url", [
@@ -87,12 +90,12 @@ def test_private_and_special_targets_are_refused(url: str) -> None:
 ])
 def test_bad_schemes_credentials_and_malformed_urls_are_refused(url: str) -> None:
     with pytest.raises(UnsafeTarget):
-        check_target(url, allow_private=True)
+        check_target(url, resolve_host, allow_private=True)
 
 
 def test_public_addresses_pass_and_configuration_allows_loopback() -> None:
-    assert check_target("https://8.8.8.8/hook") == ["8.8.8.8"]
-    assert check_target("http://127.0.0.1:9/hook", allow_private=True) == ["127.0.0.1"]
+    assert check_target("https://8.8.8.8/hook", resolve_host) == ["8.8.8.8"]
+    assert check_target("http://127.0.0.1:9/hook", resolve_host, allow_private=True) == ["127.0.0.1"]
 
 
 @pytest.mark.parametrize(
@@ -141,3 +144,22 @@ def test_oversized_notices_are_sent_as_links() -> None:
     assert body["data"]["notice"] is None and body["data"]["truncated"] is True
     assert body["data"]["notice_url"].endswith("/N-1")
     assert json.loads(encode_body(payload, 10_000, "u"))["data"]["notice"]["description"] == "x" * 5000
+
+
+def test_sealed_secrets_open_under_any_configured_key_and_rotate() -> None:
+    old, new = Fernet.generate_key().decode(), Fernet.generate_key().decode()
+    sealed = SecretBox([old]).seal("whsec_abc")
+    assert "secret" not in sealed and "whsec_abc" not in sealed["enc"]
+    assert SecretBox([new, old]).open(sealed) == "whsec_abc"  # a new key first: old secrets still read
+    assert SecretBox([new]).seal("x") != SecretBox([new]).seal("x")  # fresh IV each time
+    with pytest.raises(SecretsUnreadable):
+        SecretBox([new]).open(sealed)
+    with pytest.raises(SecretsUnreadable):
+        SecretBox([]).open(sealed)
+    assert SecretBox([]).seal("whsec_plain") == {"secret": "whsec_plain"}
+    assert SecretBox([old]).open({"secret": "whsec_legacy"}) == "whsec_legacy"  # rows from before keys
+
+
+def test_a_bad_key_is_refused_with_its_position() -> None:
+    with pytest.raises(ValidationError, match=r"secret_keys\[1\] is not a Fernet key"):
+        Settings(syndication={"secret_keys": [Fernet.generate_key().decode(), "short"]})

@@ -1,0 +1,102 @@
+"""The SQL repositories keep the contract the in-memory ones (tests/support/fakes.py) promise the unit
+tests: the same scenario runs against both, so a handler test on the fake says something about the
+database too."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from hub.bootstrap import bootstrap
+from hub.config import Settings
+from hub.subscriptions.filters import SubscriptionFilter
+from hub.subscriptions.model import Channel, Subscription, parse_filter
+from tests.support.fakes import FakeUnitOfWork
+
+NOW = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+
+
+@pytest.fixture(params=["sql", "memory"])
+def uow_factory(request: pytest.FixtureRequest,
+                settings_factory: Callable[..., Settings]) -> Iterator[Callable[[], Any]]:
+    if request.param == "memory":
+        fake = FakeUnitOfWork()
+        yield lambda: fake
+        return
+    hub = bootstrap(settings_factory(), migrate=True)
+    try:
+        yield hub.uow
+    finally:
+        hub.close()
+
+
+def subscription(sid: str, org: str = "org-a", channel: str = "webhook", **flt: Any) -> Subscription:
+    return Subscription.new(sid, org, f"sub {sid}", channel, parse_filter(flt),
+                            "https://hooks.example.kr/in" if channel == "webhook" else None, NOW)
+
+
+def test_subscriptions_round_trip_and_every_write_is_logged(uow_factory: Callable[[], Any]) -> None:
+    hook = subscription("hook", classifications=["CPV:45"], min_value="1000", currency="KRW")
+    hook.add_first_secret({"secret": "whsec_a"})
+    routable, finer = subscription("q1", channel="amqp", regions=["KR"]), subscription("q2", channel="amqp",
+                                                                                       keywords=["road"])
+    with uow_factory() as uow:
+        mark = uow.subscriptions.last_change()
+        for sub in (hook, routable, finer, subscription("other", org="org-b")):
+            uow.subscriptions.add(sub)
+        uow.commit()
+    with uow_factory() as uow:
+        assert uow.subscriptions.get("hook") == hook
+        assert uow.subscriptions.get("missing") is None
+        assert [s.id for s in uow.subscriptions.list_for("org-a")] == ["hook", "q1", "q2"]
+        assert uow.subscriptions.matchable_filters() == {"hook": hook.filter, "q2": finer.filter,
+                                                         "other": SubscriptionFilter()}
+        stored = uow.subscriptions.get("hook")
+        stored.disable("the endpoint answered 410 Gone", NOW + timedelta(minutes=1))
+        stored.rotate_secret({"secret": "whsec_b"}, NOW, timedelta(hours=1))
+        uow.subscriptions.save(stored)
+        uow.subscriptions.remove(uow.subscriptions.get("other"))
+        uow.commit()
+    with uow_factory() as uow:
+        again = uow.subscriptions.get("hook")
+        assert again == stored and again.status == "disabled" and len(again.secrets) == 2
+        assert again.channel is Channel.WEBHOOK and again.filter == hook.filter
+        assert uow.subscriptions.get("other") is None
+        assert uow.subscriptions.matchable_filters(["hook", "q1", "q2", "other"]) == {"q2": finer.filter}
+        logged = uow.subscriptions.changes_after(mark)
+        assert [sid for _, sid in logged] == ["hook", "q1", "q2", "other", "hook", "other"]
+        assert uow.subscriptions.last_change() == logged[-1][0]
+
+
+def test_deliveries_are_added_once_ended_replayed_and_paged(uow_factory: Callable[[], Any]) -> None:
+    with uow_factory() as uow:
+        for sid in ("a", "b"):
+            uow.subscriptions.add(subscription(sid))
+        uow.deliveries.add_payload("N-1", 1, "original", 1, "notice.works.KR.KR-11", {"data": {}})
+        uow.deliveries.add_payload("N-1", 1, "original", 1, "notice.works.KR.KR-11", {"data": {}})  # no-op
+        uow.deliveries.add_deliveries(["a", "b"], "N-1", 1, 1, "original")
+        uow.deliveries.add_deliveries(["a"], "N-1", 1, 1, "original")  # matched twice: nothing new
+        uow.deliveries.add_deliveries(["a"], "N-2", 1, 2, "original")
+        uow.commit()
+    with uow_factory() as uow:
+        assert uow.deliveries.earlier_recipients("N-1", 2) == {"a", "b"}
+        assert uow.deliveries.earlier_recipients("N-1", 1) == set()
+        page = uow.deliveries.page("a", None, None, 10)
+        assert [(d.notice_id, d.version, d.status) for d in page] == [("N-1", 1, "pending"), ("N-2", 1, "pending")]
+        assert [d.id for d in uow.deliveries.page("a", None, page[0].id, 10)] == [page[1].id]
+        uow.deliveries.end_open("a", "subscription deleted")
+        uow.commit()
+    with uow_factory() as uow:
+        assert uow.deliveries.counts("a") == {"dead": 2} and uow.deliveries.counts("b") == {"pending": 1}
+        dead = uow.deliveries.dead("a")
+        assert dead == [d.id for d in page] and uow.deliveries.dead("a", [dead[1]]) == [dead[1]]
+        assert uow.deliveries.page("a", "dead", None, 1)[0].last_error == "subscription deleted"
+        uow.deliveries.replay([dead[1]], NOW)
+        uow.commit()
+    with uow_factory() as uow:
+        assert uow.deliveries.counts("a") == {"dead": 1, "pending": 1}
+        [replayed] = uow.deliveries.page("a", "pending", None, 10)
+        assert replayed.id == dead[1] and replayed.attempts == 0
