@@ -16,6 +16,7 @@ from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from hub.config import Settings, get_settings
+from hub.notices.formats import check_formats
 from hub.registry import COMMAND_HANDLERS, CONSUMER_GROUPS, EVENT_HANDLERS, HubUnitOfWork, start_mappers
 from hub.spine.brokers.base import Broker
 from hub.spine.brokers.inprocess import InProcessBroker
@@ -95,7 +96,7 @@ class Hub:
         return worker
 
     def purge_idempotency_keys(self) -> int:
-        from hub.notices.idempotency import purge_expired
+        from hub.notices.repository import purge_expired
 
         ttl = timedelta(hours=self.settings.syndication.publication.idempotency_ttl_h)
         return purge_expired(self.session_factory, ttl)
@@ -128,6 +129,7 @@ def check_configuration(settings: Settings, *, sources: bool = True) -> None:
         from hub.suppliers.wiring import check_sources
 
         check_sources(settings.connectors)
+    check_formats()  # every inbound notice format's mapping file, checked the same way
     if not settings.syndication.secret_box().encrypts and not settings.database.url.startswith("sqlite"):
         logging.getLogger(__name__).warning(
             "webhook signing secrets are stored unencrypted: set syndication.secret_keys "

@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from hub.notices import handlers as notices
 from hub.notices import tables as notice_tables
+from hub.notices.repository import SqlIdempotencyStore, SqlNoticeRepository
 from hub.organisations import handlers as organisations
 from hub.organisations import tables as organisation_tables
 from hub.organisations.repository import SqlOrganisationRepository
@@ -71,6 +72,8 @@ class HubUnitOfWork(SqlAlchemyUnitOfWork):
 
     organisations: SqlOrganisationRepository
     suppliers: SqlSupplierRepository
+    notices: SqlNoticeRepository
+    idempotency: SqlIdempotencyStore
     subscriptions: SqlSubscriptionRepository
     deliveries: SqlDeliveryRepository
     notice_versions: SqlNoticeReader
@@ -78,6 +81,8 @@ class HubUnitOfWork(SqlAlchemyUnitOfWork):
     def attach_repositories(self, session: Session) -> None:
         self.organisations = SqlOrganisationRepository(session)
         self.suppliers = SqlSupplierRepository(session)
+        self.notices = SqlNoticeRepository(session)
+        self.idempotency = SqlIdempotencyStore(session)
         self.subscriptions = SqlSubscriptionRepository(session)
         self.deliveries = SqlDeliveryRepository(session)
         self.notice_versions = SqlNoticeReader(session)

@@ -19,14 +19,39 @@ File shape (see ``mappings/nts.yaml``)::
         attributes: {closed_on: {path: end_dt, transform: [empty_as_null, date_yyyymmdd]}}
         validity: {from: fetched_at, until: {path: ...}, ttl_days: 7}
 
-A field is a path string or ``{path | const, transform, map, unmapped: default|keep, default, many,
-required}``. ``valid_until`` is the field ``until`` when present, else ``from + ttl_days``; a date means
-"through that day", stored as the next midnight UTC (exclusive).
+A field is a path string or ``{path | first_of | const, transform, map, match, unmapped: default|keep,
+default, many, required}``. ``valid_until`` is the field ``until`` when present, else ``from + ttl_days``;
+a date means "through that day", stored as the next midnight UTC (exclusive).
+
+Extensions (backwards compatible: files without them read as before):
+
+- ``first_of: [path, ...]`` instead of ``path``: the first non-empty value wins (and is the one a
+  problem names);
+- ``match: exact | contains | prefix`` says how ``map`` keys meet the value: equal to it (the default),
+  found inside it, or starting it (first key in file order wins). With ``contains`` or ``prefix`` a
+  list value (say after ``split_any:,/``) maps element by element, and the result is the one distinct
+  value they map to; none or several fall to ``default``;
+- ``notices:`` instead of ``credentials:``: the file maps each selected record to a JSON document (a
+  bid notice, read by ``hub.notices.formats``) instead of canonical credentials::
+
+      notices:
+        records: "releases[]"              # record selection, as for credentials (default: the document)
+        fields: {title: tender.title, dates.opening: {path: ..., transform: datetime}}   # dotted target
+        lists:                             # a list target built from groups of fields, each kept when
+          documents:                       #   its ``when`` field is true or non-empty
+            - {when: url1, fields: {url: url1, title: name1}}
+        text:                              # labelled lines joined into one text target
+          description: [{label: Method, field: methodName}]
+
+  Reading a record never stops at the first bad field: every problem is collected, named by the
+  source path (or by the target when the path is an expression). Absent values (null, empty string,
+  empty list or object) are left out of the document at every depth.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -48,6 +73,8 @@ if TYPE_CHECKING:
 __all__ = [
     "CANONICAL_TYPES",
     "Credential",
+    "DocumentReading",
+    "DocumentSpec",
     "Evidence",
     "MappingDataError",
     "MappingError",
@@ -56,10 +83,15 @@ __all__ = [
 ]
 
 MAX_PAYLOAD_BYTES = 4 * 1024 * 1024
-_FILE_KEYS = {"source", "format", "namespaces", "credentials", "description"}
+_FILE_KEYS = {"source", "format", "namespaces", "credentials", "notices", "description"}
 _CRED_KEYS = {"type", "records", "when", "subject", "status", "attributes", "validity", "description"}
-_FIELD_KEYS = {"path", "const", "transform", "map", "unmapped", "default", "many", "required"}
+_FIELD_KEYS = {"path", "first_of", "const", "transform", "map", "match", "unmapped", "default", "many", "required"}
 _VALIDITY_KEYS = {"from", "until", "ttl_days"}
+_DOCUMENT_KEYS = {"records", "fields", "lists", "text", "description"}
+_GROUP_KEYS = {"when", "fields"}
+_LINE_KEYS = {"label", "field"}
+_MATCHES = ("exact", "contains", "prefix")
+_SIMPLE_PATH = re.compile(r"^[A-Za-z_][\w-]*(\.[A-Za-z_][\w-]*)*$")
 
 
 class MappingError(ValueError):
@@ -67,7 +99,13 @@ class MappingError(ValueError):
 
 
 class MappingDataError(ValueError):
-    """A payload did not fit its mapping (missing required value, untransformable value, bad body)."""
+    """A payload did not fit its mapping (missing required value, untransformable value, bad body).
+    ``source`` names the payload field at fault when one is known, ``problem`` says what is wrong."""
+
+    def __init__(self, message: str, *, source: str | None = None, problem: str | None = None) -> None:
+        super().__init__(message)
+        self.source = source
+        self.problem = problem or message
 
 
 Evaluator = Callable[[Any], Any]
@@ -83,22 +121,62 @@ class FieldSpec:
     keep_unmapped: bool
     default: Any
     required: bool
+    first_of: tuple[tuple[str, Evaluator], ...] = ()
+    match: str = "exact"
+    path: str | None = None  # the path expression, when the field has one
 
     def resolve(self, record: Any) -> Any:
-        value = self.const if self.evaluate is None else self.evaluate(record)
+        return self.read(record)[0]
+
+    def read(self, record: Any) -> tuple[Any, str | None]:
+        """The value and the payload field it came from (None for a constant or an expression)."""
+        value, source = self._raw(record)
         try:
             for transform in self.transforms:
                 value = transform(value)
         except TransformError as exc:
-            raise MappingDataError(f"{self.where}: {exc}") from exc
+            raise MappingDataError(f"{self.where}: {exc}", source=source, problem=str(exc)) from exc
         if self.value_map is not None and value is not None:
-            key = _map_key(value)
-            value = self.value_map.get(key, value if self.keep_unmapped else None)
+            value = self._mapped(value)
         if value is None:
             value = self.default
         if value is None and self.required:
-            raise MappingDataError(f"{self.where}: required value is missing")
-        return value
+            raise MappingDataError(f"{self.where}: required value is missing", source=source, problem="required")
+        return value, source
+
+    def _raw(self, record: Any) -> tuple[Any, str | None]:
+        try:
+            if self.first_of:
+                for path, evaluate in self.first_of:
+                    value = evaluate(record)
+                    if not _empty(value):
+                        return value, path
+                return None, self.first_of[0][0]
+            source = self.path if self.path is not None and _SIMPLE_PATH.match(self.path) else None
+            return (self.const if self.evaluate is None else self.evaluate(record)), source
+        except JMESPathError as exc:  # a type error met on this payload (the syntax was checked at load)
+            raise MappingDataError(f"{self.where}: {exc}", problem=str(exc)) from exc
+
+    def _mapped(self, value: Any) -> Any:
+        assert self.value_map is not None
+        if self.match == "exact":
+            return self.value_map.get(_map_key(value), value if self.keep_unmapped else None)
+        if isinstance(value, list):
+            found = {self._matched(v) for v in value if v is not None} - {None}
+            return found.pop() if len(found) == 1 else None
+        matched = self._matched(value)
+        return value if matched is None and self.keep_unmapped else matched
+
+    def _matched(self, value: Any) -> Any:
+        text = _map_key(value)
+        for key, mapped in self.value_map.items() if self.value_map else ():
+            if (key in text) if self.match == "contains" else text.startswith(key):
+                return mapped
+        return None
+
+
+def _empty(value: Any) -> bool:
+    return value is None or (isinstance(value, str | list | dict) and not value)
 
 
 @dataclass(frozen=True)
@@ -116,12 +194,100 @@ class CredentialSpec:
 
 
 @dataclass(frozen=True)
+class GroupSpec:
+    when: FieldSpec | None
+    fields: dict[str, FieldSpec]
+
+
+@dataclass
+class DocumentReading:
+    """One record read into a document: what was found, every problem as (source, message), and for
+    each field target the payload field it came from (so later checks can name it too)."""
+
+    pointer: str
+    record: Any
+    data: dict[str, Any] = field(default_factory=dict)
+    problems: list[tuple[str, str]] = field(default_factory=list)
+    sources: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class DocumentSpec:
+    """The ``notices:`` section: records of a payload → nested JSON documents."""
+
+    records: Evaluator | None
+    records_expr: str
+    fields: dict[str, FieldSpec]
+    lists: dict[str, tuple[GroupSpec, ...]]
+    text: dict[str, tuple[tuple[str, FieldSpec], ...]]
+
+    def select(self, document: Any) -> list[tuple[str, Any]]:
+        if self.records is None:
+            return [("@", document)]
+        selected = self.records(document)
+        if selected is None:
+            return []
+        if isinstance(selected, list):
+            return [(f"{self.records_expr}[{i}]", r) for i, r in enumerate(selected)]
+        return [(self.records_expr, selected)]
+
+    def read(self, record: Any, pointer: str = "@") -> DocumentReading:
+        reading = DocumentReading(pointer, record)
+        for target, spec in self.fields.items():
+            _put(reading.data, target, self._value(reading, target, spec))
+        for target, groups in self.lists.items():
+            items: list[dict[str, Any]] = []
+            for group in groups:
+                if group.when is not None and not _truthy(self._value(reading, target, group.when)):
+                    continue
+                item: dict[str, Any] = {}
+                for name, spec in group.fields.items():
+                    _put(item, name, self._value(reading, f"{target}.{len(items)}.{name}", spec))
+                items.append(item)
+            _put(reading.data, target, items)
+        for target, lines in self.text.items():
+            parts = [f"{label}: {value}" for label, spec in lines
+                     if not _empty(value := self._value(reading, target, spec))]
+            _put(reading.data, target, "\n".join(parts))
+        return reading
+
+    @staticmethod
+    def _value(reading: DocumentReading, target: str, spec: FieldSpec) -> Any:
+        try:
+            value, source = spec.read(reading.record)
+        except MappingDataError as exc:
+            reading.problems.append((exc.source or target, exc.problem))
+            return None
+        reading.sources[target] = source or target
+        return _pruned(value)
+
+
+def _pruned(value: Any) -> Any:
+    if isinstance(value, dict):
+        kept = {k: v for k, v in ((k, _pruned(v)) for k, v in value.items()) if not _empty(v)}
+        return kept or None
+    if isinstance(value, list):
+        return [v for v in (_pruned(v) for v in value) if not _empty(v)] or None
+    return None if isinstance(value, str) and not value.strip() else value
+
+
+def _put(data: dict[str, Any], dotted: str, value: Any) -> None:
+    if _empty(value):
+        return
+    *parents, leaf = dotted.split(".")
+    for name in parents:
+        data = data.setdefault(name, {})
+    data[leaf] = value
+
+
+@dataclass(frozen=True)
 class SourceMapping:
     file: str
     source: str
     format: Literal["json", "xml"]
     namespaces: dict[str, str]
     credentials: tuple[CredentialSpec, ...] = field(default_factory=tuple)
+    notices: DocumentSpec | None = None
 
     def apply(self, result: FetchResult) -> list[Credential]:
         return self.apply_raw(
@@ -251,6 +417,13 @@ class _Loader:
                 raise self.fail(f"{where}.{key}", "is required")
         return node
 
+    def mapping(self, where: str, node: Any, *, optional: bool = False) -> dict[str, Any]:
+        if node is None and optional:
+            return {}
+        if not isinstance(node, dict) or not node:
+            raise self.fail(where, "must be a non-empty mapping")
+        return node
+
     def path(self, where: str, expr: Any, *, many: bool = False) -> Evaluator:
         if not isinstance(expr, str) or not expr.strip():
             raise self.fail(where, "must be a non-empty path expression")
@@ -272,8 +445,16 @@ class _Loader:
         if isinstance(node, str):
             node = {"path": node}
         spec = self.keys(where, node, _FIELD_KEYS)
-        if ("path" in spec) == ("const" in spec):
-            raise self.fail(where, "needs exactly one of 'path' or 'const'")
+        if sum(key in spec for key in ("path", "first_of", "const")) != 1:
+            raise self.fail(where, "needs exactly one of 'path', 'first_of' or 'const'")
+        first_of = spec.get("first_of", [])
+        if "first_of" in spec and (not isinstance(first_of, list) or not first_of):
+            raise self.fail(f"{where}.first_of", "must be a non-empty list of paths")
+        match = spec.get("match", "exact")
+        if match not in _MATCHES:
+            raise self.fail(f"{where}.match", f"must be one of {', '.join(_MATCHES)}")
+        if match != "exact" and "map" not in spec:
+            raise self.fail(f"{where}.match", "only meaningful with 'map'")
         transforms_raw = spec.get("transform", [])
         transforms_raw = [transforms_raw] if isinstance(transforms_raw, str) else transforms_raw
         if not isinstance(transforms_raw, list):
@@ -304,7 +485,44 @@ class _Loader:
             keep_unmapped=unmapped == "keep",
             default=spec.get("default"),
             required=bool(spec.get("required", False)),
+            first_of=tuple((str(p), self.path(f"{where}.first_of[{i}]", p)) for i, p in enumerate(first_of)),
+            match=match,
+            path=str(spec["path"]) if "path" in spec else None,
         )
+
+    def document(self, where: str, node: Any) -> DocumentSpec:
+        spec = self.keys(where, node, _DOCUMENT_KEYS, required=("fields",))
+        fields = self.mapping(f"{where}.fields", spec["fields"])
+        lists: dict[str, tuple[GroupSpec, ...]] = {}
+        for target, groups in self.mapping(f"{where}.lists", spec.get("lists"), optional=True).items():
+            if not isinstance(groups, list) or not groups:
+                raise self.fail(f"{where}.lists.{target}", "must be a non-empty list of {when, fields}")
+            lists[target] = tuple(self.group(f"{where}.lists.{target}[{i}]", g) for i, g in enumerate(groups))
+        text: dict[str, tuple[tuple[str, FieldSpec], ...]] = {}
+        for target, lines in self.mapping(f"{where}.text", spec.get("text"), optional=True).items():
+            if not isinstance(lines, list) or not lines:
+                raise self.fail(f"{where}.text.{target}", "must be a non-empty list of {label, field}")
+            text[target] = tuple(self.line(f"{where}.text.{target}[{i}]", line) for i, line in enumerate(lines))
+        records = spec.get("records")
+        return DocumentSpec(
+            records=self.path(f"{where}.records", records, many=True) if records is not None else None,
+            records_expr=str(records or ""),
+            fields={str(t): self.field(f"{where}.fields.{t}", f) for t, f in fields.items()},
+            lists=lists,
+            text=text,
+        )
+
+    def group(self, where: str, node: Any) -> GroupSpec:
+        spec = self.keys(where, node, _GROUP_KEYS, required=("fields",))
+        members = self.mapping(f"{where}.fields", spec["fields"])
+        return GroupSpec(
+            when=self.field(f"{where}.when", spec["when"]) if "when" in spec else None,
+            fields={str(n): self.field(f"{where}.fields.{n}", f) for n, f in members.items()},
+        )
+
+    def line(self, where: str, node: Any) -> tuple[str, FieldSpec]:
+        spec = self.keys(where, node, _LINE_KEYS, required=("label", "field"))
+        return str(spec["label"]), self.field(f"{where}.field", spec["field"])
 
     def credential(self, where: str, node: Any) -> CredentialSpec:
         spec = self.keys(where, node, _CRED_KEYS, required=("type", "status"))
@@ -361,7 +579,9 @@ def load_mapping(path: Path | str) -> SourceMapping:
     except (OSError, yaml.YAMLError) as exc:
         raise MappingError(f"{file}: cannot read: {exc}") from exc
     probe = _Loader(file, "json", {})
-    top = probe.keys("(top)", document, _FILE_KEYS, required=("source", "format", "credentials"))
+    top = probe.keys("(top)", document, _FILE_KEYS, required=("source", "format"))
+    if ("credentials" in top) == ("notices" in top):
+        raise probe.fail("(top)", "needs exactly one of 'credentials' or 'notices'")
     fmt = top["format"]
     if fmt not in ("json", "xml"):
         raise probe.fail("format", "must be 'json' or 'xml'")
@@ -371,9 +591,12 @@ def load_mapping(path: Path | str) -> SourceMapping:
     if namespaces and fmt != "xml":
         raise probe.fail("namespaces", "only meaningful for format 'xml'")
     loader = _Loader(file, fmt, {str(k): v for k, v in namespaces.items()})
+    source = str(top["source"])
+    if "notices" in top:
+        return SourceMapping(file=file, source=source, format=fmt, namespaces=loader.namespaces,
+                             notices=loader.document("notices", top["notices"]))
     creds = top["credentials"]
     if not isinstance(creds, list) or not creds:
         raise loader.fail("credentials", "must be a non-empty list")
     specs = tuple(loader.credential(f"credentials[{i}]", node) for i, node in enumerate(creds))
-    source = str(top["source"])
     return SourceMapping(file=file, source=source, format=fmt, namespaces=loader.namespaces, credentials=specs)

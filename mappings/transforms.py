@@ -2,14 +2,15 @@
 
 A closed set, so a typo in a mapping file is a start-up error instead of silently wrong data, and so
 a mapping file can never run code. Parameterised transforms take one argument after a colon
-(``date_format:%d.%m.%Y``, ``null_if:---``, ``split:,``).
+(``date_format:%d.%m.%Y``, ``null_if:---``, ``split:,``, ``local_datetime:+09:00``).
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta, timezone
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 __all__ = ["TRANSFORMS", "TransformError", "compile_transform"]
@@ -127,6 +128,67 @@ def _date_format(fmt: str) -> Transform:
     return parse
 
 
+_LOCAL_FORMATS = ("%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M", "%Y%m%d%H%M%S", "%Y%m%d%H%M", "%Y/%m/%d %H:%M:%S",
+                  "%Y-%m-%d", "%Y%m%d")
+
+
+def _local_datetime(offset: str) -> Transform:
+    """A datetime in a source's local time (``2025-03-14 10:00:00``, ``202503141000`` …) at a fixed
+    UTC offset such as ``+09:00``; a value that states its own offset keeps it; blank is absent."""
+    try:
+        zone = datetime.strptime(offset, "%z").tzinfo
+    except ValueError:
+        raise KeyError(f"local_datetime needs a UTC offset such as +09:00, not {offset!r}") from None
+    assert isinstance(zone, timezone)
+
+    def parse(value: Any) -> datetime | None:
+        if isinstance(value, datetime):
+            return value if value.tzinfo else value.replace(tzinfo=zone)
+        text = _str(value).strip()
+        if not text:
+            return None
+        for pattern in _LOCAL_FORMATS:
+            try:
+                return datetime.strptime(text, pattern).replace(tzinfo=zone)
+            except ValueError:
+                continue
+        try:
+            parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        except ValueError:
+            raise TransformError(f"unreadable date {text[:40]!r} (expected YYYY-MM-DD HH:MM:SS or YYYYMMDDHHMM)") \
+                from None
+        return parsed if parsed.tzinfo else parsed.replace(tzinfo=zone)
+
+    return parse
+
+
+def _decimal(value: Any) -> Decimal | None:
+    """An exact amount (``1,250,000`` → 1250000); blank is absent."""
+    if isinstance(value, bool):
+        raise TransformError("boolean is not an amount")
+    text = _str(value).strip().replace(",", "")
+    if not text:
+        return None
+    try:
+        amount = Decimal(text)
+    except InvalidOperation:
+        amount = None
+    if amount is None or not amount.is_finite():
+        raise TransformError(f"expected an amount, got {text[:40]!r}")
+    return amount
+
+
+def _truncate(length: str) -> Transform:
+    if not length.isdigit() or int(length) == 0:
+        raise KeyError(f"truncate needs a positive length, not {length!r}")
+    return lambda value: _str(value)[: int(length)]
+
+
+def _split_any(separators: str) -> Transform:
+    pattern = re.compile("|".join(re.escape(c) for c in separators))
+    return lambda value: [part.strip() for part in pattern.split(_str(value)) if part.strip()]
+
+
 def _null_if(marker: str) -> Transform:
     return lambda value: None if isinstance(value, str) and value.strip() == marker else value
 
@@ -151,6 +213,8 @@ TRANSFORMS: dict[str, Transform] = {
     "date": to_date,
     "date_yyyymmdd": _yyyymmdd,
     "datetime": to_datetime,
+    "decimal": _decimal,
+    "digits": lambda v: re.sub(r"\D", "", _str(v)),
 }
 LIST_TRANSFORMS: dict[str, Transform] = {
     "empty_as_null": _empty_as_null,
@@ -160,8 +224,10 @@ LIST_TRANSFORMS: dict[str, Transform] = {
 PARAMETERISED: dict[str, Callable[[str], Transform]] = {
     "date_format": _date_format,
     "null_if": _null_if,
+    "local_datetime": _local_datetime,
+    "truncate": _truncate,
 }
-PARAMETERISED_LIST: dict[str, Callable[[str], Transform]] = {"split": _split, "join": _join}
+PARAMETERISED_LIST: dict[str, Callable[[str], Transform]] = {"split": _split, "split_any": _split_any, "join": _join}
 
 
 def compile_transform(spec: str) -> Transform:

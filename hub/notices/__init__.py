@@ -1,4 +1,6 @@
-"""Publish once: the unified bid notice, its OCDS 1.1 form, the PPS input mapping and subscription matching.
+"""Publish once: the unified bid notice and its versions, the commands that publish, amend, cancel and
+import them (inbound formats in ``formats/``), the read side (``queries``) and the OCDS and Atom output.
 
-Pure domain code — no I/O beyond reading the declarative PPS mapping and the OCDS schemas on request.
+``model``, ``commands``, ``events``, ``codes`` and ``idempotency`` are plain Python; persistence goes
+through the repositories of :class:`hub.notices.repository.NoticesUnitOfWork`.
 """

@@ -9,7 +9,7 @@ from hub.notices.idempotency import IdempotencyTicket
 from hub.notices.model import NoticeContent
 from hub.spine.messages import Command
 
-__all__ = ["AmendNotice", "BulkPublishNotices", "CancelNotice", "ImportPpsNotices", "PublishNotice"]
+__all__ = ["AmendNotice", "CancelNotice", "ImportNotices", "PublishNotice"]
 
 
 class PublishNotice(Command):
@@ -40,20 +40,14 @@ class CancelNotice(Command):
     idempotency: IdempotencyTicket | None = None
 
 
-class ImportPpsNotices(Command):
-    """PPS open-API items; each becomes a new notice or a new version of the one with its bidNtceNo."""
+class ImportNotices(Command):
+    """A document in an inbound format (``hub.notices.formats``: ``pps``, ``csv``, ``ocds``). Each item
+    becomes a new notice, or a new version of the notice with the same source identifier; valid items
+    are stored even when others are rejected, and every item is reported."""
 
     institution_org_id: str
-    items: tuple[dict[str, Any], ...]
-    operation: str | None = None
-    actor_org_id: str | None = None
-    idempotency: IdempotencyTicket | None = None
-
-
-class BulkPublishNotices(Command):
-    """A CSV upload (``docs/notices-csv.md``): one new notice per valid row, in one transaction."""
-
-    institution_org_id: str
-    csv_text: str
+    format: str
+    document: Any  # what the format reads: a JSON document, or the CSV text
+    options: dict[str, str] = {}  # e.g. PPS: {"operation": "getBidPblancListInfoCnstwk"}
     actor_org_id: str | None = None
     idempotency: IdempotencyTicket | None = None

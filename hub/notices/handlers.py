@@ -1,4 +1,4 @@
-"""Handlers of publish-once: publish, amend, cancel, PPS import and CSV bulk upload.
+"""Handlers of publish-once: publish, amend, cancel, and import in any inbound format (PPS, CSV, OCDS).
 
 Each runs in one unit of work: the Idempotency-Key check, the new versions, their seqs, their
 ``NoticeVersionPublished`` events and the stored receipt commit together. An institution reaches only
@@ -12,16 +12,14 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from hub.config import Settings
-from hub.notices.commands import AmendNotice, BulkPublishNotices, CancelNotice, ImportPpsNotices, PublishNotice
-from hub.notices.csv_upload import CsvTooLarge, parse_csv
+from hub.notices.commands import AmendNotice, CancelNotice, ImportNotices, PublishNotice
 from hub.notices.events import NoticeVersionPublished
-from hub.notices.idempotency import Receipt, SqlIdempotencyStore, remember, replay
+from hub.notices.formats import FORMATS, ImportedNotice
+from hub.notices.idempotency import Receipt, remember, replay
 from hub.notices.links import notice_path, version_path
 from hub.notices.model import Notice, NoticeStateError, NoticeValidationError, NoticeVersion, VersionKind
-from hub.notices.pps import PpsNotice, map_pps_item
-from hub.notices.repository import NoticeRepository
+from hub.notices.repository import NoticeRepository, NoticesUnitOfWork
 from hub.notices.services import (
-    ContentTooLarge,
     announce,
     new_notice_id,
     patched_content,
@@ -29,26 +27,22 @@ from hub.notices.services import (
     version_receipt_body,
 )
 from hub.spine import audit
-from hub.spine.errors import Conflict, NotFound
+from hub.spine.errors import Conflict, NotFound, Rejected
 from hub.spine.messages import Command, Event
-from hub.spine.unit_of_work import SqlAlchemyUnitOfWork
-
-PPS_SOURCE = "pps"
 
 
-def _idempotency(uow: SqlAlchemyUnitOfWork, settings: Settings) -> SqlIdempotencyStore:
+def _replay(uow: NoticesUnitOfWork, settings: Settings, cmd: Any) -> Receipt | None:
     ttl = timedelta(hours=settings.syndication.publication.idempotency_ttl_h)
-    return SqlIdempotencyStore(uow.session, ttl=ttl)
+    return replay(uow.idempotency, cmd.institution_org_id, cmd.idempotency, ttl)
 
 
-def publish_notice(cmd: PublishNotice, uow: SqlAlchemyUnitOfWork, settings: Settings) -> Receipt:
-    store = _idempotency(uow, settings)
-    if (prior := replay(store, cmd.institution_org_id, cmd.idempotency)) is not None:
+def publish_notice(cmd: PublishNotice, uow: NoticesUnitOfWork, settings: Settings) -> Receipt:
+    if (prior := _replay(uow, settings, cmd)) is not None:
         return prior
     notice = Notice.publish(new_notice_id(), cmd.institution_org_id, cmd.content)
-    [stored] = announce(uow, NoticeRepository(uow.session), [(notice, notice.versions)], cmd.actor_org_id)
+    [stored] = announce(uow, [(notice, notice.versions)], cmd.actor_org_id)
     receipt = Receipt(201, version_receipt_body(stored), location=notice_path(notice.id))
-    return remember(store, cmd.institution_org_id, cmd.idempotency, receipt)
+    return remember(uow.idempotency, cmd.institution_org_id, cmd.idempotency, receipt)
 
 
 def _owned(repo: NoticeRepository, notice_id: str, institution_org_id: str) -> Notice:
@@ -58,12 +52,10 @@ def _owned(repo: NoticeRepository, notice_id: str, institution_org_id: str) -> N
     return notice
 
 
-def amend_notice(cmd: AmendNotice, uow: SqlAlchemyUnitOfWork, settings: Settings) -> Receipt:
-    store = _idempotency(uow, settings)
-    if (prior := replay(store, cmd.institution_org_id, cmd.idempotency)) is not None:
+def amend_notice(cmd: AmendNotice, uow: NoticesUnitOfWork, settings: Settings) -> Receipt:
+    if (prior := _replay(uow, settings, cmd)) is not None:
         return prior
-    repo = NoticeRepository(uow.session)
-    notice = _owned(repo, cmd.notice_id, cmd.institution_org_id)
+    notice = _owned(uow.notices, cmd.notice_id, cmd.institution_org_id)
     if (cmd.content is None) == (cmd.changes is None):
         raise NoticeValidationError([("content", "give exactly one of content (the whole notice) or changes")])
     member = "content" if cmd.content is not None else "changes"
@@ -78,124 +70,95 @@ def amend_notice(cmd: AmendNotice, uow: SqlAlchemyUnitOfWork, settings: Settings
         raise prefixed_problems(error, member, keep=("reason", "published_at")) from None
     except NoticeStateError as error:
         raise Conflict(str(error)) from None
-    return _stored_version(uow, repo, store, cmd.institution_org_id, cmd, notice, version)
+    return _stored_version(uow, cmd, notice, version)
 
 
-def cancel_notice(cmd: CancelNotice, uow: SqlAlchemyUnitOfWork, settings: Settings) -> Receipt:
-    store = _idempotency(uow, settings)
-    if (prior := replay(store, cmd.institution_org_id, cmd.idempotency)) is not None:
+def cancel_notice(cmd: CancelNotice, uow: NoticesUnitOfWork, settings: Settings) -> Receipt:
+    if (prior := _replay(uow, settings, cmd)) is not None:
         return prior
-    repo = NoticeRepository(uow.session)
-    notice = _owned(repo, cmd.notice_id, cmd.institution_org_id)
+    notice = _owned(uow.notices, cmd.notice_id, cmd.institution_org_id)
     try:
         version = notice.cancel(cmd.reason)
     except NoticeStateError as error:
         raise Conflict(str(error)) from None
-    return _stored_version(uow, repo, store, cmd.institution_org_id, cmd, notice, version)
+    return _stored_version(uow, cmd, notice, version)
 
 
-def _stored_version(
-    uow: SqlAlchemyUnitOfWork, repo: NoticeRepository, store: SqlIdempotencyStore, org_id: str,
-    cmd: AmendNotice | CancelNotice, notice: Notice, version: NoticeVersion,
-) -> Receipt:
-    [stored] = announce(uow, repo, [(notice, [version])], cmd.actor_org_id)
+def _stored_version(uow: NoticesUnitOfWork, cmd: AmendNotice | CancelNotice, notice: Notice,
+                    version: NoticeVersion) -> Receipt:
+    [stored] = announce(uow, [(notice, [version])], cmd.actor_org_id)
     receipt = Receipt(201, version_receipt_body(stored), location=version_path(notice.id, version.number))
-    return remember(store, org_id, cmd.idempotency, receipt)
+    return remember(uow.idempotency, cmd.institution_org_id, cmd.idempotency, receipt)
 
 
-def import_pps_notices(cmd: ImportPpsNotices, uow: SqlAlchemyUnitOfWork, settings: Settings) -> Receipt:
-    """Items in (bidNtceNo, bidNtceOrd) order; an order already imported is reported ``unchanged``, so
-    importing the same PPS page twice adds nothing."""
-    store = _idempotency(uow, settings)
-    if (prior := replay(store, cmd.institution_org_id, cmd.idempotency)) is not None:
+def import_notices(cmd: ImportNotices, uow: NoticesUnitOfWork, settings: Settings) -> Receipt:
+    """Items in (source identifier, order) order, so a document may list a notice's orders in any
+    order; an order already imported is reported ``unchanged``, so importing the same page twice adds
+    nothing. Items without a source identifier (CSV rows) are each a new notice."""
+    if (prior := _replay(uow, settings, cmd)) is not None:
         return prior
-    repo = NoticeRepository(uow.session)
-    report: list[dict[str, Any]] = [{} for _ in cmd.items]
-    mapped: list[tuple[int, PpsNotice]] = []
-    for index, item in enumerate(cmd.items):
-        entry = report[index]
-        entry.update(index=index, bidNtceNo=str(item.get("bidNtceNo", "")), bidNtceOrd=str(item.get("bidNtceOrd", "")))
-        try:
-            mapped.append((index, map_pps_item(item, cmd.operation)))
-        except NoticeValidationError as error:
-            entry.update(status="rejected", errors=[{"field": f, "message": m} for f, m in error.problems])
-
-    notices: dict[str, tuple[Notice, int]] = {}  # bidNtceNo → (notice, last order) as of this import
+    fmt = FORMATS.get(cmd.format)
+    if fmt is None:
+        raise Rejected("format", f"unknown notice format {cmd.format!r} (known: {', '.join(FORMATS)})")
+    items = fmt.read(cmd.document, cmd.options, settings.syndication.publication)
+    report: list[dict[str, Any]] = [dict(item.ref) for item in items]
+    known: dict[str, tuple[Notice, int]] = {}  # external id → (notice, last order) as of this import
     changes: list[tuple[Notice, list[NoticeVersion]]] = []
     placed: dict[int, tuple[Notice, NoticeVersion]] = {}
-    for index, pps in sorted(mapped, key=lambda pair: (pair[1].notice_no, pair[1].order)):
+    ordered = sorted(enumerate(items), key=lambda pair: (pair[1].external_id or "", pair[1].order, pair[0]))
+    for index, item in ordered:
         entry = report[index]
-        if pps.notice_no not in notices and (ref := repo.external_ref(cmd.institution_org_id, PPS_SOURCE,
-                                                                        pps.notice_no)) is not None:
-            loaded = repo.get(ref.notice_id, for_update=True)
-            if loaded is not None:
-                notices[pps.notice_no] = (loaded, ref.last_order)
-        notice, last_order = notices.get(pps.notice_no, (None, -1))
         try:
-            if notice is not None and pps.order <= last_order:
+            if item.problems:
+                raise NoticeValidationError(item.problems)
+            assert item.content is not None
+            notice, last_order = _imported(uow, cmd.institution_org_id, fmt.name, item, known)
+            if notice is not None and item.order <= last_order:
                 entry.update(status="unchanged", notice_id=notice.id)
                 continue
             if notice is None:
-                if pps.kind is VersionKind.CANCELLATION:
+                if item.kind is VersionKind.CANCELLATION:
                     raise NoticeStateError("cancels a notice this hub has not imported")
-                notice = Notice.publish(new_notice_id(), cmd.institution_org_id, pps.content, at=pps.published_at)
+                notice = Notice.publish(new_notice_id(), cmd.institution_org_id, item.content, at=item.published_at)
                 version, status = notice.current, "created"
             else:
-                at = max(pps.published_at, notice.current.published_at)
-                reason = pps.reason or f"PPS order {pps.order}"
-                if pps.kind is VersionKind.CANCELLATION:
+                at = max(item.published_at or datetime.now(UTC), notice.current.published_at)
+                reason = item.reason or f"{fmt.name.upper()} order {item.order}"
+                if item.kind is VersionKind.CANCELLATION:
                     version, status = notice.cancel(reason, at=at), "cancelled"
                 else:
-                    version, status = notice.amend(pps.content, reason, at=at), "amended"
+                    version, status = notice.amend(item.content, reason, at=at), "amended"
         except (NoticeValidationError, NoticeStateError) as error:
-            problems = error.problems if isinstance(error, NoticeValidationError) else [("bidNtceOrd", str(error))]
-            entry.update(status="rejected", errors=[{"field": f, "message": m} for f, m in problems])
+            problems = error.problems if isinstance(error, NoticeValidationError) else [(fmt.order_field, str(error))]
+            entry.update(status="rejected", errors=[{fmt.problem_key: f, "message": m} for f, m in problems])
             continue
-        notices[pps.notice_no] = (notice, pps.order)
+        if item.external_id is not None:
+            known[item.external_id] = (notice, item.order)
         changes.append((notice, [version]))
         placed[index] = (notice, version)
         entry.update(status=status)
 
-    seqs = {(s.notice.id, s.version.number): s for s in announce(uow, repo, changes, cmd.actor_org_id)}
-    for notice_no, (notice, order) in notices.items():  # after the notices rows exist
-        repo.link_external(cmd.institution_org_id, PPS_SOURCE, notice_no, notice.id, order)
+    seqs = {(s.notice.id, s.version.number): s for s in announce(uow, changes, cmd.actor_org_id)}
+    for external_id, (notice, order) in known.items():  # after the notices rows exist
+        uow.notices.link_external(cmd.institution_org_id, fmt.name, external_id, notice.id, order)
     for index, (notice, version) in placed.items():
         stored = seqs[(notice.id, version.number)]
-        report[index].update(notice_id=notice.id, version=version.number, seq=stored.seq)
-    receipt = Receipt(200, {"items": report, **_counts(report)})
-    return remember(store, cmd.institution_org_id, cmd.idempotency, receipt)
+        report[index].update(notice_id=notice.id, version=version.number, seq=stored.seq, url=notice_path(notice.id))
+    receipt = Receipt(200, {fmt.report_key: report, **_counts(report)})
+    return remember(uow.idempotency, cmd.institution_org_id, cmd.idempotency, receipt)
 
 
-def bulk_publish_notices(cmd: BulkPublishNotices, uow: SqlAlchemyUnitOfWork, settings: Settings) -> Receipt:
-    """Valid rows are published even when others are rejected; each row is reported."""
-    store = _idempotency(uow, settings)
-    if (prior := replay(store, cmd.institution_org_id, cmd.idempotency)) is not None:
-        return prior
-    limits = settings.syndication.publication
-    try:
-        rows = parse_csv(cmd.csv_text, max_rows=limits.csv_max_rows, now=datetime.now(UTC))
-    except CsvTooLarge as error:
-        raise ContentTooLarge(str(error)) from None
-    published: dict[int, Notice] = {}
-    for row in rows:
-        if row.content is not None:
-            published[row.row] = Notice.publish(new_notice_id(), cmd.institution_org_id, row.content)
-    stored = {
-        s.notice.id: s
-        for s in announce(uow, NoticeRepository(uow.session), [(n, n.versions) for n in published.values()],
-                          cmd.actor_org_id)
-    }
-    report: list[dict[str, Any]] = []
-    for row in rows:
-        if row.row in published:
-            notice = published[row.row]
-            report.append({"row": row.row, "status": "created", "notice_id": notice.id,
-                           "seq": stored[notice.id].seq, "url": notice_path(notice.id)})
-        else:
-            report.append({"row": row.row, "status": "rejected",
-                           "errors": [{"column": c, "message": m} for c, m in row.errors]})
-    receipt = Receipt(200, {"rows": report, **_counts(report)})
-    return remember(store, cmd.institution_org_id, cmd.idempotency, receipt)
+def _imported(uow: NoticesUnitOfWork, institution_org_id: str, source: str, item: ImportedNotice,
+              known: dict[str, tuple[Notice, int]]) -> tuple[Notice | None, int]:
+    """The notice an item's source identifier became (locked), and the last order imported for it."""
+    if item.external_id is None:
+        return None, -1
+    if item.external_id not in known and (ref := uow.notices.external_ref(institution_org_id, source,
+                                                                           item.external_id)) is not None:
+        loaded = uow.notices.get(ref.notice_id, for_update=True)
+        if loaded is not None:
+            known[item.external_id] = (loaded, ref.last_order)
+    return known.get(item.external_id, (None, -1))
 
 
 def _counts(report: Sequence[dict[str, Any]]) -> dict[str, Any]:
@@ -209,8 +172,7 @@ COMMAND_HANDLERS: dict[type[Command], Callable[..., Any]] = {
     PublishNotice: publish_notice,
     AmendNotice: amend_notice,
     CancelNotice: cancel_notice,
-    ImportPpsNotices: import_pps_notices,
-    BulkPublishNotices: bulk_publish_notices,
+    ImportNotices: import_notices,
 }
 # Who published which version, in the audit trail like every spine event (syndication adds its own).
 EVENT_HANDLERS: dict[type[Event], Sequence[Callable[..., Any]]] = {

@@ -4,10 +4,12 @@ A key names one request of one organisation. The first request with a key stores
 same transaction as its effect; the same key with the same request answers that stored response again
 (and changes nothing); the same key with a different request is refused with 422, because answering it
 would silently drop the caller's new intent. Two concurrent first requests race on the primary key: the
-loser's transaction fails and, retried, finds the winner's response.
+loser's transaction fails and, retried, finds the winner's response. A key is remembered for a time
+(``idempotency_ttl_h``); after that the same key is a new request.
 
 The request hash covers the method, the path and the canonical body, so reusing a key on another
-endpoint counts as a different request.
+endpoint counts as a different request. These are the rules only; the store is a repository on the
+unit of work (``uow.idempotency``, SQL in :mod:`hub.notices.repository`).
 """
 
 from __future__ import annotations
@@ -20,19 +22,16 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from pydantic import BaseModel, ConfigDict
-from sqlalchemy import delete
-from sqlalchemy.orm import Session, sessionmaker
 
-from hub.notices.tables import IdempotencyRow
 from hub.spine.errors import ServiceError
 
 __all__ = [
+    "IdempotencyKeyRaced",
     "IdempotencyKeyReused",
     "IdempotencyStore",
     "IdempotencyTicket",
-    "InMemoryIdempotencyStore",
     "Receipt",
-    "SqlIdempotencyStore",
+    "StoredRequest",
     "check_key",
     "remember",
     "replay",
@@ -40,12 +39,18 @@ __all__ = [
 ]
 
 _KEY = re.compile(r"^[\x21-\x7e]{1,255}$")  # visible ASCII: keys end up in logs and in a varchar(255)
+DEFAULT_TTL = timedelta(hours=48)
 
 
 class IdempotencyKeyReused(ServiceError):
     status = 422
     title = "Idempotency-Key reused"
     slug = "idempotency-key-reused"
+
+
+class IdempotencyKeyRaced(Exception):
+    """A concurrent request with the same key stored its answer first; this one's effect is rolled back,
+    and handling it again replays that answer."""
 
 
 class IdempotencyTicket(BaseModel):
@@ -66,6 +71,23 @@ class Receipt:
     replayed: bool = False
 
 
+@dataclass(frozen=True)
+class StoredRequest:
+    """What the store remembers of a key: the request it named, the answer, and when."""
+
+    request_hash: str
+    receipt: Receipt
+    created_at: datetime
+
+
+class IdempotencyStore(Protocol):
+    def get(self, org_id: str, key: str) -> StoredRequest | None: ...
+    def put(self, org_id: str, key: str, stored: StoredRequest) -> None:
+        """Raises IdempotencyKeyRaced when another transaction stored the key first."""
+        ...
+    def forget(self, org_id: str, key: str) -> None: ...
+
+
 def check_key(key: str) -> str | None:
     """A problem message for a malformed key, else None."""
     return None if _KEY.match(key) else "expected 1-255 visible ASCII characters"
@@ -82,80 +104,26 @@ def request_hash(method: str, path: str, body: bytes | Any) -> str:
     return digest.hexdigest()
 
 
-class IdempotencyStore(Protocol):
-    def get(self, org_id: str, key: str) -> tuple[str, Receipt] | None: ...
-
-    def put(self, org_id: str, key: str, request_hash: str, receipt: Receipt) -> None: ...
-
-
-def replay(store: IdempotencyStore, org_id: str, ticket: IdempotencyTicket | None) -> Receipt | None:
-    """The stored answer to a repeated request; None for a first request; raises on a reused key."""
+def replay(store: IdempotencyStore, org_id: str, ticket: IdempotencyTicket | None,
+           ttl: timedelta = DEFAULT_TTL) -> Receipt | None:
+    """The stored answer to a repeated request; None for a first request (or one whose key expired,
+    which is forgotten now so the key is free again); raises on a reused key."""
     if ticket is None:
         return None
     found = store.get(org_id, ticket.key)
     if found is None:
         return None
-    stored_hash, receipt = found
-    if stored_hash != ticket.request_hash:
+    if found.created_at < datetime.now(UTC) - ttl:
+        store.forget(org_id, ticket.key)
+        return None
+    if found.request_hash != ticket.request_hash:
         raise IdempotencyKeyReused(
             f"Idempotency-Key {ticket.key!r} was already used for a different request; use a new key"
         )
-    return replace(receipt, replayed=True)
+    return replace(found.receipt, replayed=True)
 
 
 def remember(store: IdempotencyStore, org_id: str, ticket: IdempotencyTicket | None, receipt: Receipt) -> Receipt:
     if ticket is not None:
-        store.put(org_id, ticket.key, ticket.request_hash, receipt)
+        store.put(org_id, ticket.key, StoredRequest(ticket.request_hash, receipt, datetime.now(UTC)))
     return receipt
-
-
-class InMemoryIdempotencyStore:
-    """For unit tests of the semantics; the SQL store is the same contract over a table."""
-
-    def __init__(self) -> None:
-        self.rows: dict[tuple[str, str], tuple[str, Receipt]] = {}
-
-    def get(self, org_id: str, key: str) -> tuple[str, Receipt] | None:
-        return self.rows.get((org_id, key))
-
-    def put(self, org_id: str, key: str, request_hash: str, receipt: Receipt) -> None:
-        if (org_id, key) in self.rows:
-            raise KeyError(f"duplicate idempotency key {key!r}")  # the table's primary key does the same
-        self.rows[(org_id, key)] = (request_hash, receipt)
-
-
-class SqlIdempotencyStore:
-    def __init__(self, session: Session, ttl: timedelta = timedelta(hours=48)) -> None:
-        self.session = session
-        self.ttl = ttl
-
-    def get(self, org_id: str, key: str) -> tuple[str, Receipt] | None:
-        row = self.session.get(IdempotencyRow, (org_id, key))
-        if row is None:
-            return None
-        if row.created_at < datetime.now(UTC) - self.ttl:  # expired: forget it now, the key is free again
-            self.session.delete(row)
-            self.session.flush()
-            return None
-        return row.request_hash, Receipt(status_code=row.status_code, body=dict(row.body), location=row.location)
-
-    def put(self, org_id: str, key: str, request_hash: str, receipt: Receipt) -> None:
-        self.session.add(
-            IdempotencyRow(
-                org_id=org_id,
-                key=key,
-                request_hash=request_hash,
-                status_code=receipt.status_code,
-                body=receipt.body,
-                location=receipt.location,
-                created_at=datetime.now(UTC),
-            )
-        )
-
-
-def purge_expired(session_factory: sessionmaker[Session], ttl: timedelta) -> int:
-    """Delete remembered keys older than ``ttl`` (a worker's periodic job; safe on several workers)."""
-    with session_factory() as session:
-        result = session.execute(delete(IdempotencyRow).where(IdempotencyRow.created_at < datetime.now(UTC) - ttl))
-        session.commit()
-    return int(getattr(result, "rowcount", 0) or 0)

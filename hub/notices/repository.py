@@ -1,4 +1,5 @@
-"""Persistence of notices over the unit of work's session: the aggregate in, rows out, and back.
+"""Persistence of notices: the repositories the unit of work exposes (``uow.notices``,
+``uow.idempotency``), their SQL implementations, and the unit of work the notices handlers see.
 
 Sequence numbers are allocated by :meth:`NoticeRepository.record`, in one ``UPDATE … RETURNING`` of the
 counter row for all versions a transaction stores, and as its *last* lock: every other lock a publisher
@@ -11,24 +12,37 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import Any
+from datetime import UTC, datetime, timedelta
+from typing import Any, Protocol
 
 from sqlalchemy import delete, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
 
 from hub.notices.codes import classification_digits
+from hub.notices.idempotency import IdempotencyKeyRaced, IdempotencyStore, Receipt, StoredRequest
 from hub.notices.model import Notice, NoticeContent, NoticeVersion, VersionKind
 from hub.notices.tables import (
     FEED_COUNTER,
+    IdempotencyRow,
     NoticeClassificationRow,
     NoticeExternalRefRow,
     NoticeFeedCounterRow,
     NoticeRow,
     NoticeVersionRow,
 )
+from hub.spine.unit_of_work import UnitOfWork
 
-__all__ = ["NoticeRepository", "StoredVersion", "notice_from_rows"]
+__all__ = [
+    "ExternalRef",
+    "NoticeRepository",
+    "NoticesUnitOfWork",
+    "SqlIdempotencyStore",
+    "SqlNoticeRepository",
+    "StoredVersion",
+    "notice_from_rows",
+    "purge_expired",
+]
 
 
 @dataclass(frozen=True)
@@ -36,6 +50,30 @@ class StoredVersion:
     notice: Notice
     version: NoticeVersion
     seq: int
+
+
+@dataclass(frozen=True)
+class ExternalRef:
+    """An institution's own identifier in a source format (PPS ``bidNtceNo``, an OCDS ``ocid``): which
+    hub notice it became, and the last position in the source's sequence that was imported."""
+
+    notice_id: str
+    last_order: int
+
+
+class NoticeRepository(Protocol):
+    def get(self, notice_id: str, *, for_update: bool = False) -> Notice | None: ...
+    def get_owned(self, notice_id: str, institution_org_id: str) -> Notice | None: ...
+    def external_ref(self, institution_org_id: str, source: str, external_id: str) -> ExternalRef | None: ...
+    def link_external(self, institution_org_id: str, source: str, external_id: str, notice_id: str,
+                      order: int) -> None: ...
+    def record(self, changes: Sequence[tuple[Notice, Sequence[NoticeVersion]]],
+               actor_org_id: str | None) -> list[StoredVersion]: ...
+
+
+class NoticesUnitOfWork(UnitOfWork, Protocol):
+    notices: NoticeRepository
+    idempotency: IdempotencyStore
 
 
 def notice_from_rows(row: NoticeRow, versions: Sequence[NoticeVersionRow]) -> Notice:
@@ -57,7 +95,7 @@ def _version(row: NoticeVersionRow) -> NoticeVersion:
     )
 
 
-class NoticeRepository:
+class SqlNoticeRepository:
     def __init__(self, session: Session) -> None:
         self.session = session
         self._rows: dict[str, NoticeRow] = {}
@@ -79,13 +117,14 @@ class NoticeRepository:
         notice = self.get(notice_id, for_update=True)
         return notice if notice is not None and notice.institution_id == institution_org_id else None
 
-    # -- external identifiers (PPS bidNtceNo) -------------------------------------------------------
-    def external_ref(self, institution_org_id: str, source: str, external_id: str) -> NoticeExternalRefRow | None:
-        return self.session.get(NoticeExternalRefRow, (institution_org_id, source, external_id))
+    # -- external identifiers (PPS bidNtceNo, OCDS ocid) -------------------------------------------------------
+    def external_ref(self, institution_org_id: str, source: str, external_id: str) -> ExternalRef | None:
+        row = self.session.get(NoticeExternalRefRow, (institution_org_id, source, external_id))
+        return None if row is None else ExternalRef(row.notice_id, row.last_order)
 
     def link_external(self, institution_org_id: str, source: str, external_id: str, notice_id: str,
                       order: int) -> None:
-        ref = self.external_ref(institution_org_id, source, external_id)
+        ref = self.session.get(NoticeExternalRefRow, (institution_org_id, source, external_id))
         if ref is None:
             self.session.add(NoticeExternalRefRow(institution_org_id=institution_org_id, source=source,
                                                   external_id=external_id, notice_id=notice_id, last_order=order))
@@ -170,3 +209,44 @@ class NoticeRepository:
         codes = {(item.scheme.value, classification_digits(item.code)) for item in content.classifications}
         for scheme, code in sorted(codes):
             self.session.add(NoticeClassificationRow(notice_id=notice.id, scheme=scheme, code=code))
+
+
+class SqlIdempotencyStore:
+    """Remembered keys in ``idempotency_keys``, written in the transaction of the effect they answer."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def get(self, org_id: str, key: str) -> StoredRequest | None:
+        row = self.session.get(IdempotencyRow, (org_id, key))
+        if row is None:
+            return None
+        receipt = Receipt(status_code=row.status_code, body=dict(row.body), location=row.location)
+        return StoredRequest(row.request_hash, receipt, row.created_at)
+
+    def put(self, org_id: str, key: str, stored: StoredRequest) -> None:
+        """Flushed now: a concurrent first request with the same key waits on the primary key here
+        (PostgreSQL) and fails as IdempotencyKeyRaced once the other commits."""
+        receipt = stored.receipt
+        self.session.add(IdempotencyRow(
+            org_id=org_id, key=key, request_hash=stored.request_hash, status_code=receipt.status_code,
+            body=receipt.body, location=receipt.location, created_at=stored.created_at,
+        ))
+        try:
+            self.session.flush()
+        except IntegrityError:
+            raise IdempotencyKeyRaced(key) from None
+
+    def forget(self, org_id: str, key: str) -> None:
+        row = self.session.get(IdempotencyRow, (org_id, key))
+        if row is not None:
+            self.session.delete(row)
+            self.session.flush()
+
+
+def purge_expired(session_factory: sessionmaker[Session], ttl: timedelta) -> int:
+    """Delete remembered keys older than ``ttl`` (a worker's periodic job; safe on several workers)."""
+    with session_factory() as session:
+        result = session.execute(delete(IdempotencyRow).where(IdempotencyRow.created_at < datetime.now(UTC) - ttl))
+        session.commit()
+    return int(getattr(result, "rowcount", 0) or 0)

@@ -14,12 +14,9 @@ from typing import Any
 from hub.notices.events import NoticeVersionPublished
 from hub.notices.links import notice_path, ocds_record_path, ocds_releases_path, version_path
 from hub.notices.model import FieldProblem, Notice, NoticeContent, NoticeValidationError, NoticeVersion
-from hub.notices.repository import NoticeRepository, StoredVersion
-from hub.spine.errors import ServiceError
-from hub.spine.unit_of_work import AbstractUnitOfWork
+from hub.notices.repository import NoticesUnitOfWork, StoredVersion
 
 __all__ = [
-    "ContentTooLarge",
     "announce",
     "merge_patch",
     "new_notice_id",
@@ -29,24 +26,17 @@ __all__ = [
 ]
 
 
-class ContentTooLarge(ServiceError):
-    status = 413
-    title = "Content too large"
-    slug = "content-too-large"
-
-
 def new_notice_id() -> str:
     return str(uuid.uuid4())
 
 
 def announce(
-    uow: AbstractUnitOfWork,
-    repo: NoticeRepository,
+    uow: NoticesUnitOfWork,
     changes: Sequence[tuple[Notice, Sequence[NoticeVersion]]],
     actor_org_id: str | None,
 ) -> list[StoredVersion]:
     """Store the new versions with their seqs and raise one event per version, in seq order."""
-    stored = repo.record(changes, actor_org_id)
+    stored = uow.notices.record(changes, actor_org_id)
     for item in stored:
         content = item.version.content
         uow.publish(

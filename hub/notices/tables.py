@@ -94,14 +94,15 @@ class NoticeFeedCounterRow(Base):
 
 
 class NoticeExternalRefRow(Base):
-    """An institution's own identifier (PPS ``bidNtceNo``) → hub notice, and the last order imported."""
+    """An institution's own identifier (PPS ``bidNtceNo``, OCDS ``ocid``) → hub notice, and the last
+    order imported (a PPS ``bidNtceOrd``, or an OCDS release date in microseconds)."""
 
     __tablename__ = "notice_external_refs"
     institution_org_id: Mapped[str] = mapped_column(String(36), primary_key=True)
     source: Mapped[str] = mapped_column(String(20), primary_key=True)
     external_id: Mapped[str] = mapped_column(String(100), primary_key=True)
     notice_id: Mapped[str] = mapped_column(String(36), ForeignKey("notices.id", ondelete="CASCADE"), index=True)
-    last_order: Mapped[int] = mapped_column(Integer())
+    last_order: Mapped[int] = mapped_column(BigId)
 
 
 class IdempotencyRow(Base):

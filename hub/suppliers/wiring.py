@@ -97,14 +97,12 @@ def check_sources(systems: Mapping[str, SystemConfig]) -> list[str]:
 @lru_cache(maxsize=32)
 def _check_sources(mappings: tuple[tuple[str, str | None], ...]) -> tuple[str, ...]:
     """Validate at start-up what the hub would otherwise meet at its first fetch: every enabled system's
-    mapping file (and the PPS notice mapping). Raises with the file and the field named; returns the
-    systems checked. Builds no HTTP client."""
-    from hub.notices.pps import load_mapping as load_pps_mapping
+    mapping file. Raises with the file and the field named; returns the systems checked. Builds no HTTP
+    client."""
     from mappings.engine import load_mapping
 
     for system, path in mappings:
         if path is None:
             raise ValueError(f"connectors.{system}.mapping: an enabled system needs a mapping file")
         load_mapping(path)
-    load_pps_mapping()
     return tuple(system for system, _path in mappings)

@@ -8,7 +8,7 @@ from hub.bootstrap import bootstrap
 from hub.cli.demo_components import DemoContext, DemoOrganisations
 from hub.cli.demo_notices import DemoNotices
 from hub.config import Settings
-from hub.notices import feeds
+from hub.notices import queries
 
 
 def test_demo_notices_are_idempotent(sqlite_url: str, tmp_path: Path) -> None:
@@ -20,7 +20,7 @@ def test_demo_notices_are_idempotent(sqlite_url: str, tmp_path: Path) -> None:
             DemoOrganisations().start(ctx)
             DemoNotices().start(ctx)
         with hub.session_factory() as session:
-            kinds = [row.kind for row in feeds.changes_after(session, 0, 100)]
+            kinds = [row.kind for row in queries.changes_after(session, 0, 100)]
         assert sorted(kinds) == ["amendment", "cancellation", "original", "original", "original"]
         title, lines = ctx.sections[-1]
         assert "Open publication" in title and any("/feeds/changes" in line for line in lines)

@@ -16,7 +16,7 @@ import pytest
 
 from hub.bootstrap import Hub, bootstrap
 from hub.config import Settings
-from hub.notices import feeds
+from hub.notices import queries
 from hub.notices.commands import AmendNotice, PublishNotice
 from hub.notices.model import NoticeContent
 from hub.organisations.commands import CreateOrganisation
@@ -49,7 +49,7 @@ def test_concurrent_publishers_never_make_a_reader_skip(hub: Hub) -> None:
         while True:
             finished = done.is_set()
             with hub.session_factory() as session:
-                rows = feeds.changes_after(session, after, 7)
+                rows = queries.changes_after(session, after, 7)
             seqs = [row.seq for row in rows]
             if seqs and seqs != list(range(after + 1, after + 1 + len(seqs))):
                 problems.append(f"after {after} the feed answered {seqs}")
@@ -80,4 +80,4 @@ def test_concurrent_publishers_never_make_a_reader_skip(hub: Hub) -> None:
     amendment_seqs = {r.body["seq"] for batch in results for r in batch}
     assert len(amendment_seqs) == total // 2 and amendment_seqs <= set(read)
     with hub.session_factory() as session:
-        assert feeds.feed_head(session) == total
+        assert queries.feed_head(session) == total

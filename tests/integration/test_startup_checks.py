@@ -58,3 +58,17 @@ def test_an_unknown_syndication_key_stops_the_start(sqlite_url: str) -> None:
 
     with pytest.raises(ValidationError, match="retry_shedule_s"):
         Settings(database={"url": sqlite_url}, syndication={"retry_shedule_s": [1]})
+
+
+def test_a_broken_notice_format_mapping_stops_the_start(monkeypatch: pytest.MonkeyPatch, sqlite_url: str) -> None:
+    from hub.notices import formats
+
+    class Broken:
+        name = "broken"
+
+        def check(self) -> None:
+            raise MappingError("mappings/broken_notice.yaml: notices.fields.titel: unknown target")
+
+    monkeypatch.setitem(formats.FORMATS, "broken", Broken())  # type: ignore[arg-type]
+    with pytest.raises(MappingError, match=r"broken_notice\.yaml: notices\.fields\.titel"):
+        bootstrap(Settings(database={"url": sqlite_url}), migrate=True)

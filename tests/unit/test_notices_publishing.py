@@ -9,20 +9,22 @@ import feedparser
 import pytest
 
 from hub.notices.atom import build_feed, entry_for_version, tag_uri
-from hub.notices.csv_upload import CsvFormatError, CsvTooLarge, column_for, parse_csv
-from hub.notices.feeds import NoticeQuery, decode_cursor, encode_cursor
+from hub.notices.formats.base import ContentTooLarge, DocumentError
+from hub.notices.formats.csv import column_for, parse_csv
 from hub.notices.idempotency import (
     IdempotencyKeyReused,
     IdempotencyTicket,
-    InMemoryIdempotencyStore,
     Receipt,
+    StoredRequest,
     check_key,
     remember,
     replay,
     request_hash,
 )
 from hub.notices.model import NoticeValidationError
+from hub.notices.queries import NoticeQuery, decode_cursor, encode_cursor
 from hub.notices.services import merge_patch
+from tests.support.fakes import InMemoryIdempotencyStore
 
 NOW = datetime(2026, 4, 1, 10, tzinfo=timezone(timedelta(hours=9)))
 
@@ -45,6 +47,15 @@ def test_same_key_with_another_request_is_refused_and_keys_are_per_org() -> None
     assert replay(store, "other-org", IdempotencyTicket(key="k", request_hash="h2")) is None
     assert replay(store, "org", None) is None
     assert remember(store, "org", None, Receipt(200, {"x": 1})) == Receipt(200, {"x": 1})
+
+
+def test_an_expired_key_is_forgotten_and_free_again() -> None:
+    store = InMemoryIdempotencyStore()
+    ticket = IdempotencyTicket(key="k", request_hash="h1")
+    store.put("org", "k", StoredRequest("h1", Receipt(201, {}), datetime.now(UTC) - timedelta(hours=49)))
+    assert replay(store, "org", ticket, timedelta(hours=50)) == Receipt(201, {}, replayed=True)
+    assert replay(store, "org", IdempotencyTicket(key="k", request_hash="h2"), timedelta(hours=48)) is None
+    assert store.get("org", "k") is None
 
 
 def test_request_hash_is_canonical_and_covers_method_and_path() -> None:
@@ -115,13 +126,13 @@ def test_published_defaults_to_now_and_cross_field_rules_name_columns() -> None:
 
 
 def test_header_problems_reject_the_file_and_rows_are_capped() -> None:
-    with pytest.raises(CsvFormatError) as caught:
+    with pytest.raises(DocumentError) as caught:
         parse_csv("title,colour,title\n", max_rows=10, now=NOW)
     assert set(caught.value.problems) == {("colour", "unknown column"), ("title", "duplicate column"),
                                           ("category", "required column missing")}
-    with pytest.raises(CsvFormatError):
+    with pytest.raises(DocumentError):
         parse_csv("", max_rows=10, now=NOW)
-    with pytest.raises(CsvTooLarge):
+    with pytest.raises(ContentTooLarge):
         parse_csv("title,category\n" + "a,goods\n" * 3, max_rows=2, now=NOW)
     rows = parse_csv("title,category\n\na,goods,extra\n,\nb,goods\n", max_rows=2, now=NOW)
     assert [(r.row, bool(r.errors)) for r in rows] == [(3, True), (5, False)]

@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
+from hub.notices.formats.pps import PpsError, map_pps_item, pps_items
 from hub.notices.model import Category, Notice, NoticeValidationError, Procedure, VersionKind
-from hub.notices.pps import PpsError, map_pps_item, pps_items
 
 KST = timezone(timedelta(hours=9))
 CNSTWK = "getBidPblancListInfoCnstwk"
@@ -96,7 +96,7 @@ def servc_item(**overrides: str) -> dict[str, str]:
 def test_construction_item_maps_every_field() -> None:
     mapped = map_pps_item(cnstwk_item(), CNSTWK)
     content = mapped.content
-    assert (mapped.notice_no, mapped.order, mapped.kind, mapped.reason) == (
+    assert (mapped.external_id, mapped.order, mapped.kind, mapped.reason) == (
         "R25BK00012345", 0, VersionKind.ORIGINAL, None)
     assert mapped.institution_code == "6110000"
     assert content.title == "2025년 관내 도로 재포장 공사"
@@ -161,7 +161,7 @@ def test_amendment_order_becomes_a_new_version() -> None:
         CNSTWK,
     )
     assert (changed.order, changed.kind, changed.reason) == (1, VersionKind.AMENDMENT, "변경공고 (차수 001)")
-    notice = Notice.publish(original.notice_no, "org-seoul", original.content, at=original.published_at)
+    notice = Notice.publish(original.external_id or "", "org-seoul", original.content, at=original.published_at)
     version = notice.amend(changed.content, changed.reason or "", at=changed.published_at)
     assert version.number == 2
     assert "dates.submission_deadline" in version.changed_fields

@@ -1,4 +1,5 @@
-"""Publishing notices (scope ``notices:write``): publish, amend, cancel, PPS import, CSV bulk upload.
+"""Publishing notices (scope ``notices:write``): publish, amend, cancel, and import in an inbound format
+(PPS items, OCDS release packages, CSV bulk upload; see :mod:`hub.notices.formats`).
 
 Every write takes an optional ``Idempotency-Key`` header: a retried request with the same key and body
 gets the original answer (``Idempotent-Replayed: true``) and creates nothing. An institution reaches only
@@ -15,7 +16,6 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Depends, Header, Query, Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy.exc import IntegrityError
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import JSONResponse
 
@@ -23,12 +23,10 @@ from hub.api.auth import Principal
 from hub.api.deps import BusDep, HubDep, require_scope
 from hub.api.problems import problem_response
 from hub.api.routes import notices_public
-from hub.notices.commands import AmendNotice, BulkPublishNotices, CancelNotice, ImportPpsNotices, PublishNotice
-from hub.notices.csv_upload import CsvFormatError
-from hub.notices.idempotency import IdempotencyTicket, Receipt, check_key, request_hash
+from hub.notices.commands import AmendNotice, CancelNotice, ImportNotices, PublishNotice
+from hub.notices.formats import DocumentError
+from hub.notices.idempotency import IdempotencyKeyRaced, IdempotencyTicket, Receipt, check_key, request_hash
 from hub.notices.model import NoticeContent, NoticeValidationError
-from hub.notices.pps import PpsError, pps_items
-from hub.notices.services import ContentTooLarge
 from hub.organisations.model import Scope
 
 __all__ = ["router"]
@@ -74,15 +72,14 @@ def _dispatch(bus: Any, command: Any) -> Receipt:
     try:
         try:
             receipt: Receipt = bus.handle(command)
-        except IntegrityError:
-            if command.idempotency is None:
-                raise
+        except IdempotencyKeyRaced:
             # A concurrent request with the same key committed first; handled again, this one replays it.
             receipt = bus.handle(command)
     except NoticeValidationError as error:
         raise _invalid([(("body", *path.split(".")), message) for path, message in error.problems]) from None
-    except CsvFormatError as error:
-        raise _invalid([(("body", column or "header"), message) for column, message in error.problems]) from None
+    except DocumentError as error:
+        raise _invalid([(("body", *filter(None, path.split("."))), message) for path, message in error.problems]) \
+            from None
     return receipt
 
 
@@ -130,7 +127,7 @@ def cancel_notice(
 
 @router.post("/notices/import/pps", summary="Import Korean PPS open-API notices (per-item report)")
 def import_pps(
-    caller: NoticesWrite, bus: BusDep, hub: HubDep, request: Request,
+    caller: NoticesWrite, bus: BusDep, request: Request,
     body: Annotated[dict[str, Any] | list[dict[str, Any]], Body(
         description="A BidPublicInfoService response (`{\"response\": …}`), `{\"items\": [...]}` or a list of items")],
     operation: Annotated[str | None, Query(max_length=100, description="e.g. getBidPblancListInfoCnstwk: "
@@ -139,25 +136,25 @@ def import_pps(
 ) -> JSONResponse:
     """Each item becomes a new notice, or a new version of the notice with its `bidNtceNo` (an order
     already imported is reported `unchanged`). Valid items are stored even when others are rejected."""
-    if isinstance(body, list):
-        items = body
-    elif "response" in body:
-        try:
-            items = pps_items(body)
-        except PpsError as error:
-            raise _invalid([(("body", "response", "header", "resultCode"), str(error))]) from None
-    elif isinstance(body.get("items"), list):
-        items = body["items"]
-    else:
-        raise _invalid([(("body",), "expected a PPS response, {\"items\": [...]} or a list of items")])
-    limit = hub.settings.syndication.publication.pps_max_items
-    if len(items) > limit:
-        raise ContentTooLarge(f"at most {limit} items per import")
-    if not all(isinstance(item, dict) for item in items):
-        raise _invalid([(("body", "items"), "every item must be an object")])
-    ticket = _ticket(idempotency_key, request, {"items": items, "operation": operation})
-    command = ImportPpsNotices(institution_org_id=caller.org_id, items=tuple(items), operation=operation,
-                               actor_org_id=caller.org_id, idempotency=ticket)
+    ticket = _ticket(idempotency_key, request, {"document": body, "operation": operation})
+    command = ImportNotices(institution_org_id=caller.org_id, format="pps", document=body,
+                            options={"operation": operation} if operation else {}, actor_org_id=caller.org_id,
+                            idempotency=ticket)
+    return _respond(_dispatch(bus, command))
+
+
+@router.post("/notices/import/ocds", summary="Import an OCDS 1.1 release package (per-release report)")
+def import_ocds(
+    caller: NoticesWrite, bus: BusDep, request: Request,
+    body: Annotated[dict[str, Any], Body(description="An OCDS 1.1 release package (`{\"releases\": [...]}`)")],
+    idempotency_key: IdempotencyKey = None,
+) -> JSONResponse:
+    """Each contracting process (`ocid`) is one notice: its first tender release creates it, later ones
+    (by `date`) amend it, and a cancelled tender cancels it. A release already imported (or an older
+    one) is reported `unchanged`; releases that are not tender releases are rejected."""
+    ticket = _ticket(idempotency_key, request, body)
+    command = ImportNotices(institution_org_id=caller.org_id, format="ocds", document=body,
+                            actor_org_id=caller.org_id, idempotency=ticket)
     return _respond(_dispatch(bus, command))
 
 
@@ -216,8 +213,8 @@ async def bulk_publish(
     except UnicodeDecodeError:
         raise _invalid([(("body",), "the CSV must be UTF-8 encoded")]) from None
     ticket = _ticket(idempotency_key, request, data)
-    command = BulkPublishNotices(institution_org_id=caller.org_id, csv_text=text, actor_org_id=caller.org_id,
-                                 idempotency=ticket)
+    command = ImportNotices(institution_org_id=caller.org_id, format="csv", document=text,
+                            actor_org_id=caller.org_id, idempotency=ticket)
     return _respond(await run_in_threadpool(_dispatch, bus, command))
 
 

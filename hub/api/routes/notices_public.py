@@ -18,7 +18,7 @@ from pydantic import AwareDatetime
 from starlette.responses import JSONResponse, Response
 
 from hub.api.deps import PUBLIC_ROUTE, HubDep, UowDep
-from hub.notices import feeds
+from hub.notices import queries
 from hub.notices.atom import ATOM_CONTENT_TYPE, build_feed, entry_for_version, tag_uri
 from hub.notices.links import (
     API_PREFIX,
@@ -33,7 +33,6 @@ from hub.notices.links import (
 from hub.notices.model import Category, NoticeStatus, NoticeValidationError
 from hub.notices.ocds import record_package, release_for, release_package, releases_for
 from hub.notices.publication import PublicationSettings
-from hub.notices.queries import change_entry, notice_detail, notice_summary, version_detail
 from hub.spine.errors import NotFound
 
 __all__ = ["router"]
@@ -57,9 +56,9 @@ def notice_query(
     published_to: Annotated[AwareDatetime | None, Query()] = None,
     deadline_from: Annotated[AwareDatetime | None, Query()] = None,
     deadline_to: Annotated[AwareDatetime | None, Query()] = None,
-) -> feeds.NoticeQuery:
+) -> queries.NoticeQuery:
     try:
-        return feeds.NoticeQuery(
+        return queries.NoticeQuery(
             q=q, categories=tuple(c.value for c in category or ()), classifications=tuple(classification or ()),
             regions=tuple(region or ()), institutions=tuple(institution or ()), min_value=min_value,
             max_value=max_value, currency=currency, status=status.value if status else None,
@@ -73,7 +72,7 @@ def notice_query(
         ) from None
 
 
-QueryDep = Annotated[feeds.NoticeQuery, Depends(notice_query)]
+QueryDep = Annotated[queries.NoticeQuery, Depends(notice_query)]
 
 
 def _settings(hub: HubDep) -> PublicationSettings:
@@ -98,15 +97,15 @@ def list_notices(
     before = None
     if cursor is not None:
         try:
-            before = feeds.decode_cursor(cursor)
+            before = queries.decode_cursor(cursor)
         except ValueError as error:
             raise RequestValidationError([{"loc": ("query", "cursor"), "msg": str(error), "type": "value_error"}]) \
                 from None
     size = publication.clamp(limit)
-    rows, next_position = feeds.list_notices(uow.session, query, size, before)
-    next_cursor = feeds.encode_cursor(next_position) if next_position is not None else None
+    rows, next_position = queries.list_notices(uow.session, query, size, before)
+    next_cursor = queries.encode_cursor(next_position) if next_position is not None else None
     return {
-        "items": [notice_summary(row) for row in rows],
+        "items": [queries.notice_summary(row) for row in rows],
         "limit": size,
         "next_cursor": next_cursor,
         "next": _with_query(request, cursor=next_cursor) if next_cursor else None,
@@ -114,7 +113,7 @@ def list_notices(
 
 
 def _load(uow: Any, notice_id: str) -> tuple[Any, list[Any]]:
-    found = feeds.load_notice(uow.session, notice_id)
+    found = queries.load_notice(uow.session, notice_id)
     if found is None:
         raise NotFound("notice", notice_id)
     return found
@@ -123,7 +122,7 @@ def _load(uow: Any, notice_id: str) -> tuple[Any, list[Any]]:
 @router.get("/notices/{notice_id}", summary="A notice: its current content and every version", **PUBLIC_ROUTE)
 def read_notice(notice_id: str, uow: UowDep) -> dict[str, Any]:
     row, versions = _load(uow, notice_id)
-    return notice_detail(row, versions)
+    return queries.notice_detail(row, versions)
 
 
 @router.get("/notices/{notice_id}/versions/{number}", summary="One version of a notice", **PUBLIC_ROUTE)
@@ -132,7 +131,7 @@ def read_version(notice_id: str, number: int, uow: UowDep) -> dict[str, Any]:
     found = next((v for v in versions if v.number == number), None)
     if found is None:
         raise NotFound("version", f"{notice_id}/{number}")
-    return version_detail(found)
+    return queries.version_detail(found)
 
 
 def _ocds(body: dict[str, Any]) -> JSONResponse:
@@ -146,7 +145,7 @@ def _base(hub: Any) -> str:
 @router.get("/notices/{notice_id}/ocds/releases", summary="OCDS 1.1 release package: one release per version",
             **PUBLIC_ROUTE)
 def notice_releases(notice_id: str, uow: UowDep, hub: HubDep, publication: PublicationDep) -> JSONResponse:
-    notice = feeds.load_notices(uow.session, [notice_id]).get(notice_id)
+    notice = queries.load_notices(uow.session, [notice_id]).get(notice_id)
     if notice is None:
         raise NotFound("notice", notice_id)
     releases = releases_for(notice, publication.ocid_prefix)
@@ -157,7 +156,7 @@ def notice_releases(notice_id: str, uow: UowDep, hub: HubDep, publication: Publi
 @router.get("/notices/{notice_id}/ocds/record", summary="OCDS 1.1 record package with the compiled release",
             **PUBLIC_ROUTE)
 def notice_record(notice_id: str, uow: UowDep, hub: HubDep, publication: PublicationDep) -> JSONResponse:
-    notice = feeds.load_notices(uow.session, [notice_id]).get(notice_id)
+    notice = queries.load_notices(uow.session, [notice_id]).get(notice_id)
     if notice is None:
         raise NotFound("notice", notice_id)
     releases = releases_for(notice, publication.ocid_prefix)
@@ -173,8 +172,8 @@ def ocds_feed(
 ) -> JSONResponse:
     """Releases in seq order; ``links.next`` continues after the last one (OCDS pagination)."""
     size = min(limit, publication.max_page_size)
-    versions = feeds.versions_after(uow.session, after, size)
-    notices = feeds.load_notices(uow.session, [v.notice_id for v in versions])
+    versions = queries.versions_after(uow.session, after, size)
+    notices = queries.load_notices(uow.session, [v.notice_id for v in versions])
     releases = [release_for(notices[v.notice_id], v.number, publication.ocid_prefix) for v in versions]
     base = _base(hub)
     published = max((v.published_at for v in versions), default=None) or datetime.now(UTC)
@@ -193,10 +192,10 @@ def changes_feed(
     """``next_after`` is the cursor for the next call; ``head`` the newest seq; a cancellation is a
     tombstone. Versions are never rewritten, so any cursor replays the same history."""
     size = publication.clamp(limit)
-    rows = feeds.changes_after(uow.session, after, size)
-    head = feeds.feed_head(uow.session)
+    rows = queries.changes_after(uow.session, after, size)
+    head = queries.feed_head(uow.session)
     return {
-        "changes": [change_entry(r.seq, r.notice_id, r.number, r.kind, r.published_at) for r in rows],
+        "changes": [queries.change_entry(r.seq, r.notice_id, r.number, r.kind, r.published_at) for r in rows],
         "next_after": rows[-1].seq if rows else after,
         "head": max(head, rows[-1].seq if rows else 0),
         "next": f"{changes_feed_path()}?{urlencode({'after': rows[-1].seq if rows else after, 'limit': size})}",
@@ -208,8 +207,8 @@ def changes_feed(
 def atom_feed(request: Request, uow: UowDep, hub: HubDep, query: QueryDep, publication: PublicationDep) -> Response:
     base = _base(hub)
     authority = publication.authority(base)
-    found = feeds.versions_matching(uow.session, query, publication.feed_entries)
-    names = feeds.institution_names(uow.session, [notice.institution_org_id for _, notice in found])
+    found = queries.versions_matching(uow.session, query, publication.feed_entries)
+    names = queries.institution_names(uow.session, [notice.institution_org_id for _, notice in found])
     entries = [
         entry_for_version(
             notice_id=version.notice_id, number=version.number, kind=version.kind, content=version.content,

@@ -1,8 +1,10 @@
-"""CSV bulk upload: one notice per row, every problem named by its column (``docs/notices-csv.md``).
+"""CSV bulk upload as an inbound format: one new notice per row, every problem named by its column
+(``docs/notices-csv.md``).
 
-Parsing is pure: rows come back valid (with their content) or rejected (with per-column errors), so a
-handler can publish the valid ones and report the rest. Problems in the header (an unknown or missing
-column) reject the whole file, since every row would be read wrongly.
+Parsing is pure: rows come back valid (with their content) or rejected (with per-column errors), so the
+import handler publishes the valid ones and reports the rest. Problems in the header (an unknown or
+missing column) reject the whole file, since every row would be read wrongly. The columns are the hub's
+own field names, so this format needs no mapping file.
 """
 
 from __future__ import annotations
@@ -12,12 +14,14 @@ import io
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
+from hub.notices.formats.base import ContentTooLarge, DocumentError, ImportedNotice
 from hub.notices.model import NoticeContent, NoticeValidationError
+from hub.notices.publication import PublicationSettings
 
-__all__ = ["COLUMNS", "REQUIRED_COLUMNS", "CsvFormatError", "CsvRow", "CsvTooLarge", "column_for", "parse_csv"]
+__all__ = ["COLUMNS", "REQUIRED_COLUMNS", "CsvFormat", "CsvRow", "column_for", "parse_csv"]
 
 COLUMNS: tuple[str, ...] = (
     "title", "description", "category", "classifications", "delivery_region", "estimated_value", "currency",
@@ -30,18 +34,6 @@ _DATES = ("published", "clarification_deadline", "submission_start", "submission
 _PARTIES = ("buyer", "procuring_entity")
 _CLASSIFICATION = re.compile(r"^(CPV|UNSPSC):(\S+)$", re.IGNORECASE)
 _THOUSANDS = re.compile(r"^\d{1,3}(,\d{3})+(\.\d+)?$")
-
-
-class CsvFormatError(Exception):
-    """The file as a whole is unusable: (column, message) pairs."""
-
-    def __init__(self, problems: list[tuple[str, str]]) -> None:
-        self.problems = problems
-        super().__init__("; ".join(f"{c}: {m}" if c else m for c, m in problems))
-
-
-class CsvTooLarge(Exception):
-    """More rows than the configured cap."""
 
 
 @dataclass
@@ -66,24 +58,40 @@ def column_for(path: str) -> str:
     return head
 
 
+class CsvFormat:
+    name = "csv"
+    report_key = "rows"
+    problem_key = "column"
+    order_field = "row"
+
+    def check(self) -> None:
+        """Nothing to load: the columns are fixed."""
+
+    def read(self, document: Any, options: Mapping[str, str], limits: PublicationSettings) -> list[ImportedNotice]:
+        """``document``: the CSV text."""
+        rows = parse_csv(str(document), max_rows=limits.csv_max_rows, now=datetime.now(UTC))
+        return [ImportedNotice({"row": row.row}, content=row.content, problems=tuple(row.errors)) for row in rows]
+
+
 def parse_csv(text: str, *, max_rows: int, now: datetime) -> list[CsvRow]:
-    """Rows of ``text`` (header first); blank lines are skipped. ``now`` fills an empty ``published``."""
+    """Rows of ``text`` (header first); blank lines are skipped. ``now`` fills an empty ``published``.
+    Raises DocumentError naming the columns when the header is unusable."""
     reader = csv.reader(io.StringIO(text.removeprefix("\ufeff"), newline=""))
     header = next(reader, None)
     if header is None:
-        raise CsvFormatError([("", "the file is empty; the first line must name the columns")])
+        raise DocumentError([("header", "the file is empty; the first line must name the columns")])
     names = [name.strip().lower() for name in header]
     problems = [(n, "unknown column") for n in names if n and n not in COLUMNS]
     problems += [(n, "duplicate column") for i, n in enumerate(names) if n and n in names[:i]]
     problems += [(n, "required column missing") for n in REQUIRED_COLUMNS if n not in names]
     if problems:
-        raise CsvFormatError(problems)
+        raise DocumentError(problems)
     rows: list[CsvRow] = []
     for index, cells in enumerate(reader, start=2):
         if not any(cell.strip() for cell in cells):
             continue
         if len(rows) >= max_rows:
-            raise CsvTooLarge(f"at most {max_rows} rows per upload")
+            raise ContentTooLarge(f"at most {max_rows} rows per upload")
         if len(cells) > len(names):
             rows.append(CsvRow(index, errors=[("", f"{len(cells)} cells but {len(names)} columns")]))
             continue
