@@ -21,7 +21,7 @@ from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse, Response
 
-from hub.spine.errors import Rejected, RejectedFields, ServiceError
+from hub.spine.errors import Conflict, NotFound, Rejected, RejectedFields, ServiceError, TooLarge, Unacceptable
 
 __all__ = [
     "PROBLEM_CONTENT_TYPE",
@@ -112,6 +112,20 @@ def _kebab(name: str) -> str:
     return re.sub(r"(?<!^)(?=[A-Z])", "-", name).lower()
 
 
+# The HTTP status of each kind of flow error; a subclass takes its nearest listed ancestor's.
+SERVICE_ERROR_STATUS: dict[type[ServiceError], int] = {
+    NotFound: 404,
+    Conflict: 409,
+    TooLarge: 413,
+    Unacceptable: 422,
+    ServiceError: 400,
+}
+
+
+def service_error_status(error: ServiceError) -> int:
+    return next(SERVICE_ERROR_STATUS[kind] for kind in type(error).__mro__ if kind in SERVICE_ERROR_STATUS)
+
+
 def service_error_slug(error: ServiceError) -> str:
     """``slug`` attribute if the error class sets one, else its class name in kebab case
     (``NotFound`` → ``not-found``), so a newly added error gets a stable type for free."""
@@ -200,7 +214,7 @@ async def _on_service_error(request: Request, exc: Exception) -> Response:
             for field, message in exc.problems
         ]
     return problem_response(
-        exc.status,
+        service_error_status(exc),
         slug=service_error_slug(exc),
         title=exc.title,
         detail=str(exc),

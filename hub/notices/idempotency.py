@@ -23,7 +23,7 @@ from typing import Any, Protocol
 
 from pydantic import BaseModel, ConfigDict
 
-from hub.spine.errors import ServiceError
+from hub.spine.errors import Unacceptable
 
 __all__ = [
     "IdempotencyKeyRaced",
@@ -42,8 +42,7 @@ _KEY = re.compile(r"^[\x21-\x7e]{1,255}$")  # visible ASCII: keys end up in logs
 DEFAULT_TTL = timedelta(hours=48)
 
 
-class IdempotencyKeyReused(ServiceError):
-    status = 422
+class IdempotencyKeyReused(Unacceptable):
     title = "Idempotency-Key reused"
     slug = "idempotency-key-reused"
 

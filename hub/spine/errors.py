@@ -1,15 +1,19 @@
-"""Errors the service layer raises; the API turns them into RFC 9457 problem details."""
+"""Errors the flows raise, by kind of failure. They say nothing of HTTP: the API maps each kind to a
+status and an RFC 9457 problem (``hub.api.problems``), and the CLI to an exit message."""
 
 from __future__ import annotations
 
+__all__ = ["Conflict", "NotFound", "Rejected", "RejectedFields", "ServiceError", "TooLarge", "Unacceptable"]
+
 
 class ServiceError(Exception):
-    status = 400
+    """A request the hub understood and refuses. ``title`` is the short human label of the kind;
+    ``slug`` (optional) the stable machine name clients may switch on."""
+
     title = "Bad request"
 
 
 class NotFound(ServiceError):
-    status = 404
     title = "Not found"
 
     def __init__(self, what: str, ident: str) -> None:
@@ -18,11 +22,14 @@ class NotFound(ServiceError):
         self.ident = ident
 
 
-class Rejected(ServiceError):
-    """Input that is well-formed but not acceptable; names the field."""
+class Unacceptable(ServiceError):
+    """Well-formed but not acceptable as a whole (no single field to name)."""
 
-    status = 422
     title = "Unprocessable content"
+
+
+class Rejected(Unacceptable):
+    """Input that is well-formed but not acceptable; names the field."""
 
     def __init__(self, field: str, message: str) -> None:
         super().__init__(f"{field}: {message}")
@@ -30,11 +37,9 @@ class Rejected(ServiceError):
         self.message = message
 
 
-class RejectedFields(ServiceError):
+class RejectedFields(Unacceptable):
     """Several fields at once, each with its message: ``[("requirements.2.scheme", "unknown scheme")]``."""
 
-    status = 422
-    title = "Unprocessable content"
     slug = "rejected"
 
     def __init__(self, problems: list[tuple[str, str]], prefix: str = "") -> None:
@@ -43,5 +48,10 @@ class RejectedFields(ServiceError):
 
 
 class Conflict(ServiceError):
-    status = 409
     title = "Conflict"
+
+
+class TooLarge(ServiceError):
+    """More than the hub accepts in one request (rows, items, bytes)."""
+
+    title = "Content too large"

@@ -16,6 +16,7 @@ from hub.notices.model import Notice, NoticeVersion
 from hub.notices.repository import ExternalRef, StoredVersion
 from hub.organisations.model import ApiKey, Organisation, OrgKind
 from hub.spine.messages import Envelope
+from hub.spine.records import DeadLetter
 from hub.spine.unit_of_work import AbstractUnitOfWork
 from hub.subscriptions.filters import SubscriptionFilter
 from hub.subscriptions.model import OPEN, DeliveryRecord, DeliveryStatus, Subscription
@@ -359,12 +360,43 @@ class RecordingSubscriberQueues:
         self.queues.pop(subscription_id, None)
 
 
+class InMemoryDeadLetters:
+    def __init__(self) -> None:
+        self.letters: list[DeadLetter] = []
+
+    def add(self, group: str, envelope: Envelope, reason: str, delivery_count: int) -> bool:
+        if any(d.consumer_group == group and d.envelope.message_id == envelope.message_id and d.replayed_at is None
+               for d in self.letters):
+            return False
+        self.letters.append(DeadLetter(id=len(self.letters) + 1, consumer_group=group, envelope=envelope,
+                                       reason=reason, delivery_count=delivery_count, dead_at=datetime.now(UTC),
+                                       replayed_at=None))
+        return True
+
+    def take_for_replay(self, ids: list[int] | None, group: str | None) -> list[DeadLetter]:
+        taken = [d for d in self.letters if d.replayed_at is None and (ids is None or d.id in ids)
+                 and (group is None or d.consumer_group == group)]
+        now = datetime.now(UTC)
+        self.letters = [dataclasses.replace(d, replayed_at=now) if d in taken else d for d in self.letters]
+        return taken
+
+
+class InMemoryAuditLog:
+    def __init__(self) -> None:
+        self.entries: list[tuple[Envelope, str | None, str | None]] = []
+
+    def record(self, envelope: Envelope, actor_org_id: str | None, subject_org_id: str | None) -> None:
+        self.entries.append((envelope, actor_org_id, subject_org_id))
+
+
 class FakeUnitOfWork(AbstractUnitOfWork):
     """Same contract as the SQL unit of work; commits land in ``outbox`` and ``committed`` counts them."""
 
     def __init__(self) -> None:
         super().__init__()
         self.organisations = InMemoryOrganisationRepository()
+        self.dead_letters = InMemoryDeadLetters()  # type: ignore[assignment]
+        self.audit = InMemoryAuditLog()  # type: ignore[assignment]
         self.suppliers = InMemorySupplierRepository()
         self.notices = InMemoryNoticeRepository()
         self.idempotency = InMemoryIdempotencyStore()

@@ -133,3 +133,16 @@ def test_request_id_filter_keeps_an_explicit_id() -> None:
     finally:
         request_id_var.reset(token)
     assert getattr(record, "request_id", None) == "given"
+
+
+def test_flow_errors_carry_no_http_status_and_the_api_maps_each_kind() -> None:
+    from hub.api.problems import service_error_status
+    from hub.notices.formats.base import ContentTooLarge
+    from hub.notices.idempotency import IdempotencyKeyReused
+    from hub.spine.errors import Conflict, NotFound, Rejected, RejectedFields, ServiceError
+
+    assert not hasattr(ServiceError, "status")
+    cases = [(NotFound("notice", "n1"), 404), (Conflict("cancelled"), 409), (ContentTooLarge("rows"), 413),
+             (Rejected("name", "blank"), 422), (RejectedFields([("a", "b")]), 422),
+             (IdempotencyKeyReused("other body"), 422), (ServiceError("bad"), 400)]
+    assert [service_error_status(error) for error, _ in cases] == [status for _, status in cases]

@@ -10,14 +10,12 @@ from typing import Any, Protocol
 
 from hub.notices.model import FieldProblem, NoticeContent, VersionKind
 from hub.notices.publication import PublicationSettings
-from hub.spine.errors import ServiceError
+from hub.spine.errors import TooLarge
 
 __all__ = ["ContentTooLarge", "DocumentError", "ImportedNotice", "NoticeFormat"]
 
 
-class ContentTooLarge(ServiceError):
-    status = 413
-    title = "Content too large"
+class ContentTooLarge(TooLarge):
     slug = "content-too-large"
 
 
