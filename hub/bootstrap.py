@@ -12,16 +12,16 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from hub.config import Settings, get_settings
 from hub.notices.formats import check_formats
 from hub.registry import COMMAND_HANDLERS, CONSUMER_GROUPS, EVENT_HANDLERS, HubUnitOfWork, start_mappers
-from hub.spine.brokers.base import Broker
+from hub.spine.brokers.base import Broker, unavailable_backoff
 from hub.spine.brokers.inprocess import InProcessBroker
 from hub.spine.bus import MessageBus
-from hub.spine.db import make_engine, make_session_factory
+from hub.spine.db import WriteCheck, check_writable, make_engine, make_session_factory
 from hub.spine.messages import Command, Event
 from hub.spine.relay import OutboxRelay
 from hub.spine.worker import Worker
@@ -47,6 +47,7 @@ def make_broker(settings: Settings) -> Broker:
     return InProcessBroker(
         delivery_limit=settings.broker.delivery_limit,
         confirm_timeout_s=settings.relay.confirm_timeout_s,
+        unavailable_backoff=unavailable_backoff(settings.broker.reconnect_max_backoff_s),
     )
 
 
@@ -87,7 +88,7 @@ class Hub:
         dispatcher = DeliveryDispatcher(self.session_factory, self.settings, self.delivery_wake,
                                         self.subscriptions.resolve)
         worker = Worker(self.bus, chosen, self.session_factory, relay, concurrency=concurrency,
-                        jobs=[("delivery-dispatcher", dispatcher.run_forever)])
+                        jobs=[("delivery-dispatcher", dispatcher.run_forever)], database_writable=self.database_ready)
         if self.suppliers.config.scheduler.enabled:
             worker.add_periodic("credential-scheduler", self.suppliers.config.scheduler.interval_s,
                                 self.suppliers.scheduler)
@@ -101,13 +102,13 @@ class Hub:
         ttl = timedelta(hours=self.settings.syndication.publication.idempotency_ttl_h)
         return purge_expired(self.session_factory, ttl)
 
+    def database_health(self) -> WriteCheck:
+        """Whether the database would take a write now (not only answer ``SELECT 1``): a read-only
+        database must make the hub unready, since every write request would fail."""
+        return check_writable(self.engine)
+
     def database_ready(self) -> bool:
-        try:
-            with self.engine.connect() as conn:
-                conn.execute(text("SELECT 1"))
-            return True
-        except Exception:
-            return False
+        return self.database_health().writable
 
     def close(self) -> None:
         for worker in self._workers:

@@ -36,8 +36,14 @@ ReadinessCheck = Callable[[Hub], Any]
 _broker_lock = threading.Lock()
 
 
-def _database(hub: Hub) -> bool:
-    return hub.database_ready()
+def _database(hub: Hub) -> dict[str, Any]:
+    """Ready only if the database would take a write: a read-only database (failover in progress, a
+    standby, ``default_transaction_read_only``) answers ``SELECT 1`` yet fails every write request."""
+    health = hub.database_health()
+    report: dict[str, Any] = {"ready": health.writable, "state": health.state}
+    if health.detail:
+        report["detail"] = health.detail
+    return report
 
 
 def _broker(hub: Hub) -> bool:

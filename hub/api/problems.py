@@ -17,11 +17,13 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel
-from sqlalchemy.exc import OperationalError
+from sqlalchemy import exc as sa_exc
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse, Response
 
+from hub.spine.brokers.base import BrokerUnavailable, InfrastructureUnavailable
 from hub.spine.errors import Conflict, NotFound, Rejected, RejectedFields, ServiceError, TooLarge, Unacceptable
+from hub.spine.faults import is_infrastructure_failure, is_read_only
 
 __all__ = [
     "PROBLEM_CONTENT_TYPE",
@@ -245,14 +247,36 @@ async def _on_http_exception(request: Request, exc: Exception) -> Response:
     )
 
 
-async def _on_database_unavailable(request: Request, exc: Exception) -> Response:
-    # Connection refused, failover, "database is locked": worth a retry, unlike a bug. Details stay in
-    # the log (they name hosts); the client gets 503 and when to come back.
-    log.warning("database unavailable", exc_info=exc)
+RETRY_AFTER_S = 5
+
+# Every exception type a database or broker outage can surface as; which of them really is one is
+# decided by ``hub.spine.faults`` (an IntegrityError is a DBAPIError too, and stays a 500).
+INFRASTRUCTURE_ERRORS: tuple[type[Exception], ...] = (
+    sa_exc.DBAPIError,
+    sa_exc.DisconnectionError,
+    sa_exc.TimeoutError,
+    BrokerUnavailable,
+    InfrastructureUnavailable,
+)
+
+
+async def _on_infrastructure_error(request: Request, exc: Exception) -> Response:
+    """Connection refused, failover, a read-only database, "database is locked", a pool exhausted:
+    worth a retry, unlike a bug, so 503 with ``Retry-After``, never 500. Details stay in the log (they
+    name hosts); the client learns only whether the database refused writes or could not be reached."""
+    if not (isinstance(exc, (BrokerUnavailable, InfrastructureUnavailable)) or is_infrastructure_failure(exc)):
+        raise exc  # a real bug: the request-context middleware answers 500 and logs it
+    if is_read_only(exc):
+        detail = "the database accepts no writes at the moment; retry later"
+    elif isinstance(exc, BrokerUnavailable):
+        detail = "the message broker is unavailable; retry later"
+    else:
+        detail = "the database is unavailable; retry later"
+    log.warning("dependency unavailable: %s", detail, exc_info=exc)
     return problem_response(
         503,
-        detail="the database is unavailable; retry later",
-        headers={"Retry-After": "5"},
+        detail=detail,
+        headers={"Retry-After": str(RETRY_AFTER_S)},
         instance=request.url.path,
         request_id=_request_id(request),
     )
@@ -265,4 +289,5 @@ def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ServiceError, _on_service_error)
     app.add_exception_handler(RequestValidationError, _on_validation_error)
     app.add_exception_handler(StarletteHTTPException, _on_http_exception)
-    app.add_exception_handler(OperationalError, _on_database_unavailable)
+    for error_type in INFRASTRUCTURE_ERRORS:
+        app.add_exception_handler(error_type, _on_infrastructure_error)

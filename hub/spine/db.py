@@ -3,16 +3,21 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
+from hub.spine.faults import is_locked, is_read_only
 from hub.spine.settings import DatabaseSettings
 
-__all__ = ["make_engine", "make_session_factory", "normalise_url"]
+__all__ = ["WriteCheck", "check_writable", "make_engine", "make_session_factory", "normalise_url"]
+
+
+SQLITE_BUSY_TIMEOUT_MS = 30_000  # a writer waits this long for the write lock before "database is locked"
 
 
 def normalise_url(url: str) -> str:
@@ -31,7 +36,7 @@ def _prepare_sqlite(engine: Engine) -> None:
         cur = dbapi_conn.cursor()
         cur.execute("PRAGMA journal_mode=WAL")
         cur.execute("PRAGMA foreign_keys=ON")
-        cur.execute("PRAGMA busy_timeout=30000")
+        cur.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
         cur.execute("PRAGMA synchronous=NORMAL")
         cur.close()
 
@@ -69,3 +74,61 @@ def make_engine(settings: DatabaseSettings) -> Engine:
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(bind=engine, expire_on_commit=False)
+
+
+@dataclass(frozen=True)
+class WriteCheck:
+    """Whether the database takes writes now: ``ok``, ``read-only`` or ``unreachable`` (with the
+    exception type, never its text: it may name hosts)."""
+
+    state: Literal["ok", "read-only", "unreachable"]
+    detail: str = ""
+
+    @property
+    def writable(self) -> bool:
+        return self.state == "ok"
+
+
+# A write statement that changes nothing: the database refuses it when it is read-only (PostgreSQL
+# checks at executor start, SQLite when it opens the write transaction), yet it writes no row, so a
+# probe every few seconds costs nothing and blocks no one for longer than its timeout.
+_NO_OP_WRITE = "UPDATE alembic_version SET version_num = version_num WHERE 1 = 0"
+
+
+def check_writable(engine: Engine, timeout_s: float = 2.0) -> WriteCheck:
+    """``SELECT 1`` says the server answers; this says it would take a write. PostgreSQL: the session's
+    ``transaction_read_only`` (set by ``default_transaction_read_only`` or a hot standby) and
+    ``pg_is_in_recovery()``, then a no-op UPDATE; SQLite: ``BEGIN IMMEDIATE`` (the write lock, waited
+    for at most ``timeout_s``) and the same no-op UPDATE, rolled back."""
+    try:
+        with engine.connect() as conn:
+            sqlite = engine.dialect.name == "sqlite"
+            # On the DBAPI connection: a statement on ``conn`` would autobegin, i.e. BEGIN IMMEDIATE
+            # with the long timeout.
+            raw: Any = conn.connection.dbapi_connection
+            if sqlite:
+                raw.execute(f"PRAGMA busy_timeout={int(timeout_s * 1000)}")
+            try:
+                transaction = conn.begin()  # on SQLite: BEGIN IMMEDIATE (see _prepare_sqlite)
+                try:
+                    if engine.dialect.name == "postgresql":
+                        ms = int(timeout_s * 1000)
+                        conn.execute(text(f"SET LOCAL statement_timeout = {ms}"))
+                        conn.execute(text(f"SET LOCAL lock_timeout = {ms}"))
+                        if conn.execute(text("SELECT pg_is_in_recovery()")).scalar():
+                            return WriteCheck("read-only", "the server is a standby (in recovery)")
+                        if conn.execute(text("SHOW transaction_read_only")).scalar() == "on":
+                            return WriteCheck("read-only", "transactions are read-only")
+                    conn.execute(text(_NO_OP_WRITE))
+                finally:
+                    transaction.rollback()
+            finally:
+                if sqlite:
+                    raw.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+            return WriteCheck("ok")
+    except Exception as exc:  # any failure to reach or write is "not writable"; say which kind
+        if is_read_only(exc):
+            return WriteCheck("read-only", "the database refused a write")
+        if is_locked(exc):
+            return WriteCheck("unreachable", f"the write lock stayed taken for {timeout_s:g} s")
+        return WriteCheck("unreachable", type(exc).__name__)

@@ -11,8 +11,10 @@ from functools import partial
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from hub.spine.brokers.base import Broker
+from hub.spine.brokers.base import Broker, InfrastructureUnavailable
 from hub.spine.bus import MessageBus
+from hub.spine.db import check_writable
+from hub.spine.faults import Fault, classify
 from hub.spine.messages import Envelope
 from hub.spine.observability import metrics
 from hub.spine.records import SqlDeadLetters
@@ -35,6 +37,7 @@ class Worker:
         relay: OutboxRelay | None,
         concurrency: int = 1,
         jobs: list[Job] | None = None,
+        database_writable: Callable[[], bool] | None = None,
     ) -> None:
         self.bus = bus
         self.broker = broker
@@ -45,6 +48,25 @@ class Worker:
         self.stop_event = threading.Event()
         self.threads: list[threading.Thread] = []
         self.periodic: list[tuple[str, float, Callable[[], object]]] = []
+        self.database_writable = database_writable or self._probe_database
+
+    def _probe_database(self) -> bool:
+        engine = self.session_factory.kw.get("bind")
+        return engine is None or check_writable(engine).writable
+
+    def unavailable(self, exc: BaseException) -> bool:
+        """Did this failure come from the database or broker being unavailable (so the message must be
+        kept, not counted)? A generic database error counts as the handler's own unless the database
+        refuses a probe write too: SQLite says "no such table" with the same exception as "disk full"."""
+        fault = classify(exc)
+        if fault is Fault.UNAVAILABLE:
+            return True
+        if fault is Fault.SUSPECT:
+            try:
+                return not self.database_writable()
+            except Exception:  # a probe that cannot even run says enough
+                return True
+        return False
 
     def add_periodic(self, name: str, interval_s: float, job: Callable[[], object]) -> None:
         """Run ``job`` every ``interval_s`` seconds (first after one interval) until the worker stops.
@@ -63,9 +85,17 @@ class Worker:
         return loop
 
     def store_dead_letter(self, group: str, envelope: Envelope, reason: str, delivery_count: int) -> None:
-        with self.session_factory() as session:
-            added = SqlDeadLetters(session).add(group, envelope, reason, delivery_count)
-            session.commit()
+        """File a dead letter; while the database cannot take it, raise :class:`InfrastructureUnavailable`
+        so the broker keeps the message and tries again (it is never dropped)."""
+        try:
+            with self.session_factory() as session:
+                added = SqlDeadLetters(session).add(group, envelope, reason, delivery_count)
+                session.commit()
+        except Exception as exc:
+            if self.unavailable(exc):
+                metrics.INFRASTRUCTURE_RETRIES.labels(group=group).inc()
+                raise InfrastructureUnavailable(f"cannot file the dead letter: {type(exc).__name__}") from exc
+            raise
         if added:
             metrics.DEAD_LETTERS.labels(group=group).inc()
             log.error(
@@ -77,7 +107,10 @@ class Worker:
         def handle(envelope: Envelope) -> object:
             try:
                 outcome = self.bus.consume(group, envelope)
-            except Exception:
+            except Exception as exc:
+                if self.unavailable(exc):
+                    metrics.INFRASTRUCTURE_RETRIES.labels(group=group).inc()
+                    raise InfrastructureUnavailable(f"database or broker unavailable: {type(exc).__name__}") from exc
                 metrics.HANDLER_FAILURES.labels(group=group).inc()
                 raise
             metrics.EVENTS_HANDLED.labels(group=group, outcome=outcome.value).inc()

@@ -8,8 +8,10 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Protocol
 
 from hub.spine.messages import Envelope
+from hub.spine.retry import Backoff, Jitter
 
-__all__ = ["Broker", "BrokerUnavailable", "DeadLetterSink", "MessageHandler", "topic_regex"]
+__all__ = ["Broker", "BrokerUnavailable", "DeadLetterSink", "InfrastructureUnavailable", "MessageHandler",
+           "topic_regex", "unavailable_backoff"]
 
 MessageHandler = Callable[[Envelope], object]
 DeadLetterSink = Callable[[str, Envelope, str, int], None]
@@ -17,6 +19,20 @@ DeadLetterSink = Callable[[str, Envelope, str, int], None]
 
 class BrokerUnavailable(Exception):
     """The broker could not take or confirm a publish; the relay keeps the rows and retries."""
+
+
+class InfrastructureUnavailable(Exception):
+    """Raised by a consumer's handler (or dead-letter sink) when it failed because the database or the
+    broker is unavailable, not because of the message. The broker keeps the message where it is, waits
+    (backing off) and calls the handler again, without counting the attempt against the delivery
+    limit: an outage must not turn every message in flight into a dead letter."""
+
+
+def unavailable_backoff(max_s: float) -> Backoff:
+    """How long a consumer holds a message between attempts while the infrastructure is unavailable:
+    from a tenth of a second, doubling up to ``max_s`` (the broker's ``reconnect_max_backoff_s``),
+    jittered so the consumers that met one outage do not all return in the same instant."""
+    return Backoff(0.1, max(0.1, max_s), jitter=Jitter(0.5, 1.0))
 
 
 class Broker(Protocol):
@@ -31,7 +47,9 @@ class Broker(Protocol):
         self, group: str, handler: MessageHandler, dead_letter: DeadLetterSink, stop: threading.Event
     ) -> None:
         """Deliver the group's messages to ``handler`` until ``stop`` is set. A handler that raises gets
-        the message again, up to the delivery limit; then it is dead-lettered."""
+        the message again, up to the delivery limit; then it is dead-lettered. A handler (or sink) that
+        raises :class:`InfrastructureUnavailable` gets the same message again after a backoff, and that
+        attempt does not count."""
 
     def archive_dead_letters(self, dead_letter: DeadLetterSink, stop: threading.Event) -> None:
         """Move dead-lettered messages from the broker into ``dead_letter`` (no-op if none kept there)."""

@@ -15,8 +15,16 @@ from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from hub.spine.brokers.base import BrokerUnavailable, DeadLetterSink, MessageHandler, topic_regex
+from hub.spine.brokers.base import (
+    BrokerUnavailable,
+    DeadLetterSink,
+    InfrastructureUnavailable,
+    MessageHandler,
+    topic_regex,
+    unavailable_backoff,
+)
 from hub.spine.messages import Envelope
+from hub.spine.retry import Backoff
 
 __all__ = ["InProcessBroker"]
 
@@ -57,11 +65,16 @@ class _Queue:
         return any(p.match(key) for p in self.patterns)
 
 
+UNAVAILABLE_BACKOFF = unavailable_backoff(5.0)
+
+
 class InProcessBroker:
-    def __init__(self, delivery_limit: int = 5, confirm_timeout_s: float = 30.0, retry_delay_s: float = 0.0) -> None:
+    def __init__(self, delivery_limit: int = 5, confirm_timeout_s: float = 30.0, retry_delay_s: float = 0.0,
+                 unavailable_backoff: Backoff = UNAVAILABLE_BACKOFF) -> None:
         self.delivery_limit = delivery_limit
         self.confirm_timeout_s = confirm_timeout_s
         self.retry_delay_s = retry_delay_s
+        self.unavailable_backoff = unavailable_backoff
         self._queues: dict[str, _Queue] = {}
         self._lock = threading.Lock()
 
@@ -111,10 +124,30 @@ class InProcessBroker:
                     queue.cond.wait(timeout=0.1)
                     continue
                 delivery = queue.items.popleft()
-            delivery.attempts += 1
+            self._deliver(queue, delivery, handler, dead_letter, stop)
+
+    def _deliver(self, queue: _Queue, delivery: _Delivery, handler: MessageHandler, dead_letter: DeadLetterSink,
+                 stop: threading.Event) -> None:
+        """One message until it is settled, back in the queue for a later attempt, or (on stop) back
+        at the head of the queue. While the handler reports the infrastructure unavailable, the
+        message stays with this consumer, ahead of everything behind it, and no attempt is counted."""
+        group = queue.name
+        outage = 0  # consecutive "unavailable" failures of this message
+        while True:
             try:
                 handler(delivery.envelope)
+            except InfrastructureUnavailable as exc:
+                outage += 1
+                delay = self.unavailable_backoff.delay(outage)
+                log.warning("database or broker unavailable; holding the message",
+                            extra={"group": group, "message_id": delivery.envelope.message_id,
+                                   "error": repr(exc.__cause__ or exc), "retry_in_s": round(delay, 3)})
+                if stop.wait(delay):
+                    self._requeue(queue, delivery, front=True)
+                    return
+                continue
             except Exception as exc:
+                delivery.attempts += 1
                 log.warning(
                     "handler failed",
                     extra={"group": group, "message_id": delivery.envelope.message_id,
@@ -123,25 +156,42 @@ class InProcessBroker:
                 # Like RabbitMQ's x-delivery-limit, the limit counts redeliveries: a message is
                 # tried delivery_limit + 1 times before it is dead-lettered.
                 if delivery.attempts > self.delivery_limit:
-                    reason = f"delivery limit {self.delivery_limit} exceeded; last error: {exc!r}"
-                    try:
-                        dead_letter(group, delivery.envelope, reason, delivery.attempts)
-                    except Exception:
-                        log.exception("could not store dead letter; will redeliver")
-                        self._requeue(queue, delivery)
-                        continue
-                    self._settle(queue, delivery)
-                else:
-                    if self.retry_delay_s:
-                        stop.wait(self.retry_delay_s)
-                    self._requeue(queue, delivery)
-                continue
+                    self._dead_letter(queue, delivery, dead_letter, exc, stop)
+                    return
+                if self.retry_delay_s:
+                    stop.wait(self.retry_delay_s)
+                self._requeue(queue, delivery)
+                return
             self._settle(queue, delivery)
+            return
+
+    def _dead_letter(self, queue: _Queue, delivery: _Delivery, dead_letter: DeadLetterSink, exc: Exception,
+                     stop: threading.Event) -> None:
+        reason = f"delivery limit {self.delivery_limit} exceeded; last error: {exc!r}"
+        outage = 0
+        while True:
+            try:
+                dead_letter(queue.name, delivery.envelope, reason, delivery.attempts)
+            except InfrastructureUnavailable:
+                outage += 1
+                if stop.wait(self.unavailable_backoff.delay(outage)):
+                    self._requeue(queue, delivery, front=True)
+                    return
+                continue
+            except Exception:
+                log.exception("could not store dead letter; will redeliver")
+                self._requeue(queue, delivery)
+                return
+            self._settle(queue, delivery)
+            return
 
     @staticmethod
-    def _requeue(queue: _Queue, delivery: _Delivery) -> None:
+    def _requeue(queue: _Queue, delivery: _Delivery, front: bool = False) -> None:
         with queue.cond:
-            queue.items.append(delivery)
+            if front:
+                queue.items.appendleft(delivery)
+            else:
+                queue.items.append(delivery)
             queue.cond.notify()
 
     @staticmethod

@@ -25,6 +25,13 @@ EVENTS_HANDLED = Counter(
 HANDLER_FAILURES = Counter(
     "g2bhub_handler_failures_total", "Deliveries whose handler raised", ["group"], registry=REGISTRY
 )
+INFRASTRUCTURE_RETRIES = Counter(
+    "g2bhub_infrastructure_retries_total",
+    "Deliveries (and dead-letter filings) retried in place because the database or broker was unavailable;"
+    " they do not count against the delivery limit",
+    ["group"],
+    registry=REGISTRY,
+)
 DEAD_LETTERS = Counter(
     "g2bhub_dead_letters_total", "Messages dead-lettered after the delivery limit", ["group"], registry=REGISTRY
 )

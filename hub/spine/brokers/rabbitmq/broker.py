@@ -12,7 +12,7 @@ import pika
 import pika.exceptions
 from pika.spec import BasicProperties
 
-from hub.spine.brokers.base import BrokerUnavailable, DeadLetterSink, MessageHandler
+from hub.spine.brokers.base import BrokerUnavailable, DeadLetterSink, MessageHandler, unavailable_backoff
 from hub.spine.brokers.rabbitmq.consumer import (
     run_consumer,
     subscribe_archiver,
@@ -105,7 +105,9 @@ class RabbitMQBroker:
     ) -> None:
         """Dead letters are kept by RabbitMQ itself; :meth:`archive_dead_letters` files them."""
         run_consumer(self.settings, connection_parameters(self.settings),
-                     subscribe_group(self.topology.queue(group), group, handler), stop, f"group:{group}")
+                     subscribe_group(self.topology.queue(group), group, handler,
+                                     unavailable_backoff(self.settings.reconnect_max_backoff_s), stop),
+                     stop, f"group:{group}")
 
     def archive_dead_letters(self, dead_letter: DeadLetterSink, stop: threading.Event) -> None:
         queues = {group: self.topology.dead_letter_queue(group) for group in self._bindings}
@@ -113,8 +115,9 @@ class RabbitMQBroker:
             stop.wait()
             return
         run_consumer(self.settings, connection_parameters(self.settings),
-                     subscribe_archiver(queues, dead_letter, self.settings.delivery_limit), stop,
-                     "dead-letter-archiver")
+                     subscribe_archiver(queues, dead_letter, self.settings.delivery_limit,
+                                        unavailable_backoff(self.settings.reconnect_max_backoff_s), stop),
+                     stop, "dead-letter-archiver")
 
     # -- operations -------------------------------------------------------------------------------
     def queue_depths(self, groups: Sequence[str] = ()) -> dict[str, int]:

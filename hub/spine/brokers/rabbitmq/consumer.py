@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 import uuid
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -14,12 +15,13 @@ import pika.exceptions
 from pika.adapters.blocking_connection import BlockingChannel
 from pika.spec import Basic, BasicProperties
 
-from hub.spine.brokers.base import DeadLetterSink, MessageHandler
+from hub.spine.brokers.base import DeadLetterSink, InfrastructureUnavailable, MessageHandler, unavailable_backoff
 from hub.spine.messages import Envelope
 from hub.spine.retry import Backoff, Jitter
 from hub.spine.settings import BrokerSettings
 
-__all__ = ["dead_letter_details", "run_consumer", "subscribe_archiver", "subscribe_group"]
+__all__ = ["dead_letter_details", "hold_while_unavailable", "run_consumer", "subscribe_archiver",
+           "subscribe_group"]
 
 log = logging.getLogger(__name__)
 
@@ -65,10 +67,46 @@ def run_consumer(settings: BrokerSettings, parameters: pika.ConnectionParameters
                     log.debug("error closing consumer connection", exc_info=True)
 
 
-def subscribe_group(queue: str, group: str, handler: MessageHandler) -> Subscribe:
+def hold_while_unavailable(channel: BlockingChannel, attempt: Callable[[], object], backoff: Backoff,
+                           stop: threading.Event, what: str) -> bool:
+    """Run ``attempt`` until it does not raise :class:`InfrastructureUnavailable`; True once it has
+    returned, False if ``stop`` was set first (the message stays unacked; closing the connection
+    returns it). Any other exception propagates.
+
+    The message is neither nacked nor requeued meanwhile: a quorum queue counts every return against
+    ``x-delivery-limit`` (on RabbitMQ 3.x even a return on connection loss), so an outage answered
+    with nacks would dead-letter every message in flight. The wait runs on ``connection.sleep``,
+    which keeps heartbeats flowing (pika does not dispatch other deliveries from inside a callback;
+    they wait in the prefetch buffer, in order)."""
+    outage = 0
+    while True:
+        try:
+            attempt()
+            return True
+        except InfrastructureUnavailable as exc:
+            outage += 1
+            delay = backoff.delay(outage)
+            log.warning("database or broker unavailable; holding the message",
+                        extra={"consumer": what, "error": repr(exc.__cause__ or exc), "retry_in_s": round(delay, 3)})
+            deadline = time.monotonic() + delay
+            while not stop.is_set():
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                channel.connection.sleep(min(POLL_S, remaining))
+            if stop.is_set():
+                return False
+
+
+def subscribe_group(queue: str, group: str, handler: MessageHandler, backoff: Backoff | None = None,
+                    stop: threading.Event | None = None) -> Subscribe:
     """Handler returns → ack. Handler raises → nack with requeue: the quorum queue counts the
-    delivery and dead-letters the message at ``x-delivery-limit``. A body that is not an envelope
-    can never succeed, so it is rejected straight to the dead-letter queue."""
+    delivery and dead-letters the message at ``x-delivery-limit``. Handler raises
+    :class:`InfrastructureUnavailable` → the message is held and the handler retried in place, which
+    costs no delivery (:func:`hold_while_unavailable`). A body that is not an envelope can never
+    succeed, so it is rejected straight to the dead-letter queue."""
+    hold_backoff = backoff or unavailable_backoff(30.0)
+    stopping = stop or threading.Event()
 
     def on_message(channel: BlockingChannel, method: Basic.Deliver, properties: BasicProperties,
                    body: bytes) -> None:
@@ -80,7 +118,9 @@ def subscribe_group(queue: str, group: str, handler: MessageHandler) -> Subscrib
             channel.basic_reject(method.delivery_tag, requeue=False)
             return
         try:
-            handler(envelope)
+            if not hold_while_unavailable(channel, lambda: handler(envelope), hold_backoff, stopping,
+                                          f"group:{group}"):
+                return  # stopping during an outage: unacked, the broker gives it to the next consumer
         except Exception as exc:  # the broker decides between retry and dead letter
             log.warning("handler failed; message goes back to the queue",
                         extra={"group": group, "message_id": envelope.message_id, "error": repr(exc),
@@ -124,21 +164,30 @@ def _as_envelope(properties: BasicProperties, routing_key: str, body: bytes) -> 
         )
 
 
-def subscribe_archiver(queues: Mapping[str, str], sink: DeadLetterSink, delivery_limit: int) -> Subscribe:
-    """``queues`` maps group -> its dead-letter queue. The sink is idempotent, so ack after it."""
+def subscribe_archiver(queues: Mapping[str, str], sink: DeadLetterSink, delivery_limit: int,
+                       backoff: Backoff | None = None, stop: threading.Event | None = None) -> Subscribe:
+    """``queues`` maps group -> its dead-letter queue. The sink is idempotent, so ack after it; while
+    the database cannot take a dead letter, the archiver holds it (the dead-letter queues have no
+    delivery limit, so nothing is lost either way)."""
+    hold_backoff = backoff or unavailable_backoff(30.0)
+    stopping = stop or threading.Event()
 
     def subscribe(channel: BlockingChannel) -> None:
         for group, queue in queues.items():
-            channel.basic_consume(queue, _archiver_callback(group, sink, delivery_limit))
+            channel.basic_consume(queue, _archiver_callback(group, sink, delivery_limit, hold_backoff, stopping))
 
     return subscribe
 
 
-def _archiver_callback(group: str, sink: DeadLetterSink, delivery_limit: int) -> Callable[..., None]:
+def _archiver_callback(group: str, sink: DeadLetterSink, delivery_limit: int, backoff: Backoff,
+                       stop: threading.Event) -> Callable[..., None]:
     def on_message(channel: BlockingChannel, method: Basic.Deliver, properties: BasicProperties,
                    body: bytes) -> None:
         reason, count = dead_letter_details(properties.headers, delivery_limit)
-        sink(group, _as_envelope(properties, str(method.routing_key), body), reason, count)
-        channel.basic_ack(method.delivery_tag)  # a sink failure raises: reconnect, message stays
+        envelope = _as_envelope(properties, str(method.routing_key), body)
+        # Any other sink failure raises: the consumer reconnects and the message stays in the DLQ.
+        if hold_while_unavailable(channel, lambda: sink(group, envelope, reason, count), backoff, stop,
+                                  f"dead-letter-archiver:{group}"):
+            channel.basic_ack(method.delivery_tag)
 
     return on_message
