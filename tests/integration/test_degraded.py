@@ -30,7 +30,7 @@ from hub.spine.audit import record_audit_entry
 from hub.spine.db import WriteCheck
 from hub.spine.messages import Envelope
 from hub.spine.observability.metrics import REGISTRY
-from hub.spine.tables import AuditRow, InboxRow
+from hub.spine.tables import InboxRow
 from hub.spine.unit_of_work import AbstractUnitOfWork
 from tests.support.api import API
 from tests.support.db import count
@@ -159,6 +159,7 @@ def test_a_generic_database_error_while_the_database_refuses_writes_is_held(
 # -- a database that refuses writes --------------------------------------------------------------------
 def _pg_run(url: str, *statements: str) -> None:
     with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("SET default_transaction_read_only = off")  # this session writes, whatever the default
         for statement in statements:
             conn.execute(statement)  # type: ignore[arg-type]
 
@@ -202,11 +203,13 @@ def read_only(hub: Hub) -> Iterator[None]:
 
 def test_a_read_only_database_holds_consumed_messages_until_it_takes_writes(make_hub: Callable[..., Hub]) -> None:
     """Messages reach the consumer while the database refuses writes: each is held, retried with
-    backoff well past the delivery limit, and applied once the database is writable again."""
+    backoff well past the delivery limit, and applied once the database is writable again. The relay
+    and the delivery dispatcher keep their loops through it."""
     hub = make_hub()
     limit = hub.settings.broker.delivery_limit
-    worker = hub.make_worker(with_relay=False)  # the test hands the messages to the broker itself
+    worker = hub.make_worker()
     worker.start()
+    # straight to the broker, as if relayed just before the database turned read-only
     envelope = dataclasses.replace(
         Envelope.wrap(events.OrganisationCreated(org_id="org-ro", name="Read-only", kind="agency")),
         target_group="audit",
@@ -218,10 +221,17 @@ def test_a_read_only_database_holds_consumed_messages_until_it_takes_writes(make
         publisher.start()
         eventually(lambda: infrastructure_retries("audit") - before > limit + 1, timeout=60,
                    what="the consumer holding the message past its delivery limit")
-    eventually(lambda: count(hub, AuditRow) == 1, timeout=60, what="the held message applied")
+    eventually(lambda: count(hub, InboxRow, InboxRow.message_id == envelope.message_id) == 1, timeout=60,
+               what="the held message applied")
     publisher.join(30)
     assert dead_letters(hub, "audit") == []
-    assert count(hub, InboxRow, InboxRow.consumer_group == "audit") == 1
+    loops = [t for t in worker.threads if t.name != "dead-letter-archiver"]  # in-process: none to run
+    assert {"outbox-relay", "delivery-dispatcher"} <= {t.name for t in loops}
+    assert all(t.is_alive() for t in loops), [t.name for t in loops if not t.is_alive()]
+    # and the relay took up its work again: a new event goes all the way through
+    hub.bus.handle(CreateOrganisation(name="After", kind=OrgKind.AGENCY))
+    eventually(lambda: count(hub, InboxRow, InboxRow.consumer_group == "audit") >= 3, timeout=60,
+               what="events after the outage applied")
 
 
 def _publish_quietly(hub: Hub, envelope: Envelope) -> None:
