@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import socket
 import sqlite3
 import threading
 import uuid
@@ -18,6 +19,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import event
 from sqlalchemy import exc as sa_exc
+from sqlalchemy.engine import make_url
 
 from hub.api.app import create_app
 from hub.bootstrap import Hub, bootstrap
@@ -303,3 +305,111 @@ def test_a_real_bug_in_a_write_is_still_a_500(api: tuple[Hub, TestClient, dict[s
     response = client.post(f"{API}/orgs", json={"name": "Bug", "kind": "agency"}, headers=auth)
     assert response.status_code == 500
     assert response.headers["content-type"] == PROBLEM
+
+
+# -- a database that cannot be reached -----------------------------------------------------------------
+class CuttableProxy:
+    """A TCP proxy between the hub and PostgreSQL that the test can cut (live connections dropped, new
+    ones closed at once: "server closed the connection unexpectedly") and restore."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.target = (host, port)
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.open = True
+        self.live: list[socket.socket] = []
+        self.lock = threading.Lock()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            if not self.open:
+                client.close()
+                continue
+            try:
+                upstream = socket.create_connection(self.target, timeout=5)
+            except OSError:
+                client.close()
+                continue
+            upstream.settimeout(None)
+            with self.lock:
+                self.live += [client, upstream]
+            threading.Thread(target=self._pump, args=(client, upstream), daemon=True).start()
+            threading.Thread(target=self._pump, args=(upstream, client), daemon=True).start()
+
+    @staticmethod
+    def _pump(source: socket.socket, sink: socket.socket) -> None:
+        try:
+            while data := source.recv(65536):
+                sink.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for end in (source, sink):
+                with contextlib.suppress(OSError):
+                    end.shutdown(socket.SHUT_RDWR)
+
+    def cut(self) -> None:
+        self.open = False
+        with self.lock:
+            live, self.live = self.live, []
+        for conn in live:
+            with contextlib.suppress(OSError):
+                conn.shutdown(socket.SHUT_RDWR)
+            conn.close()
+
+    def restore(self) -> None:
+        self.open = True
+
+    def close(self) -> None:
+        self.cut()
+        self.listener.close()
+
+
+@pytest.mark.postgres
+@pytest.mark.rabbitmq
+@pytest.mark.parametrize("backend", ["postgres-rabbitmq"], indirect=True)
+def test_an_unreachable_database_holds_messages_and_answers_503(
+    settings_factory: Callable[..., Settings], postgres_url: str,
+) -> None:
+    server = make_url(postgres_url)
+    proxy = CuttableProxy(server.host or "127.0.0.1", server.port or 5432)
+    proxied = server.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False)
+    hub = bootstrap(settings_factory(database={"url": proxied, "connect_timeout_s": 2}), migrate=True)
+    try:
+        limit = hub.settings.broker.delivery_limit
+        _, issued = hub.bus.handle(CreateOrganisation(name="Hub operations", kind=OrgKind.OPERATOR))
+        auth = {"Authorization": f"Bearer {issued.plaintext}"}
+        worker = hub.make_worker()
+        worker.start()
+        eventually(lambda: count(hub, InboxRow, InboxRow.consumer_group == "audit") >= 1, timeout=30,
+                   what="the worker consuming")
+        envelope = dataclasses.replace(
+            Envelope.wrap(events.OrganisationCreated(org_id="org-down", name="Down", kind="agency")),
+            target_group="audit",
+        )
+        before = infrastructure_retries("audit")
+        with TestClient(create_app(hub=hub)) as client:
+            proxy.cut()
+            hub.broker.publish([envelope])  # relayed just before the outage
+            eventually(lambda: infrastructure_retries("audit") - before > limit + 1, timeout=60,
+                       what="the consumer holding the message past its delivery limit")
+            refused = client.post(f"{API}/orgs", json={"name": "Blocked", "kind": "agency"}, headers=auth)
+            ready = client.get("/readyz")
+            proxy.restore()
+            eventually(lambda: count(hub, InboxRow, InboxRow.message_id == envelope.message_id) == 1, timeout=60,
+                       what="the held message applied after the outage")
+            assert client.get("/readyz").status_code == 200
+        assert refused.status_code == 503 and refused.headers["content-type"] == PROBLEM, refused.text
+        assert "retry-after" in refused.headers
+        assert ready.status_code == 503
+        assert ready.json()["checks"]["database"]["state"] == "unreachable"
+        assert dead_letters(hub, "audit") == []
+        assert all(t.is_alive() for t in worker.threads)
+    finally:
+        hub.close()
+        proxy.close()
