@@ -11,7 +11,7 @@ from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
-from hub.spine.faults import is_locked, is_read_only
+from hub.spine.faults import READ_ONLY_SQLSTATE, is_locked, is_read_only, sqlstate
 from hub.spine.settings import DatabaseSettings
 
 __all__ = ["WriteCheck", "check_writable", "make_engine", "make_session_factory", "normalise_url"]
@@ -62,7 +62,7 @@ def make_engine(settings: DatabaseSettings) -> Engine:
     connect_args: dict[str, Any] = {}
     if url.get_backend_name() == "postgresql" and "connect_timeout" not in url.query:
         connect_args["connect_timeout"] = settings.connect_timeout_s
-    return create_engine(
+    engine = create_engine(
         url,
         echo=settings.echo,
         pool_size=settings.pool_size,
@@ -70,6 +70,20 @@ def make_engine(settings: DatabaseSettings) -> Engine:
         pool_pre_ping=True,
         connect_args=connect_args,
     )
+    _read_only_drops_the_pool(engine)
+    return engine
+
+
+def _read_only_drops_the_pool(engine: Engine) -> None:
+    """A write refused as read-only (SQLSTATE 25006) is handled like a lost connection: the pool is
+    invalidated, so the next attempt connects afresh. A session keeps the read-only default it started
+    with, and after a failover the pooled connections may still point at the old primary; without this
+    the hub would keep failing writes on them long after the database takes writes again."""
+
+    @event.listens_for(engine, "handle_error")
+    def _on_error(context: Any) -> None:
+        if sqlstate(context.original_exception) == READ_ONLY_SQLSTATE:
+            context.is_disconnect = True
 
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:
@@ -115,13 +129,19 @@ def check_writable(engine: Engine, timeout_s: float = 2.0) -> WriteCheck:
                         ms = int(timeout_s * 1000)
                         conn.execute(text(f"SET LOCAL statement_timeout = {ms}"))
                         conn.execute(text(f"SET LOCAL lock_timeout = {ms}"))
+                        found = None
                         if conn.execute(text("SELECT pg_is_in_recovery()")).scalar():
-                            return WriteCheck("read-only", "the server is a standby (in recovery)")
-                        if conn.execute(text("SHOW transaction_read_only")).scalar() == "on":
-                            return WriteCheck("read-only", "transactions are read-only")
+                            found = WriteCheck("read-only", "the server is a standby (in recovery)")
+                        elif conn.execute(text("SHOW transaction_read_only")).scalar() == "on":
+                            found = WriteCheck("read-only", "transactions are read-only")
+                        if found is not None:
+                            # like a refused write (see _read_only_drops_the_pool): not back to the pool
+                            conn.invalidate()
+                            return found
                     conn.execute(text(_NO_OP_WRITE))
                 finally:
-                    transaction.rollback()
+                    if transaction.is_active:
+                        transaction.rollback()
             finally:
                 if sqlite:
                     raw.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")

@@ -187,8 +187,9 @@ def read_only(hub: Hub) -> Iterator[None]:
         try:
             yield
         finally:
+            # no reconnect forced here: the hub must notice by itself (it drops its pool when a write
+            # is refused as read-only)
             _pg_run(url, f'ALTER DATABASE "{name}" SET default_transaction_read_only = off')
-            _pg_drop_other_connections(url)
         return
 
     def query_only(dbapi_conn: Any, _record: Any) -> None:
