@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from hub.spine import leases
 from hub.spine.brokers.base import Broker, BrokerUnavailable
+from hub.spine.faults import is_infrastructure_failure
 from hub.spine.messages import Envelope
 from hub.spine.observability import metrics
 from hub.spine.retry import Backoff
@@ -118,6 +119,8 @@ class OutboxRelay:
                 metrics.RELAY_FAILURES.inc()
                 if isinstance(exc, BrokerUnavailable):
                     log.warning("broker unavailable; outbox rows stay pending", extra={"error": str(exc)})
+                elif is_infrastructure_failure(exc):  # expected during an outage: no traceback each time
+                    log.warning("database unavailable; outbox rows stay pending", extra={"error": repr(exc)})
                 else:
                     log.exception("relay batch failed; retrying")
                 failures += 1
