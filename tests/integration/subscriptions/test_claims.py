@@ -10,6 +10,7 @@ thing at work is the dispatchers under test."""
 from __future__ import annotations
 
 import json
+import logging
 import subprocess
 import sys
 import threading
@@ -250,3 +251,35 @@ def test_two_dispatchers_never_send_one_delivery_twice(make_claims: Callable[...
         assert set(receiver.sends().values()) == {1} and len(receiver.sends()) == 45
         for notice in notices:  # and each subscriber saw every notice's versions in order
             assert [v for n, v in receiver.versions() if n == notice] == [1, 2, 3]
+
+
+def test_when_recording_keeps_failing_the_leases_run_out_and_the_rows_are_sent_again(
+    make_claims: Callable[..., Claims],
+) -> None:
+    """At-least-once: an outcome that could not be recorded within ``record_retry_s`` is lost, so the
+    delivery is sent a second time (same ``webhook-id``) once the unrenewed lease runs out."""
+    claims = make_claims(record_retry_s=0.3)
+    receiver = claims.receiver()
+    sid = claims.env.subscribe_webhook(receiver)
+    claims.owe([sid], 2)
+    gave_up = threading.Event()
+
+    class GiveUpWatch(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            if record.levelno >= logging.ERROR and "could not record" in record.getMessage():
+                gave_up.set()
+
+    watch = GiveUpWatch()
+    logging.getLogger("hub.subscriptions.dispatcher").addHandler(watch)
+    try:
+        with connection_lost(claims.hub.engine, when=lambda s: not gave_up.is_set() and recording_a_success(s),
+                             times=10_000) as fired:
+            claims.dispatcher()
+            eventually(gave_up.is_set, timeout=30, what="the dispatcher giving up recording")
+            assert len(fired) > 1  # it did retry before giving up
+            eventually(lambda: [r.status for r in claims.rows()] == ["delivered"] * 2,
+                       timeout=claims.lease_s + SLACK_S, what="the rows sent again once their leases ran out")
+    finally:
+        logging.getLogger("hub.subscriptions.dispatcher").removeHandler(watch)
+    assert sorted(receiver.sends().values()) == [2, 2]
+    assert all(row.lease_until is None and row.lease_owner is None for row in claims.rows())
