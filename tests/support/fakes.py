@@ -275,6 +275,19 @@ class InMemoryDeliveryRepository:
         return {sid for sid, r in self.rows.values() if r.notice_id == notice_id and r.version < version
                 and sid in active}
 
+    def claimable(self) -> list[int]:
+        """What ``claim_due`` would lease now: open deliveries of active subscriptions whose earlier
+        versions of the same notice are all settled, in seq order."""
+        active = {sid for sid, s in self.subscriptions.stored.items() if s.status == "active"}
+        open_versions = {(sid, r.notice_id, r.version) for sid, r in self.rows.values() if r.status in OPEN}
+        return [i for i, (sid, r) in sorted(self.rows.items(), key=lambda item: item[1][1].seq)
+                if r.status in OPEN and sid in active
+                and not any((sid, r.notice_id, v) in open_versions for v in range(1, r.version))]
+
+    def settle(self, delivery_id: int, status: str = DeliveryStatus.DELIVERED.value) -> tuple[str, DeliveryRecord]:
+        self._set(delivery_id, status=status, attempts=self.rows[delivery_id][1].attempts + 1)
+        return self.rows[delivery_id]
+
     def _set(self, delivery_id: int, **changes: Any) -> None:
         sid, record = self.rows[delivery_id]
         self.rows[delivery_id] = (sid, dataclasses.replace(record, **changes))
