@@ -238,10 +238,11 @@ class DeliveryDispatcher:
     @staticmethod
     def _disable(session: Session, subscription_id: str, reason: str) -> None:
         subscriptions = store.SqlSubscriptionRepository(session)
-        subscription = subscriptions.get(subscription_id)
-        if subscription is None:  # deleted meanwhile
+        subscription = subscriptions.get(subscription_id, for_update=True)
+        # Deleted meanwhile, or disabled already (by an earlier 410 of this batch or another dispatcher):
+        # only the transition from active is recorded and audited.
+        if subscription is None or not subscription.disable(reason, store.utcnow()):
             return
-        subscription.disable(reason, store.utcnow())
         subscriptions.save(subscription)
         # The audit trail learns of it through the outbox, in the same transaction as the change.
         event = SubscriptionChanged(subscription_id=subscription.id, org_id=subscription.org_id, change="disabled",

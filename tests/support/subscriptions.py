@@ -58,8 +58,8 @@ class Publisher:
 
     def publish(self, notice_id: str, version: int, kind: str = "original", **overrides: Any) -> None:
         body = content(**overrides)
-        self.reader.put(notice_id, version, body)
         self.seq += 1
+        self.reader.put(notice_id, version, body, kind=kind, seq=self.seq, institution_org_id=self.institution)
         event = NoticeVersionPublished(
             notice_id=notice_id, version=version, kind=kind, institution_org_id=self.institution,
             category=body["category"], region=body.get("delivery_region"), seq=self.seq,

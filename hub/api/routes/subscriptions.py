@@ -51,7 +51,12 @@ class SubscriptionPatch(BaseModel):
     name: str | None = Field(None, max_length=200)
     filter: dict[str, Any] | None = None
     url: str | None = Field(None, max_length=2048)
-    status: Literal["active"] | None = None  # re-enable a subscription a 410 disabled
+    # "active" re-enables a subscription a 410 (or its owner) disabled; "disabled" pauses it.
+    status: Literal["active", "disabled"] | None = None
+    reactivate: bool | None = None  # the same as "status": "active"
+    # On re-enabling: true (default) sends, in order, what was published while disabled; false skips it
+    # ("from now"), and the skipped deliveries stay in the log as "skipped".
+    catch_up: bool = True
 
 
 class ChannelOut(BaseModel):
@@ -151,7 +156,8 @@ def update_subscription(subscription_id: str, body: SubscriptionPatch, caller: C
                         hub: HubDep) -> SubscriptionOut:
     sub = hub.subscriptions.update(bus, UpdateSubscription(
         subscription_id=subscription_id, org_id=caller.org_id, name=body.name, filter=body.filter, url=body.url,
-        reactivate=body.status == "active"))
+        reactivate=body.status == "active" or bool(body.reactivate), disable=body.status == "disabled",
+        catch_up=body.catch_up))
     return _view(sub, hub.settings.broker.namespace)
 
 
@@ -177,7 +183,7 @@ def _delivery(row: DeliveryRecord) -> DeliveryOut:
 @router.get("/subscriptions/{subscription_id}/deliveries", response_model=DeliveryPage)
 def list_deliveries(
     subscription_id: str, caller: Caller, uow: UowDep,
-    status: Annotated[Literal["pending", "failed", "delivered", "dead"] | None, Query()] = None,
+    status: Annotated[Literal["pending", "failed", "delivered", "dead", "skipped"] | None, Query()] = None,
     after: Annotated[int | None, Query(ge=0)] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> DeliveryPage:
