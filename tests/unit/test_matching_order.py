@@ -4,6 +4,7 @@ exactly what ``claim_due`` would and delivers it at once."""
 
 from __future__ import annotations
 
+import random
 import threading
 from typing import Any
 
@@ -11,12 +12,15 @@ import pytest
 
 from hub.config import Settings
 from hub.notices.events import NoticeVersionPublished
+from hub.notices.model import NoticeContent
 from hub.registry import CONSUMER_GROUPS
-from hub.spine.bus import MessageBus
+from hub.spine.bus import MessageBus, Outcome
 from hub.spine.messages import Envelope
-from hub.subscriptions.commands import CreateSubscription
+from hub.subscriptions.commands import CreateSubscription, UpdateSubscription
+from hub.subscriptions.filters import SubscriptionFilter, linear_scan_match
 from hub.subscriptions.handlers import COMMAND_HANDLERS, EVENT_HANDLERS
 from hub.subscriptions.index_cache import IndexCache
+from hub.subscriptions.matcher import sweep
 from tests.support.fakes import FakeUnitOfWork
 from tests.support.subscriptions import content
 
@@ -95,3 +99,114 @@ def test_a_cancellation_consumed_before_its_original_still_reaches_the_subscribe
     bus.consume(GROUP, original)
     dispatch(uow, received)
     assert received == {"s1": [("N-1", 1), ("N-1", 2)]}
+
+
+FILTERS: dict[str, dict[str, Any]] = {
+    "everything": {},
+    "seoul": {"regions": ["KR-11"]},
+    "busan": {"regions": ["KR-26"]},
+    "korea-works": {"regions": ["KR"], "categories": ["works"]},
+    "goods": {"categories": ["goods"]},
+}
+REGIONS = ["KR-11", "KR-26", "KR-41"]
+CATEGORIES = ["works", "goods"]
+
+
+def random_history(rng: random.Random, notices: int) -> list[tuple[str, int, str, dict[str, Any]]]:
+    """Versions of several notices, interleaved as institutions might publish them (each notice's in
+    version order): amendments move a notice in and out of filters; some end in a cancellation."""
+    lives: list[list[tuple[str, int, str, dict[str, Any]]]] = []
+    for n in range(notices):
+        notice_id, versions = f"N-{n}", []
+        for version in range(1, rng.randint(1, 4) + 1):
+            kind = "original" if version == 1 else "amendment"
+            versions.append((notice_id, version, kind,
+                             {"delivery_region": rng.choice(REGIONS), "category": rng.choice(CATEGORIES)}))
+        if rng.random() < 0.5:
+            versions.append((notice_id, len(versions) + 1, "cancellation", versions[-1][3]))
+        lives.append(versions)
+    history = []
+    while any(lives):
+        life = rng.choice([life for life in lives if life])
+        history.append(life.pop(0))
+    return history
+
+
+def owed(history: list[tuple[str, int, str, dict[str, Any]]]) -> dict[tuple[str, str], list[int]]:
+    """The oracle, by linear scan: a subscription is owed a version its filter selects, and every later
+    version of a notice it was owed an earlier version of."""
+    filters = {sid: SubscriptionFilter.parse(flt) for sid, flt in FILTERS.items()}
+    due: dict[tuple[str, str], list[int]] = {}
+    for notice_id, version, kind, overrides in history:
+        selected = set() if kind == "cancellation" else linear_scan_match(
+            filters, NoticeContent.parse(content(**overrides)), "inst-1")
+        for sid in FILTERS:
+            if sid in selected or due.get((sid, notice_id)):
+                due.setdefault((sid, notice_id), []).append(version)
+    return {key: versions for key, versions in due.items() if versions}
+
+
+@pytest.mark.parametrize("seed", range(50))
+def test_any_consumption_order_gives_every_owed_version_in_order(seed: int) -> None:
+    rng = random.Random(seed)
+    uow = FakeUnitOfWork()
+    bus = make_bus(uow)
+    for sid, flt in FILTERS.items():
+        subscribe(bus, sid, flt)
+    feed = Feed(uow)
+    history = random_history(rng, notices=5)
+    envelopes = [feed.publish(n, v, kind, **overrides) for n, v, kind, overrides in history]
+    order = rng.sample(envelopes, len(envelopes)) + rng.sample(envelopes, 3)  # and a few redeliveries
+    received: dict[str, list[tuple[str, int]]] = {}
+    for envelope in order:
+        bus.consume(GROUP, envelope)
+        if rng.random() < 0.5:  # the dispatcher runs between consumers, taking some of what is claimable
+            for delivery_id in rng.sample(claimable := uow.deliveries.claimable(), rng.randint(0, len(claimable))):
+                sid, record = uow.deliveries.settle(delivery_id)
+                received.setdefault(sid, []).append((record.notice_id, record.version))
+    dispatch(uow, received)
+    got = {(sid, notice): [v for n, v in items if n == notice]
+           for sid, items in received.items() for notice in {n for n, _ in items}}
+    assert got == owed(history)
+
+
+def test_the_sweep_matches_what_no_event_triggered_unless_someone_is_matching(uow: FakeUnitOfWork) -> None:
+    bus = make_bus(uow)
+    subscribe(bus, "s1")
+    feed = Feed(uow)
+    for n in range(5):
+        feed.publish(f"N-{n}", 1)  # their events were lost (say, dead-lettered)
+    index, wake = bus.dependencies["subscription_index"], threading.Event()
+    uow.matching_cursor.held = True  # another worker is matching: the sweep leaves it to them
+    assert sweep(lambda: uow, index, wake) == 0 and uow.deliveries.rows == {}
+    uow.matching_cursor.held = False
+    assert sweep(lambda: uow, index, wake, batch=2) == 5  # batch by batch, one transaction each
+    assert wake.is_set() and uow.matching_cursor.position() == 5
+    assert sorted(r.notice_id for _, r in uow.deliveries.rows.values()) == [f"N-{n}" for n in range(5)]
+    assert bus.consume(GROUP, feed.events[0]) is Outcome.APPLIED  # the late event finds it matched
+    assert len(uow.deliveries.rows) == 5
+
+
+def test_a_disabled_subscription_is_matched_and_catches_up_in_order_when_re_enabled(uow: FakeUnitOfWork) -> None:
+    bus = make_bus(uow)
+    subscribe(bus, "s1", {"regions": ["KR-11"]})
+    subscribe(bus, "s2", {"regions": ["KR-11"]})
+    feed = Feed(uow)
+    for sid in ("s1", "s2"):
+        bus.handle(UpdateSubscription(subscription_id=sid, org_id="org-a", disable=True))
+    for envelope in [feed.publish("N-1", 1), feed.publish("N-2", 1), feed.publish("N-1", 2, "amendment",
+                                                                                   delivery_region="KR-26"),
+                     feed.publish("N-1", 3, "cancellation")][::-1]:
+        bus.consume(GROUP, envelope)
+    assert uow.deliveries.claimable() == []  # matched, but nothing goes to a disabled subscription
+    assert uow.deliveries.counts("s1") == {"pending": 4}
+    bus.handle(UpdateSubscription(subscription_id="s1", org_id="org-a", reactivate=True))
+    bus.handle(UpdateSubscription(subscription_id="s2", org_id="org-a", reactivate=True, catch_up=False))
+    received: dict[str, list[tuple[str, int]]] = {}
+    dispatch(uow, received)
+    assert received == {"s1": [("N-1", 1), ("N-2", 1), ("N-1", 2), ("N-1", 3)]}
+    assert uow.deliveries.counts("s2") == {"skipped": 4}
+    feed.publish("N-2", 2, "amendment")
+    bus.consume(GROUP, feed.events[-1])
+    dispatch(uow, received)
+    assert received["s2"] == [("N-2", 2)] and received["s1"][-1] == ("N-2", 2)
