@@ -12,16 +12,15 @@ import pytest
 
 from hub.config import Settings
 from hub.notices.events import NoticeVersionPublished
-from hub.notices.model import NoticeContent
 from hub.registry import CONSUMER_GROUPS
 from hub.spine.bus import MessageBus, Outcome
 from hub.spine.messages import Envelope
 from hub.subscriptions.commands import CreateSubscription, UpdateSubscription
-from hub.subscriptions.filters import SubscriptionFilter, linear_scan_match
 from hub.subscriptions.handlers import COMMAND_HANDLERS, EVENT_HANDLERS
 from hub.subscriptions.index_cache import IndexCache
 from hub.subscriptions.matcher import sweep
 from tests.support.fakes import FakeUnitOfWork
+from tests.support.ordering import FILTERS, owed, random_history
 from tests.support.subscriptions import content
 
 GROUP = "syndication-matching"
@@ -99,51 +98,6 @@ def test_a_cancellation_consumed_before_its_original_still_reaches_the_subscribe
     bus.consume(GROUP, original)
     dispatch(uow, received)
     assert received == {"s1": [("N-1", 1), ("N-1", 2)]}
-
-
-FILTERS: dict[str, dict[str, Any]] = {
-    "everything": {},
-    "seoul": {"regions": ["KR-11"]},
-    "busan": {"regions": ["KR-26"]},
-    "korea-works": {"regions": ["KR"], "categories": ["works"]},
-    "goods": {"categories": ["goods"]},
-}
-REGIONS = ["KR-11", "KR-26", "KR-41"]
-CATEGORIES = ["works", "goods"]
-
-
-def random_history(rng: random.Random, notices: int) -> list[tuple[str, int, str, dict[str, Any]]]:
-    """Versions of several notices, interleaved as institutions might publish them (each notice's in
-    version order): amendments move a notice in and out of filters; some end in a cancellation."""
-    lives: list[list[tuple[str, int, str, dict[str, Any]]]] = []
-    for n in range(notices):
-        notice_id, versions = f"N-{n}", []
-        for version in range(1, rng.randint(1, 4) + 1):
-            kind = "original" if version == 1 else "amendment"
-            versions.append((notice_id, version, kind,
-                             {"delivery_region": rng.choice(REGIONS), "category": rng.choice(CATEGORIES)}))
-        if rng.random() < 0.5:
-            versions.append((notice_id, len(versions) + 1, "cancellation", versions[-1][3]))
-        lives.append(versions)
-    history = []
-    while any(lives):
-        life = rng.choice([life for life in lives if life])
-        history.append(life.pop(0))
-    return history
-
-
-def owed(history: list[tuple[str, int, str, dict[str, Any]]]) -> dict[tuple[str, str], list[int]]:
-    """The oracle, by linear scan: a subscription is owed a version its filter selects, and every later
-    version of a notice it was owed an earlier version of."""
-    filters = {sid: SubscriptionFilter.parse(flt) for sid, flt in FILTERS.items()}
-    due: dict[tuple[str, str], list[int]] = {}
-    for notice_id, version, kind, overrides in history:
-        selected = set() if kind == "cancellation" else linear_scan_match(
-            filters, NoticeContent.parse(content(**overrides)), "inst-1")
-        for sid in FILTERS:
-            if sid in selected or due.get((sid, notice_id)):
-                due.setdefault((sid, notice_id), []).append(version)
-    return {key: versions for key, versions in due.items() if versions}
 
 
 @pytest.mark.parametrize("seed", range(50))
