@@ -105,7 +105,7 @@ def test_the_matching_cursor_starts_below_the_first_unmatched_version(engine: En
                 session.commit()
 
         def cursor_after_upgrade() -> int:
-            command.downgrade(alembic_config(engine), "0005")
+            command.downgrade(alembic_config(engine), "0006")
             upgrade(engine)
             with hub.session_factory() as session:
                 return int(session.scalar(select(MatchingCursorRow.seq)) or -1)
