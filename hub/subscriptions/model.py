@@ -223,10 +223,6 @@ class Subscription:
             raise Rejected("channel.url", "only a webhook subscription has a URL")
         self.url, self.updated_at = _webhook_url(url), now
 
-    @property
-    def active(self) -> bool:
-        return self.status == ACTIVE
-
     def reactivate(self, now: datetime) -> bool:
         """Back to active after a 410 (or its owner) disabled it. True only for the transition, which is
         when the deliveries missed meanwhile are caught up on (or skipped)."""

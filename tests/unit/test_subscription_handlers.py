@@ -135,6 +135,20 @@ def test_update_reactivates_a_disabled_subscription(bus: MessageBus, uow: FakeUn
     assert changes(uow)[-1] == ("s1", "updated", {"reactivated": True})
 
 
+def test_the_owner_disables_once_and_cannot_disable_and_re_enable_at_once(bus: MessageBus, uow: FakeUnitOfWork
+                                                                         ) -> None:
+    create(bus)
+    bus.handle(UpdateSubscription(subscription_id="s1", org_id="org-a", disable=True))
+    stored = uow.subscriptions.get("s1")
+    assert stored is not None and stored.status == "disabled" and stored.disabled_reason == "disabled by its owner"
+    assert changes(uow)[-1] == ("s1", "updated", {"reactivated": False, "disabled": True})
+    bus.handle(UpdateSubscription(subscription_id="s1", org_id="org-a", disable=True))
+    assert changes(uow)[-1] == ("s1", "updated", {"reactivated": False})  # no second transition
+    with pytest.raises(Rejected) as caught:
+        bus.handle(UpdateSubscription(subscription_id="s1", org_id="org-a", disable=True, reactivate=True))
+    assert caught.value.field == "status"
+
+
 def test_an_amqp_subscription_has_no_url_to_change(uow: FakeUnitOfWork) -> None:
     bus = make_bus(uow, broker={"kind": "rabbitmq"})
     create(bus, "q1", channel="amqp", url=None)
