@@ -68,7 +68,7 @@ def _ticket(key: str | None, request: Request, body: Any) -> IdempotencyTicket |
     return IdempotencyTicket(key=key, request_hash=request_hash(request.method, request.url.path, body))
 
 
-def _dispatch(bus: Any, command: Any) -> Receipt:
+def _send(bus: Any, command: Any) -> JSONResponse:
     try:
         try:
             receipt: Receipt = bus.handle(command)
@@ -80,10 +80,6 @@ def _dispatch(bus: Any, command: Any) -> Receipt:
     except DocumentError as error:
         raise _invalid([(("body", *filter(None, path.split("."))), message) for path, message in error.problems]) \
             from None
-    return receipt
-
-
-def _respond(receipt: Receipt) -> JSONResponse:
     headers = {"Location": receipt.location} if receipt.location else {}
     if receipt.replayed:
         headers["Idempotent-Replayed"] = "true"
@@ -94,10 +90,9 @@ def _respond(receipt: Receipt) -> JSONResponse:
 def publish_notice(
     body: NoticeContent, caller: NoticesWrite, bus: BusDep, request: Request, idempotency_key: IdempotencyKey = None
 ) -> JSONResponse:
-    ticket = _ticket(idempotency_key, request, body.model_dump(mode="json"))
     command = PublishNotice(institution_org_id=caller.org_id, content=body, actor_org_id=caller.org_id,
-                            idempotency=ticket)
-    return _respond(_dispatch(bus, command))
+                            idempotency=_ticket(idempotency_key, request, body.model_dump(mode="json")))
+    return _send(bus, command)
 
 
 @router.post("/notices/{notice_id}/amendments", status_code=201, responses=_RECEIPT,
@@ -106,11 +101,10 @@ def amend_notice(
     notice_id: str, body: AmendmentIn, caller: NoticesWrite, bus: BusDep, request: Request,
     idempotency_key: IdempotencyKey = None,
 ) -> JSONResponse:
-    ticket = _ticket(idempotency_key, request, body.model_dump(mode="json"))
     command = AmendNotice(notice_id=notice_id, institution_org_id=caller.org_id, reason=body.reason,
                           content=body.content, changes=body.changes, actor_org_id=caller.org_id,
-                          idempotency=ticket)
-    return _respond(_dispatch(bus, command))
+                          idempotency=_ticket(idempotency_key, request, body.model_dump(mode="json")))
+    return _send(bus, command)
 
 
 @router.post("/notices/{notice_id}/cancellation", status_code=201, responses=_RECEIPT,
@@ -119,10 +113,10 @@ def cancel_notice(
     notice_id: str, body: CancellationIn, caller: NoticesWrite, bus: BusDep, request: Request,
     idempotency_key: IdempotencyKey = None,
 ) -> JSONResponse:
-    ticket = _ticket(idempotency_key, request, body.model_dump(mode="json"))
     command = CancelNotice(notice_id=notice_id, institution_org_id=caller.org_id, reason=body.reason,
-                           actor_org_id=caller.org_id, idempotency=ticket)
-    return _respond(_dispatch(bus, command))
+                           actor_org_id=caller.org_id,
+                           idempotency=_ticket(idempotency_key, request, body.model_dump(mode="json")))
+    return _send(bus, command)
 
 
 @router.post("/notices/import/pps", summary="Import Korean PPS open-API notices (per-item report)")
@@ -136,11 +130,10 @@ def import_pps(
 ) -> JSONResponse:
     """Each item becomes a new notice, or a new version of the notice with its `bidNtceNo` (an order
     already imported is reported `unchanged`). Valid items are stored even when others are rejected."""
-    ticket = _ticket(idempotency_key, request, {"document": body, "operation": operation})
     command = ImportNotices(institution_org_id=caller.org_id, format="pps", document=body,
                             options={"operation": operation} if operation else {}, actor_org_id=caller.org_id,
-                            idempotency=ticket)
-    return _respond(_dispatch(bus, command))
+                            idempotency=_ticket(idempotency_key, request, {"document": body, "operation": operation}))
+    return _send(bus, command)
 
 
 @router.post("/notices/import/ocds", summary="Import an OCDS 1.1 release package (per-release report)")
@@ -152,10 +145,9 @@ def import_ocds(
     """Each contracting process (`ocid`) is one notice: its first tender release creates it, later ones
     (by `date`) amend it, and a cancelled tender cancels it. A release already imported (or an older
     one) is reported `unchanged`; releases that are not tender releases are rejected."""
-    ticket = _ticket(idempotency_key, request, body)
     command = ImportNotices(institution_org_id=caller.org_id, format="ocds", document=body,
-                            actor_org_id=caller.org_id, idempotency=ticket)
-    return _respond(_dispatch(bus, command))
+                            actor_org_id=caller.org_id, idempotency=_ticket(idempotency_key, request, body))
+    return _send(bus, command)
 
 
 _CSV_TYPES = {"text/csv", "application/csv", "text/plain"}
@@ -212,10 +204,9 @@ async def bulk_publish(
         text = data.decode("utf-8")
     except UnicodeDecodeError:
         raise _invalid([(("body",), "the CSV must be UTF-8 encoded")]) from None
-    ticket = _ticket(idempotency_key, request, data)
     command = ImportNotices(institution_org_id=caller.org_id, format="csv", document=text,
-                            actor_org_id=caller.org_id, idempotency=ticket)
-    return _respond(await run_in_threadpool(_dispatch, bus, command))
+                            actor_org_id=caller.org_id, idempotency=_ticket(idempotency_key, request, data))
+    return await run_in_threadpool(_send, bus, command)
 
 
 router.include_router(notices_public.router)
