@@ -231,8 +231,13 @@ def _publisher(publisher: str | Mapping[str, Any]) -> dict[str, Any]:
     return {"name": publisher} if isinstance(publisher, str) else dict(publisher)
 
 
-def _extensions(releases: Iterable[Mapping[str, Any]]) -> list[str]:
-    return [LOTS_EXTENSION] if any("lots" in r.get("tender", {}) for r in releases) else []
+def _package(key: str, items: list[dict[str, Any]], releases: Iterable[Mapping[str, Any]], uri: str,
+             publisher: str | Mapping[str, Any], published_date: datetime) -> dict[str, Any]:
+    package: dict[str, Any] = {"uri": uri, "version": OCDS_VERSION, "publishedDate": _when(published_date),
+                               "publisher": _publisher(publisher), key: items}
+    if any("lots" in r.get("tender", {}) for r in releases):
+        package["extensions"] = [LOTS_EXTENSION]
+    return package
 
 
 def release_package(
@@ -241,16 +246,7 @@ def release_package(
     publisher: str | Mapping[str, Any],
     published_date: datetime,
 ) -> dict[str, Any]:
-    package: dict[str, Any] = {
-        "uri": uri,
-        "version": OCDS_VERSION,
-        "publishedDate": _when(published_date),
-        "publisher": _publisher(publisher),
-        "releases": releases,
-    }
-    if extensions := _extensions(releases):
-        package["extensions"] = extensions
-    return package
+    return _package("releases", releases, releases, uri, publisher, published_date)
 
 
 def record_package(
@@ -273,16 +269,7 @@ def record_package(
             else group
         )
         records.append({"ocid": ocid, "releases": listed, "compiledRelease": compile_releases(group)})
-    package: dict[str, Any] = {
-        "uri": uri,
-        "version": OCDS_VERSION,
-        "publishedDate": _when(published_date),
-        "publisher": _publisher(publisher),
-        "records": records,
-    }
-    if extensions := _extensions(releases):
-        package["extensions"] = extensions
-    return package
+    return _package("records", records, releases, uri, publisher, published_date)
 
 
 def compile_releases(releases: list[dict[str, Any]]) -> dict[str, Any]:
