@@ -18,6 +18,7 @@ __all__ = [
     "AuditPage",
     "CreateOrganisationIn",
     "DeadLetterOut",
+    "Input",
     "IssueKeyIn",
     "IssuedKeyOut",
     "MeOut",
@@ -29,7 +30,7 @@ __all__ = [
 ]
 
 
-class _Input(BaseModel):
+class Input(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
@@ -64,7 +65,7 @@ class ApiKeyOut(Out):
     active: bool
 
 
-class CreateOrganisationIn(_Input):
+class CreateOrganisationIn(Input):
     name: str = Field(min_length=1, max_length=200)
     kind: OrgKind
     key_label: str = Field("initial", max_length=200)
@@ -79,7 +80,7 @@ class OrganisationCreatedOut(IssuedKeyOut):
     organisation: OrganisationOut
 
 
-class IssueKeyIn(_Input):
+class IssueKeyIn(Input):
     label: str = Field("", max_length=200)
     scopes: list[Scope] | None = Field(
         None,
@@ -134,7 +135,7 @@ class DeadLetterOut(Out):
     replayed_at: datetime | None
 
 
-class ReplayIn(_Input):
+class ReplayIn(Input):
     ids: list[int] | None = Field(None, description="Dead letters to replay; omit for every open one.")
     consumer_group: str | None = Field(None, max_length=100)
 

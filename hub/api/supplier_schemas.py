@@ -6,9 +6,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
-from hub.api.schemas import Out
+from hub.api.schemas import Input, Out
 
 __all__ = [
     "CredentialOut",
@@ -21,11 +21,7 @@ __all__ = [
 ]
 
 
-class _Input(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class IdentifiersIn(_Input):
+class IdentifiersIn(Input):
     kr_brn: str | None = Field(None, max_length=20, description="Korean business registration number")
     eu_vat: str | None = Field(None, max_length=20, description="EU VAT number with country prefix (VIES)")
     lei: str | None = Field(None, max_length=30, description="Legal Entity Identifier")
@@ -33,7 +29,7 @@ class IdentifiersIn(_Input):
     iaf_ce_id: str | None = Field(None, max_length=64, description="IAF CertSearch certified-entity id")
 
 
-class RegisterSupplierIn(_Input):
+class RegisterSupplierIn(Input):
     identifiers: IdentifiersIn
     legal_name: str | None = Field(None, max_length=300)
     consent: bool | None = Field(

@@ -15,7 +15,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Header, Query, Request
 from fastapi.exceptions import RequestValidationError
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import JSONResponse
 
@@ -23,6 +23,7 @@ from hub.api.auth import Principal
 from hub.api.deps import BusDep, HubDep, require_scope
 from hub.api.problems import problem_response
 from hub.api.routes import notices_public
+from hub.api.schemas import Input
 from hub.notices.commands import AmendNotice, CancelNotice, ImportNotices, PublishNotice
 from hub.notices.formats import DocumentError
 from hub.notices.idempotency import IdempotencyKeyRaced, IdempotencyTicket, Receipt, check_key, request_hash
@@ -43,15 +44,13 @@ _RECEIPT: dict[int | str, dict[str, Any]] = {
 }
 
 
-class AmendmentIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class AmendmentIn(Input):
     reason: str = Field(min_length=1, max_length=4000)
     content: NoticeContent | None = Field(None, description="The complete new content, or…")
     changes: dict[str, Any] | None = Field(None, description="…an RFC 7396 merge patch of the current content")
 
 
-class CancellationIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class CancellationIn(Input):
     reason: str = Field(min_length=1, max_length=4000)
 
 
