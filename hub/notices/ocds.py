@@ -19,7 +19,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -254,21 +254,13 @@ def record_package(
     uri: str,
     publisher: str | Mapping[str, Any],
     published_date: datetime,
-    release_url: Callable[[dict[str, Any]], str] | None = None,
 ) -> dict[str, Any]:
-    """One record per ocid with its compiled release; releases embedded, or linked when
-    ``release_url`` tells where each release is served."""
+    """One record per ocid with its releases embedded and its compiled release."""
     by_ocid: dict[str, list[dict[str, Any]]] = {}
     for release in releases:
         by_ocid.setdefault(release["ocid"], []).append(release)
-    records = []
-    for ocid, group in by_ocid.items():
-        listed: list[dict[str, Any]] = (
-            [{"url": release_url(r), "date": r["date"], "tag": r["tag"]} for r in group]
-            if release_url is not None
-            else group
-        )
-        records.append({"ocid": ocid, "releases": listed, "compiledRelease": compile_releases(group)})
+    records = [{"ocid": ocid, "releases": group, "compiledRelease": compile_releases(group)}
+               for ocid, group in by_ocid.items()]
     return _package("records", records, releases, uri, publisher, published_date)
 
 
