@@ -222,14 +222,7 @@ class DocumentSpec:
     text: dict[str, tuple[tuple[str, FieldSpec], ...]]
 
     def select(self, document: Any) -> list[tuple[str, Any]]:
-        if self.records is None:
-            return [("@", document)]
-        selected = self.records(document)
-        if selected is None:
-            return []
-        if isinstance(selected, list):
-            return [(f"{self.records_expr}[{i}]", r) for i, r in enumerate(selected)]
-        return [(self.records_expr, selected)]
+        return _select(self.records, self.records_expr, document)
 
     def read(self, record: Any, pointer: str = "@") -> DocumentReading:
         reading = DocumentReading(pointer, record)
@@ -312,7 +305,7 @@ class SourceMapping:
         document = self._parse(raw)
         out: list[Credential] = []
         for spec in self.credentials:
-            for pointer, record in self._select(spec, document):
+            for pointer, record in _select(spec.records, spec.records_expr, document, self.format == "xml"):
                 if spec.when is not None and not _truthy(spec.when(record)):
                     continue
                 evidence = Evidence(system or self.source, identifier, fetched_at, response_sha256, raw_sha256, pointer)
@@ -328,19 +321,6 @@ class SourceMapping:
             return json.loads(raw)
         except (ValueError, RecursionError) as exc:
             raise MappingDataError(f"{self.file}: payload is not acceptable {self.format}: {exc}") from exc
-
-    def _select(self, spec: CredentialSpec, document: Any) -> Iterable[tuple[str, Any]]:
-        if spec.records is None:
-            return [("/" if self.format == "xml" else "@", document)]
-        selected = spec.records(document)
-        if self.format == "xml":
-            nodes = [n for n in selected if isinstance(n, etree._Element)] if isinstance(selected, list) else []
-            return [(n.getroottree().getpath(n), n) for n in nodes]
-        if selected is None:
-            return []
-        if isinstance(selected, list):
-            return [(f"{spec.records_expr}[{i}]", r) for i, r in enumerate(selected)]
-        return [(spec.records_expr, selected)]
 
     def _credential(
         self, spec: CredentialSpec, record: Any, identifier: str, fetched_at: datetime, evidence: Evidence
@@ -360,6 +340,21 @@ class SourceMapping:
             source=self.source,
             evidence=evidence,
         )
+
+
+def _select(records: Evaluator | None, expr: str, document: Any, xml: bool = False) -> list[tuple[str, Any]]:
+    """The records a ``records`` expression picks, each with its pointer (XPath or JMESPath)."""
+    if records is None:
+        return [("/" if xml else "@", document)]
+    selected = records(document)
+    if xml:
+        nodes = [n for n in selected if isinstance(n, etree._Element)] if isinstance(selected, list) else []
+        return [(n.getroottree().getpath(n), n) for n in nodes]
+    if selected is None:
+        return []
+    if isinstance(selected, list):
+        return [(f"{expr}[{i}]", r) for i, r in enumerate(selected)]
+    return [(expr, selected)]
 
 
 def _map_key(value: Any) -> str:
