@@ -283,33 +283,15 @@ class SourceMapping:
     notices: DocumentSpec | None = None
 
     def apply(self, result: FetchResult) -> list[Credential]:
-        return self.apply_raw(
-            result.raw,
-            identifier=result.identifier,
-            fetched_at=result.fetched_at,
-            response_sha256=result.response_sha256,
-            raw_sha256=result.raw_sha256,
-            system=result.system,
-        )
-
-    def apply_raw(
-        self,
-        raw: bytes,
-        *,
-        identifier: str,
-        fetched_at: datetime,
-        response_sha256: str | None = None,
-        raw_sha256: str | None = None,
-        system: str | None = None,
-    ) -> list[Credential]:
-        document = self._parse(raw)
+        document = self._parse(result.raw)
         out: list[Credential] = []
         for spec in self.credentials:
             for pointer, record in _select(spec.records, spec.records_expr, document, self.format == "xml"):
                 if spec.when is not None and not _truthy(spec.when(record)):
                     continue
-                evidence = Evidence(system or self.source, identifier, fetched_at, response_sha256, raw_sha256, pointer)
-                out.append(self._credential(spec, record, identifier, fetched_at, evidence))
+                evidence = Evidence(result.system or self.source, result.identifier, result.fetched_at,
+                                    result.response_sha256, result.raw_sha256, pointer)
+                out.append(self._credential(spec, record, result.identifier, result.fetched_at, evidence))
         return out
 
     def _parse(self, raw: bytes) -> Any:
