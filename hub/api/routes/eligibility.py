@@ -18,7 +18,8 @@ from hub.api.auth import Principal
 from hub.api.deps import UowDep, require_scope
 from hub.api.routes.suppliers import readable_supplier
 from hub.api.schemas import Input
-from hub.eligibility import RequirementError, evaluate, parse_requirements
+from hub.eligibility.evaluate import evaluate
+from hub.eligibility.language import RequirementError, parse_requirements
 from hub.organisations.model import Scope
 from hub.spine.errors import RejectedFields
 from hub.suppliers.model import FetchState
