@@ -31,11 +31,10 @@ Extensions (backwards compatible: files without them read as before):
   found inside it, or starting it (first key in file order wins). With ``contains`` or ``prefix`` a
   list value (say after ``split_any:,/``) maps element by element, and the result is the one distinct
   value they map to; none or several fall to ``default``;
-- ``notices:`` instead of ``credentials:``: the file maps each selected record to a JSON document (a
+- ``notices:`` instead of ``credentials:``: the file maps each record its format module picks to a JSON document (a
   bid notice, read by ``hub.notices.formats``) instead of canonical credentials::
 
       notices:
-        records: "releases[]"              # record selection, as for credentials (default: the document)
         fields: {title: tender.title, dates.opening: {path: ..., transform: datetime}}   # dotted target
         lists:                             # a list target built from groups of fields, each kept when
           documents:                       #   its ``when`` field is true or non-empty
@@ -87,7 +86,7 @@ _FILE_KEYS = {"source", "format", "namespaces", "credentials", "notices", "descr
 _CRED_KEYS = {"type", "records", "when", "subject", "status", "attributes", "validity", "description"}
 _FIELD_KEYS = {"path", "first_of", "const", "transform", "map", "match", "unmapped", "default", "many", "required"}
 _VALIDITY_KEYS = {"from", "until", "ttl_days"}
-_DOCUMENT_KEYS = {"records", "fields", "lists", "text", "description"}
+_DOCUMENT_KEYS = {"fields", "lists", "text", "description"}
 _GROUP_KEYS = {"when", "fields"}
 _LINE_KEYS = {"label", "field"}
 _MATCHES = ("exact", "contains", "prefix")
@@ -213,16 +212,11 @@ class DocumentReading:
 
 @dataclass(frozen=True)
 class DocumentSpec:
-    """The ``notices:`` section: records of a payload → nested JSON documents."""
+    """The ``notices:`` section: one record (the format module picks them) → a nested JSON document."""
 
-    records: Evaluator | None
-    records_expr: str
     fields: dict[str, FieldSpec]
     lists: dict[str, tuple[GroupSpec, ...]]
     text: dict[str, tuple[tuple[str, FieldSpec], ...]]
-
-    def select(self, document: Any) -> list[tuple[str, Any]]:
-        return _select(self.records, self.records_expr, document)
 
     def read(self, record: Any, pointer: str = "@") -> DocumentReading:
         reading = DocumentReading(pointer, record)
@@ -324,7 +318,7 @@ class SourceMapping:
         )
 
 
-def _select(records: Evaluator | None, expr: str, document: Any, xml: bool = False) -> list[tuple[str, Any]]:
+def _select(records: Evaluator | None, expr: str, document: Any, xml: bool) -> list[tuple[str, Any]]:
     """The records a ``records`` expression picks, each with its pointer (XPath or JMESPath)."""
     if records is None:
         return [("/" if xml else "@", document)]
@@ -480,10 +474,7 @@ class _Loader:
             if not isinstance(lines, list) or not lines:
                 raise self.fail(f"{where}.text.{target}", "must be a non-empty list of {label, field}")
             text[target] = tuple(self.line(f"{where}.text.{target}[{i}]", line) for i, line in enumerate(lines))
-        records = spec.get("records")
         return DocumentSpec(
-            records=self.path(f"{where}.records", records, many=True) if records is not None else None,
-            records_expr=str(records or ""),
             fields={str(t): self.field(f"{where}.fields.{t}", f) for t, f in fields.items()},
             lists=lists,
             text=text,

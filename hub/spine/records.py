@@ -142,8 +142,3 @@ class SqlAuditLog:
             }
             for r in self.session.scalars(stmt)
         ]
-
-    def count(self) -> int:
-        from sqlalchemy import func
-
-        return int(self.session.scalar(select(func.count()).select_from(AuditRow)) or 0)
