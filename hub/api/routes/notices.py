@@ -67,7 +67,7 @@ def _ticket(key: str | None, request: Request, body: Any) -> IdempotencyTicket |
     return IdempotencyTicket(key=key, request_hash=request_hash(request.method, request.url.path, body))
 
 
-def _send(bus: Any, command: Any) -> JSONResponse:
+def _dispatch(bus: Any, command: Any) -> Receipt:
     try:
         try:
             receipt: Receipt = bus.handle(command)
@@ -79,6 +79,11 @@ def _send(bus: Any, command: Any) -> JSONResponse:
     except DocumentError as error:
         raise _invalid([(("body", *filter(None, path.split("."))), message) for path, message in error.problems]) \
             from None
+    return receipt
+
+
+def _send(bus: Any, command: Any) -> JSONResponse:
+    receipt = _dispatch(bus, command)
     headers = {"Location": receipt.location} if receipt.location else {}
     if receipt.replayed:
         headers["Idempotent-Replayed"] = "true"
