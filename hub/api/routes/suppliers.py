@@ -64,13 +64,6 @@ def readable_supplier(uow: HubUnitOfWork, caller: Principal, supplier_id: str) -
     raise NotFound("supplier", supplier_id)
 
 
-def _owned(uow: HubUnitOfWork, caller: Principal, supplier_id: str, operator_too: bool) -> Supplier:
-    supplier = uow.suppliers.get(supplier_id)
-    if supplier is None or not (supplier.org_id == caller.org_id or (operator_too and caller.cross_org)):
-        raise NotFound("supplier", supplier_id)
-    return supplier
-
-
 def _raw_url(request: Request, supplier_id: str, credential_id: str, version_id: int | None) -> str | None:
     if version_id is None:
         return None
@@ -188,7 +181,9 @@ def read_credential_raw(supplier_id: str, credential_id: str, version_id: int, c
 def refresh(supplier_id: str, caller: SuppliersRead, hub: HubDep, service: SupplierServiceDep,
             request: Request) -> SupplierOut:
     with hub.uow() as uow:
-        _owned(uow, caller, supplier_id, operator_too=True)
+        supplier = uow.suppliers.get(supplier_id)
+        if supplier is None or not (supplier.org_id == caller.org_id or caller.cross_org):
+            raise NotFound("supplier", supplier_id)
     service.refresh(supplier_id, requested_by=caller.org_id)
     return _supplier_out(hub, request, supplier_id)
 
