@@ -38,6 +38,8 @@ __all__ = [
     "claim_due",
     "load_claimed",
     "note_change",
+    "release_claims",
+    "renew_claims",
     "utcnow",
 ]
 
@@ -231,10 +233,12 @@ class SqlDeliveryRepository:
         return {str(status): int(n) for status, n in self.session.execute(stmt).all()}
 
 
-def claim_due(session: Session, limit: int, lease: timedelta, now: datetime | None = None) -> list[int]:
+def claim_due(session: Session, limit: int, lease: timedelta, now: datetime | None = None,
+              owner: str | None = None) -> list[int]:
     """Due deliveries of active subscriptions whose earlier versions of the same notice are all
     settled (a subscriber never gets version n+1 before version n), leased so no other dispatcher
-    takes them. Caller commits."""
+    takes them; ``owner`` is the claim's token (:func:`renew_claims`, :func:`release_claims`, and
+    recording outcomes only while it still matches). Caller commits."""
     now = now or utcnow()
     earlier = aliased(DeliveryRow)
     blocked = exists().where(
@@ -245,11 +249,25 @@ def claim_due(session: Session, limit: int, lease: timedelta, now: datetime | No
     )
     return leases.claim(
         session, DeliveryRow.id, DeliveryRow.lease_until, now=now, lease=lease, limit=limit,
+        owner=None if owner is None else (DeliveryRow.lease_owner, owner),
         due=[DeliveryRow.status.in_(OPEN), DeliveryRow.next_attempt_at <= now,
              SubscriptionRow.status == "active", ~blocked],
         order_by=[DeliveryRow.next_attempt_at, DeliveryRow.seq],
         joins=[(SubscriptionRow, SubscriptionRow.id == DeliveryRow.subscription_id)],
     )
+
+
+def renew_claims(session: Session, ids: Sequence[int], owner: str, lease: timedelta,
+                 now: datetime | None = None) -> int:
+    """Extend the lease of the deliveries ``owner`` still holds; how many it does. Caller commits."""
+    return leases.renew(session, DeliveryRow.id, DeliveryRow.lease_until, (DeliveryRow.lease_owner, owner), ids,
+                        now=now or utcnow(), lease=lease)
+
+
+def release_claims(session: Session, ids: Sequence[int], owner: str) -> int:
+    """Free the deliveries ``owner`` still holds (nothing was sent for them): due again at once, with
+    no attempt counted. Caller commits."""
+    return leases.release(session, DeliveryRow.id, DeliveryRow.lease_until, (DeliveryRow.lease_owner, owner), ids)
 
 
 def load_claimed(session: Session, ids: Sequence[int]) -> list[tuple[DeliveryRow, SubscriptionRow, PayloadRow]]:

@@ -71,6 +71,7 @@ class DeliveryRow(Base):
     attempts: Mapped[int] = mapped_column(Integer(), default=0)
     next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime())
     lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    lease_owner: Mapped[str | None] = mapped_column(String(32), nullable=True)  # the claim's token
     last_status_code: Mapped[int | None] = mapped_column(Integer(), nullable=True)
     last_error: Mapped[str | None] = mapped_column(Text(), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
