@@ -29,8 +29,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench._report import Figure, emit
 from hub.notices.model import NoticeContent
-from hub.subscriptions.filters import NoticeFacts, SubscriptionFilter, linear_scan_match
+from hub.subscriptions.filters import NoticeFacts, SubscriptionFilter
 from hub.subscriptions.matching import SubscriptionIndex
+from tests.support.subscriptions import linear_scan_match
 
 DIVISIONS = ["45", "72", "79", "50", "33", "30", "34", "71", "90", "39", "44", "48", "80", "85", "09", "15", "18",
              "22", "24", "31", "32", "35", "37", "38", "42", "43", "55", "60", "63", "64", "65", "66", "70",

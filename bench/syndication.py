@@ -36,13 +36,14 @@ from bench.matching import random_filter, random_notice, summary, timed
 from hub.bootstrap import Hub, bootstrap
 from hub.config import Settings
 from hub.notices.events import NoticeVersionPublished
-from hub.subscriptions.filters import NoticeFacts, SubscriptionFilter, linear_scan_match
+from hub.subscriptions.filters import NoticeFacts, SubscriptionFilter
 from hub.subscriptions.matching import SubscriptionIndex
 from hub.subscriptions.model import filter_json
 from hub.subscriptions.signing import new_secret
 from hub.subscriptions.tables import DeliveryRow, SubscriptionChangeRow, SubscriptionRow
 from tests.support.fakes import InMemoryNoticeReader
 from tests.support.receiver import Receiver
+from tests.support.subscriptions import linear_scan_match
 
 SYNDICATION = {"allow_private_targets": True, "dispatch_interval_s": 0.02, "dispatch_batch": 500,
                "dispatch_concurrency": 16, "time_scale": 0.001}

@@ -19,6 +19,7 @@ begin ``IMMEDIATE`` and are one at a time anyway."""
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import fields
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
@@ -204,10 +205,7 @@ def _insert(session: Session, table: Any) -> Any:
 
 
 def _record(row: DeliveryRow) -> DeliveryRecord:
-    return DeliveryRecord(id=row.id, notice_id=row.notice_id, version=row.version, seq=row.seq, kind=row.kind,
-                          status=row.status, attempts=row.attempts, next_attempt_at=row.next_attempt_at,
-                          last_status_code=row.last_status_code, last_error=row.last_error,
-                          created_at=row.created_at, delivered_at=row.delivered_at)
+    return DeliveryRecord(**{f.name: getattr(row, f.name) for f in fields(DeliveryRecord)})
 
 
 class SqlDeliveryRepository:
