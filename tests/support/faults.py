@@ -42,7 +42,17 @@ from hub.spine.tables import DeadLetterRow, OutboxRow
 from hub.subscriptions.tables import DeliveryRow
 from tests.support.api import API, bearer
 from tests.support.environment import ROOT
-from tests.support.ledger import FeedCheck, Key, Ledger, Published, Tally, check_feed, delivered_keys, tally
+from tests.support.ledger import (
+    FeedCheck,
+    Key,
+    Ledger,
+    Published,
+    Tally,
+    check_feed,
+    delivered_keys,
+    first_arrivals,
+    tally,
+)
 from tests.support.notices import notice_body
 from tests.support.proxy import TcpProxy
 from tests.support.receiver import Answer, Receiver
@@ -370,8 +380,8 @@ class Lab:
 
     # -- observing ------------------------------------------------------------------------------
 
-    def expected(self, until: float | None = None) -> dict[str, set[Key]]:
-        return {name: self.ledger.expected(SUBSCRIPTIONS[name], until) for name in self.receivers}
+    def expected(self, until: float | None = None, since: float | None = None) -> dict[str, set[Key]]:
+        return {name: self.ledger.expected(SUBSCRIPTIONS[name], until, since) for name in self.receivers}
 
     def missing(self, expected: dict[str, set[Key]]) -> int:
         return sum(len(keys - delivered_keys(self.receivers[name])) for name, keys in expected.items())
@@ -386,6 +396,35 @@ class Lab:
                 return None
             time.sleep(0.1)
         return time.monotonic() - started
+
+    def wait_quiet(self, expected: dict[str, set[Key]], timeout: float, quiet_s: float = 3.0) -> None:
+        """Wait until ``expected`` is delivered, or nothing more of it arrives for ``quiet_s``, or
+        ``timeout``: a version that is lost for good must not hold up what comes next."""
+        started = last_change = time.monotonic()
+        missing = self.missing(expected)
+        while missing and time.monotonic() - started < timeout and time.monotonic() - last_change < quiet_s:
+            time.sleep(0.1)
+            now_missing = self.missing(expected)
+            if now_missing != missing:
+                missing, last_change = now_missing, time.monotonic()
+
+    def recovery_s(self, restored_at: float, since: float | None = None) -> tuple[float, int]:
+        """From a fault's restore to the last first delivery of a version published before it (and
+        after ``since``, e.g. the previous fault's restore, so one fault's stragglers are not charged to
+        the next): the time its backlog took to drain; 0 when nothing was outstanding. Also how many of
+        those versions never arrived (lost: they do not count towards the time). Times are
+        ``time.monotonic()`` values."""
+        expected = self.expected(until=restored_at, since=since)
+        latest = 0.0
+        never = 0
+        for name, keys in expected.items():
+            arrivals = first_arrivals(self.receivers[name])
+            for key in keys:
+                if key not in arrivals:
+                    never += 1
+                elif arrivals[key] > restored_at:
+                    latest = max(latest, arrivals[key] - restored_at)
+        return latest, never
 
     def unrelayed(self) -> int:
         with self.hub.session_factory() as session:

@@ -16,7 +16,9 @@ from typing import Any
 
 from tests.support.receiver import Receiver
 
-__all__ = ["FeedCheck", "Key", "Ledger", "Published", "Tally", "check_feed", "delivered_keys", "tally"]
+__all__ = [
+    "FeedCheck", "Key", "Ledger", "Published", "Tally", "check_feed", "delivered_keys", "first_arrivals", "tally",
+]
 
 Key = tuple[str, int]  # (notice_id, version)
 
@@ -54,12 +56,14 @@ class Ledger:
         with self.lock:
             return len(self.entries)
 
-    def expected(self, regions: Iterable[str] | None = None, until: float | None = None) -> set[Key]:
+    def expected(self, regions: Iterable[str] | None = None, until: float | None = None,
+                 since: float | None = None) -> set[Key]:
         """The versions a subscriber filtering on ``regions`` (None: every region) is owed, optionally
-        only those committed by ``until`` (a ``time.monotonic()`` value)."""
+        only those committed after ``since`` and by ``until`` (``time.monotonic()`` values)."""
         wanted = set(regions) if regions is not None else None
         return {e.key for e in self.snapshot()
-                if (wanted is None or e.region in wanted) and (until is None or e.at <= until)}
+                if (wanted is None or e.region in wanted) and (until is None or e.at <= until)
+                and (since is None or e.at > since)}
 
 
 @dataclass
@@ -104,6 +108,15 @@ def effective(receiver: Receiver) -> tuple[list[Key], int]:
 
 def delivered_keys(receiver: Receiver) -> set[Key]:
     return set(effective(receiver)[0])
+
+
+def first_arrivals(receiver: Receiver) -> dict[Key, float]:
+    """When (``time.monotonic()``) each version was first delivered in effect."""
+    arrivals: dict[Key, float] = {}
+    for received in receiver.delivered():
+        data = received.body["data"]
+        arrivals.setdefault((data["notice_id"], int(data["version"])), received.at)
+    return arrivals
 
 
 def tally(name: str, receiver: Receiver, expected: set[Key]) -> Tally:
