@@ -20,8 +20,10 @@ cancellations). Faults, each held ``--hold-s`` seconds, in turn until the publis
 
 Recovery time of a fault: from restoring it to the first delivery of the last version published
 between the previous fault's restore and this one's, read from the receivers' arrival times once the
-run is over (a version that never arrives counts as lost, not towards the time). After each restore the bench waits until that backlog is
-delivered or stops moving (``--recovery-timeout-s`` at most), then goes on to the next fault.
+run is over (a version that never arrives counts as lost, not towards the time). After each restore
+the bench waits until that backlog is delivered or stops moving (``--recovery-timeout-s`` at most),
+then goes on to the next fault.
+
 Counts, per the delivery promise: lost, duplicated in effect (the same version under two webhook-ids)
 and raw (a webhook-id repeated, which a deduping receiver ignores), out of order (a version first
 delivered after a later one of the same notice), dead letters (consumer groups) and dead deliveries.
