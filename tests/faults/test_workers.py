@@ -20,14 +20,12 @@ def test_a_paused_worker_and_a_killed_worker_lose_and_reorder_nothing(lab: Lab) 
         time.sleep(4)
         lab.workers[0].resume()
         time.sleep(1)
-        for receiver in lab.receivers.values():  # slow answers: the killed worker dies holding claims
-            with receiver.lock:
-                receiver.default = Answer(delay_s=0.3)
+        for name in lab.receivers:  # slow answers, so the killed worker dies holding claimed deliveries
+            lab.answer(name, Answer(delay_s=0.3))
         time.sleep(1)
         lab.workers[1].kill()
-        for receiver in lab.receivers.values():
-            with receiver.lock:
-                receiver.default = Answer()
+        for name in lab.receivers:
+            lab.answer(name, Answer())
         time.sleep(1)
         lab.workers[1].start()
         assert stream.wait(60), "the publisher did not finish"

@@ -368,15 +368,17 @@ class Lab:
             ).fetchall()
         return sum(1 for (done,) in rows if done)
 
-    def subscriber_down(self, name: str, status: int = 503) -> None:
+    def answer(self, name: str, answer: Answer) -> None:
+        """How subscriber ``name`` answers from now on (``Answer(delay_s=…)``: a slow subscriber)."""
         receiver = self.receivers[name]
         with receiver.lock:
-            receiver.default = Answer(status)
+            receiver.default = answer
+
+    def subscriber_down(self, name: str, status: int = 503) -> None:
+        self.answer(name, Answer(status))
 
     def subscriber_up(self, name: str) -> None:
-        receiver = self.receivers[name]
-        with receiver.lock:
-            receiver.default = Answer()
+        self.answer(name, Answer())
 
     # -- observing ------------------------------------------------------------------------------
 
