@@ -243,10 +243,14 @@ class Lab:
         )
         self.hub: Hub = bootstrap(self.settings, migrate=True)
         self.client = TestClient(create_app(hub=self.hub))
-        self.institution = self._org(OrgKind.INSTITUTION)[0]
-        _, agency_key = self._org(OrgKind.AGENCY)
-        for name, regions in SUBSCRIPTIONS.items():
-            self.receivers[name] = self._subscribe(agency_key, name, regions)
+        try:
+            self.institution = self._org(OrgKind.INSTITUTION)[0]
+            _, agency_key = self._org(OrgKind.AGENCY)
+            for name, regions in SUBSCRIPTIONS.items():
+                self.receivers[name] = self._subscribe(agency_key, name, regions)
+        except BaseException:
+            self.close()
+            raise
         for index in range(workers):
             self.workers.append(WorkerProcess(f"worker-{index}", self._worker_env(index),
                                               workdir / f"worker-{index}.log"))
@@ -289,8 +293,12 @@ class Lab:
         return env
 
     def start(self) -> Lab:
-        for worker in self.workers:
-            worker.start()
+        try:
+            for worker in self.workers:
+                worker.start()
+        except BaseException:
+            self.close()
+            raise
         return self
 
     def close(self) -> None:
