@@ -33,7 +33,6 @@ the server of ``--database-url`` and a fresh RabbitMQ namespace."""
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import statistics
@@ -42,10 +41,10 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench._report import Figure, emit
 from tests.support.faults import Lab, throwaway_database
 
 FAULTS = ("pause", "kill", "broker", "sessions", "database", "subscriber")
@@ -72,15 +71,14 @@ def inject(lab: Lab, kind: str, hold_s: float) -> float:
     return time.monotonic()
 
 
-def describe(values: list[float | None]) -> str:
-    recovered = [v for v in values if v is not None]
+def describe(values: list[float]) -> str:
     text = f"{len(values)}x"
-    if recovered:
-        text += f", backlog drained in median {statistics.median(recovered):.1f} s, max {max(recovered):.1f} s"
+    if values:
+        text += f", backlog drained in median {statistics.median(values):.1f} s, max {max(values):.1f} s"
     return text
 
 
-def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
+def run(args: argparse.Namespace, workdir: Path) -> dict[str, Figure]:
     kinds = [k for k in args.faults.split(",") if k]
     unknown = set(kinds) - set(FAULTS)
     if unknown:
@@ -107,7 +105,7 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         drained = lab.wait_delivered(timeout=args.drain_timeout_s)
         time.sleep(1.0)  # late duplicates, if any, show up
         verdict = lab.verdict()
-        recoveries: dict[str, list[float | None]] = {kind: [] for kind in kinds}
+        recoveries: dict[str, list[float]] = {kind: [] for kind in kinds}
         previous: float | None = None
         for kind, restored in restores:
             took, never = lab.recovery_s(restored, since=previous)
@@ -119,14 +117,15 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         print(verdict.report())
         if not verdict.ok:
             print(lab.logs())
-    figures: dict[str, Any] = {
+    figures: dict[str, Figure] = {
         **verdict.figures(),
-        "drained_after_last_write_s": None if drained is None else round(drained, 2),
-        "faults": {kind: len(values) for kind, values in recoveries.items()},
-        "recovery_s": {kind: [None if v is None else round(v, 2) for v in values]
-                       for kind, values in recoveries.items()},
-        "elapsed_s": round(elapsed, 1),
+        "drained_after_last_write_s": drained,
+        "elapsed_s": elapsed,
     }
+    for kind, values in recoveries.items():
+        figures[f"faults_{kind}"] = len(values)
+        figures[f"recovery_{kind}_median_s"] = statistics.median(values) if values else None
+        figures[f"recovery_{kind}_max_s"] = max(values) if values else None
     print()
     print(f"published          : {figures['published']} versions ({figures['expected']} owed to subscribers)")
     print(f"delivered          : {figures['delivered']}")
@@ -162,7 +161,7 @@ def main() -> None:
     logging.basicConfig(level=logging.ERROR)
     with tempfile.TemporaryDirectory(prefix="g2bhub-chaos-") as workdir:
         figures = run(args, Path(workdir))
-    print(json.dumps({"bench": "chaos", "figures": figures}))
+    emit("chaos", figures)
 
 
 if __name__ == "__main__":
