@@ -8,8 +8,8 @@ import random
 from typing import Any
 
 from hub.notices.model import NoticeContent
-from hub.subscriptions.filters import SubscriptionFilter, linear_scan_match
-from tests.support.subscriptions import content
+from hub.subscriptions.filters import SubscriptionFilter
+from tests.support.subscriptions import content, linear_scan_match
 
 History = list[tuple[str, int, str, dict[str, Any]]]  # (notice, version, kind, content overrides)
 
