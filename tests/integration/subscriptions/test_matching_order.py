@@ -22,7 +22,6 @@ from hub.notices.model import NoticeContent
 from hub.organisations.commands import CreateOrganisation
 from hub.organisations.model import OrgKind
 from hub.spine.messages import Envelope
-from hub.spine.relay import _envelope
 from hub.spine.tables import OutboxRow
 from hub.subscriptions.commands import CreateSubscription
 from hub.subscriptions.repository import claim_due
@@ -72,7 +71,7 @@ def events(hub: Hub) -> list[Envelope]:
     with hub.session_factory() as session:
         rows = session.scalars(select(OutboxRow).where(OutboxRow.message_type == "NoticeVersionPublished")
                                .order_by(OutboxRow.id))
-        return [_envelope(row) for row in rows]
+        return [Envelope.read(row) for row in rows]
 
 
 def named(received: Received, ids: dict[str, str]) -> Received:
