@@ -35,11 +35,12 @@ lint: install
 	$(BIN)/mypy hub connectors mappings
 	$(BIN)/lint-imports
 
-bench: install           ## every benchmark in turn; each prints its figures (bus needs PostgreSQL + RabbitMQ)
+bench: install           ## every benchmark in turn; each prints its figures (bus and chaos need PostgreSQL + RabbitMQ)
 	$(BIN)/python bench/bus.py
 	$(BIN)/python bench/register.py
 	$(BIN)/python bench/syndication.py
 	$(BIN)/python bench/matching.py
+	$(BIN)/python bench/chaos.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

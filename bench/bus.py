@@ -11,7 +11,8 @@ Baselines, on the same broker and message size, no database:
                on its own connection acking each message; what a straightforward pika program gets.
   hub publisher — the adapter's pipelined-confirm publisher (batches of the relay's size) + the same
                consumer: the broker-side ceiling of the RabbitMQ path.
-Prints figures only; no assertions. Creates (and drops) a throw-away PostgreSQL database."""
+Prints figures only; no assertions. Creates (and drops) a throw-away PostgreSQL database.
+The last line of stdout is the figures as one JSON line."""
 
 from __future__ import annotations
 
@@ -33,6 +34,7 @@ from sqlalchemy.engine import make_url
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench._report import Figure, emit
 from hub.bootstrap import Hub, bootstrap
 from hub.config import BrokerSettings, Settings
 from hub.spine.audit import record_audit_entry
@@ -225,6 +227,17 @@ def main() -> None:
         embedded = end_to_end(settings, n)
     print(f"end to end, SQLite + in-process broker        : {embedded:9.0f} events/s "
           f"({embedded / raw:.2f} x raw pika baseline)")
+    figures: dict[str, Figure] = {
+        "events": n, "message_body_bytes": size, "relay_batch_size": relay_batch,
+        "raw_pika_msg_per_s": raw,
+        "hub_publisher_pipelined_msg_per_s": piped, "hub_publisher_pipelined_vs_raw": piped / raw,
+        "end_to_end_pg_rabbit_events_per_s": pg_rabbit, "end_to_end_pg_rabbit_vs_raw": pg_rabbit / raw,
+        "end_to_end_pg_rabbit_4_consumers_events_per_s": pg_rabbit4,
+        "end_to_end_pg_rabbit_4_consumers_vs_raw": pg_rabbit4 / raw,
+        "consume_alone_pg_events_per_s": ceiling, "end_to_end_pg_rabbit_vs_consume_alone": pg_rabbit / ceiling,
+        "end_to_end_sqlite_inprocess_events_per_s": embedded, "end_to_end_sqlite_inprocess_vs_raw": embedded / raw,
+    }
+    emit("bus", figures)
 
 
 if __name__ == "__main__":

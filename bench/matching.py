@@ -9,7 +9,7 @@ follow no classification (mostly keywords instead). Notices draw full 8-digit CP
 Both matchers see the same notices; every index result is checked against the scan where the scan ran.
 The linear scan runs on fewer notices at the larger sizes (printed) to keep the run short.
 Memory: RSS growth while building the index (filter objects are the caller's and reported apart).
-Prints figures only; no assertions.
+Prints figures only; no assertions. The last line of stdout is the figures as one JSON line.
 """
 
 from __future__ import annotations
@@ -27,9 +27,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench._report import Figure, emit
 from hub.notices.model import NoticeContent
-from hub.subscriptions.filters import NoticeFacts, SubscriptionFilter, linear_scan_match
+from hub.subscriptions.filters import NoticeFacts, SubscriptionFilter
 from hub.subscriptions.matching import SubscriptionIndex
+from tests.support.subscriptions import linear_scan_match
 
 DIVISIONS = ["45", "72", "79", "50", "33", "30", "34", "71", "90", "39", "44", "48", "80", "85", "09", "15", "18",
              "22", "24", "31", "32", "35", "37", "38", "42", "43", "55", "60", "63", "64", "65", "66", "70",
@@ -134,8 +136,12 @@ def main() -> None:
     rss = _rss_bytes()
     start = time.perf_counter()
     filters = [random_filter(rng) for _ in range(max(sizes))]
-    print(f"generated {len(filters):,} filters in {time.perf_counter() - start:.1f} s "
-          f"(caller-side filter objects ≈ {(_rss_bytes() - rss) / 2**20:,.0f} MiB RSS)")
+    generation = time.perf_counter() - start
+    filter_memory = (_rss_bytes() - rss) / 2**20
+    print(f"generated {len(filters):,} filters in {generation:.1f} s "
+          f"(caller-side filter objects ≈ {filter_memory:,.0f} MiB RSS)")
+    figures: dict[str, Figure] = {"notices": args.notices, "filters_generated": len(filters),
+                                  "filters_generation_s": generation, "filter_objects_rss_mib": filter_memory}
     print(f"python {sys.version.split()[0]}, {args.notices} notices, seed {args.seed}\n")
     header = (f"{'subs':>9} {'build s':>8} {'index MiB':>9} {'matches':>8} | {'index mean ms':>13} {'p99':>7} | "
               f"{'scan n':>6} {'scan mean ms':>12} {'p99':>8} | {'speed-up':>8}")
@@ -159,9 +165,18 @@ def main() -> None:
         matches = statistics.fmean(len(r) for r in index_results)
         print(f"{size:>9,} {build:>8.2f} {memory:>9.0f} {matches:>8.0f} | {index_mean:>13.3f} {index_p99:>7.2f} | "
               f"{scan_count:>6} {scan_mean:>12.2f} {scan_p99:>8.2f} | {scan_mean / index_mean:>7.0f}x")
+        figures.update({
+            f"matching_{size}_index_build_s": build, f"matching_{size}_index_rss_mib": memory,
+            f"matching_{size}_matches_per_notice_mean": matches,
+            f"matching_{size}_index_mean_ms": index_mean, f"matching_{size}_index_p99_ms": index_p99,
+            f"matching_{size}_scan_notices": scan_count,
+            f"matching_{size}_scan_mean_ms": scan_mean, f"matching_{size}_scan_p99_ms": scan_p99,
+            f"matching_{size}_index_speed_up_vs_scan": scan_mean / index_mean,
+        })
         del index, pairs
     print("\nmatches = mean subscriptions selected per notice (the floor of any matcher's work);"
           "\nscan n = notices the linear scan ran on (fewer at large sizes; results compared on those).")
+    emit("matching", figures)
 
 
 if __name__ == "__main__":

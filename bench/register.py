@@ -13,7 +13,7 @@ record command, SQLite + in-process broker), not HTTP, so the figures are the hu
    concurrency limits apply: VIES and Companies House allow 4 calls at once);
 3. credential refreshes per second for ``--refresh-suppliers`` NTS credentials, batched (the scheduler:
    100 numbers per call) vs one call per number, in the same run.
-Prints figures only; no assertions."""
+Prints figures only; no assertions. The last line of stdout is the figures as one JSON line."""
 
 from __future__ import annotations
 
@@ -35,6 +35,7 @@ from sqlalchemy import select
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench._report import Figure, emit
 from connectors.sandbox.identifiers import generate_brn
 from connectors.sandbox.server import SandboxServer
 from hub.bootstrap import Hub, bootstrap
@@ -97,7 +98,7 @@ def call_durations(hub: Hub, actor: str) -> list[float]:
             select(upstream_calls.c.duration_ms).where(upstream_calls.c.requested_by == actor))]
 
 
-def bench_fan_out(hub: Hub, sandbox: SandboxServer, n: int) -> None:
+def bench_fan_out(hub: Hub, sandbox: SandboxServer, n: int) -> dict[str, Figure]:
     org = supplier_org(hub, "fan-out")
     register(hub, org, composites(sandbox, 1)[0], "warm-up")  # load WSDLs, open pools
     ratios, sums, walls = [], [], []
@@ -113,6 +114,14 @@ def bench_fan_out(hub: Hub, sandbox: SandboxServer, n: int) -> None:
     print(f"   wall / slowest call  median {statistics.median(ratios):.3f}   p90 {quantile(ratios, 0.9):.3f}"
           f"   max {max(ratios):.3f}   (target ≤ 1.10)")
     print(f"   sequential sum / slowest   median {statistics.median(sums):.2f}  (what calling one by one costs)")
+    return {
+        "fan_out_registrations": n, "fan_out_systems_per_registration": 6,
+        "fan_out_wall_median_ms": statistics.median(walls) * 1000,
+        "fan_out_wall_vs_slowest_call_median": statistics.median(ratios),
+        "fan_out_wall_vs_slowest_call_p90": quantile(ratios, 0.9),
+        "fan_out_wall_vs_slowest_call_max": max(ratios),
+        "fan_out_sequential_sum_vs_slowest_call_median": statistics.median(sums),
+    }
 
 
 def quantile(values: list[float], q: float) -> float:
@@ -120,7 +129,7 @@ def quantile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-def bench_concurrent(hub: Hub, sandbox: SandboxServer, n: int) -> None:
+def bench_concurrent(hub: Hub, sandbox: SandboxServer, n: int) -> dict[str, Figure]:
     org = supplier_org(hub, "concurrent")
     sets = composites(sandbox, n)
     t0 = time.perf_counter()
@@ -130,9 +139,13 @@ def bench_concurrent(hub: Hub, sandbox: SandboxServer, n: int) -> None:
     print(f"2. {n} concurrent registrations (6 systems each): {n / elapsed:6.1f} registrations/s, "
           f"{elapsed:.2f} s total, per registration median {statistics.median(walls):.2f} s "
           f"max {max(walls):.2f} s")
+    return {
+        "concurrent_registrations": n, "concurrent_registrations_per_s": n / elapsed, "concurrent_total_s": elapsed,
+        "concurrent_registration_median_s": statistics.median(walls), "concurrent_registration_max_s": max(walls),
+    }
 
 
-def bench_refresh(sandbox: SandboxServer, db: Path, n: int, low: float, high: float) -> None:
+def bench_refresh(sandbox: SandboxServer, db: Path, n: int, low: float, high: float) -> dict[str, Figure]:
     hub = make_hub(sandbox, db, {"applicable_systems": {"kr_brn": ["nts"]}})
     try:
         org = supplier_org(hub, "refresh")
@@ -160,6 +173,14 @@ def bench_refresh(sandbox: SandboxServer, db: Path, n: int, low: float, high: fl
         print(f"3. refresh of {n} NTS tax statuses: batched {run.claimed / batched:7.1f} refreshes/s "
               f"({batched:.2f} s, {-(-n // 100)} calls)   unbatched {len(claimed) / unbatched:7.1f} refreshes/s "
               f"({unbatched:.2f} s, {len(claimed)} calls, NTS concurrency 8)   speed-up {unbatched / batched:.1f}x")
+        return {
+            "refresh_suppliers": n,
+            "refresh_batched_refreshes_per_s": run.claimed / batched, "refresh_batched_s": batched,
+            "refresh_batched_calls": -(-n // 100),
+            "refresh_unbatched_refreshes_per_s": len(claimed) / unbatched, "refresh_unbatched_s": unbatched,
+            "refresh_unbatched_calls": len(claimed),
+            "refresh_batched_speed_up_vs_unbatched": unbatched / batched,
+        }
     finally:
         hub.close()
 
@@ -178,14 +199,17 @@ def main() -> None:
         print(f"sandbox at {sandbox.base_url}; every system answers after uniform "
               f"{args.latency_min_ms:g}-{args.latency_max_ms:g} ms")
         set_latency(sandbox, args.latency_min_ms, args.latency_max_ms)
+        figures: dict[str, Figure] = {"upstream_latency_min_ms": args.latency_min_ms,
+                                      "upstream_latency_max_ms": args.latency_max_ms}
         hub = make_hub(sandbox, Path(tmp) / f"{uuid.uuid4().hex}.db")
         try:
-            bench_fan_out(hub, sandbox, args.registrations)
-            bench_concurrent(hub, sandbox, args.concurrent)
+            figures |= bench_fan_out(hub, sandbox, args.registrations)
+            figures |= bench_concurrent(hub, sandbox, args.concurrent)
         finally:
             hub.close()
-        bench_refresh(sandbox, Path(tmp) / "refresh.db", args.refresh_suppliers,
-                      args.latency_min_ms, args.latency_max_ms)
+        figures |= bench_refresh(sandbox, Path(tmp) / "refresh.db", args.refresh_suppliers,
+                                 args.latency_min_ms, args.latency_max_ms)
+    emit("register", figures)
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ subscriptions beside a linear scan, and dispatcher deliveries/s beside raw httpx
 2. Matching: the index beside a linear scan on the same notices (as bench/matching.py).
 3. Throughput: one notice matched by --fanout subscriptions; dispatcher deliveries/s (claim, sign,
    POST, record) beside raw httpx POSTing the same bodies with the same concurrency.
-Prints figures only; bounded in requests and duration.
+Prints figures only; bounded in requests and duration. The last line of stdout is the figures as one JSON line.
 """
 
 from __future__ import annotations
@@ -31,17 +31,19 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import httpx
 
+from bench._report import Figure, emit
 from bench.matching import random_filter, random_notice, summary, timed
 from hub.bootstrap import Hub, bootstrap
 from hub.config import Settings
 from hub.notices.events import NoticeVersionPublished
-from hub.subscriptions.filters import NoticeFacts, SubscriptionFilter, linear_scan_match
+from hub.subscriptions.filters import NoticeFacts, SubscriptionFilter
 from hub.subscriptions.matching import SubscriptionIndex
 from hub.subscriptions.model import filter_json
 from hub.subscriptions.signing import new_secret
 from hub.subscriptions.tables import DeliveryRow, SubscriptionChangeRow, SubscriptionRow
 from tests.support.fakes import InMemoryNoticeReader
 from tests.support.receiver import Receiver
+from tests.support.subscriptions import linear_scan_match
 
 SYNDICATION = {"allow_private_targets": True, "dispatch_interval_s": 0.02, "dispatch_batch": 500,
                "dispatch_concurrency": 16, "time_scale": 0.001}
@@ -108,7 +110,7 @@ def wait_for(predicate: Any, timeout: float) -> bool:
     return False
 
 
-def latency_bench(directory: str, rate: float, count: int, rng: random.Random) -> None:
+def latency_bench(directory: str, rate: float, count: int, rng: random.Random) -> dict[str, Figure]:
     reader = InMemoryNoticeReader()
     hub = make_hub(directory, reader)
     secret = new_secret()
@@ -132,20 +134,33 @@ def latency_bench(directory: str, rate: float, count: int, rng: random.Random) -
     latencies = [(r.at - published[r.body["data"]["notice_id"]]) * 1000 for r in receiver.delivered()]
     print(f"latency: {count} notices at {rate}/s, 10,000 subscriptions, {len(latencies)} webhooks "
           f"({len(latencies) / count:.0f} per notice), unverified {receiver.unverified}")
+    figures: dict[str, Figure] = {
+        "latency_notices": count, "latency_publish_rate_per_s": rate, "latency_subscriptions": 10_000,
+        "latency_webhooks": len(latencies), "latency_webhooks_per_notice": len(latencies) / count,
+        "latency_unverified_webhooks": receiver.unverified,
+        "latency_publish_to_received_p50_ms": None, "latency_publish_to_received_p99_ms": None,
+        "latency_publish_to_received_max_ms": None,
+    }
     if latencies:
         p50, p99 = percentile(latencies, 0.5), percentile(latencies, 0.99)
         print(f"  publish → received  p50 {p50:7.1f} ms   p99 {p99:7.1f} ms"
               f"   max {max(latencies):7.1f} ms")
+        figures.update({"latency_publish_to_received_p50_ms": p50, "latency_publish_to_received_p99_ms": p99,
+                        "latency_publish_to_received_max_ms": max(latencies)})
     hub.close()
     receiver.close()
+    return figures
 
 
-def matching_bench(sizes: list[int], rng: random.Random, notices_n: int) -> None:
+def matching_bench(sizes: list[int], rng: random.Random, notices_n: int) -> dict[str, Figure]:
     notices = [random_notice(rng) for _ in range(notices_n)]
     started = time.perf_counter()
     filters = [random_filter(rng) for _ in range(max(sizes))]
-    print(f"\nmatching: {len(filters):,} filters generated in {time.perf_counter() - started:.0f} s; "
+    generation = time.perf_counter() - started
+    print(f"\nmatching: {len(filters):,} filters generated in {generation:.0f} s; "
           f"{notices_n} notices")
+    figures: dict[str, Figure] = {"matching_notices": notices_n, "matching_filters_generated": len(filters),
+                                  "matching_filters_generation_s": generation}
     print(f"{'subs':>10} {'build s':>8} {'matches':>8} | {'index mean ms':>13} {'p99':>7} | "
           f"{'scan n':>6} {'scan mean ms':>12} | {'speed-up':>8}")
     for size in sizes:
@@ -165,10 +180,17 @@ def matching_bench(sizes: list[int], rng: random.Random, notices_n: int) -> None
         matches = statistics.fmean(len(r) for r in index_results)
         print(f"{size:>10,} {build:>8.1f} {matches:>8.0f} | {mean:>13.3f} {p99:>7.2f} | {scan_n:>6} "
               f"{scan_mean:>12.2f} | {scan_mean / mean:>7.0f}x")
+        figures.update({
+            f"matching_{size}_index_build_s": build, f"matching_{size}_matches_per_notice_mean": matches,
+            f"matching_{size}_index_mean_ms": mean, f"matching_{size}_index_p99_ms": p99,
+            f"matching_{size}_scan_notices": scan_n, f"matching_{size}_scan_mean_ms": scan_mean,
+            f"matching_{size}_index_speed_up_vs_scan": scan_mean / mean,
+        })
         del index, pairs
+    return figures
 
 
-def throughput_bench(directory: str, fanout: int) -> None:
+def throughput_bench(directory: str, fanout: int) -> dict[str, Figure]:
     reader = InMemoryNoticeReader()
     hub = make_hub(directory, reader)
     secret = new_secret()
@@ -198,6 +220,14 @@ def throughput_bench(directory: str, fanout: int) -> None:
     print(f"  raw httpx POST   {len(statuses) / raw:8.0f} requests/s    ({len(statuses)} in {raw:.2f} s, unsigned)")
     client.close()
     receiver.close()
+    dispatcher_rate, raw_rate = count / elapsed, len(statuses) / raw
+    return {
+        "dispatch_fanout_subscriptions": fanout, "dispatch_concurrency": 16,
+        "dispatch_deliveries": count, "dispatch_s": elapsed, "dispatch_publish_to_first_s": first - started,
+        "dispatch_deliveries_per_s": dispatcher_rate,
+        "raw_httpx_requests": len(statuses), "raw_httpx_s": raw, "raw_httpx_requests_per_s": raw_rate,
+        "dispatch_vs_raw_httpx": dispatcher_rate / raw_rate,
+    }
 
 
 def main() -> None:
@@ -211,10 +241,12 @@ def main() -> None:
     args = parser.parse_args()
     rng = random.Random(args.seed)
     print(f"python {sys.version.split()[0]}")
+    figures: dict[str, Figure] = {}
     with tempfile.TemporaryDirectory() as directory:
-        latency_bench(directory, args.rate, args.notices, rng)
-        throughput_bench(directory, args.fanout)
-    matching_bench([int(s) for s in args.sizes.split(",")], rng, args.match_notices)
+        figures |= latency_bench(directory, args.rate, args.notices, rng)
+        figures |= throughput_bench(directory, args.fanout)
+    figures |= matching_bench([int(s) for s in args.sizes.split(",")], rng, args.match_notices)
+    emit("syndication", figures)
 
 
 if __name__ == "__main__":

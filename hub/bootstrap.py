@@ -27,6 +27,7 @@ from hub.spine.relay import OutboxRelay
 from hub.spine.worker import Worker
 from hub.subscriptions.dispatcher import DeliveryDispatcher
 from hub.subscriptions.index_cache import IndexCache
+from hub.subscriptions.matcher import sweep, sweep_interval_s
 from hub.subscriptions.services import NoSubscriberQueues, SubscriberQueues, SubscriptionService
 from hub.subscriptions.ssrf import resolve_host
 
@@ -93,8 +94,16 @@ class Hub:
             worker.add_periodic("credential-scheduler", self.suppliers.config.scheduler.interval_s,
                                 self.suppliers.scheduler)
         worker.add_periodic("idempotency-key-purge", IDEMPOTENCY_PURGE_INTERVAL_S, self.purge_idempotency_keys)
+        worker.add_periodic("matching-sweep", sweep_interval_s(self.settings.syndication.time_scale),
+                            self.sweep_matching)
         self._workers.append(worker)
         return worker
+
+    def sweep_matching(self) -> int:
+        """Match feed versions no event has triggered (lost, dead-lettered): the matching consumer's
+        safety net, with the same index, wake-up and notice reader the consumer is given."""
+        deps = self.bus.dependencies
+        return sweep(self.uow, deps["subscription_index"], deps["delivery_wake"], deps.get("notice_reader"))
 
     def purge_idempotency_keys(self) -> int:
         from hub.notices.repository import purge_expired

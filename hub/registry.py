@@ -26,7 +26,12 @@ from hub.subscriptions import handlers as subscriptions
 from hub.subscriptions import tables as subscription_tables
 from hub.subscriptions.matcher import match_notice_version
 from hub.subscriptions.notice_store import SqlNoticeReader
-from hub.subscriptions.repository import SqlDeliveryRepository, SqlSubscriptionRepository
+from hub.subscriptions.repository import (
+    MATCHING_CURSOR,
+    SqlDeliveryRepository,
+    SqlMatchingCursor,
+    SqlSubscriptionRepository,
+)
 from hub.suppliers import handlers as suppliers
 from hub.suppliers import tables as supplier_tables
 from hub.suppliers.repository import SqlSupplierRepository
@@ -65,7 +70,6 @@ def _merge() -> None:
 _merge()
 
 
-
 class HubUnitOfWork(SqlAlchemyUnitOfWork):
     """The unit of work every handler gets: the spine's transaction with each flow's repository on it.
     Handlers see only their flow's protocol of it (``OrganisationsUnitOfWork`` …)."""
@@ -77,6 +81,7 @@ class HubUnitOfWork(SqlAlchemyUnitOfWork):
     subscriptions: SqlSubscriptionRepository
     deliveries: SqlDeliveryRepository
     notice_versions: SqlNoticeReader
+    matching_cursor: SqlMatchingCursor
 
     def attach_repositories(self, session: Session) -> None:
         self.organisations = SqlOrganisationRepository(session)
@@ -86,6 +91,7 @@ class HubUnitOfWork(SqlAlchemyUnitOfWork):
         self.subscriptions = SqlSubscriptionRepository(session)
         self.deliveries = SqlDeliveryRepository(session)
         self.notice_versions = SqlNoticeReader(session)
+        self.matching_cursor = SqlMatchingCursor(session, MATCHING_CURSOR)
 
 
 _mapped = False

@@ -31,11 +31,10 @@ Extensions (backwards compatible: files without them read as before):
   found inside it, or starting it (first key in file order wins). With ``contains`` or ``prefix`` a
   list value (say after ``split_any:,/``) maps element by element, and the result is the one distinct
   value they map to; none or several fall to ``default``;
-- ``notices:`` instead of ``credentials:``: the file maps each selected record to a JSON document (a
+- ``notices:`` instead of ``credentials:``: the file maps each record its format module picks to a JSON document (a
   bid notice, read by ``hub.notices.formats``) instead of canonical credentials::
 
       notices:
-        records: "releases[]"              # record selection, as for credentials (default: the document)
         fields: {title: tender.title, dates.opening: {path: ..., transform: datetime}}   # dotted target
         lists:                             # a list target built from groups of fields, each kept when
           documents:                       #   its ``when`` field is true or non-empty
@@ -87,7 +86,7 @@ _FILE_KEYS = {"source", "format", "namespaces", "credentials", "notices", "descr
 _CRED_KEYS = {"type", "records", "when", "subject", "status", "attributes", "validity", "description"}
 _FIELD_KEYS = {"path", "first_of", "const", "transform", "map", "match", "unmapped", "default", "many", "required"}
 _VALIDITY_KEYS = {"from", "until", "ttl_days"}
-_DOCUMENT_KEYS = {"records", "fields", "lists", "text", "description"}
+_DOCUMENT_KEYS = {"fields", "lists", "text", "description"}
 _GROUP_KEYS = {"when", "fields"}
 _LINE_KEYS = {"label", "field"}
 _MATCHES = ("exact", "contains", "prefix")
@@ -213,23 +212,11 @@ class DocumentReading:
 
 @dataclass(frozen=True)
 class DocumentSpec:
-    """The ``notices:`` section: records of a payload → nested JSON documents."""
+    """The ``notices:`` section: one record (the format module picks them) → a nested JSON document."""
 
-    records: Evaluator | None
-    records_expr: str
     fields: dict[str, FieldSpec]
     lists: dict[str, tuple[GroupSpec, ...]]
     text: dict[str, tuple[tuple[str, FieldSpec], ...]]
-
-    def select(self, document: Any) -> list[tuple[str, Any]]:
-        if self.records is None:
-            return [("@", document)]
-        selected = self.records(document)
-        if selected is None:
-            return []
-        if isinstance(selected, list):
-            return [(f"{self.records_expr}[{i}]", r) for i, r in enumerate(selected)]
-        return [(self.records_expr, selected)]
 
     def read(self, record: Any, pointer: str = "@") -> DocumentReading:
         reading = DocumentReading(pointer, record)
@@ -290,33 +277,15 @@ class SourceMapping:
     notices: DocumentSpec | None = None
 
     def apply(self, result: FetchResult) -> list[Credential]:
-        return self.apply_raw(
-            result.raw,
-            identifier=result.identifier,
-            fetched_at=result.fetched_at,
-            response_sha256=result.response_sha256,
-            raw_sha256=result.raw_sha256,
-            system=result.system,
-        )
-
-    def apply_raw(
-        self,
-        raw: bytes,
-        *,
-        identifier: str,
-        fetched_at: datetime,
-        response_sha256: str | None = None,
-        raw_sha256: str | None = None,
-        system: str | None = None,
-    ) -> list[Credential]:
-        document = self._parse(raw)
+        document = self._parse(result.raw)
         out: list[Credential] = []
         for spec in self.credentials:
-            for pointer, record in self._select(spec, document):
+            for pointer, record in _select(spec.records, spec.records_expr, document, self.format == "xml"):
                 if spec.when is not None and not _truthy(spec.when(record)):
                     continue
-                evidence = Evidence(system or self.source, identifier, fetched_at, response_sha256, raw_sha256, pointer)
-                out.append(self._credential(spec, record, identifier, fetched_at, evidence))
+                evidence = Evidence(result.system or self.source, result.identifier, result.fetched_at,
+                                    result.response_sha256, result.raw_sha256, pointer)
+                out.append(self._credential(spec, record, result.identifier, result.fetched_at, evidence))
         return out
 
     def _parse(self, raw: bytes) -> Any:
@@ -328,19 +297,6 @@ class SourceMapping:
             return json.loads(raw)
         except (ValueError, RecursionError) as exc:
             raise MappingDataError(f"{self.file}: payload is not acceptable {self.format}: {exc}") from exc
-
-    def _select(self, spec: CredentialSpec, document: Any) -> Iterable[tuple[str, Any]]:
-        if spec.records is None:
-            return [("/" if self.format == "xml" else "@", document)]
-        selected = spec.records(document)
-        if self.format == "xml":
-            nodes = [n for n in selected if isinstance(n, etree._Element)] if isinstance(selected, list) else []
-            return [(n.getroottree().getpath(n), n) for n in nodes]
-        if selected is None:
-            return []
-        if isinstance(selected, list):
-            return [(f"{spec.records_expr}[{i}]", r) for i, r in enumerate(selected)]
-        return [(spec.records_expr, selected)]
 
     def _credential(
         self, spec: CredentialSpec, record: Any, identifier: str, fetched_at: datetime, evidence: Evidence
@@ -360,6 +316,21 @@ class SourceMapping:
             source=self.source,
             evidence=evidence,
         )
+
+
+def _select(records: Evaluator | None, expr: str, document: Any, xml: bool) -> list[tuple[str, Any]]:
+    """The records a ``records`` expression picks, each with its pointer (XPath or JMESPath)."""
+    if records is None:
+        return [("/" if xml else "@", document)]
+    selected = records(document)
+    if xml:
+        nodes = [n for n in selected if isinstance(n, etree._Element)] if isinstance(selected, list) else []
+        return [(n.getroottree().getpath(n), n) for n in nodes]
+    if selected is None:
+        return []
+    if isinstance(selected, list):
+        return [(f"{expr}[{i}]", r) for i, r in enumerate(selected)]
+    return [(expr, selected)]
 
 
 def _map_key(value: Any) -> str:
@@ -503,10 +474,7 @@ class _Loader:
             if not isinstance(lines, list) or not lines:
                 raise self.fail(f"{where}.text.{target}", "must be a non-empty list of {label, field}")
             text[target] = tuple(self.line(f"{where}.text.{target}[{i}]", line) for i, line in enumerate(lines))
-        records = spec.get("records")
         return DocumentSpec(
-            records=self.path(f"{where}.records", records, many=True) if records is not None else None,
-            records_expr=str(records or ""),
             fields={str(t): self.field(f"{where}.fields.{t}", f) for t, f in fields.items()},
             lists=lists,
             text=text,

@@ -5,21 +5,3 @@ with a WSDL at ``?wsdl``; NTS, GLEIF, Companies House and IAF CertSearch over RE
 shared dataset, with configurable fault injection, so a connector is pointed at a twin by changing
 only its endpoint and key.
 """
-
-from connectors.sandbox.config import SandboxConfig, TwinSettings
-from connectors.sandbox.dataset import SandboxDataset
-from connectors.sandbox.faults import FaultSettings
-from connectors.sandbox.server import Sandbox, SandboxServer, build_sandbox, build_sandbox_app, endpoints, main
-
-__all__ = [
-    "FaultSettings",
-    "Sandbox",
-    "SandboxConfig",
-    "SandboxDataset",
-    "SandboxServer",
-    "TwinSettings",
-    "build_sandbox",
-    "build_sandbox_app",
-    "endpoints",
-    "main",
-]

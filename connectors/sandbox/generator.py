@@ -9,7 +9,7 @@ Dates are relative to ``as_of`` so "valid until" stays meaningful whatever day t
 from __future__ import annotations
 
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from functools import partial
@@ -128,10 +128,10 @@ class _Builder:
             if rng.random() < {"KR": 0.4}.get(country, 0.5):
                 idents["iaf_ce_id"] = self.unique(lambda: f"{rng.getrandbits(96):024x}")
             drafts.append(_Draft(f"SUP-{index + 1:04d}", name, country, idents))
-        self._korea([d for d in drafts if "kr_brn" in d.ids])
-        self._vies([d for d in drafts if "eu_vat" in d.ids])
-        self._companies_house([d for d in drafts if "gb_company_number" in d.ids])
-        self._gleif([d for d in drafts if "lei" in d.ids])
+        self._korea(drafts)
+        self._vies(drafts)
+        self._companies_house(drafts)
+        self._gleif(drafts)
         self._iaf([d for d in drafts if "iaf_ce_id" in d.ids])
         for d in drafts:
             self.snap.suppliers.append(Supplier(
@@ -139,19 +139,23 @@ class _Builder:
         self._invalid_identifiers()
         return self.snap
 
-    def _unknown(self, draft: _Draft, scheme: str) -> None:
-        self.snap.labelled.append(LabelledIdentifier(
-            scheme=scheme, value=draft.ids[scheme], label="unknown", supplier_id=draft.supplier_id))
+    def _known(self, drafts: list[_Draft], system: str, scheme: str, weights: dict[str, int],
+               unknown: str = "unknown") -> Iterator[tuple[_Draft, str, str]]:
+        """The drafts with a ``scheme`` identifier, each given a state at ``system`` (kept in its scenario);
+        those in the ``unknown`` state are labelled as such and not yielded."""
+        drafts = [d for d in drafts if scheme in d.ids]
+        for draft, state in zip(drafts, _allocate(self.rng, len(drafts), weights), strict=True):
+            draft.scenario.append(f"{system}:{state}")
+            if state != unknown:
+                yield draft, state, draft.ids[scheme]
+            else:
+                self.snap.labelled.append(LabelledIdentifier(
+                    scheme=scheme, value=draft.ids[scheme], label="unknown", supplier_id=draft.supplier_id))
 
     def _korea(self, drafts: list[_Draft]) -> None:
         rng = self.rng
-        states = _allocate(rng, len(drafts), {"active": 60, "suspended": 12, "closed": 13, "unregistered": 15})
-        for draft, state in zip(drafts, states, strict=True):
-            draft.scenario.append(f"nts:{state}")
-            brn = draft.ids["kr_brn"]
-            if state == "unregistered":
-                self._unknown(draft, "kr_brn")
-                continue
+        weights = {"active": 60, "suspended": 12, "closed": 13, "unregistered": 15}
+        for draft, state, brn in self._known(drafts, "nts", "kr_brn", weights, unknown="unregistered"):
             start = self.days_ago(400, 9000)
             code = {"active": "01", "suspended": "02", "closed": "03"}[state]
             self.snap.nts[brn] = NtsRecord(
@@ -182,13 +186,7 @@ class _Builder:
             draft.scenario.append(f"national:{kind}:{status}")
 
     def _vies(self, drafts: list[_Draft]) -> None:
-        states = _allocate(self.rng, len(drafts), {"valid": 80, "invalid": 20})
-        for draft, state in zip(drafts, states, strict=True):
-            draft.scenario.append(f"vies:{state}")
-            vat = draft.ids["eu_vat"]
-            if state == "invalid":
-                self._unknown(draft, "eu_vat")
-                continue
+        for draft, _, vat in self._known(drafts, "vies", "eu_vat", {"valid": 80, "invalid": 20}, unknown="invalid"):
             country = vat[:2]
             hidden = country == "DE"
             self.snap.vies[vat] = VatRecord(
@@ -199,13 +197,8 @@ class _Builder:
 
     def _companies_house(self, drafts: list[_Draft]) -> None:
         rng = self.rng
-        states = _allocate(rng, len(drafts), {"active": 65, "dissolved": 15, "liquidation": 10, "unknown": 10})
-        for draft, state in zip(drafts, states, strict=True):
-            draft.scenario.append(f"companies_house:{state}")
-            number = draft.ids["gb_company_number"]
-            if state == "unknown":
-                self._unknown(draft, "gb_company_number")
-                continue
+        weights = {"active": 65, "dissolved": 15, "liquidation": 10, "unknown": 10}
+        for draft, state, number in self._known(drafts, "companies_house", "gb_company_number", weights):
             created = self.days_ago(400, 12000)
             jurisdiction = {"SC": "scotland", "NI": "northern-ireland"}.get(number[:2], "england-wales")
             line, locality, postcode = names.gb_address(rng)
@@ -222,14 +215,8 @@ class _Builder:
 
     def _gleif(self, drafts: list[_Draft]) -> None:
         rng = self.rng
-        states = _allocate(rng, len(drafts), {"issued": 55, "lapsed": 15, "retired": 10, "inactive": 5,
-                                              "unknown": 10})
-        for draft, state in zip(drafts, states, strict=True):
-            draft.scenario.append(f"gleif:{state}")
-            lei = draft.ids["lei"]
-            if state == "unknown":
-                self._unknown(draft, "lei")
-                continue
+        weights = {"issued": 55, "lapsed": 15, "retired": 10, "inactive": 5, "unknown": 10}
+        for draft, state, lei in self._known(drafts, "gleif", "lei", weights):
             country = draft.country
             registered = self.days_ago(800, 4000)
             renewal = self.days_ago(1, 300) if state == "lapsed" else self.as_of + timedelta(days=rng.randint(20, 360))

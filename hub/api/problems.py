@@ -168,83 +168,50 @@ def problem_response(
     headers: Mapping[str, str] | None = None,
 ) -> JSONResponse:
     default_slug, default_title = _SLUG_BY_STATUS.get(status, (f"http-{status}", "Error"))
-    body = Problem(
-        type=problem_type(slug or default_slug),
-        title=title or default_title,
-        status=status,
-        detail=detail,
-        instance=instance,
-        request_id=request_id,
-        errors=errors,
-    )
-    return JSONResponse(
-        body.model_dump(exclude_none=True),
-        status_code=status,
-        headers=dict(headers or {}),
-        media_type=PROBLEM_CONTENT_TYPE,
-    )
+    body = Problem(type=problem_type(slug or default_slug), title=title or default_title, status=status,
+                   detail=detail, instance=instance, request_id=request_id, errors=errors)
+    return JSONResponse(body.model_dump(exclude_none=True), status_code=status, headers=dict(headers or {}),
+                        media_type=PROBLEM_CONTENT_TYPE)
 
 
-def _request_id(request: Request) -> str | None:
+def _answer(request: Request, status: int, **fields: Any) -> JSONResponse:
+    """The problem for ``request``: its path as ``instance`` and its id, if the middleware gave one."""
     request_id = getattr(request.state, "request_id", None)
-    return str(request_id) if request_id else None
+    return problem_response(status, instance=request.url.path, request_id=str(request_id) if request_id else None,
+                            **fields)
 
 
 async def _on_api_problem(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, ApiProblem)
-    return problem_response(
-        exc.status,
-        slug=exc.slug,
-        title=exc.title,
-        detail=exc.detail,
-        headers=exc.headers,
-        instance=request.url.path,
-        request_id=_request_id(request),
-    )
+    return _answer(request, exc.status, slug=exc.slug, title=exc.title, detail=exc.detail, headers=exc.headers)
+
+
+def _field_error(field: str, message: str) -> FieldError:
+    return FieldError(pointer=json_pointer(("body", *field.split("."))), field=field, message=message)
 
 
 async def _on_service_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, ServiceError)
     errors = None
     if isinstance(exc, Rejected):
-        errors = [
-            FieldError(pointer=json_pointer(("body", *exc.field.split("."))), field=exc.field, message=exc.message)
-        ]
+        errors = [_field_error(exc.field, exc.message)]
     elif isinstance(exc, RejectedFields):
-        errors = [
-            FieldError(pointer=json_pointer(("body", *field.split("."))), field=field, message=message)
-            for field, message in exc.problems
-        ]
-    return problem_response(
-        service_error_status(exc),
-        slug=service_error_slug(exc),
-        title=exc.title,
-        detail=str(exc),
-        errors=errors,
-        instance=request.url.path,
-        request_id=_request_id(request),
-    )
+        errors = [_field_error(field, message) for field, message in exc.problems]
+    return _answer(request, service_error_status(exc), slug=service_error_slug(exc), title=exc.title,
+                   detail=str(exc), errors=errors)
 
 
 async def _on_validation_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
     errors = field_errors_from_validation(exc.errors())
     names = ", ".join(e.field for e in errors)
-    return problem_response(
-        422,
-        detail=f"invalid input: {names}" if names else "invalid input",
-        errors=errors,
-        instance=request.url.path,
-        request_id=_request_id(request),
-    )
+    return _answer(request, 422, detail=f"invalid input: {names}" if names else "invalid input", errors=errors)
 
 
 async def _on_http_exception(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
     detail = exc.detail if isinstance(exc.detail, str) else None
-    return problem_response(
-        exc.status_code, detail=detail, headers=exc.headers, instance=request.url.path, request_id=_request_id(request)
-    )
+    return _answer(request, exc.status_code, detail=detail, headers=exc.headers)
 
 
 RETRY_AFTER_S = 5
@@ -273,13 +240,7 @@ async def _on_infrastructure_error(request: Request, exc: Exception) -> Response
     else:
         detail = "the database is unavailable; retry later"
     log.warning("dependency unavailable: %s", detail, exc_info=exc)
-    return problem_response(
-        503,
-        detail=detail,
-        headers={"Retry-After": str(RETRY_AFTER_S)},
-        instance=request.url.path,
-        request_id=_request_id(request),
-    )
+    return _answer(request, 503, detail=detail, headers={"Retry-After": str(RETRY_AFTER_S)})
 
 
 def install_problem_handlers(app: FastAPI) -> None:

@@ -6,12 +6,11 @@ key request is refused, not ignored). Outputs are explicit allow-lists: a key's 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Self
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from hub.organisations.model import ApiKey, Organisation, OrgKind, Scope
-from hub.spine.records import DeadLetter
+from hub.organisations.model import OrgKind, Scope
 
 __all__ = [
     "ApiKeyOut",
@@ -19,33 +18,43 @@ __all__ = [
     "AuditPage",
     "CreateOrganisationIn",
     "DeadLetterOut",
+    "Input",
     "IssueKeyIn",
     "IssuedKeyOut",
     "MeOut",
     "OrganisationCreatedOut",
     "OrganisationOut",
+    "Out",
     "ReplayIn",
     "ReplayOut",
 ]
 
 
-class _Input(BaseModel):
+class Input(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-class OrganisationOut(BaseModel):
+class Out(BaseModel):
+    """A response body filled from the same-named attributes of a domain object; the field list is the
+    allow-list, so an attribute the body does not declare never leaves."""
+
+    @classmethod
+    def of(cls, *sources: object, **extra: Any) -> Self:
+        """Each field from ``extra``, else from the first source that has it."""
+        fields = {name: getattr(source, name) for source in reversed(sources) for name in cls.model_fields
+                  if hasattr(source, name)}
+        return cls.model_validate({**fields, **extra})
+
+
+class OrganisationOut(Out):
     id: str
     name: str
     kind: OrgKind
     created_at: datetime
     disabled_at: datetime | None = None
 
-    @classmethod
-    def of(cls, org: Organisation) -> OrganisationOut:
-        return cls(id=org.id, name=org.name, kind=org.kind, created_at=org.created_at, disabled_at=org.disabled_at)
 
-
-class ApiKeyOut(BaseModel):
+class ApiKeyOut(Out):
     id: str
     org_id: str
     label: str
@@ -55,21 +64,8 @@ class ApiKeyOut(BaseModel):
     last_used_at: datetime | None = None
     active: bool
 
-    @classmethod
-    def of(cls, key: ApiKey) -> ApiKeyOut:
-        return cls(
-            id=key.id,
-            org_id=key.org_id,
-            label=key.label,
-            scopes=list(key.scopes),
-            created_at=key.created_at,
-            revoked_at=key.revoked_at,
-            last_used_at=key.last_used_at,
-            active=key.active,
-        )
 
-
-class CreateOrganisationIn(_Input):
+class CreateOrganisationIn(Input):
     name: str = Field(min_length=1, max_length=200)
     kind: OrgKind
     key_label: str = Field("initial", max_length=200)
@@ -84,7 +80,7 @@ class OrganisationCreatedOut(IssuedKeyOut):
     organisation: OrganisationOut
 
 
-class IssueKeyIn(_Input):
+class IssueKeyIn(Input):
     label: str = Field("", max_length=200)
     scopes: list[Scope] | None = Field(
         None,
@@ -125,7 +121,7 @@ class AuditPage(BaseModel):
     next_before: int | None = Field(None, description="Pass as `before` to get the next (older) page.")
 
 
-class DeadLetterOut(BaseModel):
+class DeadLetterOut(Out):
     id: int
     consumer_group: str
     message_id: str
@@ -138,25 +134,8 @@ class DeadLetterOut(BaseModel):
     dead_at: datetime
     replayed_at: datetime | None
 
-    @classmethod
-    def of(cls, dead: DeadLetter) -> DeadLetterOut:
-        env = dead.envelope
-        return cls(
-            id=dead.id,
-            consumer_group=dead.consumer_group,
-            message_id=env.message_id,
-            message_type=env.message_type,
-            routing_key=env.routing_key,
-            correlation_id=env.correlation_id,
-            payload=env.payload,
-            reason=dead.reason,
-            delivery_count=dead.delivery_count,
-            dead_at=dead.dead_at,
-            replayed_at=dead.replayed_at,
-        )
 
-
-class ReplayIn(_Input):
+class ReplayIn(Input):
     ids: list[int] | None = Field(None, description="Dead letters to replay; omit for every open one.")
     consumer_group: str | None = Field(None, max_length=100)
 

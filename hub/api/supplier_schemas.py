@@ -6,10 +6,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
-from hub.suppliers.model import CredentialFetch, CredentialVersion, Supplier
-from hub.suppliers.queries import CredentialRecord
+from hub.api.schemas import Input, Out
 
 __all__ = [
     "CredentialOut",
@@ -22,11 +21,7 @@ __all__ = [
 ]
 
 
-class _Input(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class IdentifiersIn(_Input):
+class IdentifiersIn(Input):
     kr_brn: str | None = Field(None, max_length=20, description="Korean business registration number")
     eu_vat: str | None = Field(None, max_length=20, description="EU VAT number with country prefix (VIES)")
     lei: str | None = Field(None, max_length=30, description="Legal Entity Identifier")
@@ -34,7 +29,7 @@ class IdentifiersIn(_Input):
     iaf_ce_id: str | None = Field(None, max_length=64, description="IAF CertSearch certified-entity id")
 
 
-class RegisterSupplierIn(_Input):
+class RegisterSupplierIn(Input):
     identifiers: IdentifiersIn
     legal_name: str | None = Field(None, max_length=300)
     consent: bool | None = Field(
@@ -42,12 +37,12 @@ class RegisterSupplierIn(_Input):
     )
 
 
-class ConsentOut(BaseModel):
+class ConsentOut(Out):
     given_at: datetime
     text_version: str
 
 
-class FetchOut(BaseModel):
+class FetchOut(Out):
     """One upstream system's slot: whether it answered and when it is asked again."""
 
     system: str
@@ -60,15 +55,9 @@ class FetchOut(BaseModel):
     last_success_at: datetime | None
     last_error: str | None
 
-    @classmethod
-    def of(cls, slot: CredentialFetch) -> FetchOut:
-        return cls(system=slot.system, scheme=slot.scheme, identifier=slot.identifier, state=slot.state,
-                   attempts=slot.attempts, next_attempt_at=slot.next_attempt_at,
-                   last_attempt_at=slot.last_attempt_at, last_success_at=slot.last_success_at,
-                   last_error=slot.last_error)
 
 
-class ProvenanceOut(BaseModel):
+class ProvenanceOut(Out):
     source: str
     identifier: str
     fetched_at: datetime
@@ -80,7 +69,7 @@ class ProvenanceOut(BaseModel):
     raw_url: str | None
 
 
-class VersionOut(BaseModel):
+class VersionOut(Out):
     id: int
     fetched_at: datetime
     status: str
@@ -94,17 +83,9 @@ class VersionOut(BaseModel):
     evidence_pointer: str
     raw_url: str
 
-    @classmethod
-    def of(cls, version: CredentialVersion, raw_url: str) -> VersionOut:
-        assert version.id is not None
-        return cls(id=version.id, fetched_at=version.fetched_at, status=version.status,
-                   attributes=version.attributes, valid_from=version.valid_from, valid_until=version.valid_until,
-                   change=version.change, response_sha256=version.response_sha256,
-                   raw_sha256=version.raw_sha256, request_sha256=version.request_sha256,
-                   evidence_pointer=version.evidence_pointer, raw_url=raw_url)
 
 
-class CredentialOut(BaseModel):
+class CredentialOut(Out):
     id: str
     system: str
     type: str
@@ -119,23 +100,9 @@ class CredentialOut(BaseModel):
     provenance: ProvenanceOut
     history: list[VersionOut] | None = None
 
-    @classmethod
-    def of(cls, record: CredentialRecord, raw_url: str | None) -> CredentialOut:
-        return cls(
-            id=record.id, system=record.system, type=record.type, subject=record.subject,
-            record_key=record.record_key, status=record.status, attributes=record.attributes,
-            valid_from=record.valid_from, valid_until=record.valid_until, expired_at=record.expired_at,
-            fetch_state=record.fetch_state,
-            provenance=ProvenanceOut(
-                source=record.system, identifier=record.identifier, fetched_at=record.fetched_at,
-                version_id=record.version_id, response_sha256=record.response_sha256,
-                raw_sha256=record.raw_sha256, request_sha256=record.request_sha256,
-                evidence_pointer=record.evidence_pointer, raw_url=raw_url,
-            ),
-        )
 
 
-class SupplierOut(BaseModel):
+class SupplierOut(Out):
     id: str
     org_id: str
     legal_name: str | None
@@ -145,29 +112,18 @@ class SupplierOut(BaseModel):
     fetches: list[FetchOut]
     credentials: list[CredentialOut]
 
-    @classmethod
-    def of(cls, supplier: Supplier, fetches: list[FetchOut], credentials: list[CredentialOut]) -> SupplierOut:
-        return cls(id=supplier.id, org_id=supplier.org_id, legal_name=supplier.legal_name,
-                   identifiers=dict(supplier.identifiers),
-                   consent=ConsentOut(given_at=supplier.consent_given_at,
-                                      text_version=supplier.consent_text_version),
-                   created_at=supplier.created_at, fetches=fetches, credentials=credentials)
 
 
-class SupplierSummaryOut(BaseModel):
+class SupplierSummaryOut(Out):
     id: str
     org_id: str
     legal_name: str | None
     identifiers: dict[str, str]
     created_at: datetime
 
-    @classmethod
-    def of(cls, supplier: Supplier) -> SupplierSummaryOut:
-        return cls(id=supplier.id, org_id=supplier.org_id, legal_name=supplier.legal_name,
-                   identifiers=dict(supplier.identifiers), created_at=supplier.created_at)
 
 
-class GrantOut(BaseModel):
+class GrantOut(Out):
     supplier_id: str
     institution_org_id: str
     granted_at: datetime

@@ -14,7 +14,7 @@ def sandbox(
     suppliers: int | None = typer.Option(None, "--suppliers", help="Population size."),
 ) -> None:
     """Run the sandbox twins until Ctrl+C; fault injection via G2BHUB_SANDBOX__<SYSTEM>__* or /_control."""
-    from connectors.sandbox import main
+    from connectors.sandbox.server import main
 
     argv: list[str] = []
     for flag, value in (("--host", host), ("--port", port), ("--seed", seed), ("--suppliers", suppliers)):

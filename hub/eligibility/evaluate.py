@@ -254,25 +254,13 @@ def _decisive(verdict: Verdict, judged: list[tuple[Credential, Judgement]]) -> l
 def _cite(
     credential: Credential, judgement: Judgement | None, note: str, rule: Rule, *, decisive: bool
 ) -> CitedCredential:
-    evidence = credential.evidence
+    copied = {name: getattr(credential, name) for name in ("type", "subject", "source", "status", "valid_from",
+                                                          "valid_until")}
+    cited = {name: credential.attributes[name] for name in rule.cited_attributes if name in credential.attributes}
     return CitedCredential(
-        type=credential.type,
-        subject=credential.subject,
-        source=credential.source,
-        status=credential.status,
-        valid_from=credential.valid_from,
-        valid_until=credential.valid_until,
-        attributes={
-            name: credential.attributes[name] for name in rule.cited_attributes if name in credential.attributes
-        },
-        evidence=CitedEvidence(
-            system=evidence.system,
-            identifier=evidence.identifier,
-            fetched_at=evidence.fetched_at,
-            response_sha256=evidence.response_sha256,
-            raw_sha256=evidence.raw_sha256,
-            pointer=evidence.pointer,
-        ),
+        **copied,
+        attributes=cited,
+        evidence=CitedEvidence.model_validate(credential.evidence, from_attributes=True),
         verdict=judgement.verdict if judgement is not None else None,
         note=note,
         decisive=decisive,

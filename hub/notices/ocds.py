@@ -19,7 +19,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -231,8 +231,13 @@ def _publisher(publisher: str | Mapping[str, Any]) -> dict[str, Any]:
     return {"name": publisher} if isinstance(publisher, str) else dict(publisher)
 
 
-def _extensions(releases: Iterable[Mapping[str, Any]]) -> list[str]:
-    return [LOTS_EXTENSION] if any("lots" in r.get("tender", {}) for r in releases) else []
+def _package(key: str, items: list[dict[str, Any]], releases: Iterable[Mapping[str, Any]], uri: str,
+             publisher: str | Mapping[str, Any], published_date: datetime) -> dict[str, Any]:
+    package: dict[str, Any] = {"uri": uri, "version": OCDS_VERSION, "publishedDate": _when(published_date),
+                               "publisher": _publisher(publisher), key: items}
+    if any("lots" in r.get("tender", {}) for r in releases):
+        package["extensions"] = [LOTS_EXTENSION]
+    return package
 
 
 def release_package(
@@ -241,16 +246,7 @@ def release_package(
     publisher: str | Mapping[str, Any],
     published_date: datetime,
 ) -> dict[str, Any]:
-    package: dict[str, Any] = {
-        "uri": uri,
-        "version": OCDS_VERSION,
-        "publishedDate": _when(published_date),
-        "publisher": _publisher(publisher),
-        "releases": releases,
-    }
-    if extensions := _extensions(releases):
-        package["extensions"] = extensions
-    return package
+    return _package("releases", releases, releases, uri, publisher, published_date)
 
 
 def record_package(
@@ -258,31 +254,14 @@ def record_package(
     uri: str,
     publisher: str | Mapping[str, Any],
     published_date: datetime,
-    release_url: Callable[[dict[str, Any]], str] | None = None,
 ) -> dict[str, Any]:
-    """One record per ocid with its compiled release; releases embedded, or linked when
-    ``release_url`` tells where each release is served."""
+    """One record per ocid with its releases embedded and its compiled release."""
     by_ocid: dict[str, list[dict[str, Any]]] = {}
     for release in releases:
         by_ocid.setdefault(release["ocid"], []).append(release)
-    records = []
-    for ocid, group in by_ocid.items():
-        listed: list[dict[str, Any]] = (
-            [{"url": release_url(r), "date": r["date"], "tag": r["tag"]} for r in group]
-            if release_url is not None
-            else group
-        )
-        records.append({"ocid": ocid, "releases": listed, "compiledRelease": compile_releases(group)})
-    package: dict[str, Any] = {
-        "uri": uri,
-        "version": OCDS_VERSION,
-        "publishedDate": _when(published_date),
-        "publisher": _publisher(publisher),
-        "records": records,
-    }
-    if extensions := _extensions(releases):
-        package["extensions"] = extensions
-    return package
+    records = [{"ocid": ocid, "releases": group, "compiledRelease": compile_releases(group)}
+               for ocid, group in by_ocid.items()]
+    return _package("records", records, releases, uri, publisher, published_date)
 
 
 def compile_releases(releases: list[dict[str, Any]]) -> dict[str, Any]:

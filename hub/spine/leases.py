@@ -7,7 +7,12 @@ claimer at a time holds the database and no lock clause is needed. A *lease* (an
 with the claim) outlives the transaction: the claimer can commit, do slow work — call a supplier's
 registry, a subscriber's webhook — and record the outcome later; a claimer that dies lets its lease run
 out and the row becomes claimable again. Work finished inside one transaction (the outbox relay on
-PostgreSQL) needs only the row locks."""
+PostgreSQL) needs only the row locks.
+
+A short lease makes a dead claimer's rows free again within seconds; a claimer whose work takes longer
+*renews* its lease while it works (:func:`renew`) and *releases* rows it will not finish
+(:func:`release`). Both are keyed by the claim's owner token, so a claimer only ever extends or frees
+its own claims — never rows that ran out and were claimed by someone else meanwhile."""
 
 from __future__ import annotations
 
@@ -19,7 +24,7 @@ from sqlalchemy import ColumnElement, or_, select, update
 from sqlalchemy.orm import QueryableAttribute, Session
 from sqlalchemy.sql.selectable import GenerativeSelect
 
-__all__ = ["claim", "holds_row_locks", "lease_free", "skip_locked"]
+__all__ = ["claim", "holds_row_locks", "lease_free", "release", "renew", "skip_locked"]
 
 S = TypeVar("S", bound=GenerativeSelect)
 
@@ -71,3 +76,44 @@ def claim(
             values[owner[0].key] = owner[1]
         session.execute(update(entity).where(key.in_(keys)).values(values))
     return keys
+
+
+def renew(
+    session: Session,
+    key: QueryableAttribute[Any],
+    until: QueryableAttribute[Any],
+    owner: tuple[QueryableAttribute[Any], str],
+    keys: Sequence[Any],
+    *,
+    now: datetime,
+    lease: timedelta,
+) -> int:
+    """Extend the lease of those of ``keys`` still held by ``owner`` to ``now + lease``; return how many
+    are. Rows another claimer took over, or whose outcome was recorded meanwhile (no owner), are left
+    alone. A lease that ran out with nobody claiming the row is renewed: the row is still ours.
+    Caller commits."""
+    if not keys:
+        return 0
+    column, token = owner
+    result = session.execute(
+        update(key.class_).where(key.in_(keys), column == token).values({until.key: now + lease})
+        .execution_options(synchronize_session=False))
+    return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+def release(
+    session: Session,
+    key: QueryableAttribute[Any],
+    until: QueryableAttribute[Any],
+    owner: tuple[QueryableAttribute[Any], str],
+    keys: Sequence[Any],
+) -> int:
+    """Free those of ``keys`` still held by ``owner`` at once (lease and owner cleared), so the next
+    claimer need not wait for the lease to run out; return how many were. Caller commits."""
+    if not keys:
+        return 0
+    column, token = owner
+    result = session.execute(
+        update(key.class_).where(key.in_(keys), column == token).values({until.key: None, column.key: None})
+        .execution_options(synchronize_session=False))
+    return int(result.rowcount)  # type: ignore[attr-defined]

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
@@ -73,6 +73,12 @@ class Envelope:
             payload=event.model_dump(mode="json"),
             correlation_id=correlation_id,
         )
+
+    @classmethod
+    def read(cls, source: object, **overrides: Any) -> Envelope:
+        """From any object with the envelope's attribute names (an outbox or a dead-letter row)."""
+        found = {f.name: getattr(source, f.name) for f in fields(cls) if hasattr(source, f.name)}
+        return cls(**found | overrides)
 
     def to_event(self) -> Event:
         cls = event_type(self.message_type)

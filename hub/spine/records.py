@@ -29,24 +29,9 @@ class DeadLetter:
 
 
 def _to_dead_letter(row: DeadLetterRow) -> DeadLetter:
-    env = Envelope(
-        message_id=row.message_id,
-        message_type=row.message_type,
-        routing_key=row.routing_key,
-        payload=row.payload,
-        occurred_at=row.occurred_at,
-        correlation_id=row.correlation_id,
-        target_group=row.consumer_group,
-    )
-    return DeadLetter(
-        id=row.id,
-        consumer_group=row.consumer_group,
-        envelope=env,
-        reason=row.reason,
-        delivery_count=row.delivery_count,
-        dead_at=row.dead_at,
-        replayed_at=row.replayed_at,
-    )
+    return DeadLetter(id=row.id, consumer_group=row.consumer_group,
+                      envelope=Envelope.read(row, target_group=row.consumer_group), reason=row.reason,
+                      delivery_count=row.delivery_count, dead_at=row.dead_at, replayed_at=row.replayed_at)
 
 
 DeadLetterList = list[DeadLetter]
@@ -67,20 +52,9 @@ class SqlDeadLetters:
         ).first()
         if open_row is not None:
             return False
-        self.session.add(
-            DeadLetterRow(
-                consumer_group=group,
-                message_id=envelope.message_id,
-                message_type=envelope.message_type,
-                routing_key=envelope.routing_key,
-                payload=envelope.payload,
-                correlation_id=envelope.correlation_id,
-                occurred_at=envelope.occurred_at,
-                reason=reason[:4000],
-                delivery_count=delivery_count,
-                dead_at=datetime.now(UTC),
-            )
-        )
+        kept = {name: value for name, value in vars(envelope).items() if name != "target_group"}
+        self.session.add(DeadLetterRow(**kept, consumer_group=group, reason=reason[:4000],
+                                       delivery_count=delivery_count, dead_at=datetime.now(UTC)))
         return True
 
     def list(
@@ -142,8 +116,3 @@ class SqlAuditLog:
             }
             for r in self.session.scalars(stmt)
         ]
-
-    def count(self) -> int:
-        from sqlalchemy import func
-
-        return int(self.session.scalar(select(func.count()).select_from(AuditRow)) or 0)

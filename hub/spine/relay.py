@@ -23,18 +23,6 @@ __all__ = ["OutboxRelay"]
 log = logging.getLogger(__name__)
 
 
-def _envelope(row: OutboxRow) -> Envelope:
-    return Envelope(
-        message_id=row.message_id,
-        message_type=row.message_type,
-        routing_key=row.routing_key,
-        payload=row.payload,
-        occurred_at=row.occurred_at,
-        correlation_id=row.correlation_id,
-        target_group=row.target_group,
-    )
-
-
 class OutboxRelay:
     def __init__(
         self,
@@ -69,7 +57,7 @@ class OutboxRelay:
                 if not rows:
                     session.rollback()
                     return 0
-                self.broker.publish([_envelope(r) for r in rows])
+                self.broker.publish([Envelope.read(r) for r in rows])
                 now = datetime.now(UTC)
                 for row in rows:
                     row.published_at = now
@@ -79,7 +67,7 @@ class OutboxRelay:
                 # SQLite has one writer: read, publish with no lock held (the embedded consumers must
                 # be able to write meanwhile), then mark. A second relay could publish a row twice;
                 # the consumers' inbox makes that harmless.
-                envelopes = [_envelope(r) for r in rows]
+                envelopes = [Envelope.read(r) for r in rows]
                 ids = [r.id for r in rows]
                 session.rollback()  # expires rows: read nothing from them after this line
                 if not envelopes:

@@ -99,15 +99,7 @@ def _now() -> datetime:
 
 def outbox_row(env: Envelope) -> OutboxRow:
     """The outbox row of an envelope; added to a session, it commits (and is relayed) with that session."""
-    return OutboxRow(
-        message_id=env.message_id,
-        message_type=env.message_type,
-        routing_key=env.routing_key,
-        payload=env.payload,
-        correlation_id=env.correlation_id,
-        target_group=env.target_group,
-        occurred_at=env.occurred_at,
-    )
+    return OutboxRow(**vars(env))
 
 
 class SqlAlchemyUnitOfWork(AbstractUnitOfWork):

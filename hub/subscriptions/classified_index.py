@@ -47,12 +47,6 @@ class ClassifiedIndex:
         self._buckets: dict[Key, _Bucket] = {}
         self._keys: dict[Hashable, tuple[Key, ...]] = {}
 
-    def __len__(self) -> int:
-        return len(self._keys)
-
-    def __contains__(self, subscription_id: object) -> bool:
-        return subscription_id in self._keys
-
     def add(self, subscription_id: Hashable, flt: SubscriptionFilter) -> None:
         assert flt.classifications, "unclassified filters belong to the planned index"
         keys: tuple[Key, ...] = tuple(product(flt.classifications, flt.regions or (None,), flt.categories or (None,)))

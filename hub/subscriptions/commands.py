@@ -26,6 +26,9 @@ class UpdateSubscription(Command):
     filter: dict[str, Any] | None = None
     url: str | None = None
     reactivate: bool = False
+    # On reactivation: send what was published while disabled (True), or skip it — "from now" (False).
+    catch_up: bool = True
+    disable: bool = False  # the owner pauses it; matching goes on and the deliveries wait
 
 
 class DeleteSubscription(Command):

@@ -1,21 +1,28 @@
 """The ``syndication`` section of the hub's settings: push delivery, and open publication under it.
 
-The retry schedule is the Standard Webhooks one; ``time_scale`` compresses it (and the secret
-overlap window) for tests and the sandbox without changing its shape."""
+The retry schedule is the Standard Webhooks one; ``time_scale`` compresses it, the secret overlap
+window and the delivery leases for tests and the sandbox without changing their shape.
+
+Leases are short on purpose: a dispatcher renews the lease of the batch it is working on every
+``lease_renew_s``, so a slow receiver keeps its delivery with one dispatcher, while the claims of a
+dispatcher that died (or lost the database) are free for another within ``lease_s``."""
 
 from __future__ import annotations
 
-from pydantic import BaseModel, Field, SecretStr, field_validator
+from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 
 from hub.notices.publication import PublicationSettings
 from hub.subscriptions.secret_box import SecretBox
 
-__all__ = ["STANDARD_RETRY_SCHEDULE_S", "SyndicationSettings"]
+__all__ = ["MIN_LEASE_S", "STANDARD_RETRY_SCHEDULE_S", "SyndicationSettings"]
 
 # Delay before each attempt: now, 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 14 h, 20 h, 24 h.
 STANDARD_RETRY_SCHEDULE_S: tuple[float, ...] = (
     0, 5, 300, 1800, 7200, 18000, 36000, 50400, 72000, 86400,
 )
+
+# However small ``time_scale`` is, a lease stays long enough for a few renewals to reach the database.
+MIN_LEASE_S = 0.25
 
 
 class SyndicationSettings(BaseModel):
@@ -33,7 +40,13 @@ class SyndicationSettings(BaseModel):
     dispatch_interval_s: float = Field(0.5, gt=0)
     dispatch_batch: int = Field(200, ge=1, le=10_000)
     dispatch_concurrency: int = Field(16, ge=1, le=256)
-    lease_s: float = Field(120.0, gt=0)  # a claimed delivery is retried by another dispatcher after this
+    # A claimed delivery's lease, renewed every lease_renew_s while its dispatcher works on it: a dead
+    # dispatcher's claims are another's after lease_s. Both scaled by time_scale.
+    lease_s: float = Field(10.0, gt=0)
+    lease_renew_s: float = Field(3.0, gt=0)
+    # How long a dispatcher keeps retrying to record its outcomes while the database is away, before it
+    # lets its leases run out (what it sent may then be sent again). Not scaled: it is about outages.
+    record_retry_s: float = Field(30.0, ge=0)
     amqp_queue_delivery_limit: int = Field(20, ge=1)
     # Fernet keys (``Fernet.generate_key()``) that encrypt webhook secrets at rest; the first encrypts,
     # all decrypt. Set them from the environment or a secrets file, never in a committed file.
@@ -52,6 +65,23 @@ class SyndicationSettings(BaseModel):
             except (ValueError, TypeError):
                 raise ValueError(f"secret_keys[{index}] is not a Fernet key (32 url-safe base64 bytes)") from None
         return keys
+
+    @model_validator(mode="after")
+    def _renewal_within_lease(self) -> SyndicationSettings:
+        if self.lease_renew_s * 2 > self.lease_s:
+            raise ValueError("lease_renew_s must be at most half of lease_s, so one missed renewal loses nothing")
+        return self
+
+    @property
+    def lease(self) -> float:
+        """The delivery lease in seconds: ``lease_s`` scaled by ``time_scale``, never below
+        :data:`MIN_LEASE_S`."""
+        return max(MIN_LEASE_S, self.lease_s * self.time_scale)
+
+    @property
+    def lease_renewal(self) -> float:
+        """Seconds between renewals: the same fraction of :attr:`lease` as ``lease_renew_s`` of ``lease_s``."""
+        return self.lease * self.lease_renew_s / self.lease_s
 
     def secret_box(self) -> SecretBox:
         return SecretBox([key.get_secret_value() for key in self.secret_keys])

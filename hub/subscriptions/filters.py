@@ -16,7 +16,7 @@ Semantics, shared by the index in ``matching.py`` (which must return exactly wha
 from __future__ import annotations
 
 import re
-from collections.abc import Hashable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -24,7 +24,7 @@ from typing import Any
 from hub.notices.codes import check_currency, check_region, classification_digits, region_country
 from hub.notices.model import Category, FieldProblem, NoticeContent, NoticeValidationError
 
-__all__ = ["NoticeFacts", "SubscriptionFilter", "linear_scan_match"]
+__all__ = ["NoticeFacts", "SubscriptionFilter"]
 
 _PREFIX = re.compile(r"^(?:(CPV|UNSPSC):)?(\d{1,8})(?:-\d)?$")
 MAX_KEYWORDS = 20
@@ -173,13 +173,3 @@ class SubscriptionFilter:
 def _unique(values: Iterable[str]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(values))
 
-
-def linear_scan_match(
-    filters: Mapping[Hashable, SubscriptionFilter] | Iterable[tuple[Hashable, SubscriptionFilter]],
-    notice: NoticeContent | NoticeFacts,
-    institution_id: str = "",
-) -> set[Hashable]:
-    """The reference: test every filter. Correct by definition, O(subscriptions) per notice."""
-    facts = notice if isinstance(notice, NoticeFacts) else NoticeFacts.of(notice, institution_id)
-    pairs = filters.items() if isinstance(filters, Mapping) else filters
-    return {subscription_id for subscription_id, flt in pairs if flt.matches(facts)}

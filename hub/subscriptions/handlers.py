@@ -30,6 +30,8 @@ from hub.subscriptions.signing import new_secret
 
 __all__ = ["COMMAND_HANDLERS", "EVENT_HANDLERS", "owned"]
 
+SKIPPED_FROM_NOW = "skipped: the subscription was re-enabled from now on, without catching up"
+
 
 def owned(subscriptions: SubscriptionRepository, subscription_id: str, org_id: str) -> Subscription:
     """Another organisation's subscription is indistinguishable from a missing one (404)."""
@@ -74,12 +76,21 @@ def update_subscription(cmd: UpdateSubscription, uow: SubscriptionsUnitOfWork) -
         sub.change_filter(parse_filter(cmd.filter), now)
     if cmd.url is not None:
         sub.change_url(cmd.url, now)
-    if cmd.reactivate:
-        sub.reactivate(now)
+    if cmd.reactivate and cmd.disable:
+        raise Rejected("status", "a subscription cannot be re-enabled and disabled at once")
+    details: dict[str, Any] = {}
+    if cmd.disable and sub.disable("disabled by its owner", now):
+        details["disabled"] = True
+    if cmd.reactivate and sub.reactivate(now):
+        details["catch_up"] = cmd.catch_up
+        if cmd.catch_up:
+            details["resumed"] = len(uow.deliveries.resume(sub.id, now))
+        else:
+            details["skipped"] = len(uow.deliveries.skip_missed(sub.id, SKIPPED_FROM_NOW, now))
     sub.updated_at = now
     uow.subscriptions.save(sub)
     changed = {k: v for k, v in {"name": cmd.name, "filter": cmd.filter, "url": cmd.url}.items() if v is not None}
-    _changed(uow, sub, "updated", **changed, reactivated=cmd.reactivate)
+    _changed(uow, sub, "updated", **changed, reactivated=cmd.reactivate, **details)
     return sub
 
 

@@ -142,9 +142,6 @@ class PlannedIndex:
     def __len__(self) -> int:
         return len(self._slots)
 
-    def __contains__(self, subscription_id: object) -> bool:
-        return subscription_id in self._slots
-
     def __iter__(self) -> Iterator[tuple[Hashable, SubscriptionFilter]]:
         for slot in self._slots.values():
             flt = self._filters[slot]
@@ -197,14 +194,6 @@ class PlannedIndex:
         self._dead += 1
         if self._dead > max(1024, len(self._slots) // 3):
             self._compact()
-
-    def update(self, subscription_id: Hashable, flt: SubscriptionFilter) -> None:
-        if subscription_id in self._slots:
-            self.remove(subscription_id)
-        self.add(subscription_id, flt)
-
-    def match(self, content: NoticeContent, institution_id: str) -> set[Hashable]:
-        return self.match_facts(NoticeFacts.of(content, institution_id))
 
     def match_facts(self, facts: NoticeFacts) -> set[Hashable]:
         plans = self._plans(facts)

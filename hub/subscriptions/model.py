@@ -25,6 +25,7 @@ from hub.subscriptions.ssrf import UnsafeTarget, check_url_syntax
 
 __all__ = [
     "FANOUT_SUBSCRIPTION_ID",
+    "GONE_STATUS",
     "Channel",
     "DeliveryRecord",
     "DeliveryStatus",
@@ -40,6 +41,7 @@ __all__ = [
 
 FANOUT_SUBSCRIPTION_ID = "hub-notices-exchange"  # the hub-owned fan-out subscription (no org)
 ACTIVE, DISABLED = "active", "disabled"
+GONE_STATUS = 410  # the endpoint is gone: the delivery dies and the subscription is disabled
 
 
 class Channel(StrEnum):
@@ -53,6 +55,7 @@ class DeliveryStatus(StrEnum):
     FAILED = "failed"  # tried, a retry is scheduled
     DELIVERED = "delivered"
     DEAD = "dead"  # retries spent (or the endpoint is gone); replayable
+    SKIPPED = "skipped"  # missed while disabled, and the subscriber re-enabled "from now"
 
 
 OPEN = (DeliveryStatus.PENDING.value, DeliveryStatus.FAILED.value)
@@ -204,8 +207,10 @@ class Subscription:
 
     @property
     def matchable(self) -> bool:
-        """Whether the matching index selects it (routable ones are matched by RabbitMQ instead)."""
-        return self.status == ACTIVE and not self.routable
+        """Whether the matching index selects it (routable ones are matched by RabbitMQ instead). A
+        disabled subscription still is: its deliveries are written and wait, unsent, until it is
+        re-enabled (and catches up) or deleted."""
+        return not self.routable
 
     def rename(self, name: str, now: datetime) -> None:
         self.name, self.updated_at = name.strip(), now
@@ -218,12 +223,20 @@ class Subscription:
             raise Rejected("channel.url", "only a webhook subscription has a URL")
         self.url, self.updated_at = _webhook_url(url), now
 
-    def reactivate(self, now: datetime) -> None:
-        """Back to active after a 410 disabled it (the subscriber says the endpoint is back)."""
+    def reactivate(self, now: datetime) -> bool:
+        """Back to active after a 410 (or its owner) disabled it. True only for the transition, which is
+        when the deliveries missed meanwhile are caught up on (or skipped)."""
+        if self.status == ACTIVE:
+            return False
         self.status, self.disabled_reason, self.updated_at = ACTIVE, None, now
+        return True
 
-    def disable(self, reason: str, now: datetime) -> None:
+    def disable(self, reason: str, now: datetime) -> bool:
+        """True only for the transition from active: a batch of 410s disables (and is audited) once."""
+        if self.status != ACTIVE:
+            return False
         self.status, self.disabled_reason, self.updated_at = DISABLED, reason, now
+        return True
 
     def add_first_secret(self, sealed: dict[str, Any]) -> None:
         self.secrets = [{**sealed, "expires_at": None}]

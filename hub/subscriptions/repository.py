@@ -9,11 +9,17 @@ matching index learns of it.
 
 Inserts of matched deliveries use ``ON CONFLICT DO NOTHING`` (PostgreSQL and SQLite both have it):
 a notice version matched twice — a replayed event under a new message id — adds nothing and does not
-abort the unit of work, while the inbox already absorbs plain redeliveries."""
+abort the unit of work, while the inbox already absorbs plain redeliveries.
+
+The matching cursor (``uow.matching_cursor``) is one row per matcher, locked for the whole matching
+transaction: ``FOR UPDATE`` on PostgreSQL (a consumer waits for the matcher ahead of it, then sees how
+far it got), ``SKIP LOCKED`` for the periodic sweep (someone is already matching); SQLite transactions
+begin ``IMMEDIATE`` and are one at a time anyway."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import fields
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
@@ -24,21 +30,43 @@ from sqlalchemy.orm import Session, aliased
 from hub.spine import leases
 from hub.spine.unit_of_work import UnitOfWork
 from hub.subscriptions.filters import SubscriptionFilter
-from hub.subscriptions.model import OPEN, Channel, DeliveryRecord, DeliveryStatus, Subscription, filter_json
+from hub.subscriptions.model import (
+    GONE_STATUS,
+    OPEN,
+    Channel,
+    DeliveryRecord,
+    DeliveryStatus,
+    Subscription,
+    filter_json,
+)
 from hub.subscriptions.reader import NoticeReader
-from hub.subscriptions.tables import DeliveryRow, PayloadRow, SubscriptionChangeRow, SubscriptionRow
+from hub.subscriptions.tables import (
+    DeliveryRow,
+    MatchingCursorRow,
+    PayloadRow,
+    SubscriptionChangeRow,
+    SubscriptionRow,
+)
 
 __all__ = [
+    "MATCHING_CURSOR",
     "DeliveryRepository",
+    "MatchingCursor",
     "SqlDeliveryRepository",
+    "SqlMatchingCursor",
     "SqlSubscriptionRepository",
     "SubscriptionRepository",
     "SubscriptionsUnitOfWork",
     "claim_due",
     "load_claimed",
     "note_change",
+    "release_claims",
+    "renew_claims",
     "utcnow",
 ]
+
+
+MATCHING_CURSOR = "syndication-matching"  # the matcher's cursor row (seeded by migration 0007)
 
 
 def utcnow() -> datetime:
@@ -56,7 +84,19 @@ class SubscriptionRepository(Protocol):
     def last_change(self) -> int: ...
     def changes_after(self, floor: int) -> list[tuple[int, str]]: ...
     def matchable_filters(self, ids: Sequence[str] | None = None) -> dict[str, SubscriptionFilter]:
-        """Filters of the given (or all) subscriptions the index should hold; absent ids are not."""
+        """Filters of the given (or all) subscriptions the index should hold; absent ids are not.
+        Disabled subscriptions are held too: their deliveries wait for the reactivation."""
+
+
+class MatchingCursor(Protocol):
+    """How far along the changes feed matching has got (every version up to it is matched)."""
+
+    def position(self) -> int:
+        """The committed position, without a lock (a version at or below it is matched and committed)."""
+    def hold(self, wait: bool) -> int | None:
+        """Lock the cursor for this transaction and return its position; ``wait=False`` answers None
+        at once when another transaction holds it."""
+    def advance(self, seq: int) -> None: ...
 
 
 class DeliveryRepository(Protocol):
@@ -66,6 +106,10 @@ class DeliveryRepository(Protocol):
                        kind: str) -> int: ...
     def earlier_recipients(self, notice_id: str, version: int) -> set[str]: ...
     def end_open(self, subscription_id: str, reason: str) -> None: ...
+    def resume(self, subscription_id: str, now: datetime) -> list[int]:
+        """Deliveries a 410 ended back to pending (the subscriber catches up on reactivation)."""
+    def skip_missed(self, subscription_id: str, reason: str, now: datetime) -> list[int]:
+        """Open deliveries and those a 410 ended, marked skipped (the subscriber chose "from now")."""
     def dead(self, subscription_id: str, ids: Sequence[int] | None = None) -> list[int]: ...
     def replay(self, ids: Sequence[int], now: datetime) -> None: ...
     def page(self, subscription_id: str, status: str | None, after: int | None, limit: int
@@ -82,6 +126,8 @@ class SubscriptionsUnitOfWork(UnitOfWork, Protocol):
     def deliveries(self) -> DeliveryRepository: ...
     @property
     def notice_versions(self) -> NoticeReader: ...
+    @property
+    def matching_cursor(self) -> MatchingCursor: ...
 
 
 def note_change(session: Session, subscription_id: str) -> None:
@@ -113,8 +159,11 @@ class SqlSubscriptionRepository:
         self.session.add(row)
         note_change(self.session, subscription.id)
 
-    def get(self, subscription_id: str) -> Subscription | None:
-        row = self.session.get(SubscriptionRow, subscription_id)
+    def get(self, subscription_id: str, *, for_update: bool = False) -> Subscription | None:
+        """``for_update`` locks the row (PostgreSQL) and reads its latest committed state, so two
+        writers deciding on the same transition (two dispatchers recording a 410) take turns."""
+        row = self.session.get(SubscriptionRow, subscription_id, with_for_update=for_update or None,
+                               populate_existing=for_update)
         return None if row is None else _to_aggregate(row)
 
     def save(self, subscription: Subscription) -> None:
@@ -144,7 +193,6 @@ class SqlSubscriptionRepository:
 
     def matchable_filters(self, ids: Sequence[str] | None = None) -> dict[str, SubscriptionFilter]:
         stmt = select(SubscriptionRow.id, SubscriptionRow.filter).where(
-            SubscriptionRow.status == "active",
             ~((SubscriptionRow.channel == Channel.AMQP.value) & SubscriptionRow.routable))
         if ids is not None:
             stmt = stmt.where(SubscriptionRow.id.in_(list(ids)))
@@ -157,10 +205,7 @@ def _insert(session: Session, table: Any) -> Any:
 
 
 def _record(row: DeliveryRow) -> DeliveryRecord:
-    return DeliveryRecord(id=row.id, notice_id=row.notice_id, version=row.version, seq=row.seq, kind=row.kind,
-                          status=row.status, attempts=row.attempts, next_attempt_at=row.next_attempt_at,
-                          last_status_code=row.last_status_code, last_error=row.last_error,
-                          created_at=row.created_at, delivered_at=row.delivered_at)
+    return DeliveryRecord(**{f.name: getattr(row, f.name) for f in fields(DeliveryRecord)})
 
 
 class SqlDeliveryRepository:
@@ -191,13 +236,14 @@ class SqlDeliveryRepository:
         return len(rows)
 
     def earlier_recipients(self, notice_id: str, version: int) -> set[str]:
-        """Who got an earlier version of this notice: they hear of its amendments and cancellation even
-        when the new version falls outside their filter (otherwise they would keep a stale notice)."""
+        """Who got, or is owed, an earlier version of this notice: they hear of its amendments and
+        cancellation even when the new version falls outside their filter (otherwise they would keep a
+        stale notice). Matching in seq order makes this complete: every earlier version's rows exist.
+        Disabled subscriptions count (they catch up when re-enabled); deleted ones do not."""
         stmt = (
             select(DeliveryRow.subscription_id).distinct()
             .join(SubscriptionRow, SubscriptionRow.id == DeliveryRow.subscription_id)
-            .where(DeliveryRow.notice_id == notice_id, DeliveryRow.version < version,
-                   SubscriptionRow.status == "active")
+            .where(DeliveryRow.notice_id == notice_id, DeliveryRow.version < version)
         )
         return set(self.session.scalars(stmt))
 
@@ -205,6 +251,25 @@ class SqlDeliveryRepository:
         self.session.execute(update(DeliveryRow).where(DeliveryRow.subscription_id == subscription_id,
                                                        DeliveryRow.status.in_(OPEN))
                              .values(status=DeliveryStatus.DEAD.value, last_error=reason))
+
+    def _ids(self, subscription_id: str, *where: Any) -> list[int]:
+        stmt = select(DeliveryRow.id).where(DeliveryRow.subscription_id == subscription_id, *where)
+        return list(self.session.scalars(stmt.order_by(DeliveryRow.id)))
+
+    def resume(self, subscription_id: str, now: datetime) -> list[int]:
+        ids = self._ids(subscription_id, DeliveryRow.status == DeliveryStatus.DEAD.value,
+                        DeliveryRow.last_status_code == GONE_STATUS)
+        if ids:
+            self.replay(ids, now)
+        return ids
+
+    def skip_missed(self, subscription_id: str, reason: str, now: datetime) -> list[int]:
+        ids = self._ids(subscription_id, DeliveryRow.status.in_(OPEN) | (
+            (DeliveryRow.status == DeliveryStatus.DEAD.value) & (DeliveryRow.last_status_code == GONE_STATUS)))
+        if ids:
+            self.session.execute(update(DeliveryRow).where(DeliveryRow.id.in_(ids)).values(
+                status=DeliveryStatus.SKIPPED.value, last_error=reason, lease_until=None, updated_at=now))
+        return ids
 
     def dead(self, subscription_id: str, ids: Sequence[int] | None = None) -> list[int]:
         stmt = select(DeliveryRow.id).where(DeliveryRow.subscription_id == subscription_id,
@@ -233,10 +298,41 @@ class SqlDeliveryRepository:
         return {str(status): int(n) for status, n in self.session.execute(stmt).all()}
 
 
-def claim_due(session: Session, limit: int, lease: timedelta, now: datetime | None = None) -> list[int]:
+class SqlMatchingCursor:
+    """The ``matching_cursors`` row of one matcher (created at 0 on first use when the schema was made
+    without the migration's seed row)."""
+
+    def __init__(self, session: Session, name: str) -> None:
+        self.session = session
+        self.name = name
+
+    def position(self) -> int:
+        value = self.session.scalar(select(MatchingCursorRow.seq).where(MatchingCursorRow.name == self.name))
+        return int(value or 0)
+
+    def hold(self, wait: bool) -> int | None:
+        stmt = select(MatchingCursorRow.seq).where(MatchingCursorRow.name == self.name)
+        if leases.holds_row_locks(self.session):
+            stmt = stmt.with_for_update(skip_locked=not wait)
+        value = self.session.scalar(stmt)
+        if value is not None:
+            return int(value)
+        self.session.execute(_insert(self.session, MatchingCursorRow).values(
+            name=self.name, seq=0, updated_at=utcnow()).on_conflict_do_nothing())
+        value = self.session.scalar(stmt)
+        return None if value is None else int(value)
+
+    def advance(self, seq: int) -> None:
+        self.session.execute(update(MatchingCursorRow).where(MatchingCursorRow.name == self.name)
+                             .values(seq=seq, updated_at=utcnow()))
+
+
+def claim_due(session: Session, limit: int, lease: timedelta, now: datetime | None = None,
+              owner: str | None = None) -> list[int]:
     """Due deliveries of active subscriptions whose earlier versions of the same notice are all
     settled (a subscriber never gets version n+1 before version n), leased so no other dispatcher
-    takes them. Caller commits."""
+    takes them; ``owner`` is the claim's token (:func:`renew_claims`, :func:`release_claims`, and
+    recording outcomes only while it still matches). Caller commits."""
     now = now or utcnow()
     earlier = aliased(DeliveryRow)
     blocked = exists().where(
@@ -247,11 +343,25 @@ def claim_due(session: Session, limit: int, lease: timedelta, now: datetime | No
     )
     return leases.claim(
         session, DeliveryRow.id, DeliveryRow.lease_until, now=now, lease=lease, limit=limit,
+        owner=None if owner is None else (DeliveryRow.lease_owner, owner),
         due=[DeliveryRow.status.in_(OPEN), DeliveryRow.next_attempt_at <= now,
              SubscriptionRow.status == "active", ~blocked],
         order_by=[DeliveryRow.next_attempt_at, DeliveryRow.seq],
         joins=[(SubscriptionRow, SubscriptionRow.id == DeliveryRow.subscription_id)],
     )
+
+
+def renew_claims(session: Session, ids: Sequence[int], owner: str, lease: timedelta,
+                 now: datetime | None = None) -> int:
+    """Extend the lease of the deliveries ``owner`` still holds; how many it does. Caller commits."""
+    return leases.renew(session, DeliveryRow.id, DeliveryRow.lease_until, (DeliveryRow.lease_owner, owner), ids,
+                        now=now or utcnow(), lease=lease)
+
+
+def release_claims(session: Session, ids: Sequence[int], owner: str) -> int:
+    """Free the deliveries ``owner`` still holds (nothing was sent for them): due again at once, with
+    no attempt counted. Caller commits."""
+    return leases.release(session, DeliveryRow.id, DeliveryRow.lease_until, (DeliveryRow.lease_owner, owner), ids)
 
 
 def load_claimed(session: Session, ids: Sequence[int]) -> list[tuple[DeliveryRow, SubscriptionRow, PayloadRow]]:

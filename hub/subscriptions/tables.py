@@ -10,7 +10,9 @@ on the rows set-wise.
 - ``syndication_payloads`` (the table keeps its first name): the body of one notice version, built
   once and shared by its deliveries, so retries send identical bytes and the dispatcher needs no
   notice store.
-- ``deliveries``: one row per (subscription, notice version); unique, so matching is idempotent."""
+- ``deliveries``: one row per (subscription, notice version); unique, so matching is idempotent.
+- ``matching_cursors``: how far along the changes feed (``notice_versions.seq``) a matcher has matched;
+  the row is locked while matching, so one matcher at a time walks the feed, in seq order."""
 
 from __future__ import annotations
 
@@ -22,7 +24,8 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from hub.spine.tables import Base, BigId, JsonDoc, UTCDateTime
 
-__all__ = ["DeliveryRow", "PayloadRow", "SubscriptionChangeRow", "SubscriptionRow", "start_mappers"]
+__all__ = ["DeliveryRow", "MatchingCursorRow", "PayloadRow", "SubscriptionChangeRow", "SubscriptionRow",
+           "start_mappers"]
 
 
 class SubscriptionRow(Base):
@@ -71,6 +74,7 @@ class DeliveryRow(Base):
     attempts: Mapped[int] = mapped_column(Integer(), default=0)
     next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime())
     lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    lease_owner: Mapped[str | None] = mapped_column(String(32), nullable=True)  # the claim's token
     last_status_code: Mapped[int | None] = mapped_column(Integer(), nullable=True)
     last_error: Mapped[str | None] = mapped_column(Text(), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
@@ -83,6 +87,13 @@ class DeliveryRow(Base):
         Index("ix_deliveries_log", "subscription_id", "id"),
         Index("ix_deliveries_notice", "notice_id", "subscription_id", "version"),
     )
+
+
+class MatchingCursorRow(Base):
+    __tablename__ = "matching_cursors"
+    name: Mapped[str] = mapped_column(String(60), primary_key=True)
+    seq: Mapped[int] = mapped_column(BigId)  # every feed version up to here is matched
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
 def start_mappers() -> None:

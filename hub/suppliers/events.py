@@ -27,8 +27,8 @@ class SupplierRegistered(Event):
     actor_org_id: str | None = None
 
 
-class CredentialVerified(Event):
-    """A credential seen for the first time."""
+class _CredentialEvent(Event):
+    """Something that happened to one credential of one supplier."""
 
     supplier_id: str
     org_id: str
@@ -36,6 +36,11 @@ class CredentialVerified(Event):
     system: str
     type: str
     subject: str
+
+
+class CredentialVerified(_CredentialEvent):
+    """A credential seen for the first time."""
+
     status: str
     valid_from: str | None
     valid_until: str | None
@@ -44,28 +49,16 @@ class CredentialVerified(Event):
     actor_org_id: str | None = None
 
 
-class CredentialChanged(Event):
+class CredentialChanged(_CredentialEvent):
     """The source now says something else (status, or a validity it states): before and after."""
 
-    supplier_id: str
-    org_id: str
-    credential_id: str
-    system: str
-    type: str
-    subject: str
     before: dict[str, Any]
     after: dict[str, Any]
     version_id: int | None
     actor_org_id: str | None = None
 
 
-class CredentialExpired(Event):
-    supplier_id: str
-    org_id: str
-    credential_id: str
-    system: str
-    type: str
-    subject: str
+class CredentialExpired(_CredentialEvent):
     previous_status: str
     valid_until: str | None
     actor_org_id: str | None = None

@@ -7,7 +7,7 @@ should be able to cite them), each with the evidence of the version it rests on.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any
 
@@ -54,19 +54,14 @@ class CredentialRecord:
 
 def to_record(credential: Credential, slot: CredentialFetch | None,
               version: CredentialVersion | None) -> CredentialRecord:
-    return CredentialRecord(
-        id=credential.id, supplier_id=credential.supplier_id, system=credential.system, type=credential.type,
-        subject=credential.subject, record_key=credential.record_key, status=credential.status,
-        attributes=dict(credential.attributes), valid_from=credential.valid_from,
-        valid_until=credential.valid_until, fetched_at=credential.fetched_at, expired_at=credential.expired_at,
-        fetch_state=slot.state if slot is not None else "unknown",
-        version_id=credential.current_version_id,
-        response_sha256=version.response_sha256 if version else None,
-        raw_sha256=version.raw_sha256 if version else None,
-        request_sha256=version.request_sha256 if version else None,
-        evidence_pointer=version.evidence_pointer if version else None,
-        identifier=slot.identifier if slot is not None else credential.subject,
-    )
+    found = {f.name: getattr(credential, f.name) for f in fields(CredentialRecord) if hasattr(credential, f.name)}
+    found |= {name: getattr(version, name, None)
+              for name in ("response_sha256", "raw_sha256", "request_sha256", "evidence_pointer")}
+    return CredentialRecord(**found | {
+        "attributes": dict(credential.attributes), "version_id": credential.current_version_id,
+        "fetch_state": slot.state if slot is not None else "unknown",
+        "identifier": slot.identifier if slot is not None else credential.subject,
+    })
 
 
 def current_credentials(repo: SupplierRepository, supplier_id: str) -> list[CredentialRecord]:

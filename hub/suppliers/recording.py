@@ -47,10 +47,6 @@ def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value is not None else None
 
 
-def _snapshot(status: str, valid_from: datetime | None, valid_until: datetime | None, at: datetime) -> Snapshot:
-    return Snapshot(status=status, valid_from=valid_from, valid_until=valid_until, fetched_at=at)
-
-
 def record_outcome(
     outcome: FetchOutcome,
     uow: SuppliersUnitOfWork,
@@ -102,12 +98,12 @@ def _record_success(
         _finish(step, outcome, supplier, uow, now, actor)
     for key, gone in existing.items():
         if key not in seen and gone.status != ABSENT:
-            before = _snapshot(gone.status, gone.valid_from, gone.valid_until, gone.fetched_at)
+            before = Snapshot(gone.status, gone.valid_from, gone.valid_until, gone.fetched_at)
             gone.status, gone.updated_at = ABSENT, now
             uow.publish(events.CredentialChanged(
                 supplier_id=supplier.id, org_id=supplier.org_id, credential_id=gone.id, system=gone.system,
                 type=gone.type, subject=gone.subject, before=before.as_dict(),
-                after=_snapshot(ABSENT, None, None, outcome.fetched_at).as_dict(),
+                after=Snapshot(ABSENT, None, None, outcome.fetched_at).as_dict(),
                 version_id=None, actor_org_id=actor,
             ))
     fresh = config.freshness
@@ -143,7 +139,7 @@ def _prepare(
     now: datetime,
 ) -> _Step:
     assert outcome.fetched_at is not None and outcome.raw_sha256 and outcome.response_sha256
-    after = _snapshot(fetched.status, fetched.valid_from, fetched.valid_until, outcome.fetched_at)
+    after = Snapshot(fetched.status, fetched.valid_from, fetched.valid_until, outcome.fetched_at)
     before: Snapshot | None = None
     if current is None:
         current = Credential(
@@ -156,7 +152,7 @@ def _prepare(
     else:
         # The row holds what the source said last time (its last version), or the status the hub has
         # since given it (expired, absent): coming back from that is a change in itself.
-        before = _snapshot(current.status, current.valid_from, current.valid_until, current.fetched_at)
+        before = Snapshot(current.status, current.valid_from, current.valid_until, current.fetched_at)
         change = "changed" if snapshot_changed(before, after) else "unchanged"
     version = CredentialVersion(
         credential_id=current.id, fetched_at=outcome.fetched_at, status=fetched.status,

@@ -71,3 +71,48 @@ def test_downgrade_to_base_removes_everything(engine: Engine) -> None:
     # and the way back up still works
     upgrade(engine)
     assert current(engine) == head()
+
+
+def test_the_matching_cursor_starts_below_the_first_unmatched_version(engine: Engine) -> None:
+    """An upgrade neither re-sends what was matched before it nor loses a version still in flight."""
+    from datetime import UTC, datetime
+
+    from sqlalchemy import delete, select
+
+    from hub.bootstrap import bootstrap
+    from hub.config import Settings
+    from hub.notices.commands import PublishNotice
+    from hub.notices.model import NoticeContent
+    from hub.organisations.commands import CreateOrganisation
+    from hub.organisations.model import OrgKind
+    from hub.subscriptions.tables import MatchingCursorRow, PayloadRow
+    from tests.support.subscriptions import content
+
+    upgrade(engine)
+    hub = bootstrap(Settings(database={"url": engine.url.render_as_string(hide_password=False)},
+                             broker={"kind": "inprocess"}))
+    try:
+        org, _ = hub.bus.handle(CreateOrganisation(name="Institution", kind=OrgKind.INSTITUTION))
+        seqs = [hub.bus.handle(PublishNotice(institution_org_id=org.id, content=NoticeContent.parse(
+            content(title=f"notice {n}")))).body for n in range(3)]
+
+        def matched(*which: int) -> None:  # as the matching consumer left them: one payload per version
+            with hub.session_factory() as session:
+                session.execute(delete(PayloadRow))
+                for body in (seqs[i] for i in which):
+                    session.add(PayloadRow(notice_id=body["id"], version=1, kind="original", seq=body["seq"],
+                                           routing_key="k", body={}, created_at=datetime.now(UTC)))
+                session.commit()
+
+        def cursor_after_upgrade() -> int:
+            command.downgrade(alembic_config(engine), "0006")
+            upgrade(engine)
+            with hub.session_factory() as session:
+                return int(session.scalar(select(MatchingCursorRow.seq)) or -1)
+
+        matched(0, 2)  # the second is still in flight
+        assert cursor_after_upgrade() == seqs[1]["seq"] - 1
+        matched(0, 1, 2)
+        assert cursor_after_upgrade() == seqs[2]["seq"]
+    finally:
+        hub.close()

@@ -12,8 +12,9 @@ from lxml import etree
 from zeep.exceptions import Fault
 from zeep.transports import Transport
 
-from connectors.sandbox import SandboxConfig, SandboxServer
+from connectors.sandbox.config import SandboxConfig
 from connectors.sandbox.nts import UNREGISTERED_MESSAGE
+from connectors.sandbox.server import SandboxServer
 
 SOAP_ENV = "http://schemas.xmlsoap.org/soap/envelope/"
 VIES_NS = "urn:ec.europa.eu:taxud:vies:services:checkVat:types"

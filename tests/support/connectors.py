@@ -9,11 +9,14 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from urllib.parse import parse_qs, urlsplit
 
+from connectors.base import FetchResult
 from connectors.resilience import CallRecord
+from mappings.engine import Credential, SourceMapping
 
 
 @dataclass
@@ -112,3 +115,12 @@ class InMemoryCallRecorder:
     def record(self, call: CallRecord) -> None:
         with self._lock:
             self.calls.append(call)
+
+
+def apply_raw(mapping: SourceMapping, raw: bytes, *, identifier: str, fetched_at: datetime,
+              response_sha256: str = "") -> list[Credential]:
+    """Map ``raw`` as if the mapping's own system had just answered it."""
+    return mapping.apply(FetchResult(
+        system=mapping.source, identifier=identifier, raw=raw, content_type="", fetched_at=fetched_at,
+        duration_ms=0.0, request_sha256="", response_sha256=response_sha256, http_status=200, attempts=1,
+    ))

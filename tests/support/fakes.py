@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 from itertools import count
 from typing import Any
 
+from hub.notices.events import NoticeVersionPublished
 from hub.notices.idempotency import IdempotencyKeyRaced, StoredRequest
 from hub.notices.model import Notice, NoticeVersion
 from hub.notices.repository import ExternalRef, StoredVersion
@@ -19,8 +20,8 @@ from hub.spine.messages import Envelope
 from hub.spine.records import DeadLetter
 from hub.spine.unit_of_work import AbstractUnitOfWork
 from hub.subscriptions.filters import SubscriptionFilter
-from hub.subscriptions.model import OPEN, DeliveryRecord, DeliveryStatus, Subscription
-from hub.subscriptions.reader import NoticeUnavailable
+from hub.subscriptions.model import GONE_STATUS, OPEN, DeliveryRecord, DeliveryStatus, Subscription
+from hub.subscriptions.reader import FeedVersion, NoticeUnavailable
 from hub.subscriptions.ssrf import UnsafeTarget
 from hub.suppliers.model import ABSENT, Credential, CredentialFetch, CredentialVersion, Supplier, SupplierGrant
 
@@ -271,9 +272,34 @@ class InMemoryDeliveryRepository:
         return count
 
     def earlier_recipients(self, notice_id: str, version: int) -> set[str]:
-        active = {sid for sid, s in self.subscriptions.stored.items() if s.status == "active"}
         return {sid for sid, r in self.rows.values() if r.notice_id == notice_id and r.version < version
-                and sid in active}
+                and sid in self.subscriptions.stored}
+
+    def resume(self, subscription_id: str, now: datetime) -> list[int]:
+        ids = [i for i, (sid, r) in sorted(self.rows.items()) if sid == subscription_id
+               and r.status == DeliveryStatus.DEAD.value and r.last_status_code == GONE_STATUS]
+        self.replay(ids, now)
+        return ids
+
+    def skip_missed(self, subscription_id: str, reason: str, now: datetime) -> list[int]:
+        ids = [i for i, (sid, r) in sorted(self.rows.items()) if sid == subscription_id and (
+            r.status in OPEN or (r.status == DeliveryStatus.DEAD.value and r.last_status_code == GONE_STATUS))]
+        for delivery_id in ids:
+            self._set(delivery_id, status=DeliveryStatus.SKIPPED.value, last_error=reason)
+        return ids
+
+    def claimable(self) -> list[int]:
+        """What ``claim_due`` would lease now: open deliveries of active subscriptions whose earlier
+        versions of the same notice are all settled, in seq order."""
+        active = {sid for sid, s in self.subscriptions.stored.items() if s.status == "active"}
+        open_versions = {(sid, r.notice_id, r.version) for sid, r in self.rows.values() if r.status in OPEN}
+        return [i for i, (sid, r) in sorted(self.rows.items(), key=lambda item: item[1][1].seq)
+                if r.status in OPEN and sid in active
+                and not any((sid, r.notice_id, v) in open_versions for v in range(1, r.version))]
+
+    def settle(self, delivery_id: int, status: str = DeliveryStatus.DELIVERED.value) -> tuple[str, DeliveryRecord]:
+        self._set(delivery_id, status=status, attempts=self.rows[delivery_id][1].attempts + 1)
+        return self.rows[delivery_id]
 
     def _set(self, delivery_id: int, **changes: Any) -> None:
         sid, record = self.rows[delivery_id]
@@ -306,20 +332,55 @@ class InMemoryDeliveryRepository:
 
 
 class InMemoryNoticeReader:
-    """Versions put here are what matching sees (tests and benches)."""
+    """Versions put here are what matching sees (tests and benches): a changes feed in the order they
+    were put (each gets the next seq unless one is given)."""
 
     def __init__(self) -> None:
         self.versions: dict[tuple[str, int], tuple[dict[str, Any] | None, dict[str, Any]]] = {}
+        self.feed: list[FeedVersion] = []
 
     def put(self, notice_id: str, version: int, content: dict[str, Any] | None,
-            metadata: dict[str, Any] | None = None) -> None:
-        self.versions[(notice_id, version)] = (content, dict(metadata or {}))
+            metadata: dict[str, Any] | None = None, *, kind: str | None = None, seq: int | None = None,
+            institution_org_id: str = "inst-1", published_at: str = "2025-03-03T00:00:00+00:00") -> int:
+        """``content`` is the version's (the notice's last content for a cancellation, as the store
+        keeps it); the feed hands a cancellation out without it, as the SQL reader does."""
+        kind = kind or ("original" if version == 1 else "cancellation" if content is None else "amendment")
+        seq = seq if seq is not None else (self.feed[-1].event.seq + 1 if self.feed else 1)
+        facts = content or {"category": "works"}
+        event = NoticeVersionPublished(notice_id=notice_id, version=version, kind=kind,
+                                       institution_org_id=institution_org_id, category=facts["category"],
+                                       region=facts.get("delivery_region"), seq=seq, published_at=published_at)
+        readable = None if kind == "cancellation" else content
+        self.versions[(notice_id, version)] = (readable, dict(metadata or {}))
+        self.feed.append(FeedVersion(event, readable, dict(metadata or {})))
+        self.feed.sort(key=lambda item: item.event.seq)
+        return seq
+
+    def versions_after(self, seq: int, limit: int) -> list[FeedVersion]:
+        return [item for item in self.feed if item.event.seq > seq][:limit]
 
     def get_version(self, notice_id: str, version: int) -> tuple[dict[str, Any] | None, dict[str, Any]]:
         try:
             return self.versions[(notice_id, version)]
         except KeyError:
             raise NoticeUnavailable(f"notice {notice_id} version {version}") from None
+
+
+class InMemoryMatchingCursor:
+    def __init__(self) -> None:
+        self.seq = 0
+        self.held = False  # set by a test to play another matcher holding the row
+
+    def position(self) -> int:
+        return self.seq
+
+    def hold(self, wait: bool) -> int | None:
+        if self.held and not wait:
+            return None
+        return self.seq
+
+    def advance(self, seq: int) -> None:
+        self.seq = seq
 
 
 class FakeResolver:
@@ -403,6 +464,7 @@ class FakeUnitOfWork(AbstractUnitOfWork):
         self.subscriptions = InMemorySubscriptionRepository()
         self.deliveries = InMemoryDeliveryRepository(self.subscriptions)
         self.notice_versions = InMemoryNoticeReader()
+        self.matching_cursor = InMemoryMatchingCursor()
         self.outbox: list[Envelope] = []
         self.inbox: set[tuple[str, str]] = set()
         self._inbox_pending: set[tuple[str, str]] = set()

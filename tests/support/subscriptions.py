@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Hashable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,8 +16,10 @@ from sqlalchemy import select
 
 from hub.bootstrap import Hub
 from hub.notices.events import NoticeVersionPublished
+from hub.notices.model import NoticeContent
 from hub.organisations.commands import CreateOrganisation
 from hub.organisations.model import OrgKind
+from hub.subscriptions.filters import NoticeFacts, SubscriptionFilter
 from hub.subscriptions.tables import DeliveryRow
 from tests.support.fakes import InMemoryNoticeReader
 from tests.support.receiver import Receiver
@@ -58,8 +61,8 @@ class Publisher:
 
     def publish(self, notice_id: str, version: int, kind: str = "original", **overrides: Any) -> None:
         body = content(**overrides)
-        self.reader.put(notice_id, version, body)
         self.seq += 1
+        self.reader.put(notice_id, version, body, kind=kind, seq=self.seq, institution_org_id=self.institution)
         event = NoticeVersionPublished(
             notice_id=notice_id, version=version, kind=kind, institution_org_id=self.institution,
             category=body["category"], region=body.get("delivery_region"), seq=self.seq,
@@ -132,3 +135,14 @@ class Env:
     def rows(self, subscription_id: str) -> list[DeliveryRow]:
         with self.hub.session_factory() as session:
             return list(session.scalars(select(DeliveryRow).where(DeliveryRow.subscription_id == subscription_id)))
+
+
+def linear_scan_match(
+    filters: Mapping[Hashable, SubscriptionFilter] | Iterable[tuple[Hashable, SubscriptionFilter]],
+    notice: NoticeContent | NoticeFacts,
+    institution_id: str = "",
+) -> set[Hashable]:
+    """The reference: test every filter. Correct by definition, O(subscriptions) per notice."""
+    facts = notice if isinstance(notice, NoticeFacts) else NoticeFacts.of(notice, institution_id)
+    pairs = filters.items() if isinstance(filters, Mapping) else filters
+    return {subscription_id for subscription_id, flt in pairs if flt.matches(facts)}

@@ -9,16 +9,15 @@ from typing import Any
 
 import pytest
 
-from hub.eligibility import (
+from hub.eligibility.evaluate import (
     EligibilityAnswer,
-    RequirementError,
     RequirementVerdict,
     Verdict,
     combine_all,
     combine_any,
     evaluate,
-    parse_requirements,
 )
+from hub.eligibility.language import RequirementError, parse_requirements
 from mappings.credentials import Credential, Evidence
 
 FETCHED = datetime(2026, 3, 1, 9, 30, tzinfo=UTC)

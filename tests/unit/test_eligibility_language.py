@@ -10,14 +10,18 @@ from typing import Any
 
 import pytest
 
-from hub.eligibility import MAX_DEPTH, MAX_REQUIREMENTS, RequirementError, dump_requirements, parse_requirements
 from hub.eligibility.language import (
+    MAX_DEPTH,
+    MAX_REQUIREMENTS,
     AllOf,
     CertificateRequirement,
     NationalCertificateType,
+    RequirementError,
     TaxStatus,
     TaxStatusRequirement,
     canonical_scheme,
+    dump_requirements,
+    parse_requirements,
     requirements_json_schema,
 )
 

@@ -12,6 +12,7 @@ import yaml
 
 from mappings.engine import MappingDataError, MappingError, load_mapping
 from mappings.transforms import TransformError, compile_transform
+from tests.support.connectors import apply_raw
 
 FETCHED = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 GOOD_JSON: dict[str, Any] = {
@@ -108,7 +109,7 @@ def test_unreadable_yaml(tmp_path: Path) -> None:
 def test_apply_records_map_default_and_ttl(tmp_path: Path) -> None:
     mapping = load_mapping(write(tmp_path, GOOD_JSON))
     raw = b'{"items": [{"id": "1", "state": "A", "since": " 20240105 "}, {"id": "2", "state": "Z"}]}'
-    first, second = mapping.apply_raw(raw, identifier="batch", fetched_at=FETCHED)
+    first, second = apply_raw(mapping, raw, identifier="batch", fetched_at=FETCHED)
     assert (first.subject, first.status, first.attributes["since"]) == ("1", "active", "2024-01-05")
     assert second.status == "unknown" and second.attributes["since"] is None
     assert first.valid_from == FETCHED and first.valid_until == FETCHED + timedelta(days=3)
@@ -118,15 +119,15 @@ def test_required_field_and_bad_values_raise_data_errors_naming_the_field(tmp_pa
     doc = broken(lambda d: d["credentials"][0]["attributes"]["since"].update(required=True))
     mapping = load_mapping(write(tmp_path, doc))
     with pytest.raises(MappingDataError, match=r"credentials\[0\]\.attributes\.since: required"):
-        mapping.apply_raw(b'{"items": [{"id": "1", "state": "A"}]}', identifier="1", fetched_at=FETCHED)
+        apply_raw(mapping, b'{"items": [{"id": "1", "state": "A"}]}', identifier="1", fetched_at=FETCHED)
     with pytest.raises(MappingDataError, match=r"attributes\.since: not a YYYYMMDD date"):
-        mapping.apply_raw(b'{"items": [{"id": "1", "since": "2024-01-05"}]}', identifier="1", fetched_at=FETCHED)
+        apply_raw(mapping, b'{"items": [{"id": "1", "since": "2024-01-05"}]}', identifier="1", fetched_at=FETCHED)
 
 
 def test_hostile_or_malformed_payloads_are_data_errors(tmp_path: Path) -> None:
     mapping = load_mapping(write(tmp_path, GOOD_JSON))
     with pytest.raises(MappingDataError):
-        mapping.apply_raw(b"{not json", identifier="1", fetched_at=FETCHED)
+        apply_raw(mapping, b"{not json", identifier="1", fetched_at=FETCHED)
     xml = load_mapping(
         write(
             tmp_path,
@@ -135,8 +136,8 @@ def test_hostile_or_malformed_payloads_are_data_errors(tmp_path: Path) -> None:
         )
     )
     with pytest.raises(MappingDataError):
-        xml.apply_raw(
-            b'<!DOCTYPE r [<!ENTITY e SYSTEM "file:///etc/passwd">]><r><s>&e;</s></r>',
+        apply_raw(
+            xml, b'<!DOCTYPE r [<!ENTITY e SYSTEM "file:///etc/passwd">]><r><s>&e;</s></r>',
             identifier="1",
             fetched_at=FETCHED,
         )
@@ -145,7 +146,8 @@ def test_hostile_or_malformed_payloads_are_data_errors(tmp_path: Path) -> None:
 def test_when_skips_records_and_const_fields(tmp_path: Path) -> None:
     doc = broken(lambda d: d["credentials"][0].update(when="id", attributes={"kind": {"const": "SME"}}))
     mapping = load_mapping(write(tmp_path, doc))
-    creds = mapping.apply_raw(b'{"items": [{"id": ""}, {"id": "7", "state": "A"}]}', identifier="x", fetched_at=FETCHED)
+    creds = apply_raw(mapping, b'{"items": [{"id": ""}, {"id": "7", "state": "A"}]}', identifier="x",
+                      fetched_at=FETCHED)
     assert [(c.subject, c.attributes) for c in creds] == [("7", {"kind": "SME"})]
 
 
@@ -160,7 +162,8 @@ def test_until_field_wins_over_ttl_and_ttl_is_the_fallback(tmp_path: Path) -> No
         )
     )
     mapping = load_mapping(write(tmp_path, doc))
-    with_until, without = mapping.apply_raw(
+    with_until, without = apply_raw(
+        mapping,
         b'{"items": [{"id": "1", "from": "2026-01-01", "until": "2026-06-30"}, {"id": "2", "from": "2026-02-01"}]}',
         identifier="x",
         fetched_at=FETCHED,

@@ -9,6 +9,7 @@ import pytest
 
 from connectors.config import PROJECT_ROOT
 from mappings.engine import Credential, SourceMapping, load_mapping
+from tests.support.connectors import apply_raw
 
 FETCHED = datetime(2026, 3, 1, 9, 30, tzinfo=UTC)
 
@@ -21,7 +22,7 @@ def apply(name: str, raw: bytes | str | object, identifier: str) -> list[Credent
     if not isinstance(raw, bytes | str):
         raw = json.dumps(raw, ensure_ascii=False)
     body = raw.encode() if isinstance(raw, str) else raw
-    return mapping(name).apply_raw(body, identifier=identifier, fetched_at=FETCHED, response_sha256="f" * 64)
+    return apply_raw(mapping(name), body, identifier=identifier, fetched_at=FETCHED, response_sha256="f" * 64)
 
 
 NTS = {

@@ -9,8 +9,9 @@ from typing import Any
 import pytest
 
 from hub.notices.model import NoticeContent, NoticeValidationError
-from hub.subscriptions.filters import NoticeFacts, SubscriptionFilter, linear_scan_match
+from hub.subscriptions.filters import NoticeFacts, SubscriptionFilter
 from hub.subscriptions.matching import SubscriptionIndex
+from tests.support.subscriptions import linear_scan_match
 
 CPV = ["45233140-2", "45233120-6", "45210000-2", "30213100-6", "72000000-5", "79710000-4", "90910000-9"]
 UNSPSC = ["43211503", "72141100", "56101700", "80111600"]

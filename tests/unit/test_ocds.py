@@ -168,15 +168,6 @@ def test_record_package_compiles_and_validates(notice: Notice) -> None:
     lots = {lot["id"]: lot for lot in compiled["tender"]["lots"]}
     assert lots["L1"]["value"]["amount"] == 52000000 and lots["L2"]["title"] == "Chairs"
 
-    linked = record_package(releases, "https://hub.example/r/2", "g2b-hub", published,
-                            release_url=lambda r: f"https://hub.example/api/v1/ocds/releases/{r['id']}")
-    assert validate_package(linked) == []
-    assert linked["records"][0]["releases"][1] == {
-        "url": "https://hub.example/api/v1/ocds/releases/R25BK00012345-v2",
-        "date": "2025-04-08T09:00:00+09:00",
-        "tag": ["tenderAmendment"],
-    }
-
 
 @needs_schemas
 def test_validator_reports_violations_offline(notice: Notice) -> None:

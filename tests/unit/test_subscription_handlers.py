@@ -130,7 +130,23 @@ def test_update_reactivates_a_disabled_subscription(bus: MessageBus, uow: FakeUn
     bus.handle(UpdateSubscription(subscription_id="s1", org_id="org-a", reactivate=True))
     stored = uow.subscriptions.get("s1")
     assert stored is not None and stored.status == "active" and stored.disabled_reason is None
+    assert changes(uow)[-1] == ("s1", "updated", {"reactivated": True, "catch_up": True, "resumed": 0})
+    bus.handle(UpdateSubscription(subscription_id="s1", org_id="org-a", reactivate=True))  # active already
     assert changes(uow)[-1] == ("s1", "updated", {"reactivated": True})
+
+
+def test_the_owner_disables_once_and_cannot_disable_and_re_enable_at_once(bus: MessageBus, uow: FakeUnitOfWork
+                                                                         ) -> None:
+    create(bus)
+    bus.handle(UpdateSubscription(subscription_id="s1", org_id="org-a", disable=True))
+    stored = uow.subscriptions.get("s1")
+    assert stored is not None and stored.status == "disabled" and stored.disabled_reason == "disabled by its owner"
+    assert changes(uow)[-1] == ("s1", "updated", {"reactivated": False, "disabled": True})
+    bus.handle(UpdateSubscription(subscription_id="s1", org_id="org-a", disable=True))
+    assert changes(uow)[-1] == ("s1", "updated", {"reactivated": False})  # no second transition
+    with pytest.raises(Rejected) as caught:
+        bus.handle(UpdateSubscription(subscription_id="s1", org_id="org-a", disable=True, reactivate=True))
+    assert caught.value.field == "status"
 
 
 def test_an_amqp_subscription_has_no_url_to_change(uow: FakeUnitOfWork) -> None:
@@ -220,10 +236,12 @@ def test_replay_puts_dead_deliveries_back_and_audits_which(bus: MessageBus, uow:
     assert [c for _, c, _ in changes(uow)].count("deliveries_replayed") == 2  # nothing replayed: no event
 
 
-def published(notice_id: str, version: int, kind: str = "original", **overrides: Any) -> NoticeVersionPublished:
+def published(notice_id: str, version: int, kind: str = "original", seq: int | None = None,
+              **overrides: Any) -> NoticeVersionPublished:
     body = content(**overrides)
     return NoticeVersionPublished(notice_id=notice_id, version=version, kind=kind, institution_org_id="inst-1",
-                                  category=body["category"], region=body.get("delivery_region"), seq=version,
+                                  category=body["category"], region=body.get("delivery_region"),
+                                  seq=seq or version,
                                   published_at="2025-03-03T00:00:00+00:00")
 
 
@@ -234,7 +252,6 @@ def test_matching_writes_deliveries_and_wakes_the_dispatcher_only_after_commit(
     create(bus, "busan", filter={"regions": ["KR-26"]})
     index, wake = IndexCache(), threading.Event()
     uow.notice_versions.put("N-1", 1, content())
-    uow.notice_versions.put("N-1", 2, content(delivery_region="KR-26"))
 
     with uow:
         assert match_notice_version(published("N-1", 1), uow, index, wake) == 1
@@ -245,6 +262,7 @@ def test_matching_writes_deliveries_and_wakes_the_dispatcher_only_after_commit(
     assert uow.deliveries.payloads[("N-1", 1)]["routing_key"] == "notice.works.KR.KR-11"
 
     wake.clear()
+    uow.notice_versions.put("N-1", 2, content(delivery_region="KR-26"))
     with uow:  # an amendment moving out of Seoul still reaches Seoul, and now Busan too
         assert match_notice_version(published("N-1", 2, "amendment", delivery_region="KR-26"), uow, index, wake) == 2
         uow.rollback()
@@ -254,12 +272,14 @@ def test_matching_writes_deliveries_and_wakes_the_dispatcher_only_after_commit(
 def test_the_index_follows_changes_without_a_rebuild(bus: MessageBus, uow: FakeUnitOfWork) -> None:
     index, wake = IndexCache(), threading.Event()
     create(bus, "seoul", filter={"regions": ["KR-11"]})
-    for version in (1, 2, 3):
-        uow.notice_versions.put(f"N-{version}", 1, content())
-    assert match_notice_version(published("N-1", 1), uow, index, wake) == 1
+    uow.notice_versions.put("N-1", 1, content())
+    assert match_notice_version(published("N-1", 1, seq=1), uow, index, wake) == 1
     bus.handle(UpdateSubscription(subscription_id="seoul", org_id="org-a", filter={"regions": ["KR-26"]}))
-    assert match_notice_version(published("N-2", 1), uow, index, wake) == 0
+    uow.notice_versions.put("N-2", 1, content())
+    assert match_notice_version(published("N-2", 1, seq=2), uow, index, wake) == 0
     create(bus, "korea", filter={"regions": ["KR"]})
-    assert match_notice_version(published("N-3", 1), uow, index, wake) == 1
+    uow.notice_versions.put("N-3", 1, content())
+    assert match_notice_version(published("N-3", 1, seq=3), uow, index, wake) == 1
+    assert uow.matching_cursor.position() == 3
     assert sorted({sid for sid, _ in uow.deliveries.rows.values()}) == ["korea", "seoul"]
     assert {r.status for _, r in uow.deliveries.rows.values()} == {DeliveryStatus.PENDING.value}

@@ -26,7 +26,7 @@ def list_dead_letters(
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> list[DeadLetterOut]:
     dead = uow.dead_letters.list(group=consumer_group, include_replayed=include_replayed, limit=limit)
-    return [DeadLetterOut.of(d) for d in dead]
+    return [DeadLetterOut.of(d, d.envelope) for d in dead]
 
 
 @router.post("/replay", summary="Replay dead letters")

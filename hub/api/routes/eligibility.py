@@ -12,12 +12,14 @@ from datetime import UTC, date, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from hub.api.auth import Principal
 from hub.api.deps import UowDep, require_scope
 from hub.api.routes.suppliers import readable_supplier
-from hub.eligibility import RequirementError, evaluate, parse_requirements
+from hub.api.schemas import Input
+from hub.eligibility.evaluate import evaluate
+from hub.eligibility.language import RequirementError, parse_requirements
 from hub.organisations.model import Scope
 from hub.spine.errors import RejectedFields
 from hub.suppliers.model import FetchState
@@ -28,9 +30,7 @@ router = APIRouter(prefix="/suppliers", tags=["eligibility"])
 EligibilityQuery = Annotated[Principal, Depends(require_scope(Scope.ELIGIBILITY_QUERY))]
 
 
-class EligibilityQueryIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class EligibilityQueryIn(Input):
     requirements: list[dict[str, Any]] = Field(
         min_length=1, description="Requirements in the language of docs/eligibility.md"
     )

@@ -15,7 +15,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Header, Query, Request
 from fastapi.exceptions import RequestValidationError
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import JSONResponse
 
@@ -23,6 +23,7 @@ from hub.api.auth import Principal
 from hub.api.deps import BusDep, HubDep, require_scope
 from hub.api.problems import problem_response
 from hub.api.routes import notices_public
+from hub.api.schemas import Input
 from hub.notices.commands import AmendNotice, CancelNotice, ImportNotices, PublishNotice
 from hub.notices.formats import DocumentError
 from hub.notices.idempotency import IdempotencyKeyRaced, IdempotencyTicket, Receipt, check_key, request_hash
@@ -43,15 +44,13 @@ _RECEIPT: dict[int | str, dict[str, Any]] = {
 }
 
 
-class AmendmentIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class AmendmentIn(Input):
     reason: str = Field(min_length=1, max_length=4000)
     content: NoticeContent | None = Field(None, description="The complete new content, or…")
     changes: dict[str, Any] | None = Field(None, description="…an RFC 7396 merge patch of the current content")
 
 
-class CancellationIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class CancellationIn(Input):
     reason: str = Field(min_length=1, max_length=4000)
 
 
@@ -83,7 +82,8 @@ def _dispatch(bus: Any, command: Any) -> Receipt:
     return receipt
 
 
-def _respond(receipt: Receipt) -> JSONResponse:
+def _send(bus: Any, command: Any) -> JSONResponse:
+    receipt = _dispatch(bus, command)
     headers = {"Location": receipt.location} if receipt.location else {}
     if receipt.replayed:
         headers["Idempotent-Replayed"] = "true"
@@ -94,10 +94,9 @@ def _respond(receipt: Receipt) -> JSONResponse:
 def publish_notice(
     body: NoticeContent, caller: NoticesWrite, bus: BusDep, request: Request, idempotency_key: IdempotencyKey = None
 ) -> JSONResponse:
-    ticket = _ticket(idempotency_key, request, body.model_dump(mode="json"))
     command = PublishNotice(institution_org_id=caller.org_id, content=body, actor_org_id=caller.org_id,
-                            idempotency=ticket)
-    return _respond(_dispatch(bus, command))
+                            idempotency=_ticket(idempotency_key, request, body.model_dump(mode="json")))
+    return _send(bus, command)
 
 
 @router.post("/notices/{notice_id}/amendments", status_code=201, responses=_RECEIPT,
@@ -106,11 +105,10 @@ def amend_notice(
     notice_id: str, body: AmendmentIn, caller: NoticesWrite, bus: BusDep, request: Request,
     idempotency_key: IdempotencyKey = None,
 ) -> JSONResponse:
-    ticket = _ticket(idempotency_key, request, body.model_dump(mode="json"))
     command = AmendNotice(notice_id=notice_id, institution_org_id=caller.org_id, reason=body.reason,
                           content=body.content, changes=body.changes, actor_org_id=caller.org_id,
-                          idempotency=ticket)
-    return _respond(_dispatch(bus, command))
+                          idempotency=_ticket(idempotency_key, request, body.model_dump(mode="json")))
+    return _send(bus, command)
 
 
 @router.post("/notices/{notice_id}/cancellation", status_code=201, responses=_RECEIPT,
@@ -119,10 +117,10 @@ def cancel_notice(
     notice_id: str, body: CancellationIn, caller: NoticesWrite, bus: BusDep, request: Request,
     idempotency_key: IdempotencyKey = None,
 ) -> JSONResponse:
-    ticket = _ticket(idempotency_key, request, body.model_dump(mode="json"))
     command = CancelNotice(notice_id=notice_id, institution_org_id=caller.org_id, reason=body.reason,
-                           actor_org_id=caller.org_id, idempotency=ticket)
-    return _respond(_dispatch(bus, command))
+                           actor_org_id=caller.org_id,
+                           idempotency=_ticket(idempotency_key, request, body.model_dump(mode="json")))
+    return _send(bus, command)
 
 
 @router.post("/notices/import/pps", summary="Import Korean PPS open-API notices (per-item report)")
@@ -136,11 +134,10 @@ def import_pps(
 ) -> JSONResponse:
     """Each item becomes a new notice, or a new version of the notice with its `bidNtceNo` (an order
     already imported is reported `unchanged`). Valid items are stored even when others are rejected."""
-    ticket = _ticket(idempotency_key, request, {"document": body, "operation": operation})
     command = ImportNotices(institution_org_id=caller.org_id, format="pps", document=body,
                             options={"operation": operation} if operation else {}, actor_org_id=caller.org_id,
-                            idempotency=ticket)
-    return _respond(_dispatch(bus, command))
+                            idempotency=_ticket(idempotency_key, request, {"document": body, "operation": operation}))
+    return _send(bus, command)
 
 
 @router.post("/notices/import/ocds", summary="Import an OCDS 1.1 release package (per-release report)")
@@ -152,10 +149,9 @@ def import_ocds(
     """Each contracting process (`ocid`) is one notice: its first tender release creates it, later ones
     (by `date`) amend it, and a cancelled tender cancels it. A release already imported (or an older
     one) is reported `unchanged`; releases that are not tender releases are rejected."""
-    ticket = _ticket(idempotency_key, request, body)
     command = ImportNotices(institution_org_id=caller.org_id, format="ocds", document=body,
-                            actor_org_id=caller.org_id, idempotency=ticket)
-    return _respond(_dispatch(bus, command))
+                            actor_org_id=caller.org_id, idempotency=_ticket(idempotency_key, request, body))
+    return _send(bus, command)
 
 
 _CSV_TYPES = {"text/csv", "application/csv", "text/plain"}
@@ -212,10 +208,9 @@ async def bulk_publish(
         text = data.decode("utf-8")
     except UnicodeDecodeError:
         raise _invalid([(("body",), "the CSV must be UTF-8 encoded")]) from None
-    ticket = _ticket(idempotency_key, request, data)
     command = ImportNotices(institution_org_id=caller.org_id, format="csv", document=text,
-                            actor_org_id=caller.org_id, idempotency=ticket)
-    return _respond(await run_in_threadpool(_dispatch, bus, command))
+                            actor_org_id=caller.org_id, idempotency=_ticket(idempotency_key, request, data))
+    return await run_in_threadpool(_send, bus, command)
 
 
 router.include_router(notices_public.router)

@@ -7,6 +7,7 @@ stores ``next_after`` and asks again from it gets every version exactly once, wh
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Annotated, Any
@@ -142,26 +143,26 @@ def _base(hub: Any) -> str:
     return str(hub.settings.api.public_base_url)
 
 
-@router.get("/notices/{notice_id}/ocds/releases", summary="OCDS 1.1 release package: one release per version",
-            **PUBLIC_ROUTE)
-def notice_releases(notice_id: str, uow: UowDep, hub: HubDep, publication: PublicationDep) -> JSONResponse:
+def _notice_package(notice_id: str, uow: Any, hub: Any, publication: Any,
+                    package: Callable[..., dict[str, Any]], path: Callable[[str], str]) -> JSONResponse:
     notice = queries.load_notices(uow.session, [notice_id]).get(notice_id)
     if notice is None:
         raise NotFound("notice", notice_id)
     releases = releases_for(notice, publication.ocid_prefix)
-    return _ocds(release_package(releases, absolute(_base(hub), ocds_releases_path(notice_id)),
-                                 publication.publisher(), notice.current.published_at))
+    return _ocds(package(releases, absolute(_base(hub), path(notice_id)), publication.publisher(),
+                         notice.current.published_at))
+
+
+@router.get("/notices/{notice_id}/ocds/releases", summary="OCDS 1.1 release package: one release per version",
+            **PUBLIC_ROUTE)
+def notice_releases(notice_id: str, uow: UowDep, hub: HubDep, publication: PublicationDep) -> JSONResponse:
+    return _notice_package(notice_id, uow, hub, publication, release_package, ocds_releases_path)
 
 
 @router.get("/notices/{notice_id}/ocds/record", summary="OCDS 1.1 record package with the compiled release",
             **PUBLIC_ROUTE)
 def notice_record(notice_id: str, uow: UowDep, hub: HubDep, publication: PublicationDep) -> JSONResponse:
-    notice = queries.load_notices(uow.session, [notice_id]).get(notice_id)
-    if notice is None:
-        raise NotFound("notice", notice_id)
-    releases = releases_for(notice, publication.ocid_prefix)
-    return _ocds(record_package(releases, absolute(_base(hub), ocds_record_path(notice_id)),
-                                publication.publisher(), notice.current.published_at))
+    return _notice_package(notice_id, uow, hub, publication, record_package, ocds_record_path)
 
 
 @router.get("/ocds/releases", summary="OCDS 1.1 release package over the changes feed", **PUBLIC_ROUTE)

@@ -13,6 +13,7 @@ from fastapi import APIRouter, Depends, Query, Response
 from pydantic import BaseModel, Field
 
 from hub.api.deps import BusDep, HubDep, Principal, UowDep, require_scope
+from hub.api.schemas import Out
 from hub.organisations.model import Scope
 from hub.subscriptions.commands import (
     CreateSubscription,
@@ -22,7 +23,7 @@ from hub.subscriptions.commands import (
     UpdateSubscription,
 )
 from hub.subscriptions.handlers import owned
-from hub.subscriptions.model import Channel, DeliveryRecord, SubscriberTopology, Subscription, filter_json
+from hub.subscriptions.model import Channel, SubscriberTopology, Subscription, filter_json
 
 router = APIRouter(tags=["subscriptions"])
 
@@ -51,7 +52,12 @@ class SubscriptionPatch(BaseModel):
     name: str | None = Field(None, max_length=200)
     filter: dict[str, Any] | None = None
     url: str | None = Field(None, max_length=2048)
-    status: Literal["active"] | None = None  # re-enable a subscription a 410 disabled
+    # "active" re-enables a subscription a 410 (or its owner) disabled; "disabled" pauses it.
+    status: Literal["active", "disabled"] | None = None
+    reactivate: bool | None = None  # the same as "status": "active"
+    # On re-enabling: true (default) sends, in order, what was published while disabled; false skips it
+    # ("from now"), and the skipped deliveries stay in the log as "skipped".
+    catch_up: bool = True
 
 
 class ChannelOut(BaseModel):
@@ -64,7 +70,7 @@ class ChannelOut(BaseModel):
     how_to_consume: str | None = None
 
 
-class SubscriptionOut(BaseModel):
+class SubscriptionOut(Out):
     id: str
     name: str
     filter: dict[str, Any]
@@ -85,7 +91,7 @@ class RotatedOut(BaseModel):
     previous_valid_until: str
 
 
-class DeliveryOut(BaseModel):
+class DeliveryOut(Out):
     id: int
     webhook_id: str
     notice_id: str
@@ -123,9 +129,7 @@ def _view(sub: Subscription, namespace: str) -> SubscriptionOut:
                              binding_keys=sub.bindings or None, how_to_consume=HOW_TO_CONSUME)
     else:
         channel = ChannelOut(type=sub.channel.value, url=sub.url)
-    return SubscriptionOut(id=sub.id, name=sub.name, filter=filter_json(sub.filter), channel=channel,
-                           status=sub.status, disabled_reason=sub.disabled_reason, created_at=sub.created_at,
-                           updated_at=sub.updated_at)
+    return SubscriptionOut.of(sub, filter=filter_json(sub.filter), channel=channel)
 
 
 @router.post("/subscriptions", status_code=201, response_model=CreatedOut)
@@ -151,7 +155,8 @@ def update_subscription(subscription_id: str, body: SubscriptionPatch, caller: C
                         hub: HubDep) -> SubscriptionOut:
     sub = hub.subscriptions.update(bus, UpdateSubscription(
         subscription_id=subscription_id, org_id=caller.org_id, name=body.name, filter=body.filter, url=body.url,
-        reactivate=body.status == "active"))
+        reactivate=body.status == "active" or bool(body.reactivate), disable=body.status == "disabled",
+        catch_up=body.catch_up))
     return _view(sub, hub.settings.broker.namespace)
 
 
@@ -167,23 +172,16 @@ def rotate_secret(subscription_id: str, caller: Caller, bus: BusDep) -> RotatedO
     return RotatedOut(secret=secret, previous_valid_until=until)
 
 
-def _delivery(row: DeliveryRecord) -> DeliveryOut:
-    return DeliveryOut(id=row.id, webhook_id=f"dlv_{row.id}", notice_id=row.notice_id, version=row.version,
-                       seq=row.seq, kind=row.kind, status=row.status, attempts=row.attempts,
-                       next_attempt_at=row.next_attempt_at, last_status_code=row.last_status_code,
-                       last_error=row.last_error, created_at=row.created_at, delivered_at=row.delivered_at)
-
-
 @router.get("/subscriptions/{subscription_id}/deliveries", response_model=DeliveryPage)
 def list_deliveries(
     subscription_id: str, caller: Caller, uow: UowDep,
-    status: Annotated[Literal["pending", "failed", "delivered", "dead"] | None, Query()] = None,
+    status: Annotated[Literal["pending", "failed", "delivered", "dead", "skipped"] | None, Query()] = None,
     after: Annotated[int | None, Query(ge=0)] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> DeliveryPage:
     sub = owned(uow.subscriptions, subscription_id, caller.org_id)
     items = uow.deliveries.page(sub.id, status, after, limit)
-    return DeliveryPage(items=[_delivery(d) for d in items],
+    return DeliveryPage(items=[DeliveryOut.of(d, webhook_id=f"dlv_{d.id}") for d in items],
                         next_after=items[-1].id if len(items) == limit else None,
                         counts=uow.deliveries.counts(sub.id))
 

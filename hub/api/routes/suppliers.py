@@ -18,9 +18,11 @@ from hub.api.auth import Principal
 from hub.api.deps import BusDep, HubDep, UowDep, require_any_scope, require_scope
 from hub.api.problems import Forbidden
 from hub.api.supplier_schemas import (
+    ConsentOut,
     CredentialOut,
     FetchOut,
     GrantOut,
+    ProvenanceOut,
     RegisterSupplierIn,
     SupplierOut,
     SupplierSummaryOut,
@@ -62,13 +64,6 @@ def readable_supplier(uow: HubUnitOfWork, caller: Principal, supplier_id: str) -
     raise NotFound("supplier", supplier_id)
 
 
-def _owned(uow: HubUnitOfWork, caller: Principal, supplier_id: str, operator_too: bool) -> Supplier:
-    supplier = uow.suppliers.get(supplier_id)
-    if supplier is None or not (supplier.org_id == caller.org_id or (operator_too and caller.cross_org)):
-        raise NotFound("supplier", supplier_id)
-    return supplier
-
-
 def _raw_url(request: Request, supplier_id: str, credential_id: str, version_id: int | None) -> str | None:
     if version_id is None:
         return None
@@ -81,9 +76,10 @@ def _credentials(uow: HubUnitOfWork, request: Request, supplier_id: str,
     repo = uow.suppliers
     out = []
     for record in current_credentials(repo, supplier_id):
-        item = CredentialOut.of(record, _raw_url(request, supplier_id, record.id, record.version_id))
+        raw_url = _raw_url(request, supplier_id, record.id, record.version_id)
+        item = CredentialOut.of(record, provenance=ProvenanceOut.of(record, source=record.system, raw_url=raw_url))
         if history:
-            item.history = [VersionOut.of(v, _raw_url(request, supplier_id, record.id, v.id) or "")
+            item.history = [VersionOut.of(v, raw_url=_raw_url(request, supplier_id, record.id, v.id) or "")
                             for v in repo.versions_of(record.id)]
         out.append(item)
     return out
@@ -96,7 +92,9 @@ def _supplier_out(hub: Hub, request: Request, supplier_id: str) -> SupplierOut:
         if supplier is None:
             raise NotFound("supplier", supplier_id)
         fetches = [FetchOut.of(f) for f in repo.fetches_of(supplier_id)]
-        return SupplierOut.of(supplier, fetches, _credentials(uow, request, supplier_id))
+        consent = ConsentOut(given_at=supplier.consent_given_at, text_version=supplier.consent_text_version)
+        return SupplierOut.of(supplier, consent=consent, fetches=fetches,
+                              credentials=_credentials(uow, request, supplier_id))
 
 
 @router.post("", status_code=201, summary="Register a supplier once (supplier organisation)")
@@ -153,7 +151,7 @@ def list_versions(supplier_id: str, credential_id: str, caller: SuppliersRead, u
     credential = repo.credential(credential_id)
     if credential is None or credential.supplier_id != supplier_id:
         raise NotFound("credential", credential_id)
-    return [VersionOut.of(v, _raw_url(request, supplier_id, credential_id, v.id) or "")
+    return [VersionOut.of(v, raw_url=_raw_url(request, supplier_id, credential_id, v.id) or "")
             for v in repo.versions_of(credential_id)]
 
 
@@ -183,7 +181,9 @@ def read_credential_raw(supplier_id: str, credential_id: str, version_id: int, c
 def refresh(supplier_id: str, caller: SuppliersRead, hub: HubDep, service: SupplierServiceDep,
             request: Request) -> SupplierOut:
     with hub.uow() as uow:
-        _owned(uow, caller, supplier_id, operator_too=True)
+        supplier = uow.suppliers.get(supplier_id)
+        if supplier is None or not (supplier.org_id == caller.org_id or caller.cross_org):
+            raise NotFound("supplier", supplier_id)
     service.refresh(supplier_id, requested_by=caller.org_id)
     return _supplier_out(hub, request, supplier_id)
 
@@ -193,8 +193,7 @@ def refresh(supplier_id: str, caller: SuppliersRead, hub: HubDep, service: Suppl
 def grant(supplier_id: str, institution_org_id: str, caller: SuppliersWrite, bus: BusDep) -> GrantOut:
     granted = bus.handle(GrantSupplierAccess(supplier_id=supplier_id, institution_org_id=institution_org_id,
                                              actor_org_id=caller.org_id))
-    return GrantOut(supplier_id=granted.supplier_id, institution_org_id=granted.org_id,
-                    granted_at=granted.granted_at)
+    return GrantOut.of(granted, institution_org_id=granted.org_id)
 
 
 @router.delete("/{supplier_id}/grants/{institution_org_id}", status_code=204,
