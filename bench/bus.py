@@ -12,7 +12,8 @@ Baselines, on the same broker and message size, no database:
   hub publisher — the adapter's pipelined-confirm publisher (batches of the relay's size) + the same
                consumer: the broker-side ceiling of the RabbitMQ path.
 Prints figures only; no assertions. Creates (and drops) a throw-away PostgreSQL database.
-The last line of stdout is the figures as one JSON line."""
+The last line of stdout is the figures as one JSON line,
+{"bench": "bus", "figures": {...}}."""
 
 from __future__ import annotations
 

@@ -27,7 +27,8 @@ then goes on to the next fault.
 Counts, per the delivery promise: lost, duplicated in effect (the same version under two webhook-ids)
 and raw (a webhook-id repeated, which a deduping receiver ignores), out of order (a version first
 delivered after a later one of the same notice), dead letters (consumer groups) and dead deliveries.
-Prints figures only; ends with one JSON line. Creates (and drops) a throw-away PostgreSQL database on
+Prints figures only; ends with one JSON line,
+{"bench": "chaos", "figures": {...}}. Creates (and drops) a throw-away PostgreSQL database on
 the server of ``--database-url`` and a fresh RabbitMQ namespace."""
 
 from __future__ import annotations

@@ -9,7 +9,8 @@ follow no classification (mostly keywords instead). Notices draw full 8-digit CP
 Both matchers see the same notices; every index result is checked against the scan where the scan ran.
 The linear scan runs on fewer notices at the larger sizes (printed) to keep the run short.
 Memory: RSS growth while building the index (filter objects are the caller's and reported apart).
-Prints figures only; no assertions. The last line of stdout is the figures as one JSON line.
+Prints figures only; no assertions. The last line of stdout is the figures as one JSON line,
+{"bench": "matching", "figures": {...}}.
 """
 
 from __future__ import annotations

@@ -13,7 +13,8 @@ record command, SQLite + in-process broker), not HTTP, so the figures are the hu
    concurrency limits apply: VIES and Companies House allow 4 calls at once);
 3. credential refreshes per second for ``--refresh-suppliers`` NTS credentials, batched (the scheduler:
    100 numbers per call) vs one call per number, in the same run.
-Prints figures only; no assertions. The last line of stdout is the figures as one JSON line."""
+Prints figures only; no assertions. The last line of stdout is the figures as one JSON line,
+{"bench": "register", "figures": {...}}."""
 
 from __future__ import annotations
 

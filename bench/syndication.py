@@ -11,7 +11,8 @@ subscriptions beside a linear scan, and dispatcher deliveries/s beside raw httpx
 2. Matching: the index beside a linear scan on the same notices (as bench/matching.py).
 3. Throughput: one notice matched by --fanout subscriptions; dispatcher deliveries/s (claim, sign,
    POST, record) beside raw httpx POSTing the same bodies with the same concurrency.
-Prints figures only; bounded in requests and duration. The last line of stdout is the figures as one JSON line.
+Prints figures only; bounded in requests and duration. The last line of stdout is the figures as one JSON line,
+{"bench": "syndication", "figures": {...}}.
 """
 
 from __future__ import annotations
