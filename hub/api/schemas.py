@@ -6,28 +6,64 @@ key request is refused, not ignored). Outputs are explicit allow-lists: a key's 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Self
+from typing import Annotated, Any, Self
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StrictInt
 
 from hub.organisations.model import OrgKind, Scope
+from hub.spine.text import MAX_JSON_DEPTH, control_character_problems, depth_problem, refuse_control_characters
 
 __all__ = [
+    "INT64_MAX",
     "ApiKeyOut",
     "AuditEntryOut",
     "AuditPage",
     "CreateOrganisationIn",
     "DeadLetterOut",
+    "Id",
     "Input",
     "IssueKeyIn",
     "IssuedKeyOut",
+    "JsonBody",
+    "JsonDocument",
     "MeOut",
     "OrganisationCreatedOut",
     "OrganisationOut",
     "Out",
     "ReplayIn",
     "ReplayOut",
+    "Text",
 ]
+
+# The database's BIGINT: larger integers from the public are refused (422), never passed to a driver.
+INT64_MAX = 2**63 - 1
+
+Text = Annotated[str, AfterValidator(refuse_control_characters)]
+"""Free text (names, labels): control characters refused, naming the field (hub.spine.text)."""
+
+Id = Annotated[StrictInt, Field(ge=1, le=INT64_MAX)]
+"""A row id in a body: a JSON integer, never a boolean, string or float coerced to one."""
+
+
+def _shallow(value: Any) -> Any:
+    if problem := depth_problem(value, MAX_JSON_DEPTH):
+        raise ValueError(problem)
+    return value
+
+
+def _plain_text(value: Any) -> Any:
+    _shallow(value)
+    if problems := control_character_problems(value):
+        where, message = problems[0]
+        raise ValueError(f"{where}: {message}" if where else message)
+    return value
+
+
+JsonBody = Annotated[dict[str, Any], BeforeValidator(_shallow)]
+"""A JSON object taken as a document to map: bounded in depth before anything walks it."""
+
+JsonDocument = Annotated[dict[str, Any], BeforeValidator(_plain_text)]
+"""A JSON object that is stored: bounded in depth, and no control characters in any string."""
 
 
 class Input(BaseModel):
@@ -66,9 +102,9 @@ class ApiKeyOut(Out):
 
 
 class CreateOrganisationIn(Input):
-    name: str = Field(min_length=1, max_length=200)
+    name: Text = Field(min_length=1, max_length=200)
     kind: OrgKind
-    key_label: str = Field("initial", max_length=200)
+    key_label: Text = Field("initial", max_length=200)
 
 
 class IssuedKeyOut(BaseModel):
@@ -81,7 +117,7 @@ class OrganisationCreatedOut(IssuedKeyOut):
 
 
 class IssueKeyIn(Input):
-    label: str = Field("", max_length=200)
+    label: Text = Field("", max_length=200)
     scopes: list[Scope] | None = Field(
         None,
         description="Subset of the organisation kind's scopes. Default: all of them when the caller "
@@ -136,7 +172,7 @@ class DeadLetterOut(Out):
 
 
 class ReplayIn(Input):
-    ids: list[int] | None = Field(None, description="Dead letters to replay; omit for every open one.")
+    ids: list[Id] | None = Field(None, description="Dead letters to replay; omit for every open one.")
     consumer_group: str | None = Field(None, max_length=100)
 
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from pydantic import Field
 
-from hub.api.schemas import Input, Out
+from hub.api.schemas import Input, Out, Text
 
 __all__ = [
     "CredentialOut",
@@ -22,16 +22,16 @@ __all__ = [
 
 
 class IdentifiersIn(Input):
-    kr_brn: str | None = Field(None, max_length=20, description="Korean business registration number")
-    eu_vat: str | None = Field(None, max_length=20, description="EU VAT number with country prefix (VIES)")
-    lei: str | None = Field(None, max_length=30, description="Legal Entity Identifier")
-    gb_company_number: str | None = Field(None, max_length=12, description="UK Companies House number")
-    iaf_ce_id: str | None = Field(None, max_length=64, description="IAF CertSearch certified-entity id")
+    kr_brn: Text | None = Field(None, max_length=20, description="Korean business registration number")
+    eu_vat: Text | None = Field(None, max_length=20, description="EU VAT number with country prefix (VIES)")
+    lei: Text | None = Field(None, max_length=30, description="Legal Entity Identifier")
+    gb_company_number: Text | None = Field(None, max_length=12, description="UK Companies House number")
+    iaf_ce_id: Text | None = Field(None, max_length=64, description="IAF CertSearch certified-entity id")
 
 
 class RegisterSupplierIn(Input):
     identifiers: IdentifiersIn
-    legal_name: str | None = Field(None, max_length=300)
+    legal_name: Text | None = Field(None, max_length=300)
     consent: bool | None = Field(
         None, description="Must be true: the supplier allows the hub to fetch its credentials at the sources"
     )
@@ -105,7 +105,7 @@ class CredentialOut(Out):
 class SupplierOut(Out):
     id: str
     org_id: str
-    legal_name: str | None
+    legal_name: Text | None
     identifiers: dict[str, str]
     consent: ConsentOut
     created_at: datetime
@@ -117,7 +117,7 @@ class SupplierOut(Out):
 class SupplierSummaryOut(Out):
     id: str
     org_id: str
-    legal_name: str | None
+    legal_name: Text | None
     identifiers: dict[str, str]
     created_at: datetime
 

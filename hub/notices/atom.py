@@ -14,6 +14,8 @@ from typing import Any
 
 from lxml import etree
 
+from hub.spine.text import xml_safe
+
 __all__ = ["ATOM_CONTENT_TYPE", "ATOM_NS", "AtomEntry", "AtomLink", "build_feed", "entry_for_version", "tag_uri"]
 
 ATOM_NS = "http://www.w3.org/2005/Atom"
@@ -47,9 +49,15 @@ def tag_uri(authority: str, date: str, specific: str) -> str:
 
 
 def _text(parent: Any, name: str, value: str, **attrs: str) -> Any:
-    element = etree.SubElement(parent, f"{{{ATOM_NS}}}{name}", **attrs)
-    element.text = value
+    """Text and attributes pass through ``xml_safe``: stored text written before control characters were
+    refused must not make lxml raise, and one entry must never take the whole feed down."""
+    element = etree.SubElement(parent, f"{{{ATOM_NS}}}{name}", **_safe(attrs))
+    element.text = xml_safe(value)
     return element
+
+
+def _safe(attrs: Mapping[str, str]) -> dict[str, str]:
+    return {key: xml_safe(value) for key, value in attrs.items()}
 
 
 def _link(parent: Any, link: AtomLink) -> None:
@@ -58,7 +66,7 @@ def _link(parent: Any, link: AtomLink) -> None:
         attrs["type"] = link.type
     if link.title:
         attrs["title"] = link.title
-    etree.SubElement(parent, f"{{{ATOM_NS}}}link", **attrs)
+    etree.SubElement(parent, f"{{{ATOM_NS}}}link", **_safe(attrs))
 
 
 def build_feed(
@@ -97,7 +105,7 @@ def build_feed(
                 attrs["scheme"] = scheme
             if label:
                 attrs["label"] = label
-            etree.SubElement(element, f"{{{ATOM_NS}}}category", **attrs)
+            etree.SubElement(element, f"{{{ATOM_NS}}}category", **_safe(attrs))
         if entry.summary:
             _text(element, "summary", entry.summary, type="text")
     return bytes(etree.tostring(feed, xml_declaration=True, encoding="utf-8"))

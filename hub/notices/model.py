@@ -27,6 +27,7 @@ from hub.notices.codes import (
     check_currency,
     check_region,
 )
+from hub.spine.text import MAX_JSON_DEPTH, control_character_problem, control_character_problems, depth_problem
 
 __all__ = [
     "Category",
@@ -214,6 +215,14 @@ class NoticeContent(_Strict):
             raise ValueError(problem)
         return code
 
+    @field_validator("eligibility", mode="before")
+    @classmethod
+    def _shallow(cls, requirements: Any) -> Any:
+        """Checked before anything walks the (stored) requirement documents."""
+        if problem := depth_problem(requirements, MAX_JSON_DEPTH):
+            raise ValueError(problem)
+        return requirements
+
     @field_validator("currency")
     @classmethod
     def _currency(cls, code: str | None) -> str | None:
@@ -230,7 +239,8 @@ class NoticeContent(_Strict):
         except ValidationError as error:
             # Report the requirements' problems too, though the rest of the content did not validate.
             pydantic_problems = NoticeValidationError.from_pydantic(error).problems
-            requirement_problems = _requirement_problems(data.get("eligibility"))
+            eligibility = data.get("eligibility")
+            requirement_problems = [] if depth_problem(eligibility) else _requirement_problems(eligibility)
             raise NoticeValidationError([*pydantic_problems, *requirement_problems]).prefixed(prefix) from None
         problems = content.cross_field_problems()
         if problems:
@@ -240,7 +250,8 @@ class NoticeContent(_Strict):
     def cross_field_problems(self) -> list[FieldProblem]:
         """Rules across fields, and the eligibility requirements (every way content enters a notice —
         parse, publish, amend — runs these)."""
-        problems = [(f"dates.{name}", message) for name, message in self.dates.order_problems()]
+        problems = control_character_problems(self.model_dump(mode="python", exclude={"dates"}))
+        problems += [(f"dates.{name}", message) for name, message in self.dates.order_problems()]
         problems += _requirement_problems(list(self.eligibility))
         has_value = self.estimated_value is not None or any(lot.value is not None for lot in self.lots)
         if has_value and self.currency is None:
@@ -341,6 +352,8 @@ class Notice:
     ) -> NoticeVersion:
         if not reason or not reason.strip():
             raise NoticeValidationError([("reason", f"an {kind.value} needs a reason")])
+        if problem := control_character_problem(reason):
+            raise NoticeValidationError([("reason", problem)])
         when = _aware(at or _now())
         if when < self.current.published_at:
             raise NoticeValidationError([("published_at", "must not be before the previous version")])

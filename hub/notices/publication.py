@@ -35,6 +35,8 @@ class PublicationSettings(BaseModel):
     feed_entries: int = Field(50, ge=1, le=1000)
     csv_max_rows: int = Field(1000, ge=1, le=100_000)
     csv_max_bytes: int = Field(2 * 1024 * 1024, ge=1024)
+    # One cell (a description, usually); a longer one refuses the upload naming its row and column.
+    csv_max_field_chars: int = Field(10_000, ge=100, le=1_000_000)
     pps_max_items: int = Field(1000, ge=1, le=100_000)
     # An Idempotency-Key is remembered this long; a retry after that is a new request.
     idempotency_ttl_h: float = Field(48.0, gt=0, le=24 * 365)

@@ -12,7 +12,7 @@ from fastapi import APIRouter, Depends, Query
 
 from hub.api.auth import Principal
 from hub.api.deps import UowDep, require_scope
-from hub.api.schemas import AuditEntryOut, AuditPage
+from hub.api.schemas import INT64_MAX, AuditEntryOut, AuditPage
 from hub.organisations.model import Scope
 
 router = APIRouter(prefix="/audit", tags=["audit"])
@@ -24,7 +24,7 @@ AuditReader = Annotated[Principal, Depends(require_scope(Scope.AUDIT_READ))]
 def read_audit(
     caller: AuditReader,
     uow: UowDep,
-    before: Annotated[int | None, Query(ge=1, description="Only entries older than this id")] = None,
+    before: Annotated[int | None, Query(ge=1, le=INT64_MAX, description="Only entries older than this id")] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> AuditPage:
     org_filter = None if caller.cross_org else caller.org_id

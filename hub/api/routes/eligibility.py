@@ -17,7 +17,7 @@ from pydantic import Field
 from hub.api.auth import Principal
 from hub.api.deps import UowDep, require_scope
 from hub.api.routes.suppliers import readable_supplier
-from hub.api.schemas import Input
+from hub.api.schemas import Input, JsonDocument
 from hub.eligibility.evaluate import evaluate
 from hub.eligibility.language import RequirementError, parse_requirements
 from hub.organisations.model import Scope
@@ -31,7 +31,7 @@ EligibilityQuery = Annotated[Principal, Depends(require_scope(Scope.ELIGIBILITY_
 
 
 class EligibilityQueryIn(Input):
-    requirements: list[dict[str, Any]] = Field(
+    requirements: list[JsonDocument] = Field(
         min_length=1, description="Requirements in the language of docs/eligibility.md"
     )
     on: date | None = Field(default=None, description="Judge as of this day (default: now)")

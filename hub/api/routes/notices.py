@@ -23,7 +23,7 @@ from hub.api.auth import Principal
 from hub.api.deps import BusDep, HubDep, require_scope
 from hub.api.problems import problem_response
 from hub.api.routes import notices_public
-from hub.api.schemas import Input
+from hub.api.schemas import Input, JsonBody
 from hub.notices.commands import AmendNotice, CancelNotice, ImportNotices, PublishNotice
 from hub.notices.formats import DocumentError
 from hub.notices.idempotency import IdempotencyKeyRaced, IdempotencyTicket, Receipt, check_key, request_hash
@@ -47,7 +47,7 @@ _RECEIPT: dict[int | str, dict[str, Any]] = {
 class AmendmentIn(Input):
     reason: str = Field(min_length=1, max_length=4000)
     content: NoticeContent | None = Field(None, description="The complete new content, or…")
-    changes: dict[str, Any] | None = Field(None, description="…an RFC 7396 merge patch of the current content")
+    changes: JsonBody | None = Field(None, description="…an RFC 7396 merge patch of the current content")
 
 
 class CancellationIn(Input):
@@ -126,7 +126,7 @@ def cancel_notice(
 @router.post("/notices/import/pps", summary="Import Korean PPS open-API notices (per-item report)")
 def import_pps(
     caller: NoticesWrite, bus: BusDep, request: Request,
-    body: Annotated[dict[str, Any] | list[dict[str, Any]], Body(
+    body: Annotated[JsonBody | list[JsonBody], Body(
         description="A BidPublicInfoService response (`{\"response\": …}`), `{\"items\": [...]}` or a list of items")],
     operation: Annotated[str | None, Query(max_length=100, description="e.g. getBidPblancListInfoCnstwk: "
                                            "decides the category when items lack bsnsDivNm")] = None,
@@ -143,7 +143,7 @@ def import_pps(
 @router.post("/notices/import/ocds", summary="Import an OCDS 1.1 release package (per-release report)")
 def import_ocds(
     caller: NoticesWrite, bus: BusDep, request: Request,
-    body: Annotated[dict[str, Any], Body(description="An OCDS 1.1 release package (`{\"releases\": [...]}`)")],
+    body: Annotated[JsonBody, Body(description="An OCDS 1.1 release package (`{\"releases\": [...]}`)")],
     idempotency_key: IdempotencyKey = None,
 ) -> JSONResponse:
     """Each contracting process (`ocid`) is one notice: its first tender release creates it, later ones

@@ -13,12 +13,13 @@ from decimal import Decimal
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import AwareDatetime
 from starlette.responses import JSONResponse, Response
 
 from hub.api.deps import PUBLIC_ROUTE, HubDep, UowDep
+from hub.api.schemas import INT64_MAX
 from hub.notices import queries
 from hub.notices.atom import ATOM_CONTENT_TYPE, build_feed, entry_for_version, tag_uri
 from hub.notices.links import (
@@ -93,7 +94,7 @@ def _with_query(request: Request, **replace: Any) -> str:
 def list_notices(
     request: Request, uow: UowDep, query: QueryDep, publication: PublicationDep,
     cursor: Annotated[str | None, Query(max_length=100, description="`next_cursor` of the previous page")] = None,
-    limit: Annotated[int | None, Query(ge=1, description="Page size; capped by configuration")] = None,
+    limit: Annotated[int | None, Query(ge=1, le=INT64_MAX, description="Page size; capped by configuration")] = None,
 ) -> dict[str, Any]:
     before = None
     if cursor is not None:
@@ -127,7 +128,7 @@ def read_notice(notice_id: str, uow: UowDep) -> dict[str, Any]:
 
 
 @router.get("/notices/{notice_id}/versions/{number}", summary="One version of a notice", **PUBLIC_ROUTE)
-def read_version(notice_id: str, number: int, uow: UowDep) -> dict[str, Any]:
+def read_version(notice_id: str, number: Annotated[int, Path(ge=1, le=INT64_MAX)], uow: UowDep) -> dict[str, Any]:
     _, versions = _load(uow, notice_id)
     found = next((v for v in versions if v.number == number), None)
     if found is None:
@@ -168,8 +169,8 @@ def notice_record(notice_id: str, uow: UowDep, hub: HubDep, publication: Publica
 @router.get("/ocds/releases", summary="OCDS 1.1 release package over the changes feed", **PUBLIC_ROUTE)
 def ocds_feed(
     request: Request, uow: UowDep, hub: HubDep, publication: PublicationDep,
-    after: Annotated[int, Query(ge=0, description="Releases of versions with seq > after")] = 0,
-    limit: Annotated[int, Query(ge=1)] = _OCDS_LIMIT,
+    after: Annotated[int, Query(ge=0, le=INT64_MAX, description="Releases of versions with seq > after")] = 0,
+    limit: Annotated[int, Query(ge=1, le=INT64_MAX)] = _OCDS_LIMIT,
 ) -> JSONResponse:
     """Releases in seq order; ``links.next`` continues after the last one (OCDS pagination)."""
     size = min(limit, publication.max_page_size)
@@ -187,8 +188,8 @@ def ocds_feed(
 @router.get("/feeds/changes", summary="Changes feed: every version in seq order, from any cursor", **PUBLIC_ROUTE)
 def changes_feed(
     uow: UowDep, publication: PublicationDep,
-    after: Annotated[int, Query(ge=0, description="Last seq you processed (0: from the beginning)")] = 0,
-    limit: Annotated[int | None, Query(ge=1)] = None,
+    after: Annotated[int, Query(ge=0, le=INT64_MAX, description="Last seq you processed (0: from the beginning)")] = 0,
+    limit: Annotated[int | None, Query(ge=1, le=INT64_MAX)] = None,
 ) -> dict[str, Any]:
     """``next_after`` is the cursor for the next call; ``head`` the newest seq; a cancellation is a
     tombstone. Versions are never rewritten, so any cursor replays the same history."""

@@ -13,7 +13,7 @@ from fastapi import APIRouter, Depends, Query, Response
 from pydantic import BaseModel, Field
 
 from hub.api.deps import BusDep, HubDep, Principal, UowDep, require_scope
-from hub.api.schemas import Out
+from hub.api.schemas import INT64_MAX, Id, JsonDocument, Out, Text
 from hub.organisations.model import Scope
 from hub.subscriptions.commands import (
     CreateSubscription,
@@ -43,14 +43,14 @@ class ChannelIn(BaseModel):
 
 
 class SubscriptionIn(BaseModel):
-    name: str = Field("", max_length=200)
-    filter: dict[str, Any] = Field(default_factory=dict)
+    name: Text = Field("", max_length=200)
+    filter: JsonDocument = Field(default_factory=dict)
     channel: ChannelIn
 
 
 class SubscriptionPatch(BaseModel):
-    name: str | None = Field(None, max_length=200)
-    filter: dict[str, Any] | None = None
+    name: Text | None = Field(None, max_length=200)
+    filter: JsonDocument | None = None
     url: str | None = Field(None, max_length=2048)
     # "active" re-enables a subscription a 410 (or its owner) disabled; "disabled" pauses it.
     status: Literal["active", "disabled"] | None = None
@@ -114,7 +114,7 @@ class DeliveryPage(BaseModel):
 
 
 class ReplayIn(BaseModel):
-    delivery_ids: list[int] | None = Field(None, max_length=10_000)
+    delivery_ids: list[Id] | None = Field(None, max_length=10_000)
 
 
 class ReplayOut(BaseModel):
@@ -176,7 +176,7 @@ def rotate_secret(subscription_id: str, caller: Caller, bus: BusDep) -> RotatedO
 def list_deliveries(
     subscription_id: str, caller: Caller, uow: UowDep,
     status: Annotated[Literal["pending", "failed", "delivered", "dead", "skipped"] | None, Query()] = None,
-    after: Annotated[int | None, Query(ge=0)] = None,
+    after: Annotated[int | None, Query(ge=0, le=INT64_MAX)] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> DeliveryPage:
     sub = owned(uow.subscriptions, subscription_id, caller.org_id)

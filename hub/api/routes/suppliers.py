@@ -12,11 +12,12 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
 
 from hub.api.auth import Principal
 from hub.api.deps import BusDep, HubDep, UowDep, require_any_scope, require_scope
 from hub.api.problems import Forbidden
+from hub.api.schemas import INT64_MAX
 from hub.api.supplier_schemas import (
     ConsentOut,
     CredentialOut,
@@ -118,7 +119,7 @@ def register(body: RegisterSupplierIn, caller: SuppliersWrite, hub: HubDep, serv
 
 @router.get("", summary="List suppliers (own; granted for institutions; all for operators)")
 def list_suppliers(caller: SuppliersRead, uow: UowDep, limit: Annotated[int, Query(ge=1, le=500)] = 100,
-                   offset: Annotated[int, Query(ge=0)] = 0) -> list[SupplierSummaryOut]:
+                   offset: Annotated[int, Query(ge=0, le=INT64_MAX)] = 0) -> list[SupplierSummaryOut]:
     repo = uow.suppliers
     if caller.cross_org:
         found = repo.list_owned(None, limit, offset)
@@ -157,7 +158,8 @@ def list_versions(supplier_id: str, credential_id: str, caller: SuppliersRead, u
 
 @router.get("/{supplier_id}/credentials/{credential_id}/versions/{version_id}/raw",
             summary="The raw upstream payload of one version, as received", response_class=Response)
-def read_credential_raw(supplier_id: str, credential_id: str, version_id: int, caller: SuppliersRead,
+def read_credential_raw(supplier_id: str, credential_id: str,
+                        version_id: Annotated[int, Path(ge=1, le=INT64_MAX)], caller: SuppliersRead,
                         uow: UowDep) -> Response:
     readable_supplier(uow, caller, supplier_id)
     repo = uow.suppliers

@@ -69,14 +69,31 @@ class CsvFormat:
 
     def read(self, document: Any, options: Mapping[str, str], limits: PublicationSettings) -> list[ImportedNotice]:
         """``document``: the CSV text."""
-        rows = parse_csv(str(document), max_rows=limits.csv_max_rows, now=datetime.now(UTC))
+        rows = parse_csv(str(document), max_rows=limits.csv_max_rows, now=datetime.now(UTC),
+                         max_field_chars=limits.csv_max_field_chars)
         return [ImportedNotice({"row": row.row}, content=row.content, problems=tuple(row.errors)) for row in rows]
 
 
-def parse_csv(text: str, *, max_rows: int, now: datetime) -> list[CsvRow]:
+def parse_csv(text: str, *, max_rows: int, now: datetime, max_field_chars: int = 10_000) -> list[CsvRow]:
     """Rows of ``text`` (header first); blank lines are skipped. ``now`` fills an empty ``published``.
-    Raises DocumentError naming the columns when the header is unusable."""
+    Raises DocumentError naming the columns when the header is unusable, and naming the row and column
+    of a cell longer than ``max_field_chars``."""
+    _allow_fields_of(len(text))
     reader = csv.reader(io.StringIO(text.removeprefix("\ufeff"), newline=""))
+    try:
+        return _parse(reader, max_rows=max_rows, now=now, max_field_chars=max_field_chars)
+    except csv.Error as error:
+        raise DocumentError([("", f"row {reader.line_num}: {error}")]) from None
+
+
+def _allow_fields_of(size: int) -> None:
+    """The csv module's own cell limit (131,072 characters, process-wide) would raise mid-file; it is
+    raised to the size of the text so that the hub's per-cell limit, which names the cell, decides."""
+    if csv.field_size_limit() < size + 1:
+        csv.field_size_limit(size + 1)
+
+
+def _parse(reader: Any, *, max_rows: int, now: datetime, max_field_chars: int) -> list[CsvRow]:
     header = next(reader, None)
     if header is None:
         raise DocumentError([("header", "the file is empty; the first line must name the columns")])
@@ -92,6 +109,10 @@ def parse_csv(text: str, *, max_rows: int, now: datetime) -> list[CsvRow]:
             continue
         if len(rows) >= max_rows:
             raise ContentTooLarge(f"at most {max_rows} rows per upload")
+        for name, cell in zip(names, cells, strict=False):
+            if len(cell) > max_field_chars:
+                raise DocumentError([(name or "", f"row {index}: the cell has {len(cell)} characters; at most "
+                                                  f"{max_field_chars} per cell")])
         if len(cells) > len(names):
             rows.append(CsvRow(index, errors=[("", f"{len(cells)} cells but {len(names)} columns")]))
             continue
