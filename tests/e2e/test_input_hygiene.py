@@ -81,7 +81,39 @@ def test_control_characters_are_refused_in_csv_pps_and_ocds_imports(lite: Notice
     report = rows.json()["rows"]
     assert [(r["row"], r["status"]) for r in report] == [(2, "rejected"), (3, "created")]
     assert {e["column"] for e in report[0]["errors"]} == {"title"}
+
+    pps = {"bidNtceNo": "R26BK00012345", "bidNtceOrd": "000", "ntceKindNm": "등록공고",
+           "bidNtceDt": "2026-03-03 09:30:12", "bidNtceNm": "도로\x00재포장", "ntceInsttCd": "6110000",
+           "ntceInsttNm": "서울특별시", "bidClseDt": "2026-03-14 10:00:00", "opengDt": "2026-03-14 11:00:00"}
+    items = lite.http.post(f"{API}/notices/import/pps?operation=getBidPblancListInfoCnstwk", json=[pps],
+                           headers=headers)
+    assert items.status_code == 200, items.text
+    assert items.json()["items"][0]["status"] == "rejected"
+    assert items.json()["items"][0]["errors"][0]["field"] == "bidNtceNm"
+
+    notice_id = lite.publish(headers)["id"]
+    package = lite.http.get(f"{API}/notices/{notice_id}/ocds/releases").json()
+    package["releases"][0]["tender"]["title"] = "Road\x07works"
+    _, importer = lite.org()
+    releases = lite.http.post(f"{API}/notices/import/ocds", json=package, headers=importer)
+    assert releases.status_code == 200, releases.text
+    assert releases.json()["releases"][0]["status"] == "rejected", releases.text
+    assert len(lite.events()) == 2  # the CSV row and the notice published to be exported
     atom_ok(lite)
+
+
+def test_control_characters_are_refused_in_names_and_labels(lite: NoticesClient) -> None:
+    operator = bearer(lite.operator_key)
+    org = lite.http.post(f"{API}/orgs", json={"name": "Bad\x00org", "kind": "institution"}, headers=operator)
+    assert pointers(org) == {"#/body/name"}
+    _, supplier = lite.org("supplier")
+    registered = lite.http.post(f"{API}/suppliers", json={"identifiers": {"kr_brn": "1157750731"}, "consent": True,
+                                                          "legal_name": "ACME\x1b[31m"}, headers=supplier)
+    assert pointers(registered) == {"#/body/legal_name"}
+    _, agency = lite.org("agency")
+    created = lite.http.post(f"{API}/subscriptions", headers=agency, json={
+        "name": "roads\x00", "filter": {"region": ["KR-11\x01"]}, "channel": {"type": "amqp"}})
+    assert pointers(created) == {"#/body/name", "#/body/filter"}
 
 
 def test_a_control_character_already_stored_cannot_break_the_atom_feed(api: NoticesClient) -> None:
