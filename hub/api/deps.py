@@ -16,11 +16,13 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-from fastapi import Depends, Request, Security
+from fastapi import APIRouter, Depends, Request, Security
+from fastapi.routing import APIRoute
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
 from hub.api.auth import Principal, authenticate
-from hub.api.problems import Forbidden, Unauthenticated
+from hub.api.problems import PROBLEM_CONTENT_TYPE, Forbidden, Problem, Unauthenticated
+from hub.api.schemas import INT64_MAX
 from hub.bootstrap import Hub
 from hub.organisations.model import Scope
 from hub.registry import HubUnitOfWork
@@ -28,7 +30,9 @@ from hub.spine.errors import NotFound
 from hub.spine.messages import Command
 
 __all__ = [
+    "INT64_MAX",
     "PUBLIC_ROUTE",
+    "WITH_BODY_PROBLEMS",
     "BusDep",
     "CommandDispatcher",
     "CurrentOrg",
@@ -36,8 +40,10 @@ __all__ = [
     "Principal",
     "RequestIdDep",
     "UowDep",
+    "document_problems",
     "ensure_reachable_org",
     "get_principal",
+    "problem_doc",
     "require_any_scope",
     "require_scope",
 ]
@@ -169,3 +175,36 @@ def ensure_reachable_org(principal: Principal, org_id: str) -> None:
 # Open publication (notices, feeds) needs no key; such a route says so explicitly:
 #   @router.get("/notices", **PUBLIC_ROUTE)
 PUBLIC_ROUTE: dict[str, Any] = {"openapi_extra": {"x-public": True}}
+
+
+def problem_doc(description: str) -> dict[str, Any]:
+    """An OpenAPI response whose body is a problem+json document."""
+    return {"model": Problem, "description": description, "content": {PROBLEM_CONTENT_TYPE: {}}}
+
+
+_EVERY_ROUTE: dict[int | str, dict[str, Any]] = {
+    503: problem_doc("The database or the message broker is unavailable; retry after `Retry-After` seconds"),
+}
+WITH_BODY_PROBLEMS: dict[int | str, dict[str, Any]] = {
+    400: problem_doc("The body is not well-formed JSON (or nested deeper than any parser allows)"),
+    413: problem_doc("The body is larger than `api.max_body_bytes`"),
+}
+_WRITES = frozenset({"POST", "PUT", "PATCH"})
+
+
+def document_problems(router: APIRouter) -> APIRouter:
+    """Adds the problem responses every route can give (503) and those of a route that reads a body
+    (400, 413) to the OpenAPI of ``router``'s routes, keeping what a route documents itself. Runs before
+    the router is mounted (mounting copies the routes); running it twice changes nothing."""
+    for route in router.routes:
+        included = getattr(route, "original_router", None)  # a router included into this one
+        if isinstance(included, APIRouter):
+            document_problems(included)
+        if not isinstance(route, APIRoute):
+            continue
+        found = dict(_EVERY_ROUTE)
+        if route.body_field is not None or (route.methods or set()) & _WRITES:
+            found.update(WITH_BODY_PROBLEMS)
+        for status, response in found.items():
+            route.responses.setdefault(status, response)
+    return router

@@ -202,3 +202,24 @@ def test_deeply_nested_json_is_refused_before_processing(lite: NoticesClient) ->
         assert response.status_code == 422, (depth, response.status_code, response.text[:300])
         assert any(p.startswith("#/body/eligibility") for p in pointers(response))
     assert len(lite.events()) == 1
+
+
+def test_openapi_documents_the_problems_each_route_can_give(lite: NoticesClient) -> None:
+    paths = lite.http.get("/openapi.json").json()["paths"]
+    for path, operations in paths.items():
+        if not path.startswith(API):
+            continue
+        for method, operation in operations.items():
+            responses = operation["responses"]
+            assert "503" in responses, (method, path)
+            if method in {"post", "put", "patch"}:
+                assert {"400", "413", "422"} <= set(responses), (method, path)
+            if operation.get("parameters"):
+                assert "422" in responses, (method, path)
+    bulk = paths[f"{API}/notices/bulk"]["post"]["responses"]
+    assert {"413", "415", "422"} <= set(bulk) and "csv_max_field_chars" in bulk["422"]["description"]
+    assert "413" in paths[f"{API}/notices/import/ocds"]["post"]["responses"]
+    changes = {p["name"]: p["schema"] for p in paths[f"{API}/feeds/changes"]["get"]["parameters"]}
+    assert changes["after"]["maximum"] == 2**63 - 1
+    assert paths[f"{API}/notices/{{notice_id}}/versions/{{number}}"]["get"]["parameters"][1]["schema"][
+        "maximum"] == 2**63 - 1

@@ -20,7 +20,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import JSONResponse
 
 from hub.api.auth import Principal
-from hub.api.deps import BusDep, HubDep, require_scope
+from hub.api.deps import BusDep, HubDep, problem_doc, require_scope
 from hub.api.problems import problem_response
 from hub.api.routes import notices_public
 from hub.api.schemas import Input, JsonBody
@@ -123,7 +123,18 @@ def cancel_notice(
     return _send(bus, command)
 
 
-@router.post("/notices/import/pps", summary="Import Korean PPS open-API notices (per-item report)")
+_IMPORT: dict[int | str, dict[str, Any]] = {
+    413: problem_doc("More items or releases than `syndication.publication.pps_max_items`, or the body over "
+                     "`api.max_body_bytes`"),
+}
+_UPLOAD: dict[int | str, dict[str, Any]] = {
+    413: problem_doc("More than `csv_max_bytes` bytes or `csv_max_rows` rows"),
+    415: problem_doc("Neither text/csv nor multipart/form-data with a `file` part"),
+    422: problem_doc("Unusable header, a cell over `csv_max_field_chars` (named by row and column), or not UTF-8"),
+}
+
+
+@router.post("/notices/import/pps", responses=_IMPORT, summary="Import Korean PPS open-API notices (per-item report)")
 def import_pps(
     caller: NoticesWrite, bus: BusDep, request: Request,
     body: Annotated[JsonBody | list[JsonBody], Body(
@@ -140,7 +151,8 @@ def import_pps(
     return _send(bus, command)
 
 
-@router.post("/notices/import/ocds", summary="Import an OCDS 1.1 release package (per-release report)")
+@router.post("/notices/import/ocds", responses=_IMPORT,
+             summary="Import an OCDS 1.1 release package (per-release report)")
 def import_ocds(
     caller: NoticesWrite, bus: BusDep, request: Request,
     body: Annotated[JsonBody, Body(description="An OCDS 1.1 release package (`{\"releases\": [...]}`)")],
@@ -183,7 +195,8 @@ def _multipart_file(raw: bytes, content_type: str) -> bytes | None:
     return payload if isinstance(payload, bytes) else None
 
 
-@router.post("/notices/bulk", summary="Publish many notices from CSV (per-row report)", openapi_extra=_CSV_BODY)
+@router.post("/notices/bulk", summary="Publish many notices from CSV (per-row report)", openapi_extra=_CSV_BODY,
+             responses=_UPLOAD)
 async def bulk_publish(
     caller: NoticesWrite, bus: BusDep, hub: HubDep, request: Request, idempotency_key: IdempotencyKey = None,
 ) -> JSONResponse:
