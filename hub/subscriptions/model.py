@@ -20,6 +20,7 @@ from typing import Any
 from hub.notices.codes import region_country
 from hub.notices.model import NoticeValidationError
 from hub.spine.errors import Rejected
+from hub.spine.text import control_character_problem
 from hub.subscriptions.filters import SubscriptionFilter
 from hub.subscriptions.ssrf import UnsafeTarget, check_url_syntax
 
@@ -76,6 +77,13 @@ class SubscriberTopology:
 
     def dead_letter_queue(self, subscription_id: str) -> str:
         return f"{self.queue(subscription_id)}.dlq"
+
+
+def _name(name: str) -> str:
+    """A subscription's name is free text shown back to its owner: no control characters."""
+    if problem := control_character_problem(name):
+        raise Rejected("name", problem)
+    return name.strip()
 
 
 def parse_filter(data: Mapping[str, Any]) -> SubscriptionFilter:
@@ -184,7 +192,7 @@ class Subscription:
             url = None
         else:
             raise Rejected("channel.type", "expected webhook or amqp")
-        return cls(id=subscription_id, org_id=org_id, name=name.strip(), channel=Channel(channel), filter=flt,
+        return cls(id=subscription_id, org_id=org_id, name=_name(name), channel=Channel(channel), filter=flt,
                    url=url, created_at=now, updated_at=now)
 
     @classmethod
@@ -213,7 +221,7 @@ class Subscription:
         return not self.routable
 
     def rename(self, name: str, now: datetime) -> None:
-        self.name, self.updated_at = name.strip(), now
+        self.name, self.updated_at = _name(name), now
 
     def change_filter(self, flt: SubscriptionFilter, now: datetime) -> None:
         self.filter, self.updated_at = flt, now
