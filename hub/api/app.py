@@ -17,7 +17,7 @@ from typing import Any
 
 from fastapi import APIRouter, FastAPI
 
-from hub.api.deps import document_problems
+from hub.api.deps import TEXT_PARAMETERS, document_problems
 from hub.api.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
 from hub.api.probes import GaugeRefresher, default_readiness_checks
 from hub.api.problems import PROBLEM_CONTENT_TYPE, PROBLEM_TYPE_BASE, Problem, install_problem_handlers
@@ -128,5 +128,6 @@ def create_app(hub: Hub | None = None, settings: Settings | None = None) -> Fast
     for router in ROOT_ROUTERS:
         app.include_router(router)
     for router in API_ROUTERS:
-        app.include_router(document_problems(router), prefix=API_PREFIX, responses=API_ERROR_RESPONSES)
+        app.include_router(document_problems(router), prefix=API_PREFIX, responses=API_ERROR_RESPONSES,
+                           dependencies=TEXT_PARAMETERS)
     return app

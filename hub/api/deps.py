@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request, Security
+from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
@@ -28,10 +29,12 @@ from hub.organisations.model import Scope
 from hub.registry import HubUnitOfWork
 from hub.spine.errors import NotFound
 from hub.spine.messages import Command
+from hub.spine.text import control_character_problem
 
 __all__ = [
     "INT64_MAX",
     "PUBLIC_ROUTE",
+    "TEXT_PARAMETERS",
     "WITH_BODY_PROBLEMS",
     "BusDep",
     "CommandDispatcher",
@@ -208,3 +211,18 @@ def document_problems(router: APIRouter) -> APIRouter:
         for status, response in found.items():
             route.responses.setdefault(status, response)
     return router
+
+
+def _plain_parameters(request: Request) -> None:
+    """Path and query values with a control character are refused before any route sees them: NUL
+    cannot even be sent to PostgreSQL, and no id, code or word the hub knows contains one."""
+    found = [(("path", name), value) for name, value in request.path_params.items() if isinstance(value, str)]
+    found += [(("query", name), value) for name, value in request.query_params.multi_items()]
+    problems = [(where, problem) for where, value in found if (problem := control_character_problem(value))]
+    if problems:
+        raise RequestValidationError([{"loc": where, "msg": problem, "type": "value_error"}
+                                      for where, problem in problems])
+
+
+# Mounted with every API router (``include_router(..., dependencies=TEXT_PARAMETERS)``).
+TEXT_PARAMETERS = [Depends(_plain_parameters)]

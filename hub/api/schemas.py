@@ -173,7 +173,7 @@ class DeadLetterOut(Out):
 
 class ReplayIn(Input):
     ids: list[Id] | None = Field(None, description="Dead letters to replay; omit for every open one.")
-    consumer_group: str | None = Field(None, max_length=100)
+    consumer_group: Text | None = Field(None, max_length=100)
 
 
 class ReplayOut(BaseModel):

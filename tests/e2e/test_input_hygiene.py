@@ -223,3 +223,22 @@ def test_openapi_documents_the_problems_each_route_can_give(lite: NoticesClient)
     assert changes["after"]["maximum"] == 2**63 - 1
     assert paths[f"{API}/notices/{{notice_id}}/versions/{{number}}"]["get"]["parameters"][1]["schema"][
         "maximum"] == 2**63 - 1
+
+
+def test_control_characters_in_paths_and_queries_answer_422(api: NoticesClient) -> None:
+    """NUL in a path or query value reached PostgreSQL, which cannot take it (500)."""
+    operator = bearer(api.operator_key)
+    for path in ("/notices/%00", "/notices/a%00b/versions/1", "/notices/%01/ocds/record", "/notices?q=%00",
+                 "/notices?region=%00", "/notices?institution=%1b", "/feeds/notices.atom?q=%00",
+                 "/subscriptions/%00", "/subscriptions/%00/deliveries", "/suppliers/%00", "/suppliers/%00/credentials",
+                 "/orgs/%00", "/orgs/%00/keys", "/dead-letters?consumer_group=%00"):
+        response = api.http.get(f"{API}{path}", headers=operator)
+        assert response.status_code == 422, (path, response.status_code, response.text[:200])
+    found = problem(api.http.get(f"{API}/notices/x%00y"), 422)
+    assert [e["pointer"] for e in found["errors"]] == ["#/path/notice_id"]
+    for path, body in ((f"{API}/notices/%00/cancellation", {"reason": "r"}),
+                       (f"{API}/suppliers/%00/refresh", None),
+                       (f"{API}/dead-letters/replay", {"consumer_group": "\x00"})):
+        assert api.http.post(path, json=body, headers=operator).status_code == 422, path
+    # tab and line feed are not refused in a search
+    assert api.http.get(f"{API}/notices?q=road%09works").status_code == 200
