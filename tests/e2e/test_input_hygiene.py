@@ -98,7 +98,23 @@ def test_control_characters_are_refused_in_csv_pps_and_ocds_imports(lite: Notice
     releases = lite.http.post(f"{API}/notices/import/ocds", json=package, headers=importer)
     assert releases.status_code == 200, releases.text
     assert releases.json()["releases"][0]["status"] == "rejected", releases.text
-    assert len(lite.events()) == 2  # the CSV row and the notice published to be exported
+    # the source's identifiers are stored as given, so they are held to the same rule
+    items = lite.http.post(f"{API}/notices/import/pps?operation=getBidPblancListInfoCnstwk",
+                           json=[{**pps, "bidNtceNm": "도로 재포장", "bidNtceNo": "R26BK\x0100012345"}],
+                           headers=headers)
+    assert items.json()["items"][0]["status"] == "rejected", items.text
+    assert items.json()["items"][0]["errors"][0]["field"] == "bidNtceNo"
+    package = lite.http.get(f"{API}/notices/{notice_id}/ocds/releases").json()
+    package["releases"][0]["ocid"] += "\x01"
+    releases = lite.http.post(f"{API}/notices/import/ocds", json=package, headers=importer)
+    assert releases.json()["releases"][0]["status"] == "rejected", releases.text
+    assert releases.json()["releases"][0]["errors"][0]["field"] == "ocid"
+    # eligibility criteria given as text too deep for the JSON parser are kept as a stated condition
+    package["releases"][0]["ocid"] = package["releases"][0]["ocid"][:-1] + "-deep"
+    package["releases"][0]["tender"]["eligibilityCriteria"] = "[" * 5000 + "]" * 5000
+    releases = lite.http.post(f"{API}/notices/import/ocds", json=package, headers=importer)
+    assert releases.status_code == 200 and releases.json()["releases"][0]["status"] == "created", releases.text
+    assert len(lite.events()) == 3  # the CSV row, the notice published to be exported, the deep one
     atom_ok(lite)
 
 

@@ -19,6 +19,7 @@ from typing import Any
 
 from hub.notices.formats.base import ImportedNotice
 from hub.notices.model import NoticeContent, NoticeValidationError, VersionKind
+from hub.spine.text import control_character_problem
 from mappings.engine import MappingError, SourceMapping, load_mapping
 
 __all__ = ["NOTICE_TARGETS", "load_notice_mapping", "mapping_path", "read_notice"]
@@ -63,6 +64,11 @@ def read_notice(mapping: SourceMapping, record: Any, ref: Mapping[str, Any], ref
     if len(external_id) > _MAX_EXTERNAL_ID:
         problems.append((reading.sources.get("notice.external_id", "external_id"),
                          f"at most {_MAX_EXTERNAL_ID} characters"))
+    for key in ("notice.external_id", "notice.reason", "notice.institution"):
+        # kept as given (the source's identifier, the amendment's reason): no control characters
+        value = version.get(key.removeprefix("notice."))
+        if isinstance(value, str) and (problem := control_character_problem(value)):
+            problems.append((reading.sources.get(key, key.removeprefix("notice.")), problem))
     order = _order(version.get("order", 0))
     if order is None:
         problems.append((reading.sources.get("notice.order", "order"), "expected digits such as 000, or a date"))

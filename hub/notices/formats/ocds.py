@@ -84,7 +84,7 @@ def _refine(data: dict[str, Any]) -> None:
 def _requirements(text: str) -> list[Any]:
     try:
         parsed = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):  # nested past the parser's stack: not requirements either
         parsed = None
     if isinstance(parsed, list) and all(isinstance(r, dict) and "kind" in r for r in parsed):
         return parsed
