@@ -101,3 +101,21 @@ def test_an_encoding_the_hub_cannot_decode_is_refused() -> None:
             registry["demo"].fetch("ABC123", purpose="test", requested_by="org-1")
         registry.close()
     assert caught.value.code == "unsupported_encoding"
+
+
+def test_a_gzip_bomb_from_a_soap_upstream_is_refused_the_same_way() -> None:
+    from tests.unit.test_connector_soap import build_vies
+
+    with HostileServer(gzip_bomb(200, INFLATED, content_type="text/xml; charset=utf-8")) as server:
+        registry = build_vies(server.url, max_response_bytes=CAP, retry={"max_attempts": 1})
+        tracemalloc.start()
+        try:
+            tracemalloc.reset_peak()
+            with pytest.raises(PermanentUpstreamError) as caught:
+                registry["vies"].fetch("DE123456788", purpose="test", requested_by="org-1")
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+            registry.close()
+    assert caught.value.code == "response_too_large"
+    assert peak < 8 * CAP, f"{peak} bytes allocated at the peak"
