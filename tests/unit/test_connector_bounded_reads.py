@@ -104,7 +104,7 @@ def test_an_encoding_the_hub_cannot_decode_is_refused() -> None:
 
 
 def test_a_gzip_bomb_from_a_soap_upstream_is_refused_the_same_way() -> None:
-    from tests.unit.test_connector_soap import build_vies
+    from tests.support.connectors import build_vies
 
     with HostileServer(gzip_bomb(200, INFLATED, content_type="text/xml; charset=utf-8")) as server:
         registry = build_vies(server.url, max_response_bytes=CAP, retry={"max_attempts": 1})
