@@ -11,7 +11,15 @@ from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import BaseModel, ConfigDict, Field
 
-__all__ = ["BrokerSettings", "DatabaseSettings", "LoggingSettings", "RelaySettings", "Section", "redact_url"]
+__all__ = [
+    "DEFAULT_REDACT_QUERY_PARAMS",
+    "BrokerSettings",
+    "DatabaseSettings",
+    "LoggingSettings",
+    "RelaySettings",
+    "Section",
+    "redact_url",
+]
 
 
 class Section(BaseModel):
@@ -52,9 +60,23 @@ class RelaySettings(Section):
     confirm_timeout_s: float = Field(30.0, gt=0)
 
 
+# Query parameters whose values are secrets wherever a URL is shown (logs, ``config show``), compared
+# without regard to case: upstream keys (NTS ``serviceKey``), tokens, passwords in database URLs.
+DEFAULT_REDACT_QUERY_PARAMS = (
+    "serviceKey", "api_key", "apikey", "api-key", "key", "token", "access_token", "refresh_token",
+    "id_token", "client_secret", "secret", "signature", "sig", "password", "passwd", "pwd", "sslpassword",
+    "auth", "authorization", "crtfc_key",
+)
+
+
 class LoggingSettings(Section):
     level: str = "INFO"
     json_format: bool = Field(True, alias="json")
+    # Levels of single loggers. httpx logs every request's URL at INFO, one line per upstream call:
+    # WARNING keeps the log readable (the redacting filter hides the keys either way).
+    levels: dict[str, str] = {"httpx": "WARNING", "httpcore": "WARNING"}
+    # Appended to by a deployment whose upstream takes its key under another name.
+    redact_query_params: list[str] = list(DEFAULT_REDACT_QUERY_PARAMS)
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
