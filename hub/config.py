@@ -206,8 +206,8 @@ def with_overrides(settings: Settings, changes: Mapping[str, Any]) -> Settings:
 def known_secrets(settings: Settings) -> set[str]:
     """Every secret value the settings hold: ``SecretStr`` fields (connector keys, webhook secret keys),
     the resolved key of each connector (``key_env`` / ``key_file``), values under a ``headers`` mapping,
-    URL passwords, and query values of the key parameters in ``logging.redact_query_params``."""
-    params = {name.lower() for name in settings.logging.redact_query_params}
+    URL passwords, and query values of the key parameters (``logging.query_params``)."""
+    params = {name.lower() for name in settings.logging.query_params}
     found: set[str] = set()
     _collect(settings, "", params, found)
     for system in settings.connectors.values():

@@ -47,7 +47,7 @@ def redact(value: Any, key: str = "", redactor: Redactor | None = None) -> Any:
 
 def effective(settings: Settings) -> dict[str, Any]:
     data: dict[str, Any] = settings.model_dump(mode="json", by_alias=True)
-    redactor = Redactor(settings.logging.redact_query_params, known_secrets(settings))
+    redactor = Redactor(settings.logging.query_params, known_secrets(settings))
     return dict(redact(data, redactor=redactor))
 
 

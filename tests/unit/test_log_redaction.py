@@ -15,7 +15,7 @@ import pytest
 from hub.cli.config_cmd import effective
 from hub.config import Settings, known_secrets
 from hub.spine.observability.logging import Redactor, configure_logging, register_secrets
-from hub.spine.settings import LoggingSettings
+from hub.spine.settings import LoggingSettings, redact_url
 
 
 @pytest.fixture
@@ -103,8 +103,9 @@ def test_httpx_request_lines_are_quiet_by_default(restore_logging: None) -> None
 
 def test_extra_query_params_can_be_configured(restore_logging: None) -> None:
     logs = captured(redact_query_params=["crtfcKey"])
-    logging.getLogger("hub.test").warning("GET http://dart.example/api?crtfcKey=abc123&corp=1")
-    assert json.loads(logs.getvalue())["message"] == "GET http://dart.example/api?crtfcKey=***&corp=1"
+    logging.getLogger("hub.test").warning("GET http://dart.example/api?crtfcKey=abc123&corp=1&serviceKey=x")
+    # the configured name is added; the defaults stay
+    assert json.loads(logs.getvalue())["message"] == "GET http://dart.example/api?crtfcKey=***&corp=1&serviceKey=***"
     configure_logging(LoggingSettings())  # back to the defaults for the rest of the process
 
 
@@ -135,3 +136,14 @@ def test_config_show_redacts_by_value_and_keeps_flags() -> None:
     assert shown["connectors"]["gleif"]["headers"] == {"Authorization": "***", "Accept": "***"}
     assert shown["syndication"]["allow_private_targets"] is False
     assert shown["database"]["pool_size"] == 10
+
+
+def test_redact_url_hides_key_parameters_too() -> None:
+    assert redact_url("postgresql://hub:pw@db/hub?sslmode=require&sslpassword=x") == (
+        "postgresql://hub:***@db/hub?sslmode=require&sslpassword=***")
+    assert redact_url("https://nts.example/api?ServiceKey=x&page=1") == "https://nts.example/api?ServiceKey=***&page=1"
+
+
+def test_a_level_that_is_no_level_is_refused() -> None:
+    with pytest.raises(ValueError, match="httpx: 'LOUD' is not a log level"):
+        LoggingSettings(levels={"httpx": "LOUD"})

@@ -9,7 +9,7 @@ Secrets must never reach a log, whoever writes the line (the hub, httpx logging 
 pika, SQLAlchemy): the hub's handler carries a :class:`RedactingFilter` that rewrites every record —
 message, arguments, exception text — and its formatters redact every field again before a line is
 written. What is hidden: API keys (``g2b_<id>_***``), query values of key parameters
-(``?serviceKey=***``, the list is ``logging.redact_query_params``), ``Authorization`` /
+(``?serviceKey=***``: ``DEFAULT_REDACT_QUERY_PARAMS`` and ``logging.redact_query_params``), ``Authorization`` /
 ``Proxy-Authorization`` values, URL passwords (``user:***@``) and every known secret value (the
 settings register theirs with :func:`register_secrets` when they load). It is a last line of defence
 behind the rule that nobody logs a secret in the first place.
@@ -209,7 +209,7 @@ def configure_logging(settings: LoggingSettings, stream: IO[str] | None = None) 
     ``logging.levels`` apply to the named loggers (httpx logs each request URL at INFO: WARNING by
     default).
     """
-    _REDACTOR.set_query_params(settings.redact_query_params)
+    _REDACTOR.set_query_params(settings.query_params)
     root = logging.getLogger()
     for existing in list(root.handlers):
         if getattr(existing, _HANDLER_MARK, False):
