@@ -218,6 +218,10 @@ def known_secrets(settings: Settings) -> set[str]:
     return found
 
 
+# Headers that describe the request rather than authorise it; every other header value counts as secret.
+_PLAIN_HEADERS = {"accept", "accept-language", "accept-encoding", "content-type", "user-agent", "cache-control"}
+
+
 def _collect(value: Any, key: str, params: set[str], found: set[str]) -> None:
     if isinstance(value, SecretStr):
         found.add(value.get_secret_value())
@@ -227,6 +231,8 @@ def _collect(value: Any, key: str, params: set[str], found: set[str]) -> None:
     elif isinstance(value, Mapping):
         for name, item in value.items():
             if key == "headers" and isinstance(item, str):
+                if str(name).lower() in _PLAIN_HEADERS:  # ``application/json`` is no secret to hunt in logs
+                    continue
                 found.add(item)
                 # ``Bearer abc``: the credentials also appear on their own
                 found.add(item.split(" ", 1)[-1])
