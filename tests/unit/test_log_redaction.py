@@ -85,7 +85,10 @@ def test_third_party_records_are_redacted_message_args_extra_and_exception(resto
 
 
 def test_text_format_is_redacted_too(restore_logging: None) -> None:
-    logs = captured(json_format=False)
+    uvicorn = logging.getLogger("uvicorn.error")
+    uvicorn.addHandler(logging.StreamHandler(io.StringIO()))  # as uvicorn's own dictConfig leaves it
+    uvicorn.propagate = False
+    logs = captured(json_format=False)  # takes the uvicorn loggers back
     try:
         raise ValueError("dsn postgresql://u:CANARY-PW-0002@db/x?sslpassword=CANARY-SSL-0002")
     except ValueError:

@@ -36,6 +36,7 @@ __all__ = [
     "RedactingTextFormatter",
     "Redactor",
     "RequestIdFilter",
+    "adopt_loggers",
     "configure_logging",
     "redact",
     "redact_api_keys",
@@ -201,6 +202,21 @@ def _formatter(json_format: bool) -> logging.Formatter:
     return RedactingTextFormatter("%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s")
 
 
+# Libraries that install handlers of their own (uvicorn's default dictConfig does, whenever a server is
+# built without ``log_config=None``, e.g. the sandbox twins the demo runs in-process).
+THIRD_PARTY_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.access")
+
+
+def adopt_loggers(names: Iterable[str] = THIRD_PARTY_LOGGERS) -> None:
+    """Send these loggers' records to the root handler again: drop the handlers a library installed
+    and let them propagate, so no line bypasses the redacting filter."""
+    for name in names:
+        logger = logging.getLogger(name)
+        for handler in list(logger.handlers):
+            logger.removeHandler(handler)
+        logger.propagate = True
+
+
 def configure_logging(settings: LoggingSettings, stream: IO[str] | None = None) -> None:
     """Install one handler on the root logger (replacing the one a previous call installed).
 
@@ -222,5 +238,6 @@ def configure_logging(settings: LoggingSettings, stream: IO[str] | None = None) 
     handler.setFormatter(_formatter(settings.json_format))
     root.addHandler(handler)
     root.setLevel(settings.level.upper())
+    adopt_loggers()
     for name, level in settings.levels.items():
         logging.getLogger(name).setLevel(level.upper())
