@@ -14,7 +14,7 @@ import pytest
 
 from hub.cli.config_cmd import effective
 from hub.config import Settings, known_secrets
-from hub.spine.observability.logging import Redactor, configure_logging, register_secrets
+from hub.spine.observability.logging import RedactingFilter, Redactor, configure_logging, register_secrets
 from hub.spine.settings import LoggingSettings, redact_url
 
 
@@ -95,6 +95,13 @@ def test_text_format_is_redacted_too(restore_logging: None) -> None:
         logging.getLogger("uvicorn.error").exception("failed: %r", {"Authorization": "Basic CANARY-B-0002"})
     text = logs.getvalue()
     assert "CANARY" not in text and "postgresql://u:***@db/x?sslpassword=***" in text and "Basic ***" in text
+
+
+def test_arguments_that_do_not_fit_the_format_are_redacted_too() -> None:
+    record = logging.LogRecord("pika", logging.WARNING, __file__, 1, "two %s %s",
+                               ("http://x.example/?token=CANARY-ARG-0004",), None)
+    assert RedactingFilter().filter(record)
+    assert record.args == () and "CANARY" not in record.msg and "http://x.example/?token=***" in record.msg
 
 
 def test_httpx_request_lines_are_quiet_by_default(restore_logging: None) -> None:

@@ -165,8 +165,8 @@ class RedactingFilter(logging.Filter):
         if not isinstance(record.msg, Mapping):
             try:
                 message = record.getMessage()
-            except Exception:  # a bad format string: let the handler report it as logging does
-                return True
+            except Exception:  # arguments that do not fit the format: keep both, redacted
+                message = f"{record.msg} {record.args!r}"
             record.msg, record.args = redactor.redact(message), ()
         if record.exc_info and not record.exc_text:
             record.exc_text = logging.Formatter().formatException(record.exc_info)
