@@ -39,7 +39,12 @@ def serve_app(app: Any, host: str, port: int, on_started: Callable[[], None] | N
     Handlers that merely take note make a signalled stop an ordinary, successful return."""
     import uvicorn
 
+    from hub.spine.observability.logging import adopt_loggers
+
     server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, **uvicorn_options()))
+    # An in-process uvicorn started earlier with its default config (the demo's sandbox twins) gave the
+    # uvicorn loggers handlers of their own; take them back so every line passes the redacting filter.
+    adopt_loggers()
     done = threading.Event()
     if on_started is not None:
         callback = on_started
