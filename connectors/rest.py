@@ -1,15 +1,16 @@
 """Generic REST connector (httpx) plus the HTTP plumbing the SOAP connector shares.
 
 Everything contract-specific — path template, query, auth style, batch body, error shapes — is
-configuration (:class:`RestSystemConfig`). The body is read with a hard byte cap before anything parses
-it, and classified into ok / not found / permanent / transient so retries and the breaker behave the
-same for every system.
+configuration (:class:`RestSystemConfig`). The body is read with a hard byte cap — on the wire and once
+decoded — before anything parses it, and classified into ok / not found / permanent / transient so
+retries and the breaker behave the same for every system.
 """
 
 from __future__ import annotations
 
 import json
 import re
+import zlib
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -119,8 +120,52 @@ class HttpAnswer:
         return parse_retry_after(self.headers.get("retry-after"))
 
 
+class _Inflater:
+    """Undoes a ``Content-Encoding`` (gzip or deflate, possibly stacked) chunk by chunk, never producing
+    more than ``cap`` bytes in all: zlib is asked for at most what is left of the cap plus one byte, so a
+    gzip bomb costs the cap, not what it would inflate to (httpx's own decoder inflates a whole network
+    read at once: 64 KiB of gzip can become 64 MiB)."""
+
+    def __init__(self, system: str, encodings: Sequence[str], cap: int, status: int) -> None:
+        self.system, self.cap, self.status = system, cap, status
+        self.stages: list[tuple[str, Any, list[int]]] = []
+        for encoding in reversed(encodings):  # the last encoding applied is undone first
+            if encoding in ("gzip", "x-gzip"):
+                self.stages.append((encoding, zlib.decompressobj(16 + zlib.MAX_WBITS), [0]))
+            elif encoding == "deflate":
+                self.stages.append((encoding, zlib.decompressobj(zlib.MAX_WBITS), [0]))
+            else:
+                raise PermanentUpstreamError(
+                    system, "unsupported_encoding", f"content-encoding {encoding!r}", http_status=status
+                )
+
+    def feed(self, data: bytes) -> bytes:
+        for index, (encoding, inflater, produced) in enumerate(self.stages):
+            room = self.cap - produced[0]
+            try:
+                out = inflater.decompress(data, room + 1)
+            except zlib.error:
+                if encoding != "deflate" or produced[0] or inflater.unused_data:
+                    raise
+                # "deflate" sent as a raw stream (no zlib header), as some servers do
+                inflater = zlib.decompressobj(-zlib.MAX_WBITS)
+                self.stages[index] = (encoding, inflater, produced)
+                out = inflater.decompress(data, room + 1)
+            produced[0] += len(out)
+            if len(out) > room:
+                raise PermanentUpstreamError(
+                    self.system,
+                    "response_too_large",
+                    f"decoded body exceeds cap {self.cap}",
+                    http_status=self.status,
+                )
+            data = out
+        return data
+
+
 def send_capped(client: httpx.Client, system: str, request: httpx.Request, max_bytes: int) -> HttpAnswer:
-    """Send and read at most ``max_bytes`` of (decoded) body; network trouble becomes transient."""
+    """Send and read at most ``max_bytes`` of body, counted both as sent (compressed) and decoded, while
+    it streams in: the process never holds more than the cap of either. Network trouble is transient."""
     try:
         response = client.send(request, stream=True)
         try:
@@ -132,9 +177,21 @@ def send_capped(client: httpx.Client, system: str, request: httpx.Request, max_b
                     f"declared {declared} bytes > cap {max_bytes}",
                     http_status=response.status_code,
                 )
+            encodings = [
+                token.strip().lower()
+                for token in response.headers.get("content-encoding", "").split(",")
+                if token.strip() and token.strip().lower() != "identity"
+            ]
+            inflater = _Inflater(system, encodings, max_bytes, response.status_code) if encodings else None
+            wire = 0
             body = bytearray()
-            for chunk in response.iter_bytes():
-                body += chunk
+            for chunk in response.iter_raw(64 * 1024):
+                wire += len(chunk)
+                if wire > max_bytes:
+                    raise PermanentUpstreamError(
+                        system, "response_too_large", f"body exceeds cap {max_bytes}", http_status=response.status_code
+                    )
+                body += inflater.feed(chunk) if inflater is not None else chunk
                 if len(body) > max_bytes:
                     raise PermanentUpstreamError(
                         system, "response_too_large", f"body exceeds cap {max_bytes}", http_status=response.status_code
@@ -146,7 +203,7 @@ def send_capped(client: httpx.Client, system: str, request: httpx.Request, max_b
         raise TransientUpstreamError(system, "timeout", type(exc).__name__) from exc
     except httpx.TransportError as exc:
         raise TransientUpstreamError(system, "connection_error", type(exc).__name__) from exc
-    except httpx.DecodingError as exc:
+    except (httpx.DecodingError, zlib.error) as exc:
         raise TransientUpstreamError(system, "malformed_response", "content decoding failed") from exc
 
 

@@ -7,7 +7,9 @@ typo or a bad value stops the start with one line naming the file or variable an
 (:func:`load_settings`) before any migration runs.
 
 Secrets (database passwords inside URLs, API keys of upstream systems) are ``SecretStr`` or are
-redacted by :func:`redact_url` before they reach a log line.
+redacted by :func:`redact_url` before they reach a log line. Every validated ``Settings`` also hands
+its secret values (:func:`known_secrets`) to the log filter, so they are hidden in any line that
+repeats them, whoever writes it.
 """
 
 from __future__ import annotations
@@ -21,9 +23,10 @@ from importlib.abc import Traversable
 from importlib.resources import files
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qsl, urlsplit
 
 import yaml
-from pydantic import ValidationError, ValidationInfo, field_validator
+from pydantic import BaseModel, SecretStr, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     EnvSettingsSource,
@@ -33,6 +36,7 @@ from pydantic_settings import (
 )
 
 from connectors.config import Systems
+from hub.spine.observability.logging import register_secrets
 from hub.spine.settings import BrokerSettings, DatabaseSettings, LoggingSettings, RelaySettings, Section, redact_url
 from hub.subscriptions.config import SyndicationSettings
 from hub.suppliers.config import SupplierSettings
@@ -47,6 +51,7 @@ __all__ = [
     "Settings",
     "deep_merge",
     "get_settings",
+    "known_secrets",
     "load_settings",
     "redact_url",
     "shipped_files",
@@ -158,6 +163,12 @@ class Settings(BaseSettings):
                 raise ValueError(f"applicable_systems.{scheme} names systems without a connectors entry: {unknown}")
         return value
 
+    @model_validator(mode="after")
+    def _register_secrets(self) -> Settings:
+        # From the moment a configuration exists, its secrets are hidden in every log line.
+        register_secrets(known_secrets(self))
+        return self
+
     @classmethod
     def settings_customise_sources(
         cls,
@@ -190,6 +201,63 @@ def with_overrides(settings: Settings, changes: Mapping[str, Any]) -> Settings:
     """A copy with ``changes`` merged key by key and validated again (``model_copy`` validates nothing)."""
     merged = deep_merge(settings.model_dump(by_alias=True), changes)
     return Settings.model_validate(merged)
+
+
+def known_secrets(settings: Settings) -> set[str]:
+    """Every secret value the settings hold: ``SecretStr`` fields (connector keys, webhook secret keys),
+    the resolved key of each connector (``key_env`` / ``key_file``), values under a ``headers`` mapping,
+    URL passwords, and query values of the key parameters (``logging.query_params``)."""
+    params = {name.lower() for name in settings.logging.query_params}
+    found: set[str] = set()
+    _collect(settings, "", params, found)
+    for system in settings.connectors.values():
+        key = system.resolve_key()
+        if key is not None:
+            found.add(key.get_secret_value())
+    found.discard("")
+    return found
+
+
+# Headers that describe the request rather than authorise it; every other header value counts as secret.
+_PLAIN_HEADERS = {"accept", "accept-language", "accept-encoding", "content-type", "user-agent", "cache-control"}
+
+
+def _collect(value: Any, key: str, params: set[str], found: set[str]) -> None:
+    if isinstance(value, SecretStr):
+        found.add(value.get_secret_value())
+    elif isinstance(value, BaseModel):
+        for name in type(value).model_fields:
+            _collect(getattr(value, name), name, params, found)
+    elif isinstance(value, Mapping):
+        for name, item in value.items():
+            if key == "headers" and isinstance(item, str):
+                if str(name).lower() in _PLAIN_HEADERS:  # ``application/json`` is no secret to hunt in logs
+                    continue
+                found.add(item)
+                # ``Bearer abc``: the credentials also appear on their own
+                found.add(item.split(" ", 1)[-1])
+            elif str(name).lower() in params and isinstance(item, str):  # a connector's ``query``
+                found.add(item)
+            else:
+                _collect(item, str(name), params, found)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            _collect(item, key, params, found)
+    elif isinstance(value, str) and "://" in value:
+        found.update(url_secrets(value, params))
+
+
+def url_secrets(url: str, params: set[str]) -> set[str]:
+    """The password and the values of key parameters (``params``, lower case) of one URL."""
+    try:
+        parts = urlsplit(url)
+        password = parts.password
+    except ValueError:
+        return set()
+    found = {password} if password else set()
+    found.update(value for name, value in parse_qsl(parts.query, keep_blank_values=False)
+                 if name.lower() in params)
+    return found
 
 
 def _describe(exc: ValidationError, arguments: Mapping[str, Any]) -> list[str]:

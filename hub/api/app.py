@@ -18,7 +18,7 @@ from typing import Any
 from fastapi import APIRouter, FastAPI
 
 from hub.api.deps import TEXT_PARAMETERS, document_problems
-from hub.api.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
+from hub.api.middleware import BodySizeLimitMiddleware, RequestContextMiddleware, SecurityHeadersMiddleware
 from hub.api.probes import GaugeRefresher, default_readiness_checks
 from hub.api.problems import PROBLEM_CONTENT_TYPE, PROBLEM_TYPE_BASE, Problem, install_problem_handlers
 from hub.api.routes import (
@@ -124,6 +124,9 @@ def create_app(hub: Hub | None = None, settings: Settings | None = None) -> Fast
     # Added last = outermost: the request context wraps the body limit, so a 413 carries the request id.
     app.add_middleware(BodySizeLimitMiddleware, max_body_bytes=settings.api.max_body_bytes)
     app.add_middleware(RequestContextMiddleware)
+    # Outermost of all: even the last-resort 500 carries the security headers.
+    docs_paths = frozenset(p for p in (app.docs_url, app.swagger_ui_oauth2_redirect_url) if p)
+    app.add_middleware(SecurityHeadersMiddleware, docs_paths=docs_paths)
 
     for router in ROOT_ROUTERS:
         app.include_router(router)

@@ -1,4 +1,5 @@
-"""Pure ASGI middleware: request context (id, latency, access log, last-resort 500) and a body cap.
+"""Pure ASGI middleware: request context (id, latency, access log, last-resort 500), a body cap and
+security headers.
 
 Pure ASGI rather than ``BaseHTTPMiddleware`` so nothing is buffered and the request id context
 variable is set in the same context the endpoint (and its worker thread) runs in.
@@ -26,6 +27,7 @@ __all__ = [
     "BodySizeLimitMiddleware",
     "RequestContextMiddleware",
     "RouteTemplates",
+    "SecurityHeadersMiddleware",
     "sane_request_id",
 ]
 
@@ -206,3 +208,48 @@ class BodySizeLimitMiddleware:
             request_id=_state(scope).get("request_id"),
         )
         await response(scope, receive, send)
+
+
+# JSON, problem documents and the Atom feed load nothing and must never be framed.
+API_CSP = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
+# The Swagger UI page loads its bundle and stylesheet from jsDelivr, runs one inline bootstrap script,
+# shows FastAPI's favicon and calls the API on this origin ("Try it out"); still never framed.
+DOCS_CSP = (
+    "default-src 'none'; script-src https://cdn.jsdelivr.net 'unsafe-inline'; "
+    "style-src https://cdn.jsdelivr.net 'unsafe-inline'; img-src 'self' data: https://fastapi.tiangolo.com; "
+    "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
+)
+HSTS = "max-age=31536000"
+
+
+class SecurityHeadersMiddleware:
+    """Security headers on every response, errors included (the outermost middleware):
+    ``nosniff``, a CSP forbidding framing, ``Referrer-Policy: no-referrer``, and HSTS when the request
+    came over TLS. The scheme is the one the server hands in: uvicorn sets it from
+    ``X-Forwarded-Proto`` only for proxies in ``forwarded_allow_ips``, so a client cannot claim TLS.
+    Headers a route sets itself are kept."""
+
+    def __init__(self, app: ASGIApp, docs_paths: frozenset[str] = frozenset()) -> None:
+        self.app = app
+        self.docs_paths = docs_paths
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        policy = DOCS_CSP if scope.get("path") in self.docs_paths else API_CSP
+        tls = scope.get("scheme") == "https"
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                headers.setdefault("X-Content-Type-Options", "nosniff")
+                headers.setdefault("Content-Security-Policy", policy)
+                headers.setdefault("Referrer-Policy", "no-referrer")
+                if tls:
+                    headers.setdefault("Strict-Transport-Security", HSTS)
+                if "server" in headers:
+                    del headers["server"]
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)

@@ -120,8 +120,8 @@ class IssueKeyIn(Input):
     label: Text = Field("", max_length=200)
     scopes: list[Scope] | None = Field(
         None,
-        description="Subset of the organisation kind's scopes. Default: all of them when the caller "
-        "holds orgs:admin, otherwise the calling key's own scopes (a key cannot mint a stronger key).",
+        description="Subset of the organisation kind's scopes, all held by the calling key (a key cannot "
+        "mint a stronger key). Default: every scope of the kind that the calling key holds.",
     )
 
 

@@ -9,7 +9,8 @@ import typer
 import yaml
 
 from hub.cli._common import load_settings
-from hub.config import Settings, redact_url
+from hub.config import Settings, known_secrets, redact_url
+from hub.spine.observability.logging import Redactor
 
 app = typer.Typer(help="Effective configuration.", no_args_is_help=True)
 
@@ -19,27 +20,35 @@ _SECRET_KEY = re.compile(r"(password|passwd|secret|token|api_?key|credential|pri
 _URL = re.compile(r"^[a-z][a-z0-9+.-]*://", re.IGNORECASE)
 
 
-def redact(value: Any, key: str = "") -> Any:
-    """Hide secrets anywhere in the tree: URL passwords, and text under secret-sounding keys. ``SecretStr``
-    fields dump masked already; the names catch free-form maps (a connector's ``headers``). Numbers and
-    flags (``secret_overlap_s``, ``allow_private_targets``) are settings, not secrets, and stay visible."""
+def redact(value: Any, key: str = "", redactor: Redactor | None = None) -> Any:
+    """Hide secrets anywhere in the tree, by name and by value. By name: text under secret-sounding keys
+    and every value under a ``headers`` mapping (``SecretStr`` fields dump masked already). By value: URL
+    passwords, query values of key parameters (``?serviceKey=***``, ``?sslpassword=***``), and any text
+    holding a known secret (``redactor``). Numbers and flags (``secret_overlap_s``,
+    ``allow_private_targets``) are settings, not secrets, and stay visible."""
+    redactor = redactor or Redactor()
     if isinstance(value, dict):
-        return {k: redact(v, str(k)) for k, v in value.items()}
+        if key == "headers":
+            return {k: ("***" if isinstance(v, str) and v else redact(v, str(k), redactor)) for k, v in value.items()}
+        return {k: redact(v, str(k), redactor) for k, v in value.items()}
     if isinstance(value, list):
-        return [redact(v, key) for v in value]
-    if _SECRET_KEY.search(key) and isinstance(value, str) and value:
+        return [redact(v, key, redactor) for v in value]
+    if not isinstance(value, str):
+        return value
+    if _SECRET_KEY.search(key) and value:
         return "***"
-    if isinstance(value, str) and _URL.match(value):
+    if _URL.match(value):
         try:
-            return redact_url(value)
+            value = redact_url(value)
         except ValueError:
             return "***"
-    return value
+    return redactor.redact(value)
 
 
 def effective(settings: Settings) -> dict[str, Any]:
     data: dict[str, Any] = settings.model_dump(mode="json", by_alias=True)
-    return dict(redact(data))
+    redactor = Redactor(settings.logging.query_params, known_secrets(settings))
+    return dict(redact(data, redactor=redactor))
 
 
 @app.command()

@@ -25,6 +25,12 @@ def _is_sqlite(settings: Settings) -> bool:
     return settings.database.url.startswith("sqlite")
 
 
+def uvicorn_options() -> dict[str, Any]:
+    """What every uvicorn the hub starts is told: keep the hub's logging (``log_config=None``, our own
+    access log) and send no ``Server: uvicorn`` banner (it only helps an attacker pick exploits)."""
+    return {"log_config": None, "access_log": False, "server_header": False}
+
+
 def serve_app(app: Any, host: str, port: int, on_started: Callable[[], None] | None = None) -> None:
     """Run one uvicorn server in this process until SIGINT/SIGTERM, then return normally.
 
@@ -33,8 +39,12 @@ def serve_app(app: Any, host: str, port: int, on_started: Callable[[], None] | N
     Handlers that merely take note make a signalled stop an ordinary, successful return."""
     import uvicorn
 
-    # log_config=None: keep the hub's logging setup instead of uvicorn's own dictConfig.
-    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_config=None, access_log=False))
+    from hub.spine.observability.logging import adopt_loggers
+
+    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, **uvicorn_options()))
+    # An in-process uvicorn started earlier with its default config (the demo's sandbox twins) gave the
+    # uvicorn loggers handlers of their own; take them back so every line passes the redacting filter.
+    adopt_loggers()
     done = threading.Event()
     if on_started is not None:
         callback = on_started
@@ -103,8 +113,8 @@ def serve(
         # Each process builds its own hub from the same layered settings.
         import uvicorn
 
-        uvicorn.run("hub.api.app:create_app", host=host, port=port, factory=True, workers=workers, log_config=None,
-                    access_log=False)
+        uvicorn.run("hub.api.app:create_app", host=host, port=port, factory=True, workers=workers,
+                    **uvicorn_options())
         return
 
     from hub.api.app import create_app

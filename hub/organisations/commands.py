@@ -18,9 +18,14 @@ class IssueApiKey(Command):
     label: str = ""
     scopes: list[str] | None = None
     actor_org_id: str | None = None
+    # The scopes of the key asking; None when no key asks (bootstrap, the CLI). The new key's scopes
+    # must be among them.
+    actor_scopes: list[str] | None = None
 
 
 class RevokeApiKey(Command):
     org_id: str
     key_id: str
     actor_org_id: str | None = None
+    # The scopes of the key asking; None when no key asks. The revoked key's scopes must be among them.
+    actor_scopes: list[str] | None = None

@@ -13,6 +13,10 @@ from hub.spine.errors import NotFound, Rejected
 from hub.spine.messages import Command, Event
 
 
+def _scopes(actor_scopes: list[str] | None) -> frozenset[str] | None:
+    return None if actor_scopes is None else frozenset(actor_scopes)
+
+
 def create_organisation(
     cmd: commands.CreateOrganisation, uow: OrganisationsUnitOfWork
 ) -> tuple[Organisation, IssuedKey]:
@@ -35,7 +39,7 @@ def issue_api_key(cmd: commands.IssueApiKey, uow: OrganisationsUnitOfWork) -> Is
         raise NotFound("organisation", cmd.org_id)
     try:
         scopes = None if cmd.scopes is None else frozenset(Scope(s) for s in cmd.scopes)
-        issued = org.issue_key(label=cmd.label, scopes=scopes)
+        issued = org.issue_key(label=cmd.label, scopes=scopes, grantor_scopes=_scopes(cmd.actor_scopes))
     except ValueError as exc:
         raise Rejected("scopes", str(exc)) from exc
     uow.publish(events.ApiKeyIssued(org_id=org.id, key_id=issued.key.id, scopes=issued.key.scopes,
@@ -48,7 +52,7 @@ def revoke_api_key(cmd: commands.RevokeApiKey, uow: OrganisationsUnitOfWork) -> 
     if org is None:
         raise NotFound("organisation", cmd.org_id)
     try:
-        org.revoke_key(cmd.key_id)
+        org.revoke_key(cmd.key_id, revoker_scopes=_scopes(cmd.actor_scopes))
     except KeyError as exc:
         raise NotFound("api key", cmd.key_id) from exc
     uow.publish(events.ApiKeyRevoked(org_id=org.id, key_id=cmd.key_id, actor_org_id=cmd.actor_org_id))

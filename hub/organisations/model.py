@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 
+from hub.spine.errors import ServiceError
+
 __all__ = [
     "DEFAULT_SCOPES",
     "ApiKey",
@@ -17,6 +19,7 @@ __all__ = [
     "OrgKind",
     "Organisation",
     "Scope",
+    "ScopeExceeded",
     "hash_secret",
     "parse_api_key",
 ]
@@ -54,6 +57,15 @@ DEFAULT_SCOPES: dict[OrgKind, frozenset[Scope]] = {
 }
 
 KEY_PREFIX = "g2b"
+
+
+class ScopeExceeded(ServiceError):
+    """Key management beyond the manager's own scopes: a key may mint and revoke only keys whose scopes
+    it holds itself, so a narrow key handed to a script can neither be traded up for a full one nor take
+    the organisation's full key away."""
+
+    title = "Forbidden"
+    slug = "forbidden"
 
 
 def hash_secret(secret: str) -> str:
@@ -116,9 +128,19 @@ class Organisation:
     def new(cls, name: str, kind: OrgKind) -> Organisation:
         return cls(id=str(uuid.uuid4()), name=name, kind=kind)
 
-    def issue_key(self, label: str = "", scopes: frozenset[Scope] | None = None) -> IssuedKey:
+    def issue_key(self, label: str = "", scopes: frozenset[Scope] | None = None,
+                  grantor_scopes: frozenset[str] | None = None) -> IssuedKey:
+        """``grantor_scopes``: the scopes of the key asking (``None``: no key asks, e.g. the CLI). Without
+        ``scopes`` the new key gets every scope the kind allows that the grantor holds."""
         allowed = DEFAULT_SCOPES[self.kind]
-        chosen = allowed if scopes is None else scopes
+        if scopes is None:
+            chosen = allowed if grantor_scopes is None else frozenset(s for s in allowed if s.value in grantor_scopes)
+        else:
+            chosen = scopes
+        if grantor_scopes is not None:
+            beyond = sorted(s.value for s in chosen if s.value not in grantor_scopes)
+            if beyond:
+                raise ScopeExceeded(f"a key cannot grant scopes it does not hold: {', '.join(beyond)}")
         if not chosen <= allowed:
             extra = ", ".join(sorted(s.value for s in chosen - allowed))
             raise ValueError(f"scopes not allowed for a {self.kind}: {extra}")
@@ -134,9 +156,13 @@ class Organisation:
         self.api_keys.append(key)
         return IssuedKey(key=key, plaintext=f"{KEY_PREFIX}_{key_id}_{secret}")
 
-    def revoke_key(self, key_id: str) -> ApiKey:
+    def revoke_key(self, key_id: str, revoker_scopes: frozenset[str] | None = None) -> ApiKey:
+        """``revoker_scopes``: the scopes of the key asking (``None``: no key asks, e.g. the CLI)."""
         for key in self.api_keys:
             if key.id == key_id:
+                beyond = sorted(set(key.scopes) - revoker_scopes) if revoker_scopes is not None else []
+                if beyond:
+                    raise ScopeExceeded(f"a key cannot revoke a key with scopes it does not hold: {', '.join(beyond)}")
                 if key.revoked_at is None:
                     key.revoked_at = _now()
                 return key

@@ -6,12 +6,22 @@ composes them with the flows' sections into the one ``Settings``.
 
 from __future__ import annotations
 
+import logging
+import re
 from typing import Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-__all__ = ["BrokerSettings", "DatabaseSettings", "LoggingSettings", "RelaySettings", "Section", "redact_url"]
+__all__ = [
+    "DEFAULT_REDACT_QUERY_PARAMS",
+    "BrokerSettings",
+    "DatabaseSettings",
+    "LoggingSettings",
+    "RelaySettings",
+    "Section",
+    "redact_url",
+]
 
 
 class Section(BaseModel):
@@ -52,19 +62,53 @@ class RelaySettings(Section):
     confirm_timeout_s: float = Field(30.0, gt=0)
 
 
+# Query parameters whose values are secrets wherever a URL is shown (logs, ``config show``), compared
+# without regard to case: upstream keys (NTS ``serviceKey``), tokens, passwords in database URLs.
+DEFAULT_REDACT_QUERY_PARAMS = (
+    "serviceKey", "api_key", "apikey", "api-key", "key", "token", "access_token", "refresh_token",
+    "id_token", "client_secret", "secret", "signature", "sig", "password", "passwd", "pwd", "sslpassword",
+    "auth", "authorization", "crtfc_key",
+)
+
+
 class LoggingSettings(Section):
     level: str = "INFO"
     json_format: bool = Field(True, alias="json")
+    # Levels of single loggers. httpx logs every request's URL at INFO, one line per upstream call:
+    # WARNING keeps the log readable (the redacting filter hides the keys either way).
+    levels: dict[str, str] = {"httpx": "WARNING", "httpcore": "WARNING"}
+    # More query parameters to redact, for an upstream that takes its key under another name; added to
+    # DEFAULT_REDACT_QUERY_PARAMS, which no configuration can drop.
+    redact_query_params: list[str] = []
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
+    @field_validator("levels")
+    @classmethod
+    def _known_levels(cls, levels: dict[str, str]) -> dict[str, str]:
+        for name, level in levels.items():
+            if not isinstance(logging.getLevelName(level.upper()), int):
+                raise ValueError(f"{name}: {level!r} is not a log level (DEBUG, INFO, WARNING, ERROR, CRITICAL)")
+        return levels
+
+    @property
+    def query_params(self) -> list[str]:
+        """Every query parameter whose value is hidden: the defaults and the configured ones."""
+        return [*DEFAULT_REDACT_QUERY_PARAMS, *self.redact_query_params]
+
+
+_KEY_PARAM = re.compile(
+    rf"(?i)((?:^|[&;])(?:{'|'.join(re.escape(name) for name in DEFAULT_REDACT_QUERY_PARAMS)})=)[^&;#]*")
+
 
 def redact_url(url: str) -> str:
-    """Hide the password of a URL so it can be logged."""
+    """Hide the password of a URL and the values of its key parameters (``?sslpassword=***``), so it
+    can be shown or logged."""
     parts = urlsplit(url)
+    query = _KEY_PARAM.sub(r"\1***", parts.query)
     if parts.password is None:
-        return url
+        return url if query == parts.query else urlunsplit(parts._replace(query=query))
     netloc = parts.netloc.rsplit("@", 1)[1]
     user = parts.username or ""
-    return urlunsplit((parts.scheme, f"{user}:***@{netloc}", parts.path, parts.query, parts.fragment))
+    return urlunsplit((parts.scheme, f"{user}:***@{netloc}", parts.path, query, parts.fragment))
 

@@ -33,7 +33,14 @@ class SyndicationSettings(BaseModel):
     jitter: float = Field(0.1, ge=0, le=0.5)  # ± fraction of each delay
     max_retry_after_s: float = Field(86400.0, ge=0)  # Retry-After beyond this is capped
     connect_timeout_s: float = Field(5.0, gt=0)
-    read_timeout_s: float = Field(15.0, gt=0)
+    read_timeout_s: float = Field(15.0, gt=0)  # per read; attempt_deadline_s bounds the whole attempt
+    # A webhook attempt's total time — connect, send, the reply's headers and what is read of its body —
+    # however slowly the receiver answers; past it the attempt failed and is retried on schedule. Not
+    # scaled by time_scale, like the timeouts.
+    attempt_deadline_s: float = Field(15.0, gt=0, le=300)
+    # At most this many bytes of a reply are read (the rest is discarded with the connection); the
+    # delivery log keeps a short printable excerpt of a failed one.
+    max_reply_bytes: int = Field(4096, ge=0, le=1024 * 1024)
     max_payload_bytes: int = Field(256 * 1024, ge=1024)
     allow_private_targets: bool = False  # loopback/private webhook targets: sandbox and tests only
     secret_overlap_s: float = Field(86400.0, ge=0)  # old secret keeps signing this long after rotation

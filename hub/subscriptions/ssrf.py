@@ -2,7 +2,7 @@
 
 Checked when a subscription is saved AND before every send: DNS can change between the two, so a
 name that resolved to a public address at subscribe time may point at 127.0.0.1 later. Any
-resolved address that is not globally routable refuses the target (unless configuration allows
+resolved address that is not globally routable (:func:`refusal_reason`) refuses the target (unless configuration allows
 private targets, as the sandbox and tests need). Redirects are never followed by the sender.
 The sender then connects to the very address it checked (:func:`pin`), so a DNS answer that changes
 between check and connect (rebinding) cannot redirect the request; TLS still verifies the name.
@@ -18,7 +18,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import urlsplit, urlunsplit
 
-__all__ = ["PinnedTarget", "Resolver", "UnsafeTarget", "check_target", "check_url_syntax", "pin", "resolve_host"]
+__all__ = [
+    "PinnedTarget", "Resolver", "UnsafeTarget", "check_target", "check_url_syntax", "pin", "refusal_reason",
+    "resolve_host",
+]
 
 MAX_URL_LENGTH = 2048
 
@@ -80,15 +83,50 @@ def check_url_syntax(url: str) -> tuple[str, int]:
     return host, port or (443 if parts.scheme == "https" else 80)
 
 
-def _refused(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str | None:
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
+_IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+_NAT64_PREFIXES = (ipaddress.IPv6Network("64:ff9b::/96"), ipaddress.IPv6Network("64:ff9b:1::/48"))
+_IPV4_COMPATIBLE = ipaddress.IPv6Network("::/96")
+
+
+def _embedded_ipv4(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    """The IPv4 address an IPv4-mapped, IPv4-compatible or NAT64 address stands for, if any."""
+    if address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    if address in _IPV4_COMPATIBLE or any(address in prefix for prefix in _NAT64_PREFIXES):
+        return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+    return None
+
+
+def _classify(address: _IPAddress) -> str | None:
+    if isinstance(address, ipaddress.IPv6Address):
+        # Tunnels reach IPv4 hosts through relays the hub does not control: a 6to4 address carries its
+        # IPv4 host in bits 16-48, a Teredo address its client (XOR-ed) in the last 32 bits; either
+        # can smuggle 127.0.0.1 or 169.254.169.254 past a check that looks only at the IPv6 address.
+        if address.sixtofour is not None:
+            return "6to4"
+        if address.teredo is not None:
+            return "teredo"
+        if address.is_site_local:
+            return "site-local"
+        embedded = _embedded_ipv4(address)
+        if embedded is not None:
+            if address.ipv4_mapped is not None:
+                return _classify(embedded)  # ::ffff:a.b.c.d is a.b.c.d itself
+            return _classify(embedded) or "ipv4-embedding"
     for flag in ("is_loopback", "is_private", "is_link_local", "is_multicast", "is_reserved", "is_unspecified"):
         if getattr(address, flag):
             return flag.removeprefix("is_").replace("_", "-")
     if not address.is_global:
         return "not-global"
     return None
+
+
+def refusal_reason(address: str) -> str | None:
+    """Why ``address`` is not an acceptable webhook destination (``None`` when it is globally
+    routable): loopback, private, link-local, multicast, reserved, unspecified, site-local, 6to4,
+    Teredo, or an IPv4-mapped/-compatible/NAT64 address whose IPv4 host is not global."""
+    return _classify(ipaddress.ip_address(address.split("%", 1)[0]))
 
 
 def resolve_host(host: str, port: int) -> list[str]:
@@ -109,8 +147,8 @@ def check_target(url: str, resolve: Resolver, allow_private: bool = False) -> li
         raise UnsafeTarget(f"host {host!r} does not resolve")
     if allow_private:
         return addresses
-    for raw in addresses:
-        why = _refused(ipaddress.ip_address(raw.split("%", 1)[0]))
-        if why is not None:
-            raise UnsafeTarget(f"host {host!r} resolves to a {why} address ({raw}); not an allowed target")
+    # Neither the address nor the kind of address is told: a caller must not learn what an internal
+    # name resolves to from the refusal (the hub would become a DNS lookup tool for the inside).
+    if any(refusal_reason(raw) is not None for raw in addresses):
+        raise UnsafeTarget(f"host {host!r} resolves to a private or reserved address; not an allowed target")
     return addresses

@@ -171,6 +171,9 @@ def test_demo_from_a_fresh_copy_is_ready_and_its_keys_work(source_copy: Path, de
     assert code == 200, me
     assert me["organisation"]["kind"] == "institution"  # type: ignore[index]
     assert get(f"{base}/api/v1/me")[0] == 401
+    with urllib.request.urlopen(f"{base}/docs", timeout=5) as docs:  # over the wire: no uvicorn banner
+        assert docs.headers.get("Server") is None
+        assert "frame-ancestors 'none'" in docs.headers["Content-Security-Policy"]
     assert (source_copy / "var" / "demo" / "hub.db").exists()  # the demo's data lives in the copy
     assert demo.stop() == 0, demo.err.get()
 

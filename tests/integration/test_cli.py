@@ -252,6 +252,9 @@ def test_serve_runs_api_and_embedded_worker_until_sigterm(run: Run, tmp_path: Pa
         # SQLite: serve migrates by itself, so the API becomes ready on an empty file
         eventually(lambda: readyz(port) == 200 or server.poll() is not None, timeout=60, what="/readyz")
         assert server.poll() is None, server.communicate()
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5) as response:
+            assert response.headers.get("Server") is None  # no uvicorn banner
+            assert response.headers["X-Content-Type-Options"] == "nosniff"
         run("orgs", "create", "Daejeon City", "--kind", "institution")
         # the embedded worker relays the CLI's outbox rows and the audit consumer records them
         eventually(lambda: audit_rows(db_path) == 2, timeout=60, what="audit rows")

@@ -12,9 +12,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from connectors.base import FetchResult
+from connectors.config import PROJECT_ROOT, ConnectorsConfig
+from connectors.registry import ConnectorRegistry, build_connectors
 from connectors.resilience import CallRecord
 from mappings.engine import Credential, SourceMapping
 
@@ -124,3 +127,31 @@ def apply_raw(mapping: SourceMapping, raw: bytes, *, identifier: str, fetched_at
         system=mapping.source, identifier=identifier, raw=raw, content_type="", fetched_at=fetched_at,
         duration_ms=0.0, request_sha256="", response_sha256=response_sha256, http_status=200, attempts=1,
     ))
+
+
+VIES_WSDL = str(PROJECT_ROOT / "connectors" / "wsdl" / "vies_checkVatService.wsdl")
+VIES_FAULTS = {
+    "INVALID_INPUT": "permanent",
+    "GLOBAL_MAX_CONCURRENT_REQ": "transient",
+    "MS_MAX_CONCURRENT_REQ": "transient",
+    "SERVICE_UNAVAILABLE": "transient",
+    "MS_UNAVAILABLE": "transient",
+    "TIMEOUT": "transient",
+}
+
+
+def build_vies(endpoint: str, **extra: Any) -> ConnectorRegistry:
+    entry = {
+        "kind": "soap",
+        "wsdl": VIES_WSDL,
+        "endpoint": endpoint,
+        "operation": "checkVat",
+        "identifier_pattern": r"^(?P<countryCode>[A-Z]{2})(?P<vatNumber>[0-9A-Za-z+*.]{2,12})$",
+        "arguments": {"countryCode": "{countryCode}", "vatNumber": "{vatNumber}"},
+        "fault_codes": VIES_FAULTS,
+        "retry": {"max_attempts": 3, "jitter_s": 0},
+        **extra,
+    }
+    return build_connectors(
+        ConnectorsConfig(systems={"vies": entry}), recorder=InMemoryCallRecorder(), sleep=lambda _s: None
+    )

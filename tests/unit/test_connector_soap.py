@@ -3,26 +3,15 @@ scripted loopback server speaking SOAP 1.1 as VIES and the national registry do.
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 from lxml import etree
 
 from connectors.config import PROJECT_ROOT, ConnectorsConfig
 from connectors.errors import NotFoundUpstream, PermanentUpstreamError, TransientUpstreamError
-from connectors.registry import ConnectorRegistry, build_connectors
-from tests.support.connectors import InMemoryCallRecorder, Reply, ScriptedServer
+from connectors.registry import build_connectors
+from tests.support.connectors import VIES_FAULTS, InMemoryCallRecorder, Reply, ScriptedServer, build_vies
 
-VIES_WSDL = str(PROJECT_ROOT / "connectors" / "wsdl" / "vies_checkVatService.wsdl")
 NC_WSDL = str(PROJECT_ROOT / "connectors" / "wsdl" / "national_certificates.wsdl")
-VIES_FAULTS = {
-    "INVALID_INPUT": "permanent",
-    "GLOBAL_MAX_CONCURRENT_REQ": "transient",
-    "MS_MAX_CONCURRENT_REQ": "transient",
-    "SERVICE_UNAVAILABLE": "transient",
-    "MS_UNAVAILABLE": "transient",
-    "TIMEOUT": "transient",
-}
 NC_FAULTS = {"HOLDER_NOT_FOUND": "not_found", "INVALID_INPUT": "permanent", "SERVICE_UNAVAILABLE": "transient"}
 ENV = "http://schemas.xmlsoap.org/soap/envelope/"
 VIES_OK = f"""<?xml version="1.0" encoding="UTF-8"?>
@@ -41,23 +30,6 @@ def fault(faultstring: str, faultcode: str = "env:Server") -> Reply:
         "</env:Fault></env:Body></env:Envelope>"
     ).encode()
     return Reply(500, body, content_type="text/xml; charset=utf-8")
-
-
-def build_vies(endpoint: str, **extra: Any) -> ConnectorRegistry:
-    entry = {
-        "kind": "soap",
-        "wsdl": VIES_WSDL,
-        "endpoint": endpoint,
-        "operation": "checkVat",
-        "identifier_pattern": r"^(?P<countryCode>[A-Z]{2})(?P<vatNumber>[0-9A-Za-z+*.]{2,12})$",
-        "arguments": {"countryCode": "{countryCode}", "vatNumber": "{vatNumber}"},
-        "fault_codes": VIES_FAULTS,
-        "retry": {"max_attempts": 3, "jitter_s": 0},
-        **extra,
-    }
-    return build_connectors(
-        ConnectorsConfig(systems={"vies": entry}), recorder=InMemoryCallRecorder(), sleep=lambda _s: None
-    )
 
 
 def test_envelope_is_built_from_the_wsdl_and_sent_to_the_configured_endpoint() -> None:

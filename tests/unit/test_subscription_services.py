@@ -87,8 +87,8 @@ def test_a_webhook_target_is_resolved_and_checked_before_the_command() -> None:
 
 
 @pytest.mark.parametrize(("answers", "why"), [
-    ({"hooks.example.kr": ["10.0.0.5"]}, "private"),
-    ({"hooks.example.kr": ["211.234.10.20", "127.0.0.1"]}, "loopback"),  # one bad address is enough
+    ({"hooks.example.kr": ["10.0.0.5"]}, "private or reserved"),
+    ({"hooks.example.kr": ["211.234.10.20", "127.0.0.1"]}, "private or reserved"),  # one bad address is enough
     ({}, "does not resolve"),
 ])
 def test_a_private_or_unresolvable_target_is_refused_without_a_transaction(answers: dict[str, list[str]],

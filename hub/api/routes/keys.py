@@ -1,13 +1,14 @@
 """API keys of an organisation: list (metadata only), issue, revoke.
 
 All three need ``keys:manage``; acting on another organisation's keys also needs ``orgs:admin``
-(otherwise 404). Without ``orgs:admin`` a key may only mint keys whose scopes it holds itself, so a
-narrow key handed to a script cannot be traded up for a full one (403 otherwise).
+(otherwise 404). A key may mint and revoke only keys whose scopes it holds itself (the organisations
+domain decides, from the scopes the command carries; 403 otherwise), so a narrow key handed to a script
+can neither be traded up for a full one nor revoke the organisation's full key.
 """
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Response
 
@@ -16,7 +17,7 @@ from hub.api.deps import BusDep, UowDep, ensure_reachable_org, require_scope
 from hub.api.problems import Forbidden
 from hub.api.schemas import ApiKeyOut, IssuedKeyOut, IssueKeyIn
 from hub.organisations.commands import IssueApiKey, RevokeApiKey
-from hub.organisations.model import Scope
+from hub.organisations.model import Scope, ScopeExceeded
 from hub.spine.errors import NotFound
 
 router = APIRouter(prefix="/orgs/{org_id}/keys", tags=["api keys"])
@@ -33,25 +34,20 @@ def list_keys(org_id: str, caller: KeysManager, uow: UowDep) -> list[ApiKeyOut]:
     return [ApiKeyOut.of(key) for key in sorted(org.api_keys, key=lambda k: k.created_at)]
 
 
-def _scopes_to_issue(caller: Principal, requested: list[Scope] | None) -> list[str] | None:
-    if caller.cross_org:
-        return None if requested is None else [s.value for s in requested]
-    wanted = set(caller.scopes) if requested is None else {s.value for s in requested}
-    beyond = wanted - caller.scopes
-    if beyond:
-        raise Forbidden(f"a key cannot grant scopes it does not hold: {', '.join(sorted(beyond))}")
-    return sorted(wanted)
+def _handle(bus: BusDep, command: IssueApiKey | RevokeApiKey) -> Any:
+    try:
+        return bus.handle(command)
+    except ScopeExceeded as exc:
+        raise Forbidden(str(exc)) from None
 
 
 @router.post("", status_code=201, summary="Issue an API key")
 def issue_key(org_id: str, body: IssueKeyIn, caller: KeysManager, bus: BusDep, response: Response) -> IssuedKeyOut:
     """Returns the plaintext key once; store it, the hub keeps only a hash."""
     ensure_reachable_org(caller, org_id)
-    issued = bus.handle(
-        IssueApiKey(
-            org_id=org_id, label=body.label, scopes=_scopes_to_issue(caller, body.scopes), actor_org_id=caller.org_id
-        )
-    )
+    scopes = None if body.scopes is None else [s.value for s in body.scopes]
+    issued = _handle(bus, IssueApiKey(org_id=org_id, label=body.label, scopes=scopes, actor_org_id=caller.org_id,
+                                      actor_scopes=sorted(caller.scopes)))
     response.headers["Cache-Control"] = "no-store"
     return IssuedKeyOut(key=ApiKeyOut.of(issued.key), api_key=issued.plaintext)
 
@@ -60,5 +56,6 @@ def issue_key(org_id: str, body: IssueKeyIn, caller: KeysManager, bus: BusDep, r
 def revoke_key(org_id: str, key_id: str, caller: KeysManager, bus: BusDep) -> Response:
     """Takes effect on the next request. Revoking an already revoked key is a no-op (204)."""
     ensure_reachable_org(caller, org_id)
-    bus.handle(RevokeApiKey(org_id=org_id, key_id=key_id, actor_org_id=caller.org_id))
+    _handle(bus, RevokeApiKey(org_id=org_id, key_id=key_id, actor_org_id=caller.org_id,
+                              actor_scopes=sorted(caller.scopes)))
     return Response(status_code=204)

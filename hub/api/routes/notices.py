@@ -21,20 +21,31 @@ from starlette.responses import JSONResponse
 
 from hub.api.auth import Principal
 from hub.api.deps import BusDep, HubDep, problem_doc, require_scope
-from hub.api.problems import problem_response
+from hub.api.problems import Forbidden, problem_response
 from hub.api.routes import notices_public
 from hub.api.schemas import Input, JsonBody
 from hub.notices.commands import AmendNotice, CancelNotice, ImportNotices, PublishNotice
 from hub.notices.formats import DocumentError
 from hub.notices.idempotency import IdempotencyKeyRaced, IdempotencyTicket, Receipt, check_key, request_hash
 from hub.notices.model import NoticeContent, NoticeValidationError
-from hub.organisations.model import Scope
+from hub.organisations.model import OrgKind, Scope
 
 __all__ = ["router"]
 
 router = APIRouter(tags=["notices"])
 
-NoticesWrite = Annotated[Principal, Depends(require_scope(Scope.NOTICES_WRITE))]
+_notices_write = require_scope(Scope.NOTICES_WRITE)
+
+
+def require_institution(caller: Annotated[Principal, Depends(_notices_write)]) -> Principal:
+    """Notices are published, amended, cancelled and imported by the institution that owns them: the
+    scope alone is not enough (an operator holds every scope, yet must not publish as an institution)."""
+    if caller.org_kind is not OrgKind.INSTITUTION:
+        raise Forbidden("only an institution organisation publishes notices")
+    return caller
+
+
+NoticesWrite = Annotated[Principal, Depends(require_institution)]
 IdempotencyKey = Annotated[
     str | None,
     Header(alias="Idempotency-Key", description="Retry-safe writes: same key + same request → the same answer"),

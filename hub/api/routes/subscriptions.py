@@ -133,10 +133,13 @@ def _view(sub: Subscription, namespace: str) -> SubscriptionOut:
 
 
 @router.post("/subscriptions", status_code=201, response_model=CreatedOut)
-def create_subscription(body: SubscriptionIn, caller: Caller, bus: BusDep, hub: HubDep) -> CreatedOut:
+def create_subscription(body: SubscriptionIn, caller: Caller, bus: BusDep, hub: HubDep,
+                        response: Response) -> CreatedOut:
+    """The answer carries the signing secret (once): never stored by a cache."""
     command = CreateSubscription(subscription_id=str(uuid.uuid4()), org_id=caller.org_id, name=body.name,
                                  filter=body.filter, channel=body.channel.type, url=body.channel.url)
     sub, secret = hub.subscriptions.create(bus, command)
+    response.headers["Cache-Control"] = "no-store"
     return CreatedOut(subscription=_view(sub, hub.settings.broker.namespace), secret=secret)
 
 
@@ -167,8 +170,9 @@ def delete_subscription(subscription_id: str, caller: Caller, bus: BusDep, hub: 
 
 
 @router.post("/subscriptions/{subscription_id}/secret/rotate", response_model=RotatedOut)
-def rotate_secret(subscription_id: str, caller: Caller, bus: BusDep) -> RotatedOut:
+def rotate_secret(subscription_id: str, caller: Caller, bus: BusDep, response: Response) -> RotatedOut:
     secret, until = bus.handle(RotateSubscriptionSecret(subscription_id=subscription_id, org_id=caller.org_id))
+    response.headers["Cache-Control"] = "no-store"
     return RotatedOut(secret=secret, previous_valid_until=until)
 
 
