@@ -24,14 +24,10 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pika
-import psycopg
 from sqlalchemy import func, select
-from sqlalchemy.engine import make_url
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -45,6 +41,7 @@ from hub.spine.brokers.rabbitmq.topology import connection_parameters
 from hub.spine.messages import Command, Envelope, Event
 from hub.spine.tables import InboxRow
 from hub.spine.unit_of_work import AbstractUnitOfWork
+from tests.support.db import throwaway_database
 
 PADDING = "x" * 200  # a notice-sized payload rather than an empty one
 
@@ -70,18 +67,6 @@ def bench_effect(event: BenchPinged, uow: AbstractUnitOfWork, envelope: Envelope
 
 def body_size() -> int:
     return len(Envelope.wrap(BenchPinged(seq=0, note=PADDING)).body())
-
-
-@contextmanager
-def throwaway_database(server_url: str) -> Iterator[str]:
-    name = f"g2bhub_bench_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(server_url, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield make_url(server_url).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with psycopg.connect(server_url, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def end_to_end(settings: Settings, events: int, concurrency: int = 1) -> float:
@@ -203,7 +188,7 @@ def main() -> None:
     print(f"hub publisher, pipelined confirms ({relay_batch}) + consume: {piped:9.0f} msg/s   "
           f"({piped / raw:.2f} x baseline)")
 
-    with throwaway_database(args.database_url) as db_url:
+    with throwaway_database(args.database_url, prefix="g2bhub_bench") as db_url:
         settings = Settings(database={"url": db_url}, broker=broker)
         try:
             pg_rabbit = end_to_end(settings, n)

@@ -46,7 +46,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench._report import Figure, emit
-from tests.support.faults import Lab, throwaway_database
+from tests.support.db import throwaway_database
+from tests.support.faults import Lab
 
 FAULTS = ("pause", "kill", "broker", "sessions", "database", "subscriber")
 

@@ -60,16 +60,10 @@ def amqp_url() -> str:
 @pytest.fixture
 def postgres_url(postgres_server_url: str) -> Iterator[str]:
     """A throw-away database per test, so parallel runs and tests never see each other's rows."""
-    import psycopg
-    from sqlalchemy.engine import make_url
+    from tests.support.db import throwaway_database
 
-    name = f"g2bhub_t_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(postgres_server_url, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    url = make_url(postgres_server_url).set(database=name).render_as_string(hide_password=False)
-    yield url
-    with psycopg.connect(postgres_server_url, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with throwaway_database(postgres_server_url) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.faults import Lab, throwaway_database
+from tests.support.db import throwaway_database
+from tests.support.faults import Lab
 
 
 @pytest.fixture

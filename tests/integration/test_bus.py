@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 from sqlalchemy import func, select
 
-from hub.bootstrap import Hub, bootstrap
-from hub.config import Settings
+from hub.bootstrap import Hub
 from hub.organisations import events
 from hub.organisations.commands import CreateOrganisation
 from hub.organisations.model import OrgKind
@@ -23,20 +22,6 @@ from hub.spine.unit_of_work import AbstractUnitOfWork
 from tests.support.db import count
 from tests.support.fragile_handler import Switch, fragile_audit
 from tests.support.waiting import eventually
-
-
-@pytest.fixture
-def make_hub(settings_factory: Callable[..., Settings]) -> Iterator[Callable[..., Hub]]:
-    hubs: list[Hub] = []
-
-    def make(**kwargs: Any) -> Hub:
-        hub = bootstrap(settings_factory(), migrate=True, **kwargs)
-        hubs.append(hub)
-        return hub
-
-    yield make
-    for hub in hubs:
-        hub.close()
 
 
 def test_committed_events_are_handled(make_hub: Callable[..., Hub]) -> None:

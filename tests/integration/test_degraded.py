@@ -74,20 +74,6 @@ def no_such_table() -> sa_exc.OperationalError:
     return sa_exc.OperationalError("SELECT * FROM x", {}, sqlite3.OperationalError("no such table: x"))
 
 
-@pytest.fixture
-def make_hub(settings_factory: Callable[..., Settings]) -> Iterator[Callable[..., Hub]]:
-    hubs: list[Hub] = []
-
-    def make(**kwargs: Any) -> Hub:
-        hub = bootstrap(settings_factory(), migrate=True, **kwargs)
-        hubs.append(hub)
-        return hub
-
-    yield make
-    for hub in hubs:
-        hub.close()
-
-
 def scripted_hub(make_hub: Callable[..., Hub]) -> Hub:
     return make_hub(event_handlers={**EVENT_HANDLERS, events.OrganisationCreated: [record_audit_entry, scripted]},
                     group_names={scripted: "scripted"})

@@ -20,8 +20,6 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -57,7 +55,7 @@ from tests.support.notices import notice_body
 from tests.support.proxy import TcpProxy
 from tests.support.receiver import Answer, Receiver
 
-__all__ = ["SUBSCRIPTIONS", "Lab", "Stream", "Verdict", "assert_promise_kept", "throwaway_database"]
+__all__ = ["SUBSCRIPTIONS", "Lab", "Stream", "Verdict", "assert_promise_kept"]
 
 # Retries and leases compressed a thousandfold: the Standard Webhooks schedule's first attempts come
 # after 5 ms, 0.3 s, 1.8 s and 7.2 s, so a subscriber down for a few seconds is down past four of them.
@@ -79,19 +77,6 @@ SUBSCRIPTIONS: dict[str, list[str] | None] = {"everything": None, "seoul": ["KR-
 REGIONS = ("KR-11", "KR-26")
 
 WORKER_APP = "g2bhub-faults-worker"
-
-
-@contextmanager
-def throwaway_database(server_url: str, prefix: str = "g2bhub_f") -> Iterator[str]:
-    """A fresh database on the server of ``server_url`` (whose own database is only connected to)."""
-    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(server_url, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield make_url(server_url).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with psycopg.connect(server_url, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def _host_port(url: str, default_port: int) -> tuple[str, int]:
