@@ -5,6 +5,7 @@ flow raises them (content stored, then ``NoticeVersionPublished`` committed to t
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from sqlalchemy import select
 
@@ -30,7 +31,12 @@ def test_publish_amend_cancel_reach_the_subscriber_in_order(make_env: Callable[.
     assert [r.body["type"] for r in receiver.delivered()] == ["notice.published", "notice.amended",
                                                               "notice.cancelled"]
     assert receiver.unverified == 0
-    log = eventually(lambda: [d for d in env.deliveries(sid) if d["status"] == "delivered"])
+    # The receiver has the bodies before the dispatcher records the outcomes: wait for all three rows.
+    def delivered_rows() -> list[dict[str, Any]] | None:
+        rows = [d for d in env.deliveries(sid) if d["status"] == "delivered"]
+        return rows if len(rows) >= 3 else None
+
+    log = eventually(delivered_rows, what="three delivered rows")
     assert [(d["notice_id"], d["version"]) for d in log] == [(notice, 1), (notice, 2), (notice, 3)]
     assert {d["webhook_id"] for d in log} == {r.webhook_id for r in receiver.delivered()}
 
@@ -58,7 +64,8 @@ def test_500_is_retried_and_410_disables(make_env: Callable[..., Env]) -> None:
     assert len(flaky.received) == gone_requests  # nothing more was sent to the disabled endpoint
     # … but it was matched: the delivery waits for a re-enable to catch up
     assert [d["status"] for d in env.deliveries(sid) if d["notice_id"] == later] == ["pending"]
-    assert [d["status"] for d in env.deliveries(witness)] == ["delivered"] * 3
+    eventually(lambda: [d["status"] for d in env.deliveries(witness)] == ["delivered"] * 3,
+               what="the witness's three deliveries recorded")
 
     def audited() -> list[tuple[str, str]]:
         with env.hub.session_factory() as session:
