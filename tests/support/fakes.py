@@ -161,7 +161,7 @@ class InMemorySupplierRepository:
             if supplier_id is not None and f.supplier_id != supplier_id:
                 return False
             if force:
-                return f.state != "failed_permanently"
+                return True
             return f.next_attempt_at is not None and f.next_attempt_at <= now
 
         due = sorted(filter(claimable, self.fetches.values()), key=lambda f: (f.next_attempt_at or now, f.id))
