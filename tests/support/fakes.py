@@ -103,6 +103,9 @@ class InMemoryIdempotencyStore:
     def forget(self, org_id: str, key: str) -> None:
         self.rows.pop((org_id, key), None)
 
+    def count_since(self, org_id: str, since: datetime) -> int:
+        return sum(1 for (org, _), stored in self.rows.items() if org == org_id and stored.created_at >= since)
+
 
 class InMemorySupplierRepository:
     def __init__(self) -> None:

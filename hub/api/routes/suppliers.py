@@ -18,7 +18,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 
 from hub.api.auth import Principal
-from hub.api.deps import BusDep, HubDep, UowDep, require_any_scope, require_scope
+from hub.api.deps import BusDep, HubDep, UowDep, problem_doc, require_any_scope, require_scope
 from hub.api.problems import Forbidden
 from hub.api.schemas import INT64_MAX
 from hub.api.supplier_schemas import (
@@ -197,7 +197,7 @@ def refresh(supplier_id: str, caller: SuppliersRead, hub: HubDep, service: Suppl
 
 @router.post("/{supplier_id}/fetches/{fetch_id}/retry",
              summary="Put a failed credential fetch back to pending (operator)",
-             responses={409: {"description": "The slot is verified (refresh it instead) or being fetched now"}})
+             responses={409: problem_doc("The slot is verified (refresh it instead) or being fetched now")})
 def retry_fetch(supplier_id: str, fetch_id: str, body: RetryFetchIn, caller: OperatorOnly, bus: BusDep) -> FetchOut:
     """For a slot the source refused (``failed_permanently``), does not know (``not_found``) or that
     waits on a long backoff, once the cause is fixed: back to ``pending``, attempts 0, due now. Who and
