@@ -41,6 +41,7 @@ bench: install           ## every benchmark in turn; each prints its figures (bu
 	$(BIN)/python bench/syndication.py
 	$(BIN)/python bench/matching.py
 	$(BIN)/python bench/chaos.py
+	$(BIN)/python bench/hostile_webhook.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

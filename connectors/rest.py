@@ -227,12 +227,23 @@ def _match_rule(rules: Sequence[ErrorRule], body: Any) -> tuple[ErrorRule, str, 
     return None
 
 
+def _html_page(answer: HttpAnswer) -> bool:
+    """A page declared HTML that declares no entity: a gateway's or portal's ``<!DOCTYPE html>`` page."""
+    media_type = answer.content_type.split(";", 1)[0].strip().lower()
+    return media_type in ("text/html", "application/xhtml+xml") and b"<!ENTITY" not in answer.body.upper()
+
+
 def parse_xml_body(system: str, answer: HttpAnswer, max_bytes: int) -> Any:
-    """Hardened parse; hostile bodies are permanent (retrying invites more), malformed ones transient."""
+    """Hardened parse; hostile bodies are permanent (retrying invites more), malformed ones transient.
+    An HTML page in place of the answer (its ``<!DOCTYPE html>`` is refused like any DOCTYPE) is not an
+    attack but a gateway speaking: ``unreadable_reply``, transient, so the slot is asked again later."""
     status = answer.status
     try:
         return parse_xml(answer.body, max_bytes=max_bytes)
     except UnsafeXmlError as exc:
+        if _html_page(answer):
+            raise TransientUpstreamError(system, "unreadable_reply", "an HTML page, not the XML answer",
+                                         http_status=status) from exc
         raise PermanentUpstreamError(system, "unsafe_response", str(exc), http_status=status) from exc
     except XmlSyntaxError as exc:
         raise TransientUpstreamError(system, "malformed_response", str(exc), http_status=status) from exc

@@ -19,6 +19,12 @@ File shape (see ``mappings/nts.yaml``)::
         attributes: {closed_on: {path: end_dt, transform: [empty_as_null, date_yyyymmdd]}}
         validity: {from: fetched_at, until: {path: ...}, ttl_days: 7}
 
+``answer:`` (credentials files) is a path that finds something in every reply the source gives — the
+element or member that makes it this source's answer (``/soap:Envelope/soap:Body/v:checkVatResponse``,
+``type(data) == 'array'``). A reply where it finds nothing (a gateway's HTML page, a JSON error object
+answered with 200) is *unreadable*: :class:`UnreadableReply`, never "the source reports no credentials".
+Without it, a JSON reply must at least be an object or an array.
+
 A field is a path string or ``{path | first_of | const, transform, map, match, unmapped: default|keep,
 default, many, required}``. ``valid_until`` is the field ``until`` when present, else ``from + ttl_days``;
 a date means "through that day", stored as the next midnight UTC (exclusive).
@@ -78,11 +84,12 @@ __all__ = [
     "MappingDataError",
     "MappingError",
     "SourceMapping",
+    "UnreadableReply",
     "load_mapping",
 ]
 
 MAX_PAYLOAD_BYTES = 4 * 1024 * 1024
-_FILE_KEYS = {"source", "format", "namespaces", "credentials", "notices", "description"}
+_FILE_KEYS = {"source", "format", "namespaces", "answer", "credentials", "notices", "description"}
 _CRED_KEYS = {"type", "records", "when", "subject", "status", "attributes", "validity", "description"}
 _FIELD_KEYS = {"path", "first_of", "const", "transform", "map", "match", "unmapped", "default", "many", "required"}
 _VALIDITY_KEYS = {"from", "until", "ttl_days"}
@@ -105,6 +112,11 @@ class MappingDataError(ValueError):
         super().__init__(message)
         self.source = source
         self.problem = problem or message
+
+
+class UnreadableReply(MappingDataError):
+    """The reply is not this source's answer at all (not parseable, over the cap, or its ``answer``
+    path finds nothing): a fault of the exchange, not a statement that there are no credentials."""
 
 
 Evaluator = Callable[[Any], Any]
@@ -275,9 +287,12 @@ class SourceMapping:
     namespaces: dict[str, str]
     credentials: tuple[CredentialSpec, ...] = field(default_factory=tuple)
     notices: DocumentSpec | None = None
+    answer: Evaluator | None = None
+    answer_expr: str = ""
 
     def apply(self, result: FetchResult) -> list[Credential]:
         document = self._parse(result.raw)
+        self._recognise(document)
         out: list[Credential] = []
         for spec in self.credentials:
             for pointer, record in _select(spec.records, spec.records_expr, document, self.format == "xml"):
@@ -290,13 +305,29 @@ class SourceMapping:
 
     def _parse(self, raw: bytes) -> Any:
         if len(raw) > MAX_PAYLOAD_BYTES:
-            raise MappingDataError(f"{self.file}: payload of {len(raw)} bytes is over the cap")
+            raise UnreadableReply(f"{self.file}: payload of {len(raw)} bytes is over the cap")
         try:
             if self.format == "xml":
                 return parse_xml(raw, max_bytes=MAX_PAYLOAD_BYTES)
             return json.loads(raw)
         except (ValueError, RecursionError) as exc:
-            raise MappingDataError(f"{self.file}: payload is not acceptable {self.format}: {exc}") from exc
+            raise UnreadableReply(f"{self.file}: payload is not acceptable {self.format}: {exc}") from exc
+
+    def _recognise(self, document: Any) -> None:
+        """Refuse a document that is not this source's answer, before any record is looked for: an
+        empty selection must mean "the source holds nothing", never "the reply was something else"."""
+        if self.answer is None:
+            if self.format == "json" and not isinstance(document, dict | list):
+                raise UnreadableReply(f"{self.file}: the reply is a JSON {type(document).__name__}, "
+                                      "not an object or an array")
+            return
+        try:
+            found = self.answer(document)
+        except JMESPathError as exc:
+            raise UnreadableReply(f"{self.file}: answer: {exc}") from exc
+        if found is None or found is False or (isinstance(found, list | str) and not found):
+            raise UnreadableReply(f"{self.file}: the reply is not a {self.source} answer "
+                                  f"({self.answer_expr} finds nothing)")
 
     def _credential(
         self, spec: CredentialSpec, record: Any, identifier: str, fetched_at: datetime, evidence: Evidence
@@ -561,10 +592,15 @@ def load_mapping(path: Path | str) -> SourceMapping:
     loader = _Loader(file, fmt, {str(k): v for k, v in namespaces.items()})
     source = str(top["source"])
     if "notices" in top:
+        if "answer" in top:
+            raise loader.fail("answer", "only meaningful with 'credentials'")
         return SourceMapping(file=file, source=source, format=fmt, namespaces=loader.namespaces,
                              notices=loader.document("notices", top["notices"]))
     creds = top["credentials"]
     if not isinstance(creds, list) or not creds:
         raise loader.fail("credentials", "must be a non-empty list")
     specs = tuple(loader.credential(f"credentials[{i}]", node) for i, node in enumerate(creds))
-    return SourceMapping(file=file, source=source, format=fmt, namespaces=loader.namespaces, credentials=specs)
+    answer = top.get("answer")
+    return SourceMapping(file=file, source=source, format=fmt, namespaces=loader.namespaces, credentials=specs,
+                         answer=loader.path("answer", answer, many=True) if answer is not None else None,
+                         answer_expr=str(answer or ""))

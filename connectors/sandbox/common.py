@@ -18,13 +18,20 @@ from typing import Any
 
 from pydantic import ValidationError
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from connectors.sandbox.dataset import SandboxDataset
 from connectors.sandbox.faults import FaultDecision, FaultInjector, TwinStats
 
-__all__ = ["BodyTooLarge", "TwinState", "control_routes", "read_capped_body"]
+__all__ = ["MAINTENANCE_PAGE", "BodyTooLarge", "TwinState", "control_routes", "read_capped_body"]
+
+# What the ``html_page`` fault answers, with status 200, whatever the twin's contract: well-formed (so an
+# XML parser reads it) yet no source's answer.
+MAINTENANCE_PAGE = (
+    '<html xmlns="http://www.w3.org/1999/xhtml"><head><title>Service maintenance</title></head>'
+    "<body><h1>Service temporarily unavailable</h1><p>Please try again later.</p></body></html>"
+)
 
 
 class BodyTooLarge(Exception):
@@ -44,10 +51,14 @@ class TwinState:
         self, render: Callable[[FaultDecision], Response]
     ) -> tuple[FaultDecision, Response | None]:
         """Decide this request's fault and wait its latency. An outage, timeout or error ends the request
-        with ``render``'s answer (each twin renders its own contract's fault); anything else — including
-        ``malformed``, which the twin applies to its own body — continues with the decision."""
+        with ``render``'s answer (each twin renders its own contract's fault), ``html`` with the same
+        maintenance page for every twin; anything else — including ``malformed``, which the twin applies
+        to its own body — continues with the decision."""
         decision = self.faults.decide()
         await self.faults.delay(decision)
+        if decision.kind == "html":
+            self.stats.add("fault:html")
+            return decision, HTMLResponse(MAINTENANCE_PAGE)
         if decision.kind in ("outage", "timeout", "error"):
             self.stats.add(f"fault:{decision.kind}")
             return decision, render(decision)

@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = ["FaultDecision", "FaultInjector", "FaultKind", "FaultSettings", "TwinStats"]
 
-FaultKind = Literal["none", "outage", "error", "timeout", "malformed"]
+FaultKind = Literal["none", "outage", "html", "error", "timeout", "malformed"]
 
 
 class FaultSettings(BaseModel):
@@ -30,6 +30,9 @@ class FaultSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     outage: bool = False
+    # Every request answers 200 with a gateway's maintenance page (well-formed XHTML, text/html) instead
+    # of the contract's body: what a portal or a misrouted proxy returns, readable by no mapping.
+    html_page: bool = False
     error_rate: float = Field(0.0, ge=0.0, le=1.0)
     timeout_rate: float = Field(0.0, ge=0.0, le=1.0)
     malformed_rate: float = Field(0.0, ge=0.0, le=1.0)
@@ -99,6 +102,8 @@ class FaultInjector:
             latency = self._latency(s, rng)
         if s.outage:
             kind: FaultKind = "outage"
+        elif s.html_page:
+            kind = "html"
         elif u_timeout < s.timeout_rate:
             kind = "timeout"
         elif u_error < s.error_rate:

@@ -16,6 +16,7 @@ __all__ = [
     "IdentifiersIn",
     "ProvenanceOut",
     "RegisterSupplierIn",
+    "RetryFetchIn",
     "SupplierOut",
     "VersionOut",
 ]
@@ -37,6 +38,11 @@ class RegisterSupplierIn(Input):
     )
 
 
+class RetryFetchIn(Input):
+    reason: Text = Field(min_length=1, max_length=500,
+                         description="Why the slot is retried (what was fixed); kept in the audit trail")
+
+
 class ConsentOut(Out):
     given_at: datetime
     text_version: str
@@ -45,6 +51,7 @@ class ConsentOut(Out):
 class FetchOut(Out):
     """One upstream system's slot: whether it answered and when it is asked again."""
 
+    id: str
     system: str
     scheme: str
     identifier: str

@@ -9,7 +9,7 @@ from importlib.metadata import PackageNotFoundError, version
 
 import typer
 
-from hub.cli import config_cmd, db, dlq, orgs
+from hub.cli import config_cmd, db, dlq, orgs, suppliers
 from hub.cli.demo import demo
 from hub.cli.runtime import serve, worker
 from hub.cli.sandbox import sandbox
@@ -55,6 +55,7 @@ app.command(help="Run the sandbox twins of the tax, registry and certification s
 app.add_typer(db.app, name="db")
 app.add_typer(orgs.app, name="orgs")
 app.add_typer(dlq.app, name="dlq")
+app.add_typer(suppliers.app, name="suppliers")
 app.add_typer(config_cmd.app, name="config")
 
 

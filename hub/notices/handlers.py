@@ -32,8 +32,10 @@ from hub.spine.messages import Command, Event
 
 
 def _replay(uow: NoticesUnitOfWork, settings: Settings, cmd: Any) -> Receipt | None:
-    ttl = timedelta(hours=settings.syndication.publication.idempotency_ttl_h)
-    return replay(uow.idempotency, cmd.institution_org_id, cmd.idempotency, ttl)
+    publication = settings.syndication.publication
+    ttl = timedelta(hours=publication.idempotency_ttl_h)
+    return replay(uow.idempotency, cmd.institution_org_id, cmd.idempotency, ttl,
+                  max_keys=publication.idempotency_max_keys_per_org)
 
 
 def publish_notice(cmd: PublishNotice, uow: NoticesUnitOfWork, settings: Settings) -> Receipt:

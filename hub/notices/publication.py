@@ -40,6 +40,10 @@ class PublicationSettings(BaseModel):
     pps_max_items: int = Field(1000, ge=1, le=100_000)
     # An Idempotency-Key is remembered this long; a retry after that is a new request.
     idempotency_ttl_h: float = Field(48.0, gt=0, le=24 * 365)
+    # At most this many unexpired keys per organisation: a request with a new key past it is refused
+    # (409, naming Idempotency-Key) before anything is stored; the same request without a key, or a
+    # replay of a remembered key, still works.
+    idempotency_max_keys_per_org: int = Field(10_000, ge=1, le=10_000_000)
 
     def publisher(self) -> dict[str, Any]:
         found = {"name": self.publisher_name, "uri": self.publisher_uri, "scheme": self.publisher_scheme,

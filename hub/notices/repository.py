@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -236,6 +236,11 @@ class SqlIdempotencyStore:
             self.session.flush()
         except IntegrityError:
             raise IdempotencyKeyRaced(key) from None
+
+    def count_since(self, org_id: str, since: datetime) -> int:
+        stmt = select(func.count()).select_from(IdempotencyRow).where(
+            IdempotencyRow.org_id == org_id, IdempotencyRow.created_at >= since)
+        return int(self.session.scalar(stmt) or 0)
 
     def forget(self, org_id: str, key: str) -> None:
         row = self.session.get(IdempotencyRow, (org_id, key))

@@ -18,6 +18,7 @@ __all__ = [
     "GrantSupplierAccess",
     "RecordCredentialFetches",
     "RegisterSupplier",
+    "RetryCredentialFetches",
     "RevokeSupplierAccess",
 ]
 
@@ -94,3 +95,17 @@ class RevokeSupplierAccess(Command):
     supplier_id: str
     institution_org_id: str
     actor_org_id: str
+
+
+class RetryCredentialFetches(Command):
+    """An operator's way back for slots the source refused (or does not know, or that wait on a long
+    backoff): put them back to ``pending``, due now. ``fetch_id`` or ``system`` picks one slot;
+    neither picks every failed, not-found or pending slot of the supplier."""
+
+    supplier_id: str
+    reason: str
+    requested_by: str
+    fetch_id: str | None = None
+    system: str | None = None
+    actor_org_id: str | None = None
+    now: datetime | None = None

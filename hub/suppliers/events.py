@@ -11,6 +11,7 @@ __all__ = [
     "CredentialChanged",
     "CredentialExpired",
     "CredentialFetchFailed",
+    "CredentialFetchRetried",
     "CredentialVerified",
     "SupplierAccessGranted",
     "SupplierAccessRevoked",
@@ -74,6 +75,21 @@ class CredentialFetchFailed(Event):
     attempts: int
     state: str
     next_attempt_at: str | None
+    actor_org_id: str | None = None
+    raw_sha256: str | None = None  # an unreadable reply's bytes, kept as evidence
+
+
+class CredentialFetchRetried(Event):
+    """An operator put a slot back to ``pending`` (the cause of its failure is fixed): who and why."""
+
+    supplier_id: str
+    org_id: str
+    fetch_id: str
+    system: str
+    previous_state: str
+    previous_error: str | None
+    reason: str
+    requested_by: str  # the operator's key id, or ``cli:<user>``
     actor_org_id: str | None = None
 
 

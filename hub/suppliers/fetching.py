@@ -19,7 +19,7 @@ from connectors.base import Connector, FetchResult
 from connectors.errors import UpstreamError
 from hub.suppliers.commands import FetchedCredential, FetchOutcome, OutcomeKind
 from hub.suppliers.config import SupplierSettings
-from mappings.engine import MappingDataError, SourceMapping, load_mapping
+from mappings.engine import MappingDataError, SourceMapping, UnreadableReply, load_mapping
 
 __all__ = ["ConnectorSource", "CredentialFetcher", "SlotRef"]
 
@@ -154,8 +154,15 @@ class CredentialFetcher:
         try:
             credentials = self.mapping(slot.system).apply(result)
         except MappingDataError as exc:
-            # The source answered something its mapping cannot read: asking again gives the same.
-            return self._failure(slot, "permanent", "mapping_error", str(exc)[:300])
+            # A reply the mapping cannot read says nothing about the supplier's credentials: it is a
+            # fault of this exchange (a gateway's HTML page, a half-deployed upstream), retried with
+            # backoff like any transient one. The bytes are kept as evidence of what came back.
+            code = "unreadable_reply" if isinstance(exc, UnreadableReply) else "mapping_error"
+            return FetchOutcome(
+                fetch_id=slot.id, claim_token=slot.claim_token or "", kind="transient", error_code=code,
+                error_detail=str(exc)[:300] or None, fetched_at=result.fetched_at, raw=result.raw,
+                content_type=result.content_type, raw_sha256=result.raw_sha256,
+            )
         keys = self.config.record_keys
         return FetchOutcome(
             fetch_id=slot.id, claim_token=slot.claim_token or "", kind="ok", fetched_at=result.fetched_at,

@@ -13,7 +13,7 @@ from typing import Any
 
 from hub.organisations.model import OrgKind
 from hub.spine.audit import record_audit_entry
-from hub.spine.errors import NotFound, Rejected
+from hub.spine.errors import Conflict, NotFound, Rejected
 from hub.spine.messages import Command, Event
 from hub.suppliers import commands, events
 from hub.suppliers.config import SupplierSettings
@@ -21,6 +21,7 @@ from hub.suppliers.identifiers import validate_identifiers
 from hub.suppliers.model import (
     EXPIRED,
     CredentialFetch,
+    FetchState,
     Supplier,
     SupplierGrant,
     identity_key,
@@ -94,6 +95,48 @@ def claim_credential_fetches(
     return uow.suppliers.claim(cmd.claim_token, now, lease, cmd.limit, cmd.supplier_id, cmd.force)
 
 
+_RETRYABLE_STATES = frozenset({FetchState.FAILED_PERMANENTLY.value, FetchState.NOT_FOUND.value,
+                               FetchState.PENDING.value})
+
+
+def retry_credential_fetches(cmd: commands.RetryCredentialFetches, uow: SuppliersUnitOfWork) -> list[CredentialFetch]:
+    """Back to ``pending`` with a fresh schedule (attempts 0, due now); the scheduler fetches them on its
+    next run. A verified slot is refused (a refresh asks again), and so is one being fetched right now."""
+    reason = cmd.reason.strip()
+    if not reason:
+        raise Rejected("reason", "say why the slot is retried (what was fixed)")
+    repo = uow.suppliers
+    supplier = repo.get(cmd.supplier_id)
+    if supplier is None:
+        raise NotFound("supplier", cmd.supplier_id)
+    now = cmd.now or utcnow()
+    slots = repo.fetches_of(supplier.id)
+    targeted = cmd.fetch_id is not None or cmd.system is not None
+    if cmd.fetch_id is not None:
+        slots = [s for s in slots if s.id == cmd.fetch_id]
+    if cmd.system is not None:
+        slots = [s for s in slots if s.system == cmd.system]
+    if not slots:
+        raise NotFound("fetch", cmd.fetch_id or cmd.system or supplier.id)
+    busy = [s for s in slots if s.claimed_until is not None and s.claimed_until > now]
+    chosen = [s for s in slots if s.state in _RETRYABLE_STATES and s not in busy]
+    if targeted and (busy or len(chosen) != len(slots)):
+        slot = slots[0]
+        why = "is being fetched right now" if busy else f"is {slot.state}; ask for a refresh instead"
+        raise Conflict(f"the {slot.system} slot of supplier {supplier.id} {why}")
+    if not chosen:
+        raise Conflict(f"supplier {supplier.id} has no failed, not-found or pending slot to retry")
+    for slot in chosen:
+        previous_state, previous_error = slot.state, slot.last_error
+        slot.state, slot.attempts, slot.next_attempt_at = FetchState.PENDING.value, 0, now
+        uow.publish(events.CredentialFetchRetried(
+            supplier_id=supplier.id, org_id=supplier.org_id, fetch_id=slot.id, system=slot.system,
+            previous_state=previous_state, previous_error=previous_error, reason=reason[:500],
+            requested_by=cmd.requested_by, actor_org_id=cmd.actor_org_id,
+        ))
+    return chosen
+
+
 def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value is not None else None
 
@@ -158,6 +201,7 @@ COMMAND_HANDLERS: dict[type[Command], Callable[..., Any]] = {
     commands.RecordCredentialFetches: record_credential_fetches,
     commands.ClaimCredentialFetches: claim_credential_fetches,
     commands.ExpireCredentials: expire_credentials,
+    commands.RetryCredentialFetches: retry_credential_fetches,
     commands.GrantSupplierAccess: grant_supplier_access,
     commands.RevokeSupplierAccess: revoke_supplier_access,
 }
@@ -170,6 +214,7 @@ EVENT_HANDLERS: dict[type[Event], Sequence[Callable[..., Any]]] = {
         events.CredentialChanged,
         events.CredentialExpired,
         events.CredentialFetchFailed,
+        events.CredentialFetchRetried,
         events.SupplierAccessGranted,
         events.SupplierAccessRevoked,
     )

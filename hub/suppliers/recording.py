@@ -199,13 +199,17 @@ def _record_failure(
     outcome: FetchOutcome,
     slot: CredentialFetch,
     supplier: Supplier,
-    uow: UnitOfWork,
+    uow: SuppliersUnitOfWork,
     config: SupplierSettings,
     now: datetime,
     actor: str | None,
     rng: random.Random | None,
 ) -> None:
     slot.attempts += 1
+    if outcome.raw is not None and outcome.raw_sha256:
+        # An unreadable reply: the bytes are evidence of what the source sent, kept like any answer's.
+        uow.suppliers.store_raw(outcome.raw_sha256, outcome.content_type or "application/octet-stream",
+                                outcome.raw, now)
     slot.last_error = f"{outcome.kind}: {outcome.error_code or 'error'}" + (
         f" ({outcome.error_detail})" if outcome.error_detail else ""
     )
@@ -223,4 +227,5 @@ def _record_failure(
         supplier_id=supplier.id, org_id=supplier.org_id, fetch_id=slot.id, system=slot.system,
         outcome=outcome.kind, error_code=outcome.error_code or "error", attempts=slot.attempts,
         state=slot.state, next_attempt_at=_iso(slot.next_attempt_at), actor_org_id=actor,
+        raw_sha256=outcome.raw_sha256 if outcome.raw is not None else None,
     ))

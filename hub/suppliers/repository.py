@@ -160,11 +160,10 @@ class SqlSupplierRepository:
         supplier_id: str | None = None, force: bool = False,
     ) -> list[CredentialFetch]:
         """Reserve up to ``limit`` slots: the due ones, or with ``force`` every unclaimed slot of
-        ``supplier_id`` (an on-demand refresh) except those the source refused for good."""
+        ``supplier_id`` (an on-demand refresh), those the source refused before included: a refresh
+        is how the owner or an operator asks again once the cause is fixed."""
         due = [F.supplier_id == supplier_id] if supplier_id is not None else []
-        if force:
-            due.append(F.state != "failed_permanently")
-        else:
+        if not force:
             due.append(F.next_attempt_at <= now)
         ids = leases.claim(self.session, F.id, F.claimed_until, owner=(F.claim_token, token), due=due,
                            order_by=[F.next_attempt_at, F.id], limit=limit, now=now, lease=lease)

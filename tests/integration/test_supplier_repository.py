@@ -74,7 +74,7 @@ def test_claims_take_due_unleased_slots_once(hub: Hub) -> None:
         assert {s.claimed_until for s in slots} == {later + timedelta(seconds=240)}
 
 
-def test_a_forced_claim_skips_refused_and_leased_slots(hub: Hub) -> None:
+def test_a_forced_claim_takes_refused_slots_too_but_skips_leased_ones(hub: Hub) -> None:
     registration = register(hub, "t1", kr_brn=BRN)
     other = register(hub, "t2", kr_brn=BRN)
     slots = {s.system: s for s in registration.claimed}
@@ -83,7 +83,8 @@ def test_a_forced_claim_skips_refused_and_leased_slots(hub: Hub) -> None:
         FetchOutcome(fetch_id=slots["nts"].id, claim_token="t1", kind="not_found", error_code="x"),
     ]))
     forced = claim(hub, "refresh", NOW, supplier_id=registration.supplier.id, force=True)
-    assert forced == ["nts"]  # not due for a week, but forced; the refused slot stays alone
+    # Not due for a week, or never (refused), but forced: a refresh asks both again.
+    assert sorted(forced) == ["national_certs", "nts"]
     assert claim(hub, "again", NOW, supplier_id=registration.supplier.id, force=True) == []  # leased now
     assert claim(hub, "x", NOW, supplier_id=other.supplier.id, force=True) == []  # held by its registration
 

@@ -103,6 +103,9 @@ class InMemoryIdempotencyStore:
     def forget(self, org_id: str, key: str) -> None:
         self.rows.pop((org_id, key), None)
 
+    def count_since(self, org_id: str, since: datetime) -> int:
+        return sum(1 for (org, _), stored in self.rows.items() if org == org_id and stored.created_at >= since)
+
 
 class InMemorySupplierRepository:
     def __init__(self) -> None:
@@ -161,7 +164,7 @@ class InMemorySupplierRepository:
             if supplier_id is not None and f.supplier_id != supplier_id:
                 return False
             if force:
-                return f.state != "failed_permanently"
+                return True
             return f.next_attempt_at is not None and f.next_attempt_at <= now
 
         due = sorted(filter(claimable, self.fetches.values()), key=lambda f: (f.next_attempt_at or now, f.id))

@@ -104,6 +104,21 @@ HOSTILE = {
 }
 
 
+def test_an_html_page_with_a_doctype_is_an_unreadable_reply_not_an_attack() -> None:
+    page = b"<!DOCTYPE html><html><head><title>Maintenance</title></head><body>Back soon</body></html>"
+    with ScriptedServer([Reply(200, page, content_type="text/html; charset=utf-8")]) as server:
+        registry = build_vies(server.url)
+        with pytest.raises(TransientUpstreamError) as caught:
+            registry["vies"].fetch("DE123456788", purpose="p", requested_by="o")
+        assert caught.value.code == "unreadable_reply"
+    # An entity declaration stays hostile, whatever the content type says.
+    with ScriptedServer([Reply(200, HOSTILE["external_entity"], content_type="text/html")]) as server:
+        registry = build_vies(server.url)
+        with pytest.raises(PermanentUpstreamError) as hostile:
+            registry["vies"].fetch("DE123456788", purpose="p", requested_by="o")
+        assert hostile.value.code == "unsafe_response"
+
+
 @pytest.mark.parametrize("name", sorted(HOSTILE))
 def test_hostile_xml_is_rejected_permanently(name: str) -> None:
     with ScriptedServer([Reply(200, HOSTILE[name], content_type="text/xml")]) as server:

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import yaml
 
-from mappings.engine import MappingDataError, MappingError, load_mapping
+from mappings.engine import MappingDataError, MappingError, UnreadableReply, load_mapping
 from mappings.transforms import TransformError, compile_transform
 from tests.support.connectors import apply_raw
 
@@ -141,6 +141,38 @@ def test_hostile_or_malformed_payloads_are_data_errors(tmp_path: Path) -> None:
             identifier="1",
             fetched_at=FETCHED,
         )
+
+
+def test_a_reply_that_is_not_the_sources_answer_is_unreadable_not_empty(tmp_path: Path) -> None:
+    mapping = load_mapping(write(tmp_path, {**GOOD_JSON, "answer": "type(items) == 'array'"}))
+    assert apply_raw(mapping, b'{"items": []}', identifier="1", fetched_at=FETCHED) == []  # readable, none held
+    for reply in (b'{"error": "gateway"}', b'"<html>"', b"<html><body>down</body></html>", b"null"):
+        with pytest.raises(UnreadableReply):
+            apply_raw(mapping, reply, identifier="1", fetched_at=FETCHED)
+    without = load_mapping(write(tmp_path, GOOD_JSON, "plain.yaml"))
+    with pytest.raises(UnreadableReply, match="not an object or an array"):
+        apply_raw(without, b'"maintenance"', identifier="1", fetched_at=FETCHED)
+    xml = load_mapping(write(tmp_path, {
+        "source": "x", "format": "xml", "namespaces": {"a": "urn:a"}, "answer": "/a:answer",
+        "credentials": [{"type": "vat_registration", "records": "/a:answer/a:item", "status": "a:s"}]}, "x.yaml"))
+    assert apply_raw(xml, b'<answer xmlns="urn:a"/>', identifier="1", fetched_at=FETCHED) == []
+    with pytest.raises(UnreadableReply, match="/a:answer finds nothing"):
+        apply_raw(xml, b'<html xmlns="http://www.w3.org/1999/xhtml"><body/></html>', identifier="1",
+                  fetched_at=FETCHED)
+
+
+def test_answer_is_checked_at_load_and_only_for_credentials(tmp_path: Path) -> None:
+    with pytest.raises(MappingError, match="answer: bad JMESPath"):
+        load_mapping(write(tmp_path, {**GOOD_JSON, "answer": "items[["}))
+    notices = {"source": "n", "format": "json", "answer": "a", "notices": {"fields": {"title": "t"}}}
+    with pytest.raises(MappingError, match="answer: only meaningful with 'credentials'"):
+        load_mapping(write(tmp_path, notices, "n.yaml"))
+
+
+def test_every_shipped_credential_mapping_says_what_its_answer_looks_like() -> None:
+    shipped = Path(__file__).resolve().parents[2] / "mappings"
+    for name in ("companies_house", "gleif", "iaf", "national_certs", "nts", "vies"):
+        assert load_mapping(shipped / f"{name}.yaml").answer is not None, name
 
 
 def test_when_skips_records_and_const_fields(tmp_path: Path) -> None:

@@ -12,7 +12,7 @@ import pytest
 from hub.organisations.model import Organisation, OrgKind
 from hub.registry import COMMAND_HANDLERS
 from hub.spine.bus import MessageBus
-from hub.spine.errors import NotFound, Rejected
+from hub.spine.errors import Conflict, NotFound, Rejected
 from hub.suppliers.commands import (
     ClaimCredentialFetches,
     ExpireCredentials,
@@ -21,6 +21,7 @@ from hub.suppliers.commands import (
     GrantSupplierAccess,
     RecordCredentialFetches,
     RegisterSupplier,
+    RetryCredentialFetches,
     RevokeSupplierAccess,
 )
 from hub.suppliers.config import SupplierSettings
@@ -232,7 +233,7 @@ def test_claim_takes_due_unleased_slots_for_the_configured_lease(bus: MessageBus
     assert [s.id for s in rest] != [claimed[0].id] and len(rest) == 1  # a leased slot is not claimed twice
 
 
-def test_a_forced_claim_takes_every_slot_of_one_supplier_but_refused_ones(
+def test_a_forced_claim_takes_every_slot_of_one_supplier_refused_ones_included(
     bus: MessageBus, uow: FakeUnitOfWork
 ) -> None:
     owner = org(uow, OrgKind.SUPPLIER)
@@ -243,7 +244,58 @@ def test_a_forced_claim_takes_every_slot_of_one_supplier_but_refused_ones(
     record(bus, *(failed(s, "transient") for s in other.claimed))
     claimed = bus.handle(ClaimCredentialFetches(claim_token="refresh", supplier_id=first.supplier.id, force=True,
                                                 now=NOW))
-    assert [s.system for s in claimed] == ["nts"]  # not due, but forced; the refused one is left alone
+    # Not due, but forced: a refresh asks the refused one again too (its cause may be fixed); the other
+    # supplier's slots are not touched.
+    assert sorted(s.system for s in claimed) == ["national_certs", "nts"]
+
+
+def test_an_unreadable_reply_stays_pending_and_keeps_its_bytes(bus: MessageBus, uow: FakeUnitOfWork) -> None:
+    slot = nts_slot(register(bus, org(uow, OrgKind.SUPPLIER)))
+    page = b"<html><body>maintenance</body></html>"
+    digest = hashlib.sha256(page).hexdigest()
+    states = record(bus, FetchOutcome(fetch_id=slot.id, claim_token=slot.claim_token or "", kind="transient",
+                                      error_code="unreadable_reply", raw=page, content_type="text/html",
+                                      raw_sha256=digest, fetched_at=NOW))
+    assert states == {slot.id: "pending"} and slot.next_attempt_at == NOW + timedelta(seconds=30)
+    assert uow.suppliers.credentials_of_fetch(slot.id) == []
+    assert uow.suppliers.raws[digest] == ("text/html", page)
+    [failure] = events(uow, "CredentialFetchFailed")
+    assert failure["error_code"] == "unreadable_reply" and failure["raw_sha256"] == digest
+
+
+def test_retry_puts_a_refused_slot_back_to_pending_and_says_who_and_why(
+    bus: MessageBus, uow: FakeUnitOfWork
+) -> None:
+    registration = register(bus, org(uow, OrgKind.SUPPLIER))
+    slots = {s.system: s for s in registration.claimed}
+    record(bus, ok(slots["nts"], credential()), failed(slots["national_certs"], "permanent", "INVALID_INPUT"))
+    supplier_id = registration.supplier.id
+    with pytest.raises(Rejected):
+        bus.handle(RetryCredentialFetches(supplier_id=supplier_id, reason=" ", requested_by="cli:alice", now=NOW))
+    with pytest.raises(Conflict):  # verified: a refresh asks it again, not a retry
+        bus.handle(RetryCredentialFetches(supplier_id=supplier_id, system="nts", reason="r",
+                                          requested_by="cli:alice", now=NOW))
+    with pytest.raises(NotFound):
+        bus.handle(RetryCredentialFetches(supplier_id=supplier_id, system="vies", reason="r",
+                                          requested_by="cli:alice", now=NOW))
+    later = NOW + timedelta(hours=1)
+    retried = bus.handle(RetryCredentialFetches(supplier_id=supplier_id, reason="registry fixed",
+                                                requested_by="cli:alice", now=later))
+    assert [s.system for s in retried] == ["national_certs"]
+    slot = slots["national_certs"]
+    assert (slot.state, slot.attempts, slot.next_attempt_at) == ("pending", 0, later)
+    [event] = events(uow, "CredentialFetchRetried")
+    assert event["previous_state"] == "failed_permanently" and "INVALID_INPUT" in event["previous_error"]
+    assert event["reason"] == "registry fixed" and event["requested_by"] == "cli:alice"
+    claimed = bus.handle(ClaimCredentialFetches(claim_token="sched", now=later))
+    assert [s.id for s in claimed] == [slot.id]  # due for the scheduler again
+    with pytest.raises(Conflict):  # now claimed: being fetched
+        bus.handle(RetryCredentialFetches(supplier_id=supplier_id, fetch_id=slot.id, reason="r",
+                                          requested_by="cli:alice", now=later))
+    record(bus, ok(slot, credential()), now=later)
+    with pytest.raises(Conflict):  # nothing left to retry: every slot is verified
+        bus.handle(RetryCredentialFetches(supplier_id=supplier_id, reason="r", requested_by="cli:alice",
+                                          now=later + timedelta(hours=1)))
 
 
 # -- ExpireCredentials ----------------------------------------------------------------------------------

@@ -50,8 +50,17 @@ IdempotencyKey = Annotated[
     str | None,
     Header(alias="Idempotency-Key", description="Retry-safe writes: same key + same request → the same answer"),
 ]
+_KEY_LIMIT = problem_doc(
+    "A new `Idempotency-Key` while the organisation already holds "
+    "`syndication.publication.idempotency_max_keys_per_org` unexpired keys (type `.../idempotency-key-limit`); "
+    "nothing was stored. Retry once older keys expire (`idempotency_ttl_h`) or without the header")
 _RECEIPT: dict[int | str, dict[str, Any]] = {
-    201: {"description": "Stored; `Location` names the notice or the new version"}
+    201: {"description": "Stored; `Location` names the notice or the new version"},
+    409: _KEY_LIMIT,
+}
+_CHANGE_RECEIPT: dict[int | str, dict[str, Any]] = {
+    **_RECEIPT,
+    409: problem_doc("The notice no longer takes this change (cancelled), or: " + _KEY_LIMIT["description"]),
 }
 
 
@@ -110,7 +119,7 @@ def publish_notice(
     return _send(bus, command)
 
 
-@router.post("/notices/{notice_id}/amendments", status_code=201, responses=_RECEIPT,
+@router.post("/notices/{notice_id}/amendments", status_code=201, responses=_CHANGE_RECEIPT,
              summary="Amend a notice: a new version (the owning institution)")
 def amend_notice(
     notice_id: str, body: AmendmentIn, caller: NoticesWrite, bus: BusDep, request: Request,
@@ -122,7 +131,7 @@ def amend_notice(
     return _send(bus, command)
 
 
-@router.post("/notices/{notice_id}/cancellation", status_code=201, responses=_RECEIPT,
+@router.post("/notices/{notice_id}/cancellation", status_code=201, responses=_CHANGE_RECEIPT,
              summary="Cancel a notice: its last version, a tombstone (the owning institution)")
 def cancel_notice(
     notice_id: str, body: CancellationIn, caller: NoticesWrite, bus: BusDep, request: Request,
@@ -135,10 +144,12 @@ def cancel_notice(
 
 
 _IMPORT: dict[int | str, dict[str, Any]] = {
+    409: _KEY_LIMIT,
     413: problem_doc("More items or releases than `syndication.publication.pps_max_items`, or the body over "
                      "`api.max_body_bytes`"),
 }
 _UPLOAD: dict[int | str, dict[str, Any]] = {
+    409: _KEY_LIMIT,
     413: problem_doc("More than `csv_max_bytes` bytes or `csv_max_rows` rows"),
     415: problem_doc("Neither text/csv nor multipart/form-data with a `file` part"),
     422: problem_doc("Unusable header, a cell over `csv_max_field_chars` (named by row and column), or not UTF-8"),

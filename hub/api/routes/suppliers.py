@@ -5,7 +5,10 @@ Who may do what:
   Registering the same identifier set again (same org) answers 200 with the existing supplier.
 - reads: the owner, an operator (``orgs:admin``), or an institution the owner granted access to
   (``suppliers:read``). Anyone else gets 404, as for a supplier that does not exist.
-- ``POST .../refresh``: the owner or an operator. Grants: the owner only.
+- ``POST .../refresh``: the owner or an operator; it asks every slot again, a permanently failed one
+  included. Grants: the owner only.
+- ``POST .../fetches/{fetch_id}/retry``: an operator (``orgs:admin``) puts a failed slot back to
+  ``pending`` with a reason; the scheduler fetches it on its next run.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 
 from hub.api.auth import Principal
-from hub.api.deps import BusDep, HubDep, UowDep, require_any_scope, require_scope
+from hub.api.deps import BusDep, HubDep, UowDep, problem_doc, require_any_scope, require_scope
 from hub.api.problems import Forbidden
 from hub.api.schemas import INT64_MAX
 from hub.api.supplier_schemas import (
@@ -25,6 +28,7 @@ from hub.api.supplier_schemas import (
     GrantOut,
     ProvenanceOut,
     RegisterSupplierIn,
+    RetryFetchIn,
     SupplierOut,
     SupplierSummaryOut,
     VersionOut,
@@ -33,7 +37,7 @@ from hub.bootstrap import Hub
 from hub.organisations.model import OrgKind, Scope
 from hub.registry import HubUnitOfWork
 from hub.spine.errors import NotFound
-from hub.suppliers.commands import GrantSupplierAccess, RevokeSupplierAccess
+from hub.suppliers.commands import GrantSupplierAccess, RetryCredentialFetches, RevokeSupplierAccess
 from hub.suppliers.model import Supplier
 from hub.suppliers.queries import current_credentials
 from hub.suppliers.services import SupplierService
@@ -43,6 +47,7 @@ router = APIRouter(prefix="/suppliers", tags=["suppliers"])
 SuppliersWrite = Annotated[Principal, Depends(require_scope(Scope.SUPPLIERS_WRITE))]
 # Suppliers read their own with suppliers:write, granted institutions with suppliers:read.
 SuppliersRead = Annotated[Principal, Depends(require_any_scope(Scope.SUPPLIERS_READ, Scope.SUPPLIERS_WRITE))]
+OperatorOnly = Annotated[Principal, Depends(require_scope(Scope.ORGS_ADMIN))]
 
 
 def get_supplier_service(hub: HubDep) -> SupplierService:
@@ -188,6 +193,20 @@ def refresh(supplier_id: str, caller: SuppliersRead, hub: HubDep, service: Suppl
             raise NotFound("supplier", supplier_id)
     service.refresh(supplier_id, requested_by=caller.org_id)
     return _supplier_out(hub, request, supplier_id)
+
+
+@router.post("/{supplier_id}/fetches/{fetch_id}/retry",
+             summary="Put a failed credential fetch back to pending (operator)",
+             responses={409: problem_doc("The slot is verified (refresh it instead) or being fetched now")})
+def retry_fetch(supplier_id: str, fetch_id: str, body: RetryFetchIn, caller: OperatorOnly, bus: BusDep) -> FetchOut:
+    """For a slot the source refused (``failed_permanently``), does not know (``not_found``) or that
+    waits on a long backoff, once the cause is fixed: back to ``pending``, attempts 0, due now. Who and
+    why land in the audit trail (``CredentialFetchRetried``)."""
+    [slot] = bus.handle(RetryCredentialFetches(
+        supplier_id=supplier_id, fetch_id=fetch_id, reason=body.reason, requested_by=f"key:{caller.key_id}",
+        actor_org_id=caller.org_id,
+    ))
+    return FetchOut.of(slot)
 
 
 @router.post("/{supplier_id}/grants/{institution_org_id}", status_code=201,
