@@ -9,7 +9,7 @@ from importlib.metadata import PackageNotFoundError, version
 
 import typer
 
-from hub.cli import config_cmd, db, dlq, orgs
+from hub.cli import config_cmd, db, dlq, identifiers, orgs
 from hub.cli.demo import demo
 from hub.cli.runtime import serve, worker
 from hub.cli.sandbox import sandbox
@@ -56,6 +56,7 @@ app.add_typer(db.app, name="db")
 app.add_typer(orgs.app, name="orgs")
 app.add_typer(dlq.app, name="dlq")
 app.add_typer(config_cmd.app, name="config")
+app.add_typer(identifiers.app, name="identifiers")
 
 
 if __name__ == "__main__":

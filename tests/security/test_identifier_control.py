@@ -5,6 +5,11 @@ SQLite + in-process broker and on PostgreSQL + RabbitMQ."""
 
 from __future__ import annotations
 
+import json
+import os
+import sqlite3
+import subprocess
+import sys
 import threading
 import uuid
 from collections.abc import Callable, Iterator
@@ -39,6 +44,7 @@ from tests.support.control import (
     submit,
     trust_settings,
 )
+from tests.support.environment import ROOT
 from tests.support.sandbox import FAST_SUPPLIERS, connector_overrides, first_with, reset
 from tests.support.waiting import eventually
 
@@ -388,3 +394,46 @@ def test_a_claim_committed_by_a_concurrent_transaction_refuses_the_other(hubby: 
     with hubby.hub.uow() as check:
         claim = check.suppliers.identifier_claim("kr_brn", brn)
         assert claim is not None and claim.org_id == first_org
+
+
+def test_the_operator_settles_a_dispute_from_the_command_line(tmp_path: Path) -> None:
+    """``g2bhub identifiers show / transfer / release`` as an operator runs them, against a SQLite file;
+    each change leaves its event (with the reason) in the outbox, bound for the audit trail."""
+    db = tmp_path / "hub.db"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("G2BHUB_")}
+    env |= {"G2BHUB_DATABASE__URL": f"sqlite:///{db}", "G2BHUB_LOGGING__JSON": "false", "PYTHONPATH": str(ROOT)}
+
+    def g2bhub(*args: str, ok: bool = True) -> subprocess.CompletedProcess[str]:
+        proc = subprocess.run([sys.executable, "-m", "hub.cli.main", *args], cwd=tmp_path, env=env,
+                              capture_output=True, text=True, timeout=120)
+        assert (proc.returncode == 0) is ok, f"{args}: {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
+        return proc
+
+    g2bhub("db", "upgrade")
+    hub = bootstrap(Settings(database={"url": f"sqlite:///{db}"}))
+    try:
+        hub.bus.handle(CreateOrganisation(name="Operations", kind=OrgKind.OPERATOR))
+        holder, _ = hub.bus.handle(CreateOrganisation(name="Holder", kind=OrgKind.SUPPLIER))
+        business, _ = hub.bus.handle(CreateOrganisation(name="Business", kind=OrgKind.SUPPLIER))
+        hub.bus.handle(RegisterSupplier(org_id=holder.id, identifiers={"kr_brn": "115-77-50731"}, consent=True,
+                                        claim_token="cli"))
+    finally:
+        hub.close()
+
+    shown = json.loads(g2bhub("identifiers", "show", "kr_brn", "115-77-50731", "--json").stdout)
+    assert shown["org_id"] == holder.id and shown["proven_at"] is None
+    assert "not an operator" in g2bhub("identifiers", "release", "kr_brn", "1157750731", "--reason", "x",
+                                       "--operator", holder.id, ok=False).stderr
+    moved = json.loads(g2bhub("identifiers", "transfer", "kr_brn", "1157750731", "--to", business.id,
+                              "--reason", "registry extract shows Business", "--json").stdout)
+    assert moved["org_id"] == business.id
+    released = g2bhub("identifiers", "release", "kr_brn", "1157750731", "--reason", "the registration lapsed")
+    assert f"was held by {business.id}" in released.stdout
+    assert "not found" in g2bhub("identifiers", "show", "kr_brn", "1157750731", ok=False).stderr
+
+    with sqlite3.connect(db) as conn:
+        rows = conn.execute("SELECT message_type, payload FROM outbox WHERE message_type LIKE 'IdentifierClaim%' "
+                            "ORDER BY id").fetchall()
+    reasons = {kind: json.loads(payload).get("reason") for kind, payload in rows}
+    assert reasons == {"IdentifierClaimed": None, "IdentifierClaimTransferred": "registry extract shows Business",
+                       "IdentifierClaimReleased": "the registration lapsed"}
