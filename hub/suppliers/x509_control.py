@@ -24,6 +24,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 from cryptography.x509.oid import NameOID
 from cryptography.x509.verification import ExtensionPolicy, PolicyBuilder, Store, VerificationError
 
+from hub.spine.text import xml_safe
 from hub.suppliers.control import ProofRequest, ProofResult, names_identifier
 
 __all__ = ["X509ControlScheme", "load_trust_anchors"]
@@ -49,15 +50,20 @@ def load_trust_anchors(paths: Iterable[Path]) -> list[x509.Certificate]:
     return anchors
 
 
+def _shown(value: str, limit: int = 300) -> str:
+    """Certificate text is the submitter's: kept printable and short before it reaches a record or a log."""
+    return xml_safe(value)[:limit]
+
+
 def _evidence(leaf: x509.Certificate, identifiers: Sequence[str]) -> dict[str, Any]:
     return {
-        "subject": leaf.subject.rfc4514_string(),
-        "issuer": leaf.issuer.rfc4514_string(),
+        "subject": _shown(leaf.subject.rfc4514_string()),
+        "issuer": _shown(leaf.issuer.rfc4514_string()),
         "serial_number": format(leaf.serial_number, "x"),
         "sha256_fingerprint": leaf.fingerprint(hashes.SHA256()).hex(),
         "not_valid_before": leaf.not_valid_before_utc.isoformat(),
         "not_valid_after": leaf.not_valid_after_utc.isoformat(),
-        "organization_identifier": list(identifiers),
+        "organization_identifier": [_shown(value, 100) for value in identifiers[:8]],
     }
 
 
@@ -134,7 +140,7 @@ class X509ControlScheme:
             return refused("certificate_chain", "the certificate's key usage allows neither digitalSignature nor "
                            "nonRepudiation")
         if not names_identifier(named, request.scheme, request.identifier):
-            shown = ", ".join(named) or "none"
+            shown = ", ".join(evidence["organization_identifier"]) or "none"
             return refused("certificate_chain", f"the certificate's organizationIdentifier ({shown}) does not "
                            f"name {request.scheme} {request.identifier}")
         try:

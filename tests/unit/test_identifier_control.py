@@ -286,3 +286,13 @@ def test_a_requirement_resting_on_unproven_credentials_is_unknown_with_the_reaso
     assert evaluate(requirements, [tax], on=NOW, now=NOW).verdict.value == "met"
     missing = evaluate(requirements, [], on=NOW, now=NOW, unproven_types={"lei_registration"})
     assert CONTROL_NOT_PROVEN not in missing.requirements[0].reason  # another type's control is not this one's
+
+
+def test_hostile_certificate_text_is_kept_printable_and_short(ca: CertificateAuthority) -> None:
+    """A subject the submitter chose must not carry a NUL into the audit trail (PostgreSQL refuses it)."""
+    hostile = ca.issue("NTRKR-\x00" + "9" * 500)
+    result = X509ControlScheme([ca.certificate]).verify(_request(b"t", hostile.chain_pem, hostile.sign("t")),
+                                                        datetime.now(UTC))
+    assert not result.accepted
+    [shown] = result.evidence["organization_identifier"]
+    assert "\x00" not in shown and len(shown) <= 100 and "\x00" not in result.reason
