@@ -30,6 +30,8 @@ from hub.subscriptions.index_cache import IndexCache
 from hub.subscriptions.matcher import sweep, sweep_interval_s
 from hub.subscriptions.services import NoSubscriberQueues, SubscriberQueues, SubscriptionService
 from hub.subscriptions.ssrf import resolve_host
+from hub.suppliers.control import ControlSchemes
+from hub.suppliers.x509_control import X509ControlScheme
 
 if TYPE_CHECKING:
     from hub.suppliers.wiring import SupplierAdapters
@@ -146,6 +148,13 @@ def check_configuration(settings: Settings, *, sources: bool = True) -> None:
             "(G2BHUB_SYNDICATION__SECRET_KEYS='[\"<fernet key>\"]')")
 
 
+def control_schemes(settings: Settings) -> ControlSchemes:
+    """The ways a supplier can prove control of an identifier besides the operator's manual approval
+    (docs/identifier-control.md): a national scheme is one more entry here."""
+    control = settings.suppliers.control
+    return ControlSchemes([X509ControlScheme.from_paths(control.trust_anchors, control.max_chain_depth)])
+
+
 def subscriber_queues(settings: Settings) -> SubscriberQueues:
     if settings.broker.kind == "rabbitmq":
         from hub.subscriptions.amqp_channel import RabbitSubscriberQueues
@@ -186,6 +195,7 @@ def bootstrap(
         command_handlers=command_handlers if command_handlers is not None else COMMAND_HANDLERS,
         event_handlers=event_handlers if event_handlers is not None else EVENT_HANDLERS,
         dependencies={"settings": settings, "supplier_settings": settings.suppliers,
+                      "control_schemes": control_schemes(settings),
                       "subscription_index": IndexCache(), "delivery_wake": delivery_wake, **(dependencies or {})},
         group_names={**CONSUMER_GROUPS, **(group_names or {})},
     )

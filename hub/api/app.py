@@ -31,6 +31,7 @@ from hub.api.routes import (
     notices,
     orgs,
     subscriptions,
+    supplier_control,
     suppliers,
 )
 from hub.bootstrap import Hub, bootstrap
@@ -49,6 +50,7 @@ API_ROUTERS: list[APIRouter] = [
     audit.router,
     dead_letters.router,
     suppliers.router,
+    supplier_control.router,
     eligibility.router,
     notices.router,
     subscriptions.router,

@@ -197,6 +197,8 @@ async def _on_service_error(request: Request, exc: Exception) -> Response:
         errors = [_field_error(exc.field, exc.message)]
     elif isinstance(exc, RejectedFields):
         errors = [_field_error(field, message) for field, message in exc.problems]
+    elif isinstance(exc, Conflict) and isinstance(getattr(exc, "field", None), str):
+        errors = [_field_error(exc.field, str(getattr(exc, "message", exc)))]  # type: ignore[attr-defined]
     return _answer(request, service_error_status(exc), slug=service_error_slug(exc), title=exc.title,
                    detail=str(exc), errors=errors)
 

@@ -11,6 +11,7 @@ from pydantic import Field
 from hub.api.schemas import Input, Out, Text
 
 __all__ = [
+    "ControlStateOut",
     "CredentialOut",
     "FetchOut",
     "IdentifiersIn",
@@ -109,6 +110,17 @@ class CredentialOut(Out):
 
 
 
+class ControlStateOut(Out):
+    """Whether the owner has proven control of one identifier (docs/identifier-control.md): ``proven``,
+    ``unproven``, ``unclaimed`` (released by the operator) or ``claimed_elsewhere`` (transferred)."""
+
+    scheme: str
+    identifier: str
+    state: str
+    method: str | None
+    proven_at: datetime | None
+
+
 class SupplierOut(Out):
     id: str
     org_id: str
@@ -118,6 +130,11 @@ class SupplierOut(Out):
     created_at: datetime
     fetches: list[FetchOut]
     credentials: list[CredentialOut]
+    control: list[ControlStateOut] = Field(
+        default_factory=list,
+        description="Control per identifier. Credentials of an identifier not proven count for nothing in "
+                    "eligibility and are omitted for every reader but the owner and the operator",
+    )
 
 
 

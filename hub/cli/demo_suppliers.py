@@ -1,6 +1,11 @@
 """The register-once part of ``g2bhub demo``: the sandbox twins on port 8900 (or a free port, with the
 connectors pointed at it), and a few suppliers of the demo supplier organisation registered from the
-sandbox dataset, so the demo shows credentials with provenance from the first request."""
+sandbox dataset, so the demo shows credentials with provenance from the first request.
+
+The seeded suppliers' control of their identifiers is approved by the demo operator (manual method,
+evidence "demo seed"), so eligibility answers are met or not met from the start; a supplier registered
+during the demo proves control itself (docs/identifier-control.md), and until then its answers are
+``unknown``."""
 
 from __future__ import annotations
 
@@ -11,6 +16,7 @@ from typing import Any
 from hub.cli.demo_components import DEMO_ORGANISATIONS, DemoComponent, DemoContext
 from hub.config import Settings, with_overrides
 from hub.organisations.model import OrgKind
+from hub.suppliers.commands import ApproveControlManually
 
 __all__ = ["SandboxSuppliers", "sandbox_connector_overrides"]
 
@@ -55,16 +61,27 @@ class SandboxSuppliers(DemoComponent):
 
     def start(self, ctx: DemoContext) -> None:
         hub = ctx.hub
-        name = DEMO_ORGANISATIONS[OrgKind.SUPPLIER]
-        with hub.uow() as uow:
-            org = next((o for o in uow.organisations.list(OrgKind.SUPPLIER) if o.name == name), None)
-            org_id = org.id if org is not None else None
+        org_id = _demo_org(ctx, OrgKind.SUPPLIER)
+        operator_id = _demo_org(ctx, OrgKind.OPERATOR)
         lines = [f"sandbox    {self.server.base_url}  (control: /<system>/_control/faults, /records/<id>)"]
         if org_id is not None:
             for identifiers in self._identifier_sets():
                 result = hub.suppliers.service.register(org_id=org_id, identifiers=identifiers, consent=True)
-                lines.append(f"supplier   {result.supplier.id}  {identifiers}")
+                if operator_id is not None:
+                    for scheme in _unproven(ctx, result.supplier.org_id, result.supplier.identifiers):
+                        hub.bus.handle(ApproveControlManually(
+                            supplier_id=result.supplier.id, scheme=scheme, evidence="demo seed",
+                            approved_by="g2bhub demo", actor_org_id=operator_id))
+                lines.append(f"supplier   {result.supplier.id}  {identifiers}  (control approved: demo seed)")
         lines += [
+            "# a supplier you register yourself answers eligibility `unknown` until it proves control of its",
+            "# identifiers: ask for a challenge, sign its text with a certificate whose organizationIdentifier",
+            "# names the identifier (e.g. NTRKR-<business number>), or have the operator approve by hand:",
+            f"curl -s -X POST -H 'Authorization: Bearer <supplier key>' -d '{{\"scheme\": \"kr_brn\"}}' "
+            f"{ctx.base_url}/api/v1/suppliers/<id>/control/challenges",
+            f"curl -s -X POST -H 'Authorization: Bearer <operator key>' -d '{{\"scheme\": \"kr_brn\", "
+            f"\"evidence\": \"called the business\"}}' {ctx.base_url}/api/v1/suppliers/<id>/control/approvals",
+            "# (docs/identifier-control.md)",
             "# a supplier's credentials with provenance (demo supplier key)",
             f"curl -s -H 'Authorization: Bearer <supplier key>' {ctx.base_url}/api/v1/suppliers",
             "# take NTS down, register, then watch the credential go pending → verified",
@@ -76,3 +93,18 @@ class SandboxSuppliers(DemoComponent):
     def stop(self) -> None:
         if self.server is not None:
             self.server.stop()
+
+
+def _demo_org(ctx: DemoContext, kind: OrgKind) -> str | None:
+    name = DEMO_ORGANISATIONS[kind]
+    with ctx.hub.uow() as uow:
+        org = next((o for o in uow.organisations.list(kind) if o.name == name), None)
+        return org.id if org is not None else None
+
+
+def _unproven(ctx: DemoContext, org_id: str, identifiers: dict[str, str]) -> list[str]:
+    """Schemes not proven yet (a restarted demo approves nothing twice)."""
+    with ctx.hub.uow() as uow:
+        claims = uow.suppliers.claims_for(identifiers)
+        return [scheme for scheme, value in identifiers.items()
+                if (claim := claims.get((scheme, value))) is None or claim.org_id != org_id or not claim.proven]

@@ -103,11 +103,16 @@ class EligibilityAnswer(_Frozen):
         return self.model_dump(mode="json")
 
 
+# Why a credential the hub holds is not used: its identifier's control is not proven (docs/identifier-control.md).
+CONTROL_NOT_PROVEN = "control of identifier not proven"
+
+
 @dataclass(frozen=True)
 class _Context:
     instant: datetime
     credentials: tuple[Credential, ...]
     pending_systems: frozenset[str]
+    unproven_types: frozenset[str] = frozenset()
 
 
 def evaluate(
@@ -117,14 +122,18 @@ def evaluate(
     on: date | datetime,
     now: datetime,
     pending_systems: Collection[str] = (),
+    unproven_types: Collection[str] = (),
 ) -> EligibilityAnswer:
     """Judge each requirement at the instant ``on`` from one supplier's credentials.
 
     ``on`` as a date means the start of that day (UTC), or ``now`` when it is today. ``pending_systems``
     names upstream systems whose first fetch has not succeeded, so that "missing" can say "pending".
+    ``unproven_types`` names the credential types the hub holds but may not use because control of the
+    identifier they were fetched for is not proven (those credentials are not passed in at all), so that
+    "missing" says why: a requirement resting on them is ``unknown``, never met.
     """
     now = _aware(now, "now")
-    context = _Context(_resolve(on, now), tuple(credentials), frozenset(pending_systems))
+    context = _Context(_resolve(on, now), tuple(credentials), frozenset(pending_systems), frozenset(unproven_types))
     verdicts = [_judge(requirement, f"requirements.{index}", context) for index, requirement in enumerate(requirements)]
     overall = combine_all(verdict.verdict for verdict in verdicts)
     counts = {v.value: sum(1 for item in verdicts if item.verdict is v) for v in Verdict}
@@ -272,10 +281,12 @@ def _missing_reason(
 ) -> str:
     wanted = " or ".join(rule.noun for rule in groups)
     set_aside = sum(outcome.set_aside for outcome in outcomes)
+    types = {credential_type for rule in groups for credential_type in rule.types}
+    if types & context.unproven_types:
+        return f"{CONTROL_NOT_PROVEN}: the {wanted} on record counts once the supplier proves control"
     reason = f"no {wanted} on record"
     if set_aside:
         reason += f" ({set_aside} other {'credential' if set_aside == 1 else 'credentials'} considered)"
-    types = {credential_type for rule in groups for credential_type in rule.types}
     pending = sorted(
         system
         for system in context.pending_systems

@@ -11,15 +11,21 @@ from pydantic import BaseModel, ConfigDict
 from hub.spine.messages import Command
 
 __all__ = [
+    "ApproveControlManually",
     "ClaimCredentialFetches",
     "ExpireCredentials",
     "FetchOutcome",
     "FetchedCredential",
     "GrantSupplierAccess",
+    "RecordClaimRefusal",
     "RecordCredentialFetches",
     "RegisterSupplier",
+    "ReleaseIdentifierClaim",
+    "RequestControlChallenge",
     "RetryCredentialFetches",
     "RevokeSupplierAccess",
+    "SubmitControlProof",
+    "TransferIdentifierClaim",
 ]
 
 OutcomeKind = Literal["ok", "transient", "circuit_open", "deadline", "not_found", "permanent"]
@@ -109,3 +115,65 @@ class RetryCredentialFetches(Command):
     system: str | None = None
     actor_org_id: str | None = None
     now: datetime | None = None
+# -- proof of control ---------------------------------------------------------------------------------
+
+
+class RecordClaimRefusal(Command):
+    """Audit a registration refused because another organisation holds the identifier (the refused
+    registration itself rolled back, so the attempt is recorded in a transaction of its own)."""
+
+    org_id: str
+    scheme: str
+    identifier: str
+    actor_org_id: str | None = None
+
+
+class RequestControlChallenge(Command):
+    supplier_id: str
+    scheme: str
+    actor_org_id: str
+    now: datetime | None = None
+
+
+class SubmitControlProof(Command):
+    """Answer a challenge with the evidence the scheme ``method`` reads (for ``x509``:
+    ``certificate_chain`` as PEM, leaf first, and ``signature`` as base64 over the challenge text)."""
+
+    supplier_id: str
+    challenge_id: str
+    method: str
+    evidence: dict[str, Any]
+    actor_org_id: str
+    now: datetime | None = None
+
+
+class ApproveControlManually(Command):
+    """An operator checked control by hand (a call to the business, a registry extract, a notarised
+    letter) and records what the check rested on."""
+
+    supplier_id: str
+    scheme: str
+    evidence: str
+    reference: str | None = None
+    approved_by: str | None = None  # the person who checked, as the operator names them
+    actor_org_id: str
+
+
+class ReleaseIdentifierClaim(Command):
+    """An operator frees an identifier (a dispute decided against its holder): the holder's credentials
+    for it stop counting, and another organisation may register it."""
+
+    scheme: str
+    identifier: str
+    reason: str
+    actor_org_id: str
+
+
+class TransferIdentifierClaim(Command):
+    """An operator hands an identifier to another supplier organisation, which must still prove control."""
+
+    scheme: str
+    identifier: str
+    to_org_id: str
+    reason: str
+    actor_org_id: str

@@ -6,6 +6,8 @@ touching Python); the timing knobs are here so tests and benchmarks shorten them
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from hub.suppliers.identifiers import SCHEMES
@@ -47,6 +49,16 @@ class SchedulerSettings(_Strict):
     max_claims_per_run: int = Field(1000, ge=1, le=100_000)
 
 
+class ControlSettings(_Strict):
+    """Proof of control of identifiers (docs/identifier-control.md)."""
+
+    challenge_ttl_s: float = Field(600.0, gt=0, le=86400)
+    # PEM files, or directories of *.pem / *.crt / *.cer files: the CAs whose certificates may prove an
+    # identifier with a signature over a hub challenge. None configured: no X.509 proof can succeed.
+    trust_anchors: list[Path] = []
+    max_chain_depth: int = Field(4, ge=1, le=16)
+
+
 class SupplierSettings(_Strict):
     applicable_systems: dict[str, list[str]]
     # Credential types with several records per subject (certificates) are told apart by this attribute.
@@ -56,6 +68,7 @@ class SupplierSettings(_Strict):
     backoff: BackoffSettings = BackoffSettings()
     freshness: FreshnessSettings = FreshnessSettings()
     scheduler: SchedulerSettings = SchedulerSettings()
+    control: ControlSettings = ControlSettings()
 
     @field_validator("applicable_systems")
     @classmethod

@@ -8,11 +8,18 @@ from typing import Any
 from hub.spine.messages import Event
 
 __all__ = [
+    "ControlChallengeIssued",
+    "ControlProofRefused",
+    "ControlProven",
     "CredentialChanged",
     "CredentialExpired",
     "CredentialFetchFailed",
     "CredentialFetchRetried",
     "CredentialVerified",
+    "IdentifierClaimRefused",
+    "IdentifierClaimReleased",
+    "IdentifierClaimTransferred",
+    "IdentifierClaimed",
     "SupplierAccessGranted",
     "SupplierAccessRevoked",
     "SupplierRegistered",
@@ -104,4 +111,76 @@ class SupplierAccessRevoked(Event):
     supplier_id: str
     org_id: str
     institution_org_id: str
+    actor_org_id: str | None = None
+
+
+# -- proof of control: ``org_id`` is the organisation the identifier is (or was) claimed by ----------
+
+
+class IdentifierClaimed(Event):
+    supplier_id: str
+    org_id: str
+    scheme: str
+    identifier: str
+    actor_org_id: str | None = None
+
+
+class IdentifierClaimRefused(Event):
+    """A registration refused because another organisation holds the identifier. ``org_id`` is the
+    refused claimant: the holder is not named, so the claimant's own audit trail does not reveal it."""
+
+    org_id: str
+    scheme: str
+    identifier: str
+    actor_org_id: str | None = None
+
+
+class ControlChallengeIssued(Event):
+    supplier_id: str
+    org_id: str
+    challenge_id: str
+    scheme: str
+    identifier: str
+    expires_at: str
+    actor_org_id: str | None = None
+
+
+class ControlProven(Event):
+    supplier_id: str
+    org_id: str
+    scheme: str
+    identifier: str
+    method: str
+    proof_id: str
+    evidence: dict[str, Any]
+    actor_org_id: str | None = None
+
+
+class ControlProofRefused(Event):
+    supplier_id: str
+    org_id: str
+    scheme: str
+    identifier: str
+    method: str
+    proof_id: str
+    field: str | None
+    reason: str
+    actor_org_id: str | None = None
+
+
+class IdentifierClaimReleased(Event):
+    org_id: str
+    scheme: str
+    identifier: str
+    reason: str
+    was_proven: bool
+    actor_org_id: str | None = None
+
+
+class IdentifierClaimTransferred(Event):
+    org_id: str
+    to_org_id: str
+    scheme: str
+    identifier: str
+    reason: str
     actor_org_id: str | None = None

@@ -15,7 +15,7 @@ from hub.organisations.model import OrgKind
 from hub.spine.audit import record_audit_entry
 from hub.spine.errors import Conflict, NotFound, Rejected
 from hub.spine.messages import Command, Event
-from hub.suppliers import commands, events
+from hub.suppliers import commands, control_handlers, events
 from hub.suppliers.config import SupplierSettings
 from hub.suppliers.identifiers import validate_identifiers
 from hub.suppliers.model import (
@@ -52,12 +52,17 @@ def register_supplier(
     repo = uow.suppliers
     key = identity_key(identifiers)
     existing = repo.find_by_identity(cmd.org_id, key)
-    if existing is not None:
-        # Idempotent: the same org registering the same identifiers gets its existing supplier back.
-        return Registration(existing, [], created=False)
     now = utcnow()
+    if existing is not None:
+        # Idempotent: the same org registering the same identifiers gets its existing supplier back
+        # (and takes again any claim an operator released meanwhile, unless another org holds it now).
+        control_handlers.take_claims(uow, cmd.org_id, existing.id, identifiers, cmd.actor_org_id, now)
+        return Registration(existing, [], created=False)
+    supplier_id = new_id()
+    # An identifier belongs to one organisation at a time: IdentifierTaken (409) if another holds it.
+    control_handlers.take_claims(uow, cmd.org_id, supplier_id, identifiers, cmd.actor_org_id, now)
     supplier = Supplier(
-        id=new_id(), org_id=cmd.org_id, identifiers=identifiers, identity_key=key, consent_given_at=now,
+        id=supplier_id, org_id=cmd.org_id, identifiers=identifiers, identity_key=key, consent_given_at=now,
         consent_text_version=supplier_settings.consent.text_version,
         legal_name=(cmd.legal_name or "").strip() or None, created_at=now,
     )
@@ -204,6 +209,12 @@ COMMAND_HANDLERS: dict[type[Command], Callable[..., Any]] = {
     commands.RetryCredentialFetches: retry_credential_fetches,
     commands.GrantSupplierAccess: grant_supplier_access,
     commands.RevokeSupplierAccess: revoke_supplier_access,
+    commands.RecordClaimRefusal: control_handlers.record_claim_refusal,
+    commands.RequestControlChallenge: control_handlers.request_control_challenge,
+    commands.SubmitControlProof: control_handlers.submit_control_proof,
+    commands.ApproveControlManually: control_handlers.approve_control_manually,
+    commands.ReleaseIdentifierClaim: control_handlers.release_identifier_claim,
+    commands.TransferIdentifierClaim: control_handlers.transfer_identifier_claim,
 }
 
 EVENT_HANDLERS: dict[type[Event], Sequence[Callable[..., Any]]] = {
@@ -217,5 +228,12 @@ EVENT_HANDLERS: dict[type[Event], Sequence[Callable[..., Any]]] = {
         events.CredentialFetchRetried,
         events.SupplierAccessGranted,
         events.SupplierAccessRevoked,
+        events.IdentifierClaimed,
+        events.IdentifierClaimRefused,
+        events.ControlChallengeIssued,
+        events.ControlProven,
+        events.ControlProofRefused,
+        events.IdentifierClaimReleased,
+        events.IdentifierClaimTransferred,
     )
 }

@@ -20,15 +20,22 @@ from typing import Any
 __all__ = [
     "ABSENT",
     "EXPIRED",
+    "ControlChallenge",
+    "ControlMethod",
+    "ControlProof",
     "Credential",
     "CredentialFetch",
     "CredentialVersion",
     "FetchState",
+    "IdentifierClaim",
     "Supplier",
     "SupplierGrant",
+    "challenge_refusal",
+    "challenge_text",
     "identity_key",
     "next_refresh_at",
     "snapshot_changed",
+    "unproven_identifiers",
 ]
 
 # Hub-assigned credential statuses (every other status is the source's own word).
@@ -216,3 +223,112 @@ def snapshot_changed(before: Snapshot, after: Snapshot) -> bool:
         or _moved(before.valid_from, after.valid_from, before.fetched_at, after.fetched_at)
         or _moved(before.valid_until, after.valid_until, before.fetched_at, after.fetched_at)
     )
+
+
+# -- proof of control -----------------------------------------------------------------------------------
+
+
+class ControlMethod(StrEnum):
+    X509 = "x509"  # a signature over a hub challenge with a certificate naming the identifier
+    MANUAL = "manual"  # an operator checked by hand and recorded the evidence
+
+
+@dataclass
+class IdentifierClaim:
+    """One identifier (scheme, normalised value) belongs to one organisation at a time. Until
+    ``proven_at`` is set, credentials fetched for it are the owner's to see and nobody else's, and
+    eligibility answers ``unknown`` for them."""
+
+    scheme: str
+    identifier: str
+    org_id: str
+    claimed_at: datetime
+    proven_at: datetime | None = None
+    proof_method: str | None = None
+    proof_id: str | None = None
+
+    @property
+    def proven(self) -> bool:
+        return self.proven_at is not None
+
+    def prove(self, method: str, proof_id: str, now: datetime) -> None:
+        self.proven_at, self.proof_method, self.proof_id = now, method, proof_id
+
+    def hand_over(self, org_id: str, now: datetime) -> None:
+        """A transfer: the new holder starts unproven, whatever the old one had shown."""
+        self.org_id, self.claimed_at = org_id, now
+        self.proven_at = self.proof_method = self.proof_id = None
+
+
+@dataclass
+class ControlChallenge:
+    """Bytes the owner signs to show it holds a key certified for the identifier: single use, short-lived."""
+
+    id: str
+    supplier_id: str
+    org_id: str
+    scheme: str
+    identifier: str
+    nonce: str
+    issued_at: datetime
+    expires_at: datetime
+    used_at: datetime | None = None
+
+    @property
+    def text(self) -> str:
+        return challenge_text(self)
+
+
+@dataclass
+class ControlProof:
+    """Every proof attempt, accepted or refused, with what it rested on (certificate fingerprint,
+    subject, issuer; or the operator's reference)."""
+
+    id: str
+    supplier_id: str
+    org_id: str
+    scheme: str
+    identifier: str
+    method: str
+    accepted: bool
+    reason: str
+    evidence: dict[str, Any]
+    recorded_by: str
+    recorded_at: datetime
+    challenge_id: str | None = None
+    failed_field: str | None = None  # the part of a refused proof that failed
+
+
+def challenge_text(challenge: ControlChallenge) -> str:
+    """What is signed, as UTF-8: says which hub, supplier and identifier, so a signature made for one
+    cannot be replayed for another."""
+    return (
+        "g2b-hub proof of control\n"
+        f"challenge: {challenge.id}\n"
+        f"supplier: {challenge.supplier_id}\n"
+        f"identifier: {challenge.scheme}:{challenge.identifier}\n"
+        f"nonce: {challenge.nonce}\n"
+        f"expires: {challenge.expires_at.isoformat()}\n"
+    )
+
+
+def challenge_refusal(challenge: ControlChallenge, now: datetime) -> str | None:
+    """Why a challenge cannot be answered any more (None if it still can)."""
+    if challenge.used_at is not None:
+        return "this challenge was already answered; ask for a new one"
+    if now >= challenge.expires_at:
+        return "this challenge has expired; ask for a new one"
+    return None
+
+
+def unproven_identifiers(
+    org_id: str, identifiers: dict[str, str], claims: dict[tuple[str, str], IdentifierClaim]
+) -> set[tuple[str, str]]:
+    """The (scheme, identifier) pairs of a supplier whose control ``org_id`` has not proven: unclaimed,
+    claimed by someone else (released or transferred away), or claimed but not proven."""
+    found = set()
+    for scheme, value in identifiers.items():
+        claim = claims.get((scheme, value))
+        if claim is None or claim.org_id != org_id or not claim.proven:
+            found.add((scheme, value))
+    return found

@@ -11,12 +11,19 @@ from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any
 
-from hub.suppliers.model import Credential, CredentialFetch, CredentialVersion
+from hub.suppliers.model import Credential, CredentialFetch, CredentialVersion, Supplier, unproven_identifiers
 from hub.suppliers.repository import SupplierRepository
 from mappings.credentials import Credential as CanonicalCredential
 from mappings.credentials import Evidence
 
-__all__ = ["CredentialRecord", "current_credentials"]
+__all__ = [
+    "ControlState",
+    "CredentialRecord",
+    "control_states",
+    "current_credentials",
+    "unproven_credential_ids",
+    "withheld_credential_ids",
+]
 
 
 @dataclass(frozen=True)
@@ -73,3 +80,54 @@ def current_credentials(repo: SupplierRepository, supplier_id: str) -> list[Cred
         version = repo.version(credential.current_version_id) if credential.current_version_id else None
         records.append(to_record(credential, slots.get(credential.fetch_id), version))
     return records
+
+
+# -- proof of control ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ControlState:
+    """Whether the supplier's organisation has proven control of one of its identifiers.
+    ``state``: ``proven``; ``unproven`` (claimed, not proven yet); ``unclaimed`` (an operator released
+    it); ``claimed_elsewhere`` (an operator transferred it to another organisation)."""
+
+    scheme: str
+    identifier: str
+    state: str
+    method: str | None
+    proven_at: datetime | None
+
+
+def control_states(repo: SupplierRepository, supplier: Supplier) -> list[ControlState]:
+    claims = repo.claims_for(supplier.identifiers)
+    states = []
+    for scheme, value in sorted(supplier.identifiers.items()):
+        claim = claims.get((scheme, value))
+        if claim is None:
+            states.append(ControlState(scheme, value, "unclaimed", None, None))
+        elif claim.org_id != supplier.org_id:
+            states.append(ControlState(scheme, value, "claimed_elsewhere", None, None))
+        elif claim.proven:
+            states.append(ControlState(scheme, value, "proven", claim.proof_method, claim.proven_at))
+        else:
+            states.append(ControlState(scheme, value, "unproven", None, None))
+    return states
+
+
+def unproven_credential_ids(repo: SupplierRepository, supplier: Supplier) -> set[str]:
+    """Credentials fetched for an identifier whose control the supplier's organisation has not proven:
+    they count for nothing (eligibility ``unknown``) and are shown to nobody but the owner and operators."""
+    unproven = unproven_identifiers(supplier.org_id, supplier.identifiers, repo.claims_for(supplier.identifiers))
+    if not unproven:
+        return set()
+    slots = {slot.id for slot in repo.fetches_of(supplier.id) if (slot.scheme, slot.identifier) in unproven}
+    return {credential.id for credential in repo.credentials_of(supplier.id) if credential.fetch_id in slots}
+
+
+def withheld_credential_ids(repo: SupplierRepository, supplier: Supplier, *, reader_org_id: str,
+                            operator: bool) -> set[str]:
+    """What ``reader_org_id`` may not see of the supplier's credentials: nothing for the owner and the
+    operator; the unproven ones for anyone else (a granted institution)."""
+    if operator or reader_org_id == supplier.org_id:
+        return set()
+    return unproven_credential_ids(repo, supplier)

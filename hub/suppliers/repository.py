@@ -13,18 +13,23 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, tuple_
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from hub.organisations.repository import OrganisationRepository
 from hub.spine import leases
 from hub.spine.unit_of_work import UnitOfWork
+from hub.suppliers.control import IdentifierTaken
 from hub.suppliers.model import (
+    ControlChallenge,
+    ControlProof,
     Credential,
     CredentialFetch,
     CredentialVersion,
+    IdentifierClaim,
     Supplier,
     SupplierGrant,
 )
@@ -48,6 +53,8 @@ C: Any = Credential
 V: Any = CredentialVersion
 S: Any = Supplier
 G: Any = SupplierGrant
+K: Any = IdentifierClaim
+P: Any = ControlProof
 
 
 class SupplierRepository(Protocol):
@@ -87,6 +94,19 @@ class SupplierRepository(Protocol):
     def versions_of(self, credential_id: str) -> list[CredentialVersion]: ...
     def store_raw(self, sha256: str, content_type: str, body: bytes, now: datetime) -> None: ...
     def raw(self, sha256: str) -> tuple[str, bytes] | None: ...
+
+    def add_claim(self, claim: IdentifierClaim) -> None:
+        """Store a new claim; :class:`IdentifierTaken` if the identifier is claimed already (also when a
+        concurrent transaction claimed it first)."""
+        ...
+
+    def identifier_claim(self, scheme: str, identifier: str) -> IdentifierClaim | None: ...
+    def claims_for(self, identifiers: dict[str, str]) -> dict[tuple[str, str], IdentifierClaim]: ...
+    def remove_claim(self, claim: IdentifierClaim) -> None: ...
+    def add_challenge(self, challenge: ControlChallenge) -> None: ...
+    def challenge(self, challenge_id: str) -> ControlChallenge | None: ...
+    def add_control_proof(self, proof: ControlProof) -> None: ...
+    def control_proofs_of(self, supplier_id: str) -> list[ControlProof]: ...
 
 
 class SuppliersUnitOfWork(UnitOfWork, Protocol):
@@ -219,6 +239,41 @@ class SqlSupplierRepository:
             select(raw_payloads.c.content_type, raw_payloads.c.body).where(raw_payloads.c.sha256 == sha256)
         ).first()
         return (row[0], bytes(row[1])) if row is not None else None
+
+
+    # -- proof of control ------------------------------------------------------------------------------
+    def add_claim(self, claim: IdentifierClaim) -> None:
+        try:
+            with self.session.begin_nested():
+                self.session.add(claim)
+        except IntegrityError:
+            raise IdentifierTaken(claim.scheme, claim.identifier) from None
+
+    def identifier_claim(self, scheme: str, identifier: str) -> IdentifierClaim | None:
+        return self.session.get(IdentifierClaim, (scheme, identifier))
+
+    def claims_for(self, identifiers: dict[str, str]) -> dict[tuple[str, str], IdentifierClaim]:
+        if not identifiers:
+            return {}
+        stmt = select(K).where(tuple_(K.scheme, K.identifier).in_(list(identifiers.items())))
+        return {(c.scheme, c.identifier): c for c in self.session.scalars(stmt)}
+
+    def remove_claim(self, claim: IdentifierClaim) -> None:
+        self.session.delete(claim)
+        self.session.flush()
+
+    def add_challenge(self, challenge: ControlChallenge) -> None:
+        self._add([challenge])
+
+    def challenge(self, challenge_id: str) -> ControlChallenge | None:
+        return self.session.get(ControlChallenge, challenge_id)
+
+    def add_control_proof(self, proof: ControlProof) -> None:
+        self._add([proof])
+
+    def control_proofs_of(self, supplier_id: str) -> list[ControlProof]:
+        stmt = select(P).where(P.supplier_id == supplier_id).order_by(P.recorded_at, P.id)
+        return list(self.session.scalars(stmt))
 
 
 # -- upstream calls ------------------------------------------------------------------------------------

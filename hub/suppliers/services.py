@@ -15,7 +15,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from hub.suppliers.commands import ClaimCredentialFetches, FetchOutcome, RecordCredentialFetches, RegisterSupplier
+from hub.suppliers.commands import (
+    ClaimCredentialFetches,
+    FetchOutcome,
+    RecordClaimRefusal,
+    RecordCredentialFetches,
+    RegisterSupplier,
+)
+from hub.suppliers.control import IdentifierTaken
 from hub.suppliers.model import CredentialFetch, Supplier, new_id
 from hub.suppliers.scheduler import CommandBus
 
@@ -49,10 +56,16 @@ class SupplierService:
     ) -> RegistrationResult:
         """Register (or find again) the supplier and, when new, fetch its credentials from every
         applicable system at once. Never fails because an upstream is down."""
-        registration = self.bus.handle(RegisterSupplier(
-            org_id=org_id, identifiers=identifiers, legal_name=legal_name, consent=consent,
-            claim_token=new_id(), actor_org_id=actor_org_id or org_id,
-        ))
+        try:
+            registration = self.bus.handle(RegisterSupplier(
+                org_id=org_id, identifiers=identifiers, legal_name=legal_name, consent=consent,
+                claim_token=new_id(), actor_org_id=actor_org_id or org_id,
+            ))
+        except IdentifierTaken as taken:
+            # The registration rolled back; the attempt itself still belongs in the audit trail.
+            self.bus.handle(RecordClaimRefusal(org_id=org_id, scheme=taken.scheme, identifier=taken.identifier,
+                                               actor_org_id=actor_org_id or org_id))
+            raise
         self._fetch_and_record(registration.claimed, purpose="registration", requested_by=actor_org_id or org_id)
         return RegistrationResult(supplier=registration.supplier, created=registration.created)
 

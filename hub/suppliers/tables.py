@@ -29,9 +29,12 @@ from sqlalchemy import (
 from hub.spine.tables import BigId, JsonDoc, UTCDateTime, mapper_registry, metadata
 
 __all__ = [
+    "control_challenges",
+    "control_proofs",
     "credential_fetches",
     "credential_versions",
     "credentials",
+    "identifier_claims",
     "raw_payloads",
     "start_mappers",
     "supplier_grants",
@@ -160,10 +163,66 @@ upstream_calls = Table(
 )
 
 
+# One row per identifier: the primary key is what makes "one organisation at a time" hold under
+# concurrent registrations (the second insert waits for the first and then fails).
+identifier_claims = Table(
+    "identifier_claims",
+    metadata,
+    Column("scheme", String(32), primary_key=True),
+    Column("identifier", String(128), primary_key=True),
+    Column("org_id", String(36), ForeignKey("organisations.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("claimed_at", UTC(), nullable=False),
+    Column("proven_at", UTC(), nullable=True),
+    Column("proof_method", String(32), nullable=True),
+    Column("proof_id", String(36), nullable=True),
+)
+
+control_challenges = Table(
+    "control_challenges",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("supplier_id", String(36), ForeignKey("suppliers.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("org_id", String(36), nullable=False),
+    Column("scheme", String(32), nullable=False),
+    Column("identifier", String(128), nullable=False),
+    Column("nonce", String(64), nullable=False),
+    Column("issued_at", UTC(), nullable=False),
+    Column("expires_at", UTC(), nullable=False),
+    Column("used_at", UTC(), nullable=True),
+)
+
+control_proofs = Table(
+    "control_proofs",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("supplier_id", String(36), ForeignKey("suppliers.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("org_id", String(36), nullable=False),
+    Column("scheme", String(32), nullable=False),
+    Column("identifier", String(128), nullable=False),
+    Column("method", String(32), nullable=False),
+    Column("accepted", Boolean(), nullable=False),
+    Column("reason", Text(), nullable=False),
+    Column("evidence", _JSON, nullable=False),
+    Column("recorded_by", String(36), nullable=False),
+    Column("recorded_at", UTC(), nullable=False),
+    Column("challenge_id", String(36), nullable=True),
+    Column("failed_field", String(64), nullable=True),
+)
+
+
 def start_mappers() -> None:
     """Map this flow's domain classes imperatively (plain dataclasses, no relationships: the
     repository queries what it needs)."""
-    from hub.suppliers.model import Credential, CredentialFetch, CredentialVersion, Supplier, SupplierGrant
+    from hub.suppliers.model import (
+        ControlChallenge,
+        ControlProof,
+        Credential,
+        CredentialFetch,
+        CredentialVersion,
+        IdentifierClaim,
+        Supplier,
+        SupplierGrant,
+    )
 
     registry = mapper_registry
     registry.map_imperatively(Supplier, suppliers)
@@ -171,3 +230,6 @@ def start_mappers() -> None:
     registry.map_imperatively(CredentialFetch, credential_fetches)
     registry.map_imperatively(Credential, credentials)
     registry.map_imperatively(CredentialVersion, credential_versions)
+    registry.map_imperatively(IdentifierClaim, identifier_claims)
+    registry.map_imperatively(ControlChallenge, control_challenges)
+    registry.map_imperatively(ControlProof, control_proofs)

@@ -51,6 +51,22 @@ def get(url: str, key: str | None = None) -> tuple[int, dict[str, object]]:
         return exc.code, json.loads(exc.read() or b"{}")
 
 
+def get_list(url: str, key: str) -> tuple[int, list[dict[str, object]]]:
+    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {key}"})
+    with urllib.request.urlopen(request, timeout=5) as response:
+        return response.status, json.loads(response.read())
+
+
+def post(url: str, key: str, body: object) -> tuple[int, dict[str, object]]:
+    request = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST", headers={
+        "Authorization": f"Bearer {key}", "Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read() or b"{}")
+
+
 class Output:
     """Collects a pipe in a thread, so the child never blocks on a full pipe while we poll."""
 
@@ -61,7 +77,7 @@ class Output:
         self.thread.start()
 
     def _pump(self, stream: object) -> None:
-        for line in stream:  # type: ignore[attr-defined]
+        for line in stream:
             with self.lock:
                 self.text += line
 
@@ -175,6 +191,20 @@ def test_demo_from_a_fresh_copy_is_ready_and_its_keys_work(source_copy: Path, de
         assert docs.headers.get("Server") is None
         assert "frame-ancestors 'none'" in docs.headers["Content-Security-Policy"]
     assert (source_copy / "var" / "demo" / "hub.db").exists()  # the demo's data lives in the copy
+
+    # the seeded suppliers' control is approved by the demo operator, so their answers are not held back
+    assert "/control/challenges" in banner and "/control/approvals" in banner  # how a newcomer proves control
+    code, seeded = get_list(f"{base}/api/v1/suppliers", keys["supplier"])
+    assert code == 200 and seeded, seeded
+    for supplier in seeded:
+        code, control = get(f"{base}/api/v1/suppliers/{supplier['id']}/control", keys["supplier"])
+        assert code == 200, control
+        assert {(s["state"], s["method"]) for s in control["identifiers"]} == {("proven", "manual")}
+        code, answer = post(f"{base}/api/v1/suppliers/{supplier['id']}/eligibility", keys["operator"],
+                            {"requirements": [{"kind": "tax_status", "status": "active"}, {"kind": "lei_valid"},
+                                              {"kind": "vat_registered"}, {"kind": "company_active"}]})
+        assert code == 200, answer
+        assert "control of identifier not proven" not in json.dumps(answer)
     assert demo.stop() == 0, demo.err.get()
 
 

@@ -22,6 +22,7 @@ from hub.organisations.commands import CreateOrganisation
 from hub.organisations.model import OrgKind
 from hub.spine.tables import AuditRow
 from tests.support.api import API, bearer
+from tests.support.control import approve_control
 from tests.support.sandbox import FAST_SUPPLIERS, connector_overrides, control, full_identifiers, outage, reset
 from tests.support.waiting import eventually
 
@@ -157,6 +158,9 @@ def test_validation_and_access(client: Client, sandbox: SandboxServer) -> None:
     assert client.http.post(f"{API}/suppliers/{sid}/grants/{institution_id}", headers=bearer(key)).status_code == 201
     for path in paths:
         assert client.http.get(path, headers=bearer(institution_key)).status_code == 200
+    # control of the LEI not proven yet: the granted institution sees the supplier, not its credentials
+    assert client.http.get(paths[1], headers=bearer(institution_key)).json() == []
+    approve_control(client.http, client.operator_key, sid)
     listed = client.http.get(f"{API}/suppliers", headers=bearer(institution_key)).json()
     assert [s["id"] for s in listed] == [sid]
     assert [s["id"] for s in client.http.get(f"{API}/suppliers", headers=bearer(other_key)).json()] == []
@@ -177,6 +181,7 @@ def test_eligibility_answers_per_requirement_with_evidence(client: Client, sandb
     assert created.status_code == 201, created.text
     supplier = created.json()
     tax = next(c for c in supplier["credentials"] if c["type"] == "tax_status")
+    approve_control(client.http, client.operator_key, supplier["id"])  # proof of control (operator, by hand)
     query = {"requirements": [{"kind": "tax_status", "status": "active", "id": "tax"}, {"kind": "lei_valid"}]}
     url = f"{API}/suppliers/{supplier['id']}/eligibility"
 

@@ -116,3 +116,31 @@ def test_the_matching_cursor_starts_below_the_first_unmatched_version(engine: En
         assert cursor_after_upgrade() == seqs[2]["seq"]
     finally:
         hub.close()
+
+
+def test_existing_suppliers_get_unproven_claims_and_the_earliest_registrant_wins(engine: Engine) -> None:
+    """0008 on a database where two organisations registered the same identifier before claims existed:
+    the upgrade does not fail, the earlier registrant holds it, and nothing is proven."""
+    from datetime import UTC, datetime, timedelta
+
+    from sqlalchemy import insert, select
+
+    from hub.organisations.tables import organisations
+    from hub.suppliers.tables import identifier_claims, suppliers
+
+    upgrade(engine)
+    command.downgrade(alembic_config(engine), "0007")
+    t0 = datetime(2025, 1, 1, tzinfo=UTC)
+    with engine.begin() as conn:
+        for org in ("org-late", "org-early"):
+            conn.execute(insert(organisations).values(id=org, name=org, kind="supplier", created_at=t0))
+        for sid, org, ids, at in (("s-late", "org-late", {"kr_brn": "1157750731"}, t0 + timedelta(days=2)),
+                                  ("s-early", "org-early", {"kr_brn": "1157750731", "lei": "213800VN0A3M6L5X2X86"},
+                                   t0 + timedelta(days=1))):
+            conn.execute(insert(suppliers).values(id=sid, org_id=org, identifiers=ids, identity_key=sid,
+                                                  consent_given_at=at, consent_text_version="v", created_at=at))
+    upgrade(engine)
+    with engine.connect() as conn:
+        rows = conn.execute(select(identifier_claims.c.scheme, identifier_claims.c.org_id,
+                                   identifier_claims.c.proven_at).order_by(identifier_claims.c.scheme)).all()
+    assert [tuple(r) for r in rows] == [("kr_brn", "org-early", None), ("lei", "org-early", None)]

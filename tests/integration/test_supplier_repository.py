@@ -25,6 +25,7 @@ from hub.suppliers.handlers import Registration
 
 NOW = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 BRN = "1157750731"
+OTHER_BRN = "2208162517"  # an identifier belongs to one organisation: another org needs its own
 LEI = "213800VN0A3M6L5X2X86"
 SUPPLIERS = {"backoff": {"initial_s": 30, "jitter_ratio": 0}, "fetch": {"lease_s": 120},
              "scheduler": {"enabled": False}}
@@ -76,7 +77,7 @@ def test_claims_take_due_unleased_slots_once(hub: Hub) -> None:
 
 def test_a_forced_claim_takes_refused_slots_too_but_skips_leased_ones(hub: Hub) -> None:
     registration = register(hub, "t1", kr_brn=BRN)
-    other = register(hub, "t2", kr_brn=BRN)
+    other = register(hub, "t2", kr_brn=OTHER_BRN)
     slots = {s.system: s for s in registration.claimed}
     hub.bus.handle(RecordCredentialFetches(now=NOW, outcomes=[
         FetchOutcome(fetch_id=slots["national_certs"].id, claim_token="t1", kind="permanent", error_code="x"),

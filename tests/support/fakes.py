@@ -23,7 +23,18 @@ from hub.subscriptions.filters import SubscriptionFilter
 from hub.subscriptions.model import GONE_STATUS, OPEN, DeliveryRecord, DeliveryStatus, Subscription
 from hub.subscriptions.reader import FeedVersion, NoticeUnavailable
 from hub.subscriptions.ssrf import UnsafeTarget
-from hub.suppliers.model import ABSENT, Credential, CredentialFetch, CredentialVersion, Supplier, SupplierGrant
+from hub.suppliers.control import IdentifierTaken
+from hub.suppliers.model import (
+    ABSENT,
+    ControlChallenge,
+    ControlProof,
+    Credential,
+    CredentialFetch,
+    CredentialVersion,
+    IdentifierClaim,
+    Supplier,
+    SupplierGrant,
+)
 
 
 class InMemoryOrganisationRepository:
@@ -115,6 +126,9 @@ class InMemorySupplierRepository:
         self.credentials: dict[str, Credential] = {}
         self.versions: dict[int, CredentialVersion] = {}
         self.raws: dict[str, tuple[str, bytes]] = {}
+        self.claims: dict[tuple[str, str], IdentifierClaim] = {}
+        self.challenges: dict[str, ControlChallenge] = {}
+        self.proofs: list[ControlProof] = []
         self._version_ids = count(1)
 
     def add(self, supplier: Supplier) -> None:
@@ -207,6 +221,32 @@ class InMemorySupplierRepository:
 
     def raw(self, sha256: str) -> tuple[str, bytes] | None:
         return self.raws.get(sha256)
+
+    def add_claim(self, claim: IdentifierClaim) -> None:
+        if (claim.scheme, claim.identifier) in self.claims:
+            raise IdentifierTaken(claim.scheme, claim.identifier)  # the table's primary key does the same
+        self.claims[(claim.scheme, claim.identifier)] = claim
+
+    def identifier_claim(self, scheme: str, identifier: str) -> IdentifierClaim | None:
+        return self.claims.get((scheme, identifier))
+
+    def claims_for(self, identifiers: dict[str, str]) -> dict[tuple[str, str], IdentifierClaim]:
+        return {pair: self.claims[pair] for pair in identifiers.items() if pair in self.claims}
+
+    def remove_claim(self, claim: IdentifierClaim) -> None:
+        self.claims.pop((claim.scheme, claim.identifier), None)
+
+    def add_challenge(self, challenge: ControlChallenge) -> None:
+        self.challenges[challenge.id] = challenge
+
+    def challenge(self, challenge_id: str) -> ControlChallenge | None:
+        return self.challenges.get(challenge_id)
+
+    def add_control_proof(self, proof: ControlProof) -> None:
+        self.proofs.append(proof)
+
+    def control_proofs_of(self, supplier_id: str) -> list[ControlProof]:
+        return [p for p in self.proofs if p.supplier_id == supplier_id]
 class InMemorySubscriptionRepository:
     """Keeps copies, so a handler that changes a subscription without ``save`` changes nothing."""
 

@@ -25,6 +25,7 @@ from hub.suppliers.commands import (
     RevokeSupplierAccess,
 )
 from hub.suppliers.config import SupplierSettings
+from hub.suppliers.control import IdentifierTaken
 from hub.suppliers.handlers import Registration
 from hub.suppliers.model import CredentialFetch
 from tests.support.fakes import FakeUnitOfWork
@@ -110,8 +111,11 @@ def test_register_creates_the_supplier_and_a_claimed_slot_per_system(bus: Messag
     assert sorted(s.system for s in uow.suppliers.fetches_of(supplier.id)) == ["gleif", "national_certs", "nts"]
     assert {s.claim_token for s in registration.claimed} == {"t-register"}  # the scheduler keeps off them
     assert all(s.claimed_until is not None and s.state == "pending" for s in registration.claimed)
-    [registered] = events(uow)
+    [registered] = events(uow, "SupplierRegistered")
     assert registered["supplier_id"] == supplier.id and registered["org_id"] == owner
+    claimed = events(uow, "IdentifierClaimed")  # each identifier now belongs to the owner (unproven)
+    assert sorted((e["scheme"], e["identifier"], e["org_id"]) for e in claimed) == [("kr_brn", BRN, owner),
+                                                                                   ("lei", LEI, owner)]
     assert registered["systems"] == ["gleif", "national_certs", "nts"]
     assert registered["consent_text_version"] == SETTINGS.consent.text_version
 
@@ -124,8 +128,10 @@ def test_registering_the_same_identifiers_again_returns_the_supplier(bus: Messag
     assert again.supplier is first.supplier
     assert len(uow.suppliers.suppliers) == 1 and len(uow.suppliers.fetches) == 3
     assert len(events(uow, "SupplierRegistered")) == 1
-    other = register(bus, org(uow, OrgKind.SUPPLIER), kr_brn=BRN)  # another organisation: its own supplier
-    assert other.created and other.supplier.id != first.supplier.id
+    with pytest.raises(IdentifierTaken) as taken:  # another organisation: the identifier is not its to take
+        register(bus, org(uow, OrgKind.SUPPLIER), kr_brn=BRN)
+    assert taken.value.field == "identifiers.kr_brn"
+    assert len(uow.suppliers.suppliers) == 1
 
 
 def test_register_refuses_without_consent_or_with_a_bad_identifier(bus: MessageBus, uow: FakeUnitOfWork) -> None:

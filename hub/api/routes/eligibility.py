@@ -4,7 +4,8 @@ met / not met / unknown with the credentials behind each verdict (never a bare b
 Who may ask: an institution the supplier granted access to (scope ``eligibility:query``) and the
 operator; an institution without a grant gets 404, as for a supplier that does not exist. Nothing is fetched
 here: the answer uses the credentials the hub holds (kept fresh by the scheduler), and says ``unknown``
-for what is missing, pending or stale."""
+for what is missing, pending or stale, and for what rests on an identifier whose control the supplier
+has not proven ("control of identifier not proven", docs/identifier-control.md)."""
 
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ from hub.eligibility.language import RequirementError, parse_requirements
 from hub.organisations.model import Scope
 from hub.spine.errors import RejectedFields
 from hub.suppliers.model import FetchState
-from hub.suppliers.queries import current_credentials
+from hub.suppliers.queries import current_credentials, unproven_credential_ids
 
 router = APIRouter(prefix="/suppliers", tags=["eligibility"])
 
@@ -45,12 +46,17 @@ def query_eligibility(supplier_id: str, body: EligibilityQueryIn, caller: Eligib
     except RequirementError as error:
         raise RejectedFields(error.problems) from None
     supplier = readable_supplier(uow, caller, supplier_id)
-    credentials = [record.as_canonical() for record in current_credentials(uow.suppliers, supplier.id)]
+    # Credentials of an identifier whose control is not proven count for nothing, whoever asks.
+    unproven = unproven_credential_ids(uow.suppliers, supplier)
+    records = current_credentials(uow.suppliers, supplier.id)
+    credentials = [record.as_canonical() for record in records if record.id not in unproven]
+    unproven_types = {record.type for record in records if record.id in unproven}
     pending = sorted(
         {slot.system for slot in uow.suppliers.fetches_of(supplier.id)
          if slot.state == FetchState.PENDING.value}
     )
     now = datetime.now(UTC)
-    answer = evaluate(requirements, credentials, on=body.on or now, now=now, pending_systems=pending)
+    answer = evaluate(requirements, credentials, on=body.on or now, now=now, pending_systems=pending,
+                      unproven_types=unproven_types)
     return {"supplier_id": supplier.id, "evaluated_at": now.isoformat(), "pending_systems": pending,
             **answer.to_dict()}

@@ -9,6 +9,9 @@ Who may do what:
   included. Grants: the owner only.
 - ``POST .../fetches/{fetch_id}/retry``: an operator (``orgs:admin``) puts a failed slot back to
   ``pending`` with a reason; the scheduler fetches it on its next run.
+- Credentials of an identifier whose control the owner has not proven (``control`` on the supplier) are
+  omitted for granted institutions, and their versions and raw payloads answer 404 to them
+  (docs/identifier-control.md); the owner and operators see everything.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from hub.api.problems import Forbidden
 from hub.api.schemas import INT64_MAX
 from hub.api.supplier_schemas import (
     ConsentOut,
+    ControlStateOut,
     CredentialOut,
     FetchOut,
     GrantOut,
@@ -39,7 +43,7 @@ from hub.registry import HubUnitOfWork
 from hub.spine.errors import NotFound
 from hub.suppliers.commands import GrantSupplierAccess, RetryCredentialFetches, RevokeSupplierAccess
 from hub.suppliers.model import Supplier
-from hub.suppliers.queries import current_credentials
+from hub.suppliers.queries import control_states, current_credentials, withheld_credential_ids
 from hub.suppliers.services import SupplierService
 
 router = APIRouter(prefix="/suppliers", tags=["suppliers"])
@@ -77,11 +81,18 @@ def _raw_url(request: Request, supplier_id: str, credential_id: str, version_id:
                            version_id=str(version_id)).path
 
 
+def withheld(uow: HubUnitOfWork, caller: Principal, supplier: Supplier) -> set[str]:
+    """Credential ids ``caller`` may not see (unproven control, read by a granted institution)."""
+    return withheld_credential_ids(uow.suppliers, supplier, reader_org_id=caller.org_id, operator=caller.cross_org)
+
+
 def _credentials(uow: HubUnitOfWork, request: Request, supplier_id: str,
-                 history: bool = False) -> list[CredentialOut]:
+                 history: bool = False, hidden: set[str] | None = None) -> list[CredentialOut]:
     repo = uow.suppliers
     out = []
     for record in current_credentials(repo, supplier_id):
+        if hidden and record.id in hidden:
+            continue
         raw_url = _raw_url(request, supplier_id, record.id, record.version_id)
         item = CredentialOut.of(record, provenance=ProvenanceOut.of(record, source=record.system, raw_url=raw_url))
         if history:
@@ -91,7 +102,7 @@ def _credentials(uow: HubUnitOfWork, request: Request, supplier_id: str,
     return out
 
 
-def _supplier_out(hub: Hub, request: Request, supplier_id: str) -> SupplierOut:
+def _supplier_out(hub: Hub, request: Request, supplier_id: str, caller: Principal) -> SupplierOut:
     with hub.uow() as uow:
         repo = uow.suppliers
         supplier = repo.get(supplier_id)
@@ -99,11 +110,14 @@ def _supplier_out(hub: Hub, request: Request, supplier_id: str) -> SupplierOut:
             raise NotFound("supplier", supplier_id)
         fetches = [FetchOut.of(f) for f in repo.fetches_of(supplier_id)]
         consent = ConsentOut(given_at=supplier.consent_given_at, text_version=supplier.consent_text_version)
-        return SupplierOut.of(supplier, consent=consent, fetches=fetches,
-                              credentials=_credentials(uow, request, supplier_id))
+        control = [ControlStateOut.of(state) for state in control_states(repo, supplier)]
+        return SupplierOut.of(supplier, consent=consent, fetches=fetches, control=control,
+                              credentials=_credentials(uow, request, supplier_id,
+                                                       hidden=withheld(uow, caller, supplier)))
 
 
-@router.post("", status_code=201, summary="Register a supplier once (supplier organisation)")
+@router.post("", status_code=201, summary="Register a supplier once (supplier organisation)",
+             responses={409: problem_doc("Another organisation holds one of the identifiers (named in `errors`)")})
 def register(body: RegisterSupplierIn, caller: SuppliersWrite, hub: HubDep, service: SupplierServiceDep,
              request: Request, response: Response) -> SupplierOut:
     """Validates the identifiers (checksums), fetches from every applicable system at once and answers
@@ -119,7 +133,7 @@ def register(body: RegisterSupplierIn, caller: SuppliersWrite, hub: HubDep, serv
     if not result.created:
         response.status_code = 200
     response.headers["Location"] = request.url_for("read_supplier", supplier_id=result.supplier.id).path
-    return _supplier_out(hub, request, result.supplier.id)
+    return _supplier_out(hub, request, result.supplier.id, caller)
 
 
 @router.get("", summary="List suppliers (own; granted for institutions; all for operators)")
@@ -139,23 +153,24 @@ def list_suppliers(caller: SuppliersRead, uow: UowDep, limit: Annotated[int, Que
 def read_supplier(supplier_id: str, caller: SuppliersRead, hub: HubDep, request: Request) -> SupplierOut:
     with hub.uow() as uow:
         readable_supplier(uow, caller, supplier_id)
-    return _supplier_out(hub, request, supplier_id)
+    return _supplier_out(hub, request, supplier_id, caller)
 
 
 @router.get("/{supplier_id}/credentials", summary="Credentials with provenance (optionally every version)")
 def list_credentials(supplier_id: str, caller: SuppliersRead, uow: UowDep, request: Request,
                      include: Annotated[str | None, Query(pattern="^history$")] = None) -> list[CredentialOut]:
-    readable_supplier(uow, caller, supplier_id)
-    return _credentials(uow, request, supplier_id, history=include == "history")
+    supplier = readable_supplier(uow, caller, supplier_id)
+    return _credentials(uow, request, supplier_id, history=include == "history",
+                        hidden=withheld(uow, caller, supplier))
 
 
 @router.get("/{supplier_id}/credentials/{credential_id}/versions", summary="Every fetched version")
 def list_versions(supplier_id: str, credential_id: str, caller: SuppliersRead, uow: UowDep,
                   request: Request) -> list[VersionOut]:
-    readable_supplier(uow, caller, supplier_id)
+    supplier = readable_supplier(uow, caller, supplier_id)
     repo = uow.suppliers
     credential = repo.credential(credential_id)
-    if credential is None or credential.supplier_id != supplier_id:
+    if credential is None or credential.supplier_id != supplier_id or credential_id in withheld(uow, caller, supplier):
         raise NotFound("credential", credential_id)
     return [VersionOut.of(v, raw_url=_raw_url(request, supplier_id, credential_id, v.id) or "")
             for v in repo.versions_of(credential_id)]
@@ -166,12 +181,12 @@ def list_versions(supplier_id: str, credential_id: str, caller: SuppliersRead, u
 def read_credential_raw(supplier_id: str, credential_id: str,
                         version_id: Annotated[int, Path(ge=1, le=INT64_MAX)], caller: SuppliersRead,
                         uow: UowDep) -> Response:
-    readable_supplier(uow, caller, supplier_id)
+    supplier = readable_supplier(uow, caller, supplier_id)
     repo = uow.suppliers
     version = repo.version(version_id)
     credential = repo.credential(credential_id)
     if version is None or credential is None or credential.supplier_id != supplier_id \
-            or version.credential_id != credential_id:
+            or version.credential_id != credential_id or credential_id in withheld(uow, caller, supplier):
         raise NotFound("version", str(version_id))
     stored = repo.raw(version.raw_sha256)
     if stored is None:
@@ -192,7 +207,7 @@ def refresh(supplier_id: str, caller: SuppliersRead, hub: HubDep, service: Suppl
         if supplier is None or not (supplier.org_id == caller.org_id or caller.cross_org):
             raise NotFound("supplier", supplier_id)
     service.refresh(supplier_id, requested_by=caller.org_id)
-    return _supplier_out(hub, request, supplier_id)
+    return _supplier_out(hub, request, supplier_id, caller)
 
 
 @router.post("/{supplier_id}/fetches/{fetch_id}/retry",
