@@ -32,6 +32,7 @@ __all__ = [
     "FieldError",
     "Forbidden",
     "Problem",
+    "RateLimited",
     "Unauthenticated",
     "field_errors_from_validation",
     "install_problem_handlers",
@@ -104,6 +105,14 @@ class Forbidden(ApiProblem):
     status = 403
     slug = "forbidden"
     title = "Forbidden"
+
+
+class RateLimited(ApiProblem):
+    """A budget is spent: ``Retry-After`` says when to try again, ``RateLimit`` which budget."""
+
+    status = 429
+    slug = "rate-limited"
+    title = "Too many requests"
 
 
 def problem_type(slug: str) -> str:
