@@ -8,6 +8,7 @@ refresh floods, and an upstream budget that leaves slots pending until the sched
 from __future__ import annotations
 
 import asyncio
+import logging
 import socket
 import threading
 import time
@@ -119,7 +120,9 @@ def assert_rate_limited(response: Response, policy: str, retry_after: int) -> di
 # ---------------------------------------------------------------- per key and per organisation
 
 
-def test_a_key_gets_429_past_its_budget_then_refills(front: Callable[..., Front]) -> None:
+def test_a_key_gets_429_past_its_budget_then_refills(front: Callable[..., Front],
+                                                     caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="hub.spine.budgets")
     hub = front({"key_reads": budget(3, 60)})
     _, key = hub.org(OrgKind.AGENCY)
     http = hub.client()
@@ -133,6 +136,11 @@ def test_a_key_gets_429_past_its_budget_then_refills(front: Callable[..., Front]
     before = THROTTLED.labels(budget="key-reads")._value.get()
     assert_rate_limited(http.get(f"{API}/me", headers=bearer(key)), "key-reads", 20)
     assert THROTTLED.labels(budget="key-reads")._value.get() == before + 1
+    (logged,) = [r for r in caplog.records if r.name == "hub.spine.budgets"]
+    assert logged.levelno == logging.INFO and logged.__dict__["budget"] == "key-reads"
+    key_id, secret = key.split("_", 2)[1:]
+    assert logged.__dict__["key_id"] == key_id
+    assert secret not in caplog.text
     hub.clock.advance(19)
     assert http.get(f"{API}/me", headers=bearer(key)).status_code == 429
     hub.clock.advance(1)
