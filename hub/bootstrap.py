@@ -97,6 +97,7 @@ class Hub:
             worker.add_periodic("credential-scheduler", self.suppliers.config.scheduler.interval_s,
                                 self.suppliers.scheduler)
         worker.add_periodic("idempotency-key-purge", IDEMPOTENCY_PURGE_INTERVAL_S, self.purge_idempotency_keys)
+        worker.add_periodic("rate-bucket-purge", IDEMPOTENCY_PURGE_INTERVAL_S, self.quotas.forget_idle)
         worker.add_periodic("matching-sweep", sweep_interval_s(self.settings.syndication.time_scale),
                             self.sweep_matching)
         self._workers.append(worker)

@@ -70,6 +70,16 @@ class Budgets:
                            subject={"system": system})
         return found[0] if found else None
 
+    def longest_window_s(self) -> float:
+        s = self.settings
+        budgets = [s.key_reads, s.key_writes, s.org_reads, s.org_writes, s.anonymous, s.failed_auth,
+                   s.refresh_per_supplier, s.upstream_default, *s.upstream.values()]
+        return max(b.window_s for b in budgets)
+
+    def forget_idle(self) -> int:
+        """Drop stored buckets idle for longer than the longest window (they are full again anyway)."""
+        return self.store.forget_idle(self.longest_window_s())
+
     def _take(self, wanted: Sequence[tuple[str, Policy]], *, subject: dict[str, str], cost: int = 1) -> list[Decision]:
         if not self.settings.enabled:
             return []

@@ -13,7 +13,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 
-from sqlalchemy import Engine, Table, bindparam, select, update
+from sqlalchemy import Engine, Table, bindparam, delete, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -50,6 +50,13 @@ class DatabaseBuckets:
             )
         by_name = dict(zip(names, decisions, strict=True))
         return [by_name[name] for name, _ in wanted]
+
+    def forget_idle(self, idle_s: float) -> int:
+        """Delete buckets untouched for ``idle_s`` (at least the longest window: they are full again, the
+        same as no row), so client addresses seen once do not stay forever. Returns how many went."""
+        with self.engine.begin() as conn:
+            result = conn.execute(delete(_table).where(_table.c.updated_at < self.clock() - idle_s))
+        return int(result.rowcount or 0)
 
 
 def make_bucket_store(kind: str, engine: Engine, clock: Clock = time.time) -> DatabaseBuckets | InMemoryBuckets:

@@ -161,6 +161,10 @@ class BucketStore(Protocol):
 
     def take(self, wanted: Sequence[tuple[str, Policy]], cost: int = 1) -> list[Decision]: ...
 
+    def forget_idle(self, idle_s: float) -> int:
+        """Drop buckets untouched for ``idle_s`` (past every window they are full: the same as none)."""
+        ...
+
 
 class InMemoryBuckets:
     """Buckets in this process's memory: for one process (the embedded SQLite default), where a
@@ -184,6 +188,14 @@ class InMemoryBuckets:
             if len(self._buckets) > self.max_buckets:
                 self._forget_full(now)
             return decisions
+
+    def forget_idle(self, idle_s: float) -> int:
+        with self._lock:
+            cutoff = self.clock() - idle_s
+            idle = [name for name, (_, bucket) in self._buckets.items() if bucket.updated_at < cutoff]
+            for name in idle:
+                del self._buckets[name]
+            return len(idle)
 
     def _current(self, name: str, policy: Policy) -> Bucket | None:
         found = self._buckets.get(name)

@@ -161,3 +161,18 @@ def test_upstream_budgets_per_system_with_a_default() -> None:
     assert second is not None and not second.allowed and second.retry_after_s == 60
     gleif = budgets.upstream("gleif")
     assert gleif is not None and gleif.allowed and gleif.policy.limit == settings.upstream_default.limit
+
+
+def test_idle_buckets_are_forgotten_after_the_longest_window() -> None:
+    clock = Clock()
+    settings = QuotaSettings.model_validate({"refresh_per_supplier": {"limit": 1, "window_s": 7200}})
+    budgets = Budgets(settings, InMemoryBuckets(clock))
+    assert budgets.longest_window_s() == 7200
+    budgets.refresh("s1")
+    clock.now += 3600
+    budgets.anonymous("192.0.2.1")
+    assert budgets.forget_idle() == 0
+    clock.now += 3601
+    assert budgets.forget_idle() == 1  # s1's bucket; the address's is younger than the longest window
+    refreshed = budgets.refresh("s1")
+    assert refreshed is not None and refreshed.allowed
