@@ -439,3 +439,19 @@ def test_concurrent_takes_on_postgresql_never_overspend(postgres_url: str) -> No
     finally:
         for h in hubs:
             h.close()
+
+
+# ---------------------------------------------------------------- documented
+
+
+def test_every_api_operation_documents_429_and_the_headers(front: Callable[..., Front]) -> None:
+    spec = front({}).app.openapi()
+    operations = [(path, method, op) for path, item in spec["paths"].items() if path.startswith(API)
+                  for method, op in item.items() if method in {"get", "post", "put", "patch", "delete"}]
+    assert len(operations) > 30
+    for path, method, op in operations:
+        limited = op["responses"].get("429")
+        assert limited is not None, (method, path)
+        assert {"Retry-After", "RateLimit", "RateLimit-Policy"} <= set(limited["headers"]), (method, path)
+        success = next(code for code in op["responses"] if code.startswith("2"))
+        assert {"RateLimit", "RateLimit-Policy"} <= set(op["responses"][success]["headers"]), (method, path)
