@@ -36,9 +36,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from hub.api.auth import Principal, authenticate
 from hub.api.deps import get_principal, rate_limited, unauthenticated
-from hub.api.problems import ApiProblem, problem_response
+from hub.api.problems import RETRY_AFTER_S, ApiProblem, problem_response, unavailable_detail
 from hub.bootstrap import Hub
-from hub.spine.faults import is_infrastructure_failure
 from hub.spine.quotas import Decision, rate_limit_headers
 
 __all__ = ["AdmissionMiddleware"]
@@ -46,7 +45,6 @@ __all__ = ["AdmissionMiddleware"]
 log = logging.getLogger(__name__)
 
 _WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
-_RETRY_AFTER_S = 5
 
 
 @dataclass
@@ -163,11 +161,12 @@ class AdmissionMiddleware:
                 admit, hub, raw_key=raw_key, other_scheme=other_scheme, address=address,
                 write=scope.get("method", "") in _WRITES, needs_key=self.needs_key(scope))
         except Exception as exc:
-            if not is_infrastructure_failure(exc):
+            detail = unavailable_detail(exc)
+            if detail is None:
                 raise
-            log.warning("admission failed: the database is unavailable", exc_info=exc)
-            await self._answer(scope, receive, send, 503, detail="the database is unavailable; retry later",
-                               headers={"Retry-After": str(_RETRY_AFTER_S)})
+            log.warning("admission failed: %s", detail, exc_info=exc)
+            await self._answer(scope, receive, send, 503, detail=detail,
+                               headers={"Retry-After": str(RETRY_AFTER_S)})
             return
         state = _state(scope)
         if verdict.principal is not None:
