@@ -46,16 +46,16 @@ class Budgets:
 
     def failed_auth(self, address: str, *, spend: bool) -> Decision | None:
         """The budget of failed authentications from one address: looked at before a key is checked
-        (``spend=False``: an exhausted address is refused without hashing anything) and charged when
-        the check fails."""
-        decisions = self._take([(f"failed-auth:{address}", self.settings.failed_auth.policy("failed-auth"))],
-                               subject={"client": address}, cost=1 if spend else 0)
-        if not decisions:
+        (``spend=False``, a read only: an exhausted address is refused without hashing anything) and
+        charged when the check fails."""
+        name, policy = f"failed-auth:{address}", self.settings.failed_auth.policy("failed-auth")
+        if spend:
+            found = self._take([(name, policy)], subject={"client": address})
+            return found[0] if found else None
+        if not self.settings.enabled:
             return None
-        decision = decisions[0]
-        if not spend and decision.remaining < 1 and decision.allowed:  # looked at, nothing left
-            decision = Decision(decision.policy, False, 0, decision.reset_s, retry_after_s=decision.reset_s)
-            self._refused([decision], {"client": address})
+        decision = self.store.peek(name, policy)
+        self._refused([decision] if not decision.allowed else [], {"client": address})
         return decision
 
     def refresh(self, supplier_id: str) -> Decision | None:

@@ -51,6 +51,13 @@ class DatabaseBuckets:
         by_name = dict(zip(names, decisions, strict=True))
         return [by_name[name] for name, _ in wanted]
 
+    def peek(self, name: str, policy: Policy) -> Decision:
+        """A plain read (no lock, no write): the cheap look before an expensive key check."""
+        with self.engine.connect() as conn:
+            row = conn.execute(select(_table.c.tokens, _table.c.updated_at).where(_table.c.name == name)).first()
+        stored = Bucket(row.tokens, row.updated_at) if row is not None else None
+        return charge([(policy, stored)], self.clock())[1][0]
+
     def forget_idle(self, idle_s: float) -> int:
         """Delete buckets untouched for ``idle_s`` (at least the longest window: they are full again, the
         same as no row), so client addresses seen once do not stay forever. Returns how many went."""

@@ -161,6 +161,10 @@ class BucketStore(Protocol):
 
     def take(self, wanted: Sequence[tuple[str, Policy]], cost: int = 1) -> list[Decision]: ...
 
+    def peek(self, name: str, policy: Policy) -> Decision:
+        """What charging one unit would answer, without charging it or writing anything."""
+        ...
+
     def forget_idle(self, idle_s: float) -> int:
         """Drop buckets untouched for ``idle_s`` (past every window they are full: the same as none)."""
         ...
@@ -188,6 +192,10 @@ class InMemoryBuckets:
             if len(self._buckets) > self.max_buckets:
                 self._forget_full(now)
             return decisions
+
+    def peek(self, name: str, policy: Policy) -> Decision:
+        with self._lock:
+            return charge([(policy, self._current(name, policy))], self.clock())[1][0]
 
     def forget_idle(self, idle_s: float) -> int:
         with self._lock:

@@ -433,6 +433,10 @@ def test_concurrent_takes_on_postgresql_never_overspend(postgres_url: str) -> No
         with ThreadPoolExecutor(max_workers=8) as pool:
             answers = list(pool.map(lambda i: stores[i % 2].take([("shared", policy)])[0].allowed, range(80)))
         assert answers.count(True) == 25
+        assert not stores[1].peek("shared", policy).allowed  # a look, not a charge ...
+        assert stores[0].peek("never-charged", policy).remaining == 24
+        with hubs[0].engine.connect() as conn:  # ... writes nothing
+            assert conn.exec_driver_sql("SELECT count(*) FROM rate_buckets").scalar() == 1
         later = DatabaseBuckets(hubs[0].engine, clock=lambda: 1_000_000.0 + 7200)
         assert later.forget_idle(3600) == 1
         assert later.take([("shared", policy)])[0].remaining == 24  # a forgotten bucket starts full

@@ -176,3 +176,14 @@ def test_idle_buckets_are_forgotten_after_the_longest_window() -> None:
     assert budgets.forget_idle() == 1  # s1's bucket; the address's is younger than the longest window
     refreshed = budgets.refresh("s1")
     assert refreshed is not None and refreshed.allowed
+
+
+def test_a_peek_charges_nothing_and_stores_nothing() -> None:
+    store = InMemoryBuckets(Clock())
+    policy = Policy("p", 1, 60)
+    assert store.peek("a", policy).allowed
+    assert store._buckets == {}
+    store.take([("a", policy)])
+    looked = store.peek("a", policy)
+    assert not looked.allowed and looked.retry_after_s == 60
+    assert not store.take([("a", policy)])[0].allowed
