@@ -20,9 +20,11 @@ from hub.notices.formats import check_formats
 from hub.registry import COMMAND_HANDLERS, CONSUMER_GROUPS, EVENT_HANDLERS, HubUnitOfWork, start_mappers
 from hub.spine.brokers.base import Broker, unavailable_backoff
 from hub.spine.brokers.inprocess import InProcessBroker
+from hub.spine.budgets import Budgets
 from hub.spine.bus import MessageBus
 from hub.spine.db import WriteCheck, check_writable, make_engine, make_session_factory
 from hub.spine.messages import Command, Event
+from hub.spine.quota_store import make_bucket_store
 from hub.spine.relay import OutboxRelay
 from hub.spine.worker import Worker
 from hub.subscriptions.dispatcher import DeliveryDispatcher
@@ -65,6 +67,7 @@ class Hub:
     suppliers: SupplierAdapters = field(repr=False)
     subscriptions: SubscriptionService
     delivery_wake: threading.Event  # set by the matching consumer's commits, awaited by the dispatcher
+    quotas: Budgets  # request, refresh and upstream budgets (in the database on PostgreSQL)
     _broker: Broker | None = field(default=None, repr=False)
     _workers: list[Worker] = field(default_factory=list, repr=False)
 
@@ -96,6 +99,7 @@ class Hub:
             worker.add_periodic("credential-scheduler", self.suppliers.config.scheduler.interval_s,
                                 self.suppliers.scheduler)
         worker.add_periodic("idempotency-key-purge", IDEMPOTENCY_PURGE_INTERVAL_S, self.purge_idempotency_keys)
+        worker.add_periodic("rate-bucket-purge", IDEMPOTENCY_PURGE_INTERVAL_S, self.quotas.forget_idle)
         worker.add_periodic("matching-sweep", sweep_interval_s(self.settings.syndication.time_scale),
                             self.sweep_matching)
         self._workers.append(worker)
@@ -199,8 +203,9 @@ def bootstrap(
                       "subscription_index": IndexCache(), "delivery_wake": delivery_wake, **(dependencies or {})},
         group_names={**CONSUMER_GROUPS, **(group_names or {})},
     )
+    quotas = Budgets(settings.quotas, make_bucket_store(settings.quotas.store, engine))
     suppliers = SupplierAdapters(settings.suppliers, settings.connectors, bus, session_factory,
-                                 connectors=(dependencies or {}).get("connectors"))
+                                 connectors=(dependencies or {}).get("connectors"), budget=quotas.upstream)
     return Hub(
         settings=settings,
         engine=engine,
@@ -210,4 +215,5 @@ def bootstrap(
         subscriptions=subscriptions,
         delivery_wake=delivery_wake,
         suppliers=suppliers,
+        quotas=quotas,
     )

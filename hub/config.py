@@ -37,6 +37,7 @@ from pydantic_settings import (
 
 from connectors.config import Systems
 from hub.spine.observability.logging import register_secrets
+from hub.spine.quota_config import QuotaSettings
 from hub.spine.settings import BrokerSettings, DatabaseSettings, LoggingSettings, RelaySettings, Section, redact_url
 from hub.subscriptions.config import SyndicationSettings
 from hub.suppliers.config import SupplierSettings
@@ -47,6 +48,7 @@ __all__ = [
     "ConfigError",
     "DatabaseSettings",
     "LoggingSettings",
+    "QuotaSettings",
     "RelaySettings",
     "Settings",
     "deep_merge",
@@ -150,6 +152,17 @@ class Settings(BaseSettings):
     suppliers: SupplierSettings
     # Push delivery, plus open publication under ``syndication.publication``.
     syndication: SyndicationSettings = SyndicationSettings()
+    # Token-bucket budgets per key, organisation, client address, supplier refresh and upstream system.
+    quotas: QuotaSettings = QuotaSettings()
+
+    @field_validator("quotas")
+    @classmethod
+    def _quotas_name_known_systems(cls, value: QuotaSettings, info: ValidationInfo) -> QuotaSettings:
+        known = info.data.get("connectors")
+        unknown = sorted(set(value.upstream) - set(known)) if known is not None else []
+        if unknown:
+            raise ValueError(f"upstream names systems without a connectors entry: {unknown}")
+        return value
 
     @field_validator("suppliers")
     @classmethod

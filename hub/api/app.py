@@ -17,6 +17,7 @@ from typing import Any
 
 from fastapi import APIRouter, FastAPI
 
+from hub.api.admission import AdmissionMiddleware
 from hub.api.deps import TEXT_PARAMETERS, document_problems
 from hub.api.middleware import BodySizeLimitMiddleware, RequestContextMiddleware, SecurityHeadersMiddleware
 from hub.api.probes import GaugeRefresher, default_readiness_checks
@@ -80,6 +81,11 @@ objects; another organisation's object answers 404, like a missing one.
 
 **Errors** are RFC 9457 `application/problem+json` documents; `type` URIs start with `{PROBLEM_TYPE_BASE}`.
 Every response carries `X-Request-ID` (yours, if you send a sane one); quote it when reporting a problem.
+
+**Quotas**: token-bucket budgets per API key and per organisation (reads and writes apart), per client
+address without a key, per supplier for on-demand refresh. Responses carry `RateLimit-Policy` and
+`RateLimit` (draft-ietf-httpapi-ratelimit-headers); a spent budget answers 429 `rate-limited` with
+`Retry-After` seconds.
 """
 
 
@@ -125,6 +131,8 @@ def create_app(hub: Hub | None = None, settings: Settings | None = None) -> Fast
     install_problem_handlers(app)
     # Added last = outermost: the request context wraps the body limit, so a 413 carries the request id.
     app.add_middleware(BodySizeLimitMiddleware, max_body_bytes=settings.api.max_body_bytes)
+    # Authentication and quotas from the headers alone, before anything reads (or sizes up) the body.
+    app.add_middleware(AdmissionMiddleware, exempt_paths=frozenset(settings.quotas.exempt_paths))
     app.add_middleware(RequestContextMiddleware)
     # Outermost of all: even the last-resort 500 carries the security headers.
     docs_paths = frozenset(p for p in (app.docs_url, app.swagger_ui_oauth2_redirect_url) if p)

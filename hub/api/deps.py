@@ -16,19 +16,20 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Request, Security
+from fastapi import APIRouter, Depends, Request, Response, Security
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
 from hub.api.auth import Principal, authenticate
-from hub.api.problems import PROBLEM_CONTENT_TYPE, Forbidden, Problem, Unauthenticated
+from hub.api.problems import PROBLEM_CONTENT_TYPE, Forbidden, Problem, RateLimited, Unauthenticated
 from hub.api.schemas import INT64_MAX
 from hub.bootstrap import Hub
 from hub.organisations.model import Scope
 from hub.registry import HubUnitOfWork
 from hub.spine.errors import NotFound
 from hub.spine.messages import Command
+from hub.spine.quotas import Decision, rate_limit_headers
 from hub.spine.text import control_character_problem
 
 __all__ = [
@@ -47,8 +48,11 @@ __all__ = [
     "ensure_reachable_org",
     "get_principal",
     "problem_doc",
+    "rate_limited",
     "require_any_scope",
+    "require_budget",
     "require_scope",
+    "unauthenticated",
 ]
 
 # Declared as security schemes so OpenAPI (and /docs' "Authorize") shows both ways to pass a key.
@@ -110,26 +114,35 @@ def get_dispatcher(hub: HubDep, request_id: RequestIdDep) -> CommandDispatcher:
 BusDep = Annotated[CommandDispatcher, Depends(get_dispatcher)]
 
 
+def unauthenticated(*, key_given: bool, other_scheme: bool) -> Unauthenticated:
+    """The 401 for a missing key (or one sent with another scheme) and for a key that did not check out."""
+    if key_given:
+        return Unauthenticated("the API key is invalid or revoked",
+                               headers={"WWW-Authenticate": f'{_CHALLENGE}, error="invalid_token"'})
+    return Unauthenticated(
+        "the Authorization header must use the Bearer scheme" if other_scheme else "an API key is required",
+        headers={"WWW-Authenticate": _CHALLENGE},
+    )
+
+
 def get_principal(
     request: Request,
     hub: HubDep,
     bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)],
     header_key: Annotated[str | None, Depends(api_key_header)],
 ) -> Principal:
-    """401 with a ``WWW-Authenticate: Bearer`` challenge unless a valid key of an enabled org is given."""
+    """401 with a ``WWW-Authenticate: Bearer`` challenge unless a valid key of an enabled org is given.
+    The admission middleware has normally authenticated the request already, before its body was read;
+    its principal is taken as is (one key lookup per request)."""
+    admitted = getattr(request.state, "principal", None)
+    if isinstance(admitted, Principal):
+        return admitted
     raw = bearer.credentials if bearer is not None else header_key
     if not raw:
-        has_other_scheme = "authorization" in request.headers
-        raise Unauthenticated(
-            "the Authorization header must use the Bearer scheme" if has_other_scheme else "an API key is required",
-            headers={"WWW-Authenticate": _CHALLENGE},
-        )
+        raise unauthenticated(key_given=False, other_scheme="authorization" in request.headers)
     principal = authenticate(hub, raw)
     if principal is None:
-        raise Unauthenticated(
-            "the API key is invalid or revoked",
-            headers={"WWW-Authenticate": f'{_CHALLENGE}, error="invalid_token"'},
-        )
+        raise unauthenticated(key_given=True, other_scheme=False)
     request.state.org_id = principal.org_id  # for the access log line
     return principal
 
@@ -169,6 +182,29 @@ def require_any_scope(*scopes: Scope) -> Callable[[Principal], Principal]:
     return check_any_scope
 
 
+def rate_limited(decisions: list[Decision]) -> RateLimited:
+    """The 429 for refused ``decisions``: which budget, its size, and when to come back."""
+    headers = rate_limit_headers(decisions)
+    refused = [d for d in decisions if not d.allowed]
+    chosen = max(refused, key=lambda d: d.retry_after_s)
+    policy = chosen.policy
+    return RateLimited(
+        f"the {policy.name} budget ({policy.limit} per {policy.window_s:g} s) is spent; "
+        f"retry after {chosen.retry_after_s} s",
+        headers=headers,
+    )
+
+
+def require_budget(decision: Decision | None, response: Response) -> None:
+    """429 when ``decision`` refused; else its ``RateLimit`` headers on ``response``. None (quotas off)
+    lets everything through."""
+    if decision is None:
+        return
+    if not decision.allowed:
+        raise rate_limited([decision])
+    response.headers.update(rate_limit_headers([decision]))
+
+
 def ensure_reachable_org(principal: Principal, org_id: str) -> None:
     """Object-level check: another org's id answers 404 like an unknown one (no existence oracle)."""
     if not principal.can_reach(org_id):
@@ -185,7 +221,27 @@ def problem_doc(description: str) -> dict[str, Any]:
     return {"model": Problem, "description": description, "content": {PROBLEM_CONTENT_TYPE: {}}}
 
 
+RATE_LIMIT_HEADERS: dict[str, Any] = {
+    "RateLimit-Policy": {
+        "description": "The budgets this request was charged to (draft-ietf-httpapi-ratelimit-headers): "
+                       '`"key-reads";q=600;w=60, "org-reads";q=1200;w=60`',
+        "schema": {"type": "string"},
+    },
+    "RateLimit": {
+        "description": "The most restrictive budget's state: `r` units left, `t` seconds until more: "
+                       '`"key-reads";r=599;t=1`',
+        "schema": {"type": "string"},
+    },
+}
+RATE_LIMITED_DOC: dict[str, Any] = {
+    **problem_doc("A budget (per key, organisation or client address) is spent; `detail` names it. "
+                  "Retry after `Retry-After` seconds"),
+    "headers": {**RATE_LIMIT_HEADERS,
+                "Retry-After": {"description": "Seconds until the request would pass", "schema": {"type": "integer"}}},
+}
+
 _EVERY_ROUTE: dict[int | str, dict[str, Any]] = {
+    429: RATE_LIMITED_DOC,
     503: problem_doc("The database or the message broker is unavailable; retry after `Retry-After` seconds"),
 }
 WITH_BODY_PROBLEMS: dict[int | str, dict[str, Any]] = {
@@ -210,6 +266,8 @@ def document_problems(router: APIRouter) -> APIRouter:
             found.update(WITH_BODY_PROBLEMS)
         for status, response in found.items():
             route.responses.setdefault(status, response)
+        documented = route.responses.setdefault(route.status_code or 200, {})
+        documented.setdefault("headers", dict(RATE_LIMIT_HEADERS))
     return router
 
 

@@ -32,6 +32,7 @@ __all__ = [
     "FieldError",
     "Forbidden",
     "Problem",
+    "RateLimited",
     "Unauthenticated",
     "field_errors_from_validation",
     "install_problem_handlers",
@@ -39,6 +40,7 @@ __all__ = [
     "problem_response",
     "problem_type",
     "service_error_slug",
+    "unavailable_detail",
 ]
 
 log = logging.getLogger(__name__)
@@ -104,6 +106,14 @@ class Forbidden(ApiProblem):
     status = 403
     slug = "forbidden"
     title = "Forbidden"
+
+
+class RateLimited(ApiProblem):
+    """A budget is spent: ``Retry-After`` says when to try again, ``RateLimit`` which budget."""
+
+    status = 429
+    slug = "rate-limited"
+    title = "Too many requests"
 
 
 def problem_type(slug: str) -> str:
@@ -229,18 +239,25 @@ INFRASTRUCTURE_ERRORS: tuple[type[Exception], ...] = (
 )
 
 
+def unavailable_detail(exc: BaseException) -> str | None:
+    """What a client is told when ``exc`` is an outage (the database refusing writes or unreachable, the
+    broker unavailable); None when it is not one (a bug)."""
+    if not (isinstance(exc, (BrokerUnavailable, InfrastructureUnavailable)) or is_infrastructure_failure(exc)):
+        return None
+    if is_read_only(exc):
+        return "the database accepts no writes at the moment; retry later"
+    if isinstance(exc, BrokerUnavailable):
+        return "the message broker is unavailable; retry later"
+    return "the database is unavailable; retry later"
+
+
 async def _on_infrastructure_error(request: Request, exc: Exception) -> Response:
     """Connection refused, failover, a read-only database, "database is locked", a pool exhausted:
     worth a retry, unlike a bug, so 503 with ``Retry-After``, never 500. Details stay in the log (they
     name hosts); the client learns only whether the database refused writes or could not be reached."""
-    if not (isinstance(exc, (BrokerUnavailable, InfrastructureUnavailable)) or is_infrastructure_failure(exc)):
+    detail = unavailable_detail(exc)
+    if detail is None:
         raise exc  # a real bug: the request-context middleware answers 500 and logs it
-    if is_read_only(exc):
-        detail = "the database accepts no writes at the moment; retry later"
-    elif isinstance(exc, BrokerUnavailable):
-        detail = "the message broker is unavailable; retry later"
-    else:
-        detail = "the database is unavailable; retry later"
     log.warning("dependency unavailable: %s", detail, exc_info=exc)
     return _answer(request, 503, detail=detail, headers={"Retry-After": str(RETRY_AFTER_S)})
 

@@ -11,6 +11,7 @@ from sqlalchemy import (
     JSON,
     BigInteger,
     DateTime,
+    Float,
     Index,
     Integer,
     MetaData,
@@ -120,3 +121,13 @@ class AuditRow(Base):
     data: Mapped[dict[str, Any]] = mapped_column(JsonDoc)
 
     __table_args__ = (UniqueConstraint("message_id", name="uq_audit_log_message_id"),)
+
+
+class RateBucketRow(Base):
+    """One token bucket shared by every process (quotas on PostgreSQL): its units left and when they
+    were counted, in seconds since the epoch."""
+
+    __tablename__ = "rate_buckets"
+    name: Mapped[str] = mapped_column(String(200), primary_key=True)
+    tokens: Mapped[float] = mapped_column(Float())
+    updated_at: Mapped[float] = mapped_column(Float())

@@ -28,7 +28,9 @@ __all__ = [
     "TransferIdentifierClaim",
 ]
 
-OutcomeKind = Literal["ok", "transient", "circuit_open", "deadline", "not_found", "permanent"]
+# ``throttled``: the hub's own budget for the system was spent, so no call was made; the slot keeps its
+# state and attempt count and is due again when the budget has refilled (``retry_after_s``).
+OutcomeKind = Literal["ok", "transient", "circuit_open", "deadline", "not_found", "permanent", "throttled"]
 
 
 class _Frozen(BaseModel):
@@ -61,6 +63,7 @@ class FetchOutcome(_Frozen):
     kind: OutcomeKind
     error_code: str | None = None
     error_detail: str | None = None
+    retry_after_s: float | None = None
     fetched_at: datetime | None = None
     raw: bytes | None = None
     content_type: str | None = None

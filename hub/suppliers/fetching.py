@@ -5,6 +5,11 @@ connection. Registration and on-demand refresh fan out one call per slot, all at
 overall deadline (registration takes as long as the slowest system, not the sum); the scheduler groups
 slots by system and uses ``fetch_many``, so NTS answers 100 numbers per call. Answers are mapped here,
 with the system's declarative mapping, so the recording handler only sees canonical credentials.
+
+Before each call the system's budget (``quotas.upstream``) is charged: the hub's keys for government
+systems carry quotas of their own, and a flood of registrations or refreshes must not spend them. A
+slot whose call the budget refuses is not called at all; it comes back ``throttled`` with the wait,
+and stays ``pending`` (or keeps its verified credential) until the scheduler tries again.
 """
 
 from __future__ import annotations
@@ -17,11 +22,15 @@ from typing import Protocol
 
 from connectors.base import Connector, FetchResult
 from connectors.errors import UpstreamError
+from hub.spine.quotas import Decision
 from hub.suppliers.commands import FetchedCredential, FetchOutcome, OutcomeKind
 from hub.suppliers.config import SupplierSettings
 from mappings.engine import MappingDataError, SourceMapping, UnreadableReply, load_mapping
 
-__all__ = ["ConnectorSource", "CredentialFetcher", "SlotRef"]
+__all__ = ["ConnectorSource", "CredentialFetcher", "SlotRef", "UpstreamBudget"]
+
+# Charges one call to a system's budget; None when quotas are off.
+UpstreamBudget = Callable[[str], Decision | None]
 
 log = logging.getLogger(__name__)
 
@@ -48,9 +57,11 @@ class ConnectorSource(Protocol):
 
 
 class CredentialFetcher:
-    def __init__(self, connectors: ConnectorSource, config: SupplierSettings) -> None:
+    def __init__(self, connectors: ConnectorSource, config: SupplierSettings,
+                 budget: UpstreamBudget | None = None) -> None:
         self.connectors = connectors
         self.config = config
+        self.budget = budget
         self._mappings: dict[str, SourceMapping] = {}
         self._lock = threading.Lock()
         # Long-lived, so a registration that hit its deadline returns at once while the stragglers
@@ -87,6 +98,10 @@ class CredentialFetcher:
             if connector is None:
                 emit(self._unavailable(slot))
                 continue
+            refused = self._refused_by_budget(slot.system)
+            if refused is not None:
+                emit(self._throttled(slot, refused))
+                continue
             futures[self._pool.submit(connector.fetch, slot.identifier, purpose=purpose,
                                       requested_by=requested_by)] = slot
         pending = set(futures)
@@ -114,6 +129,11 @@ class CredentialFetcher:
             if connector is None:
                 outcomes.extend(self._unavailable(s) for s in group)
                 continue
+            group, postponed = self._within_budget(system, group, connector.batch_size
+                                                   if connector.supports_batch else 1)
+            outcomes.extend(postponed)
+            if not group:
+                continue
             identifiers = [s.identifier for s in group]
             futures[self._pool.submit(connector.fetch_many, identifiers, purpose=purpose,
                                       requested_by=requested_by)] = group
@@ -130,6 +150,31 @@ class CredentialFetcher:
             outcomes.extend(self._from_result(s, answers.get(s.identifier) or UpstreamError(
                 s.system, "missing_answer")) for s in group)
         return outcomes
+
+    # -- upstream budget -----------------------------------------------------------------------------
+    def _refused_by_budget(self, system: str) -> Decision | None:
+        decision = self.budget(system) if self.budget is not None else None
+        return decision if decision is not None and not decision.allowed else None
+
+    def _within_budget(
+        self, system: str, group: list[SlotRef], per_call: int
+    ) -> tuple[list[SlotRef], list[FetchOutcome]]:
+        """The slots the budget pays for, one call (``per_call`` identifiers) at a time, and the others
+        postponed until it has refilled."""
+        admitted: list[SlotRef] = []
+        for start in range(0, len(group), max(1, per_call)):
+            refused = self._refused_by_budget(system)
+            if refused is not None:
+                return admitted, [self._throttled(s, refused) for s in group[start:]]
+            admitted.extend(group[start : start + per_call])
+        return admitted, []
+
+    @staticmethod
+    def _throttled(slot: SlotRef, decision: Decision) -> FetchOutcome:
+        return FetchOutcome(fetch_id=slot.id, claim_token=slot.claim_token or "", kind="throttled",
+                            error_code="upstream_budget", retry_after_s=float(decision.retry_after_s),
+                            error_detail=f"the hub's budget for {slot.system} is spent; retrying in "
+                                         f"{decision.retry_after_s} s")
 
     # -- mapping -------------------------------------------------------------------------------------
     def _connector(self, system: str) -> Connector | None:

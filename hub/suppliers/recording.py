@@ -63,6 +63,9 @@ def record_outcome(
     supplier = repo.get(slot.supplier_id)
     assert supplier is not None
     slot.release()
+    if outcome.kind == "throttled":
+        _postpone(outcome, slot, now)
+        return slot.state
     slot.last_attempt_at = now
     if outcome.kind == "ok":
         _record_success(outcome, slot, supplier, repo, uow, config, now, actor_org_id)
@@ -193,6 +196,15 @@ def _finish(
             valid_from=_iso(current.valid_from), valid_until=_iso(current.valid_until), version_id=version.id,
             raw_sha256=outcome.raw_sha256, actor_org_id=actor,
         ))
+
+
+def _postpone(outcome: FetchOutcome, slot: CredentialFetch, now: datetime) -> None:
+    """No call was made (the hub's budget for the system is spent): not a failure, so neither the state
+    nor the attempt count changes and no event is raised; the slot is simply due again once the budget
+    has refilled."""
+    slot.next_attempt_at = now + timedelta(seconds=max(1.0, outcome.retry_after_s or 0.0))
+    if slot.state == FetchState.PENDING.value:
+        slot.last_error = f"throttled: {outcome.error_code or 'upstream_budget'} (retrying)"
 
 
 def _record_failure(

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from connectors.config import ConnectorsConfig, SystemConfig
 from hub.suppliers.config import SupplierSettings
-from hub.suppliers.fetching import CredentialFetcher
+from hub.suppliers.fetching import CredentialFetcher, UpstreamBudget
 from hub.suppliers.repository import SqlUpstreamCallRepository
 from hub.suppliers.scheduler import CommandBus, CredentialScheduler
 from hub.suppliers.services import SupplierService
@@ -33,12 +33,14 @@ class SupplierAdapters:
         bus: CommandBus,
         session_factory: sessionmaker[Session],
         connectors: ConnectorRegistry | None = None,
+        budget: UpstreamBudget | None = None,
     ) -> None:
         self.config = config
         self._section = connectors_section
         self._session_factory = session_factory
         self._connectors = connectors
         self._owns_connectors = connectors is None
+        self._budget = budget
         self._fetcher: CredentialFetcher | None = None
         self._calls: SqlUpstreamCallRepository | None = None
         self._lock = threading.Lock()
@@ -59,7 +61,7 @@ class SupplierAdapters:
         registry = self.connectors
         with self._lock:
             if self._fetcher is None:
-                self._fetcher = CredentialFetcher(registry, self.config)
+                self._fetcher = CredentialFetcher(registry, self.config, budget=self._budget)
             return self._fetcher
 
     def breaker_states(self) -> dict[str, str] | None:

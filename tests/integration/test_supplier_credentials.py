@@ -25,6 +25,7 @@ from hub.suppliers.services import RegistrationResult
 from hub.suppliers.tables import upstream_calls
 from tests.support.sandbox import (
     FAST_SUPPLIERS,
+    SANDBOX_QUOTAS,
     connector_overrides,
     control,
     full_identifiers,
@@ -39,7 +40,7 @@ ALL_SYSTEMS = {"nts", "national_certs", "vies", "gleif", "companies_house", "iaf
 def hub(sandbox: SandboxServer, sqlite_url: str) -> Iterator[Hub]:
     reset(sandbox)
     settings = Settings(database={"url": sqlite_url}, broker={"kind": "inprocess"},
-                        connectors=connector_overrides(sandbox), suppliers=FAST_SUPPLIERS)
+                        connectors=connector_overrides(sandbox), suppliers=FAST_SUPPLIERS, quotas=SANDBOX_QUOTAS)
     the_hub = bootstrap(settings, migrate=True)
     yield the_hub
     the_hub.close()

@@ -37,6 +37,11 @@ FAST_SUPPLIERS: dict[str, Any] = {
 }
 
 
+# The twins cost nothing: tests that register hundreds of suppliers at once raise the upstream budget
+# that protects the hub's real keys (tests/security/test_quotas.py tests that budget itself).
+SANDBOX_QUOTAS: dict[str, Any] = {"upstream_default": {"limit": 100_000, "window_s": 60}}
+
+
 def control(sandbox: SandboxServer, system: str, what: str, method: str = "GET", body: Any = None) -> Any:
     response = httpx.request(method, f"{sandbox.base_url}/{PREFIX[system]}/_control/{what}", json=body, timeout=5)
     response.raise_for_status()

@@ -21,7 +21,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 
 from hub.api.auth import Principal
-from hub.api.deps import BusDep, HubDep, UowDep, problem_doc, require_any_scope, require_scope
+from hub.api.deps import BusDep, HubDep, UowDep, problem_doc, require_any_scope, require_budget, require_scope
 from hub.api.problems import Forbidden
 from hub.api.schemas import INT64_MAX
 from hub.api.supplier_schemas import (
@@ -199,13 +199,16 @@ def read_credential_raw(supplier_id: str, credential_id: str,
     })
 
 
-@router.post("/{supplier_id}/refresh", summary="Re-fetch every credential now (owner or operator)")
+@router.post("/{supplier_id}/refresh", summary="Re-fetch every credential now (owner or operator)",
+             description="Limited per supplier (`quotas.refresh_per_supplier`): each refresh calls every "
+                         "applicable upstream system with the hub's keys. Past the budget: 429 with `Retry-After`.")
 def refresh(supplier_id: str, caller: SuppliersRead, hub: HubDep, service: SupplierServiceDep,
-            request: Request) -> SupplierOut:
+            request: Request, response: Response) -> SupplierOut:
     with hub.uow() as uow:
         supplier = uow.suppliers.get(supplier_id)
         if supplier is None or not (supplier.org_id == caller.org_id or caller.cross_org):
             raise NotFound("supplier", supplier_id)
+    require_budget(hub.quotas.refresh(supplier_id), response)
     service.refresh(supplier_id, requested_by=caller.org_id)
     return _supplier_out(hub, request, supplier_id, caller)
 

@@ -57,3 +57,11 @@ CONNECTOR_BREAKER_STATE = Gauge(
     ["system"],
     registry=REGISTRY,
 )
+
+# Quotas: requests, refreshes and upstream calls refused because a budget ran out.
+THROTTLED = Counter(
+    "g2bhub_throttled_total",
+    "Requests, refreshes and upstream calls refused because a budget (RateLimit-Policy name) ran out",
+    ["budget"],
+    registry=REGISTRY,
+)
