@@ -53,6 +53,10 @@ IdempotencyKey = Annotated[
 _RECEIPT: dict[int | str, dict[str, Any]] = {
     201: {"description": "Stored; `Location` names the notice or the new version"}
 }
+# Amending or cancelling: a cancelled notice takes no new version.
+_VERSION_RECEIPT: dict[int | str, dict[str, Any]] = {
+    **_RECEIPT, 409: problem_doc("The notice is cancelled: nothing changes it any more"),
+}
 
 
 class AmendmentIn(Input):
@@ -110,7 +114,7 @@ def publish_notice(
     return _send(bus, command)
 
 
-@router.post("/notices/{notice_id}/amendments", status_code=201, responses=_RECEIPT,
+@router.post("/notices/{notice_id}/amendments", status_code=201, responses=_VERSION_RECEIPT,
              summary="Amend a notice: a new version (the owning institution)")
 def amend_notice(
     notice_id: str, body: AmendmentIn, caller: NoticesWrite, bus: BusDep, request: Request,
@@ -122,7 +126,7 @@ def amend_notice(
     return _send(bus, command)
 
 
-@router.post("/notices/{notice_id}/cancellation", status_code=201, responses=_RECEIPT,
+@router.post("/notices/{notice_id}/cancellation", status_code=201, responses=_VERSION_RECEIPT,
              summary="Cancel a notice: its last version, a tombstone (the owning institution)")
 def cancel_notice(
     notice_id: str, body: CancellationIn, caller: NoticesWrite, bus: BusDep, request: Request,
