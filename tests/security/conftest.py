@@ -255,13 +255,14 @@ def seeded_world(url: str, sandbox: SandboxServer, tally: str) -> Iterator[World
 @pytest.fixture(scope="module", params=["sqlite", "postgres"])
 def world(request: pytest.FixtureRequest, sandbox: SandboxServer,
           tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
-    """The seeded hub, once per module and backend."""
+    """The seeded hub, once per module and backend; its requests count under the module's ``TALLY_NAME``."""
+    tally = getattr(request.module, "TALLY_NAME", "other requests")
     if request.param == "sqlite":
         url = f"sqlite:///{tmp_path_factory.mktemp('security') / 'hub.db'}"
-        yield from seeded_world(url, sandbox, "matrix requests")
+        yield from seeded_world(url, sandbox, tally)
         return
     from tests.support.db import throwaway_database
 
     with throwaway_database(request.getfixturevalue("postgres_server_url")) as url:
-        yield from seeded_world(url, sandbox, "matrix requests")
+        yield from seeded_world(url, sandbox, tally)
 

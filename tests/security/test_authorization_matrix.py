@@ -1,8 +1,9 @@
-"""The authorization matrix, generated from the app's route table: every operation by organisation kind by
-caller (no key, malformed keys, a revoked key, a key of the right kind lacking the route's scope, a full
-key of another organisation). What each route demands is read from the route itself (the scopes its
-``require_scope`` / ``require_any_scope`` dependency declares), so a new route is covered the day it is
-mounted, and one that neither declares a scope nor is on the short public list below fails the tier.
+"""The authorization matrix, generated from the app's route table: every operation by organisation kind
+by caller (no key, malformed keys, a revoked key, a key of the right kind lacking the route's scope, a
+full key of another organisation), every answer below 500 and carrying the security headers. What each
+route demands is read from the route itself (the scopes its ``require_scope`` / ``require_any_scope``
+dependency declares), so a new route is covered the day it is mounted, and one that neither declares a
+scope nor is on the short public list below fails the tier.
 
 Path parameters come from real objects the owner organisations created (``World.objects``, keyed by
 parameter name); a route with a parameter name the seeded world does not know fails with the name, and
@@ -20,6 +21,8 @@ import pytest
 from hub.organisations.model import DEFAULT_SCOPES, OrgKind
 from tests.security.conftest import RouteSpec, World, route_table
 from tests.support.api import API, bearer
+
+TALLY_NAME = "authorization matrix requests"
 
 # Answer without a key, on purpose. Routes under the API prefix must also say so in their declaration
 # (``**PUBLIC_ROUTE``, shown as ``x-public`` in the OpenAPI); both must agree.
@@ -72,6 +75,9 @@ def call(world: World, route: RouteSpec, headers: dict[str, str], values: dict[s
     response = world.http.request(route.method, _path(route, values or world.objects), headers=headers,
                                   **({} if body is None else {"json": body}))
     assert response.status_code < 500, f"{route.label}: {response.status_code} {response.text[:300]}"
+    assert response.headers.get("x-content-type-options") == "nosniff", route.label
+    assert "frame-ancestors 'none'" in response.headers.get("content-security-policy", ""), route.label
+    assert "server" not in response.headers, route.label
     return response
 
 

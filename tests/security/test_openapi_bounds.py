@@ -12,6 +12,7 @@ from tests.security.conftest import World, route_table
 from tests.support.api import API, bearer
 from tests.support.notices import notice_body
 
+TALLY_NAME = "int64 bound requests"
 INT64_MAX = 2**63 - 1
 # Whose key asks: the owner of the seeded objects the path names, when its kind may call the route.
 OWNER_ORDER = [OrgKind.AGENCY, OrgKind.SUPPLIER, OrgKind.INSTITUTION, OrgKind.OPERATOR]
