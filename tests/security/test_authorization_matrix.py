@@ -53,6 +53,15 @@ BODIES: dict[tuple[str, str], Any] = {
     ("POST", f"{API}/suppliers/{{supplier_id}}/eligibility"): {"requirements": [{"kind": "business_not_closed"}]},
     ("PATCH", f"{API}/subscriptions/{{subscription_id}}"): {"name": "hijacked"},
     ("POST", f"{API}/subscriptions/{{subscription_id}}/deliveries/replay"): {},
+    # control of identifiers and operator repair of fetch slots
+    ("POST", f"{API}/suppliers/{{supplier_id}}/control/challenges"): {"scheme": "kr_brn"},
+    ("POST", f"{API}/suppliers/{{supplier_id}}/control/proofs"): {"challenge_id": str(uuid.UUID(int=7)),
+                                                                  "method": "x509"},
+    ("POST", f"{API}/suppliers/{{supplier_id}}/control/approvals"): {"scheme": "kr_brn", "evidence": "checked"},
+    ("POST", f"{API}/identifier-claims/{{scheme}}/{{identifier}}/release"): {"reason": "dispute"},
+    ("POST", f"{API}/identifier-claims/{{scheme}}/{{identifier}}/transfer"): {"reason": "dispute",
+                                                                             "to_org_id": str(uuid.UUID(int=8))},
+    ("POST", f"{API}/suppliers/{{supplier_id}}/fetches/{{fetch_id}}/retry"): {"reason": "upstream fixed"},
 }
 
 MALFORMED: dict[str, dict[str, str]] = {
