@@ -80,3 +80,23 @@ def test_a_cancelled_notice_answers_a_documented_409(world: World) -> None:
     assert amended.status_code == 409 and amended.headers["content-type"] == "application/problem+json"
     for action in ("cancellation", "amendments"):
         assert "409" in operations[f"{API}/notices/{{notice_id}}/{action}"]["post"]["responses"], action
+
+
+def test_timestamps_without_a_utc_equivalent_answer_422_not_500(world: World) -> None:
+    """Year 1 at +00:01 is year 0 in UTC, 9999-12-31T23:59 at -00:01 is year 10000: neither can be stored
+    or compared with a stored instant (the fuzzing found the public feeds answering 500 to them)."""
+    institution = bearer(world.owners[OrgKind.INSTITUTION].key)
+    for instant in ("0001-01-01T00:00:00+00:01", "9999-12-31T23:59:59-00:01"):
+        for path in (f"{API}/notices", f"{API}/feeds/notices.atom"):
+            for name in ("published_from", "published_to", "deadline_from", "deadline_to"):
+                response = world.http.get(path, params={name: instant})
+                assert response.status_code == 422, (path, name, instant, response.text)
+                assert name in response.text
+        dates = {"published": "2026-03-02T09:00:00+09:00", "submission_deadline": instant}
+        refused = world.http.post(f"{API}/notices", json=notice_body(dates=dates), headers=institution)
+        assert refused.status_code == 422, refused.text
+        assert [e["field"] for e in refused.json()["errors"]] == ["dates.submission_deadline"]
+    # the extremes that do have a UTC equivalent are answers
+    assert world.http.get(f"{API}/notices", params={"published_from": "0001-01-01T00:00:00Z"}).status_code == 200
+    assert world.http.get(f"{API}/feeds/notices.atom",
+                          params={"published_to": "9999-12-31T23:59:59+09:00"}).status_code == 200
