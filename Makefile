@@ -34,8 +34,9 @@ test-security: install   ## the security tier: authorization matrix, attack case
 	$(BIN)/pytest tests/security $(PYTEST_ARGS)
 
 FUZZ_EXAMPLES ?= 200
-fuzz: install            ## the schemathesis run at length (FUZZ_EXAMPLES per operation and mode); ends with the case count
-	G2BHUB_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/pytest tests/security/test_fuzz_openapi.py --timeout=0 $(PYTEST_ARGS)
+FUZZ_SEED ?= 9001
+fuzz: install            ## the schemathesis run at length (FUZZ_EXAMPLES per operation and mode, FUZZ_SEED); ends with the case count
+	G2BHUB_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) G2BHUB_FUZZ_SEED=$(FUZZ_SEED) $(BIN)/pytest tests/security/test_fuzz_openapi.py --timeout=0 $(PYTEST_ARGS)
 
 lint: install
 	$(BIN)/ruff check .

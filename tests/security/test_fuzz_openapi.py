@@ -6,7 +6,8 @@ objects it owns, and the code behind the object check runs too) and anonymously.
 No case may answer 5xx (``not_a_server_error``); every answer's status code and content type must be
 documented in the OpenAPI (``status_code_conformance``, ``content_type_conformance``). Each caller runs
 under its own fixed seed, so CI is reproducible; ``G2BHUB_FUZZ_EXAMPLES`` raises the examples per
-operation and mode for a longer run (``make fuzz``). The number of cases is printed in the summary."""
+operation and mode for a longer run (``make fuzz``) and ``G2BHUB_FUZZ_SEED`` moves the seeds elsewhere.
+The number of cases is printed in the summary."""
 
 from __future__ import annotations
 
@@ -31,9 +32,10 @@ from tests.security.conftest import TALLY, World, seeded_world
 from tests.support.api import bearer
 
 EXAMPLES = int(os.environ.get("G2BHUB_FUZZ_EXAMPLES", "12"))
+SEED_BASE = int(os.environ.get("G2BHUB_FUZZ_SEED", "9001"))
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance]
 # caller → seed: one fixed seed per caller keeps CI reproducible while the callers explore differently.
-CALLERS: dict[str, int] = {"anonymous": 9001, **{kind.value: 9002 + i for i, kind in enumerate(OrgKind)}}
+CALLERS: dict[str, int] = {"anonymous": SEED_BASE, **{kind.value: SEED_BASE + 1 + i for i, kind in enumerate(OrgKind)}}
 
 
 @dataclass
