@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: install demo serve worker test test-unit lint typecheck bench clean
+.PHONY: install demo serve worker test test-unit test-security fuzz lint typecheck bench clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "g2b-hub needs Python 3.11 or newer")'
@@ -29,6 +29,14 @@ test: install            ## every tier; PostgreSQL/RabbitMQ tiers need G2BHUB_TE
 
 test-unit: install
 	$(BIN)/pytest tests/unit $(PYTEST_ARGS)
+
+test-security: install   ## the security tier: authorization matrix, attack cases, bounded fuzzing (a few minutes)
+	$(BIN)/pytest tests/security $(PYTEST_ARGS)
+
+FUZZ_EXAMPLES ?= 200
+FUZZ_SEED ?= 9001
+fuzz: install            ## the schemathesis run at length (FUZZ_EXAMPLES per operation and mode, FUZZ_SEED); ends with the case count
+	G2BHUB_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) G2BHUB_FUZZ_SEED=$(FUZZ_SEED) $(BIN)/pytest tests/security/test_fuzz_openapi.py --timeout=0 $(PYTEST_ARGS)
 
 lint: install
 	$(BIN)/ruff check .

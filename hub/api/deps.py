@@ -52,6 +52,7 @@ __all__ = [
     "require_any_scope",
     "require_budget",
     "require_scope",
+    "required_scopes",
     "unauthenticated",
 ]
 
@@ -163,7 +164,7 @@ def require_scope(scope: Scope) -> Callable[[Principal], Principal]:
     # Set as an object, not written in the signature: postponed annotations cannot see ``scope``.
     check_scope.__annotations__["principal"] = Annotated[Principal, Security(get_principal, scopes=[scope.value])]
     check_scope.__name__ = f"require_{scope.name.lower()}"
-    return check_scope
+    return _declaring(check_scope, (scope,))
 
 
 def require_any_scope(*scopes: Scope) -> Callable[[Principal], Principal]:
@@ -179,7 +180,24 @@ def require_any_scope(*scopes: Scope) -> Callable[[Principal], Principal]:
 
     check_any_scope.__annotations__["principal"] = Annotated[Principal, Security(get_principal, scopes=names)]
     check_any_scope.__name__ = "require_any_of_" + "_".join(scope.name.lower() for scope in scopes)
-    return check_any_scope
+    return _declaring(check_any_scope, scopes)
+
+
+_REQUIRED_SCOPES = "required_scopes"
+
+
+def _declaring(check: Callable[[Principal], Principal], scopes: tuple[Scope, ...]) -> Callable[[Principal], Principal]:
+    """Tags a scope check with the scopes it accepts (any one suffices), so tools walking the route
+    table (the security tier's authorization matrix) read what each route demands from the route itself."""
+    setattr(check, _REQUIRED_SCOPES, frozenset(scopes))
+    return check
+
+
+def required_scopes(dependency: Any) -> frozenset[Scope] | None:
+    """The scopes a dependency made by :func:`require_scope` / :func:`require_any_scope` accepts (any one
+    suffices); None for any other callable."""
+    found = getattr(dependency, _REQUIRED_SCOPES, None)
+    return found if isinstance(found, frozenset) else None
 
 
 def rate_limited(decisions: list[Decision]) -> RateLimited:

@@ -28,6 +28,7 @@ from hub.notices.codes import (
     check_region,
 )
 from hub.spine.text import MAX_JSON_DEPTH, control_character_problem, control_character_problems, depth_problem
+from hub.spine.timestamps import UtcTimestamp
 
 __all__ = [
     "Category",
@@ -163,11 +164,11 @@ class NoticeDocument(_Strict):
 
 
 class KeyDates(_Strict):
-    published: AwareDatetime
-    clarification_deadline: AwareDatetime | None = None
-    submission_start: AwareDatetime | None = None  # bids accepted from (PPS bidBeginDt); else published
-    submission_deadline: AwareDatetime | None = None
-    opening: AwareDatetime | None = None
+    published: UtcTimestamp
+    clarification_deadline: UtcTimestamp | None = None
+    submission_start: UtcTimestamp | None = None  # bids accepted from (PPS bidBeginDt); else published
+    submission_deadline: UtcTimestamp | None = None
+    opening: UtcTimestamp | None = None
 
     def order_problems(self) -> list[FieldProblem]:
         """published ≤ clarification ≤ submission deadline ≤ opening, and start ≤ deadline."""

@@ -15,7 +15,6 @@ from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
-from pydantic import AwareDatetime
 from starlette.responses import JSONResponse, Response
 
 from hub.api.deps import PUBLIC_ROUTE, HubDep, UowDep
@@ -36,6 +35,7 @@ from hub.notices.model import Category, NoticeStatus, NoticeValidationError
 from hub.notices.ocds import record_package, release_for, release_package, releases_for
 from hub.notices.publication import PublicationSettings
 from hub.spine.errors import NotFound
+from hub.spine.timestamps import UtcTimestamp
 
 __all__ = ["router"]
 
@@ -54,10 +54,10 @@ def notice_query(
     max_value: Annotated[Decimal | None, Query(ge=0)] = None,
     currency: Annotated[str | None, Query(pattern=r"^[A-Za-z]{3}$")] = None,
     status: Annotated[NoticeStatus | None, Query()] = None,
-    published_from: Annotated[AwareDatetime | None, Query()] = None,
-    published_to: Annotated[AwareDatetime | None, Query()] = None,
-    deadline_from: Annotated[AwareDatetime | None, Query()] = None,
-    deadline_to: Annotated[AwareDatetime | None, Query()] = None,
+    published_from: Annotated[UtcTimestamp | None, Query()] = None,
+    published_to: Annotated[UtcTimestamp | None, Query()] = None,
+    deadline_from: Annotated[UtcTimestamp | None, Query()] = None,
+    deadline_to: Annotated[UtcTimestamp | None, Query()] = None,
 ) -> queries.NoticeQuery:
     try:
         return queries.NoticeQuery(

@@ -90,7 +90,7 @@ def test_logs_of_a_registration_and_an_error_carry_no_canary(twins: SandboxServe
     brn = next(s.identifiers["kr_brn"] for s in twins.dataset.suppliers
                if "kr_brn" in s.identifiers and "nts:active" in s.scenario)
     identifiers = {"kr_brn": brn, "lei": first_with(twins, "lei", "gleif:issued")}
-    proc = subprocess.run([sys.executable, "-m", "tests.integration.canary_run", json.dumps(identifiers)],
+    proc = subprocess.run([sys.executable, "-m", "tests.security.canary_run", json.dumps(identifiers)],
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     outcome = json.loads(proc.stdout.strip().splitlines()[-1])
