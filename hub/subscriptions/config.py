@@ -47,6 +47,9 @@ class SyndicationSettings(BaseModel):
     dispatch_interval_s: float = Field(0.5, gt=0)
     dispatch_batch: int = Field(200, ge=1, le=10_000)
     dispatch_concurrency: int = Field(16, ge=1, le=256)
+    # Webhook attempts one subscription may have in flight at once (across dispatchers), so a slow
+    # endpoint holds at most this many of the pool while the others' deliveries keep flowing.
+    subscription_concurrency: int = Field(2, ge=1, le=256)
     # A claimed delivery's lease, renewed every lease_renew_s while its dispatcher works on it: a dead
     # dispatcher's claims are another's after lease_s. Both scaled by time_scale.
     lease_s: float = Field(10.0, gt=0)

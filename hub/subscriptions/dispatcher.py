@@ -1,23 +1,35 @@
 """The delivery dispatcher: a worker's periodic job that claims due deliveries (leased, in notice
-order), sends them — webhooks concurrently, AMQP in one confirmed batch — and records each outcome.
+order), sends them — webhooks concurrently on a pool, AMQP in one confirmed batch — and records each
+outcome.
+
+Webhook attempts are pipelined: the dispatcher records each outcome as its attempt completes and keeps
+claiming while slower attempts are still in flight, up to ``dispatch_concurrency`` attempts at once and
+``subscription_concurrency`` per subscription (counted over every dispatcher's live leases), so a slow
+or hostile receiver holds a few slots until its ``attempt_deadline_s`` while everyone else's deliveries
+flow. The claim never hands out version n+1 of a notice for a subscription while version n is open
+(in flight counts: the row stays ``pending``/``failed`` until its outcome is recorded).
 
 At-least-once: a row leaves ``pending``/``failed`` only after the receiver's 2xx (or the broker's
-confirm) is recorded. Each batch is claimed under its own owner token with a short lease that a
-:class:`LeaseKeeper` renews while the batch is being sent and recorded, so a slow receiver keeps its
-delivery with one dispatcher while a dispatcher that dies leaves claims another takes within the
-lease. Outcomes are recorded only for rows the token still holds; recording that fails (the database
-connection lost) is retried for ``record_retry_s`` before the leases are left to run out, and rows
-never sent are released at once. Receivers dedupe on ``webhook-id`` (stable per delivery across
-retries): a send whose outcome could not be recorded is sent again."""
+confirm) is recorded. Each claim has its own owner token and a short lease that a :class:`LeaseKeeper`
+renews while its rows are in flight, so a slow receiver keeps its delivery with one dispatcher while a
+dispatcher that dies leaves claims another takes within the lease. Outcomes are recorded only for rows
+the token still holds; recording that fails (the database connection lost) is retried for
+``record_retry_s`` before the leases are left to run out, and rows never sent are released at once.
+Receivers dedupe on ``webhook-id`` (stable per delivery across retries): a send whose outcome could not
+be recorded is sent again."""
 
 from __future__ import annotations
 
 import logging
+import queue
 import threading
 import time
 import uuid
-from collections.abc import Sequence
-from concurrent.futures import CancelledError, ThreadPoolExecutor
+from collections import Counter
+from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import CancelledError, Future, ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import timedelta
 from types import TracebackType
 
@@ -54,9 +66,61 @@ def delivery_message_id(delivery_id: int) -> str:
     return f"dlv_{delivery_id}"
 
 
+def is_webhook(item: Claimed) -> bool:
+    return item[1].channel == Channel.WEBHOOK.value
+
+
+@dataclass(frozen=True)
+class Finished:
+    """A claimed delivery whose attempt is over: ``attempt`` is ``None`` when it was never sent."""
+
+    item: Claimed
+    owner: str
+    attempt: Attempt | None
+
+
+def within_caps(claimed: Iterable[Claimed], free: int, per_subscription: int,
+                in_flight: Counter[str]) -> tuple[list[Claimed], list[Claimed]]:
+    """Split a claim into the rows to send now and those to release: every AMQP row is kept (they go in
+    one confirmed batch); webhook rows while there is room for ``free`` more and their subscription has
+    fewer than ``per_subscription`` in flight."""
+    keep: list[Claimed] = []
+    spare: list[Claimed] = []
+    taken: Counter[str] = Counter()
+    for item in claimed:
+        sid = item[1].id
+        if is_webhook(item) and (free <= 0 or in_flight[sid] + taken[sid] >= per_subscription):
+            spare.append(item)
+            continue
+        if is_webhook(item):
+            free -= 1
+            taken[sid] += 1
+        keep.append(item)
+    return keep, spare
+
+
+def attempt_of(delivery_id: int, future: Future[Attempt]) -> Attempt | None:
+    """A finished attempt's outcome; ``None`` when it was cancelled before it was sent."""
+    try:
+        return future.result()
+    except CancelledError:  # the pool shut down before it was sent
+        return None
+    except Exception as exc:  # a failure before the request went out (e.g. a secret unreadable)
+        log.error("delivery %s could not be sent", delivery_id, exc_info=exc)
+        return Attempt(ok=False, error=f"not sent: {exc}"[:500])
+
+
+def by_owner(finished: Iterable[Finished]) -> dict[str, list[Finished]]:
+    groups: dict[str, list[Finished]] = {}
+    for done in finished:
+        groups.setdefault(done.owner, []).append(done)
+    return groups
+
+
 class DeliveryDispatcher:
     """``wake`` is set by the matching consumer once new deliveries are committed (bootstrap gives both
-    the same object); ``resolve`` is the resolver of the SSRF check made before every send."""
+    the same object) and by the dispatcher itself when an attempt completes; ``resolve`` is the
+    resolver of the SSRF check made before every send."""
 
     def __init__(self, session_factory: sessionmaker[Session], settings: Settings, wake: threading.Event,
                  resolve: Resolver, transport: httpx.BaseTransport | None = None) -> None:
@@ -68,6 +132,9 @@ class DeliveryDispatcher:
         self.box = self.config.secret_box()
         self.client = make_client(self.config, transport)
         self.pool = ThreadPoolExecutor(self.config.dispatch_concurrency, thread_name_prefix="webhook")
+        self.keeper = LeaseKeeper(session_factory, timedelta(seconds=self.config.lease), self.config.lease_renewal)
+        self._finished: queue.SimpleQueue[Finished] = queue.SimpleQueue()
+        self._in_flight: dict[int, str] = {}  # webhook deliveries started, not yet recorded: their subscription
         self._amqp: AmqpChannel | None = None
 
     @property
@@ -81,56 +148,96 @@ class DeliveryDispatcher:
         backoff = Backoff(2 * interval, 30.0)
         failures = 0  # in a row
         try:
-            while not stop.is_set():
-                try:
-                    handled = self.dispatch_once()
-                    failures = 0
-                except Exception:  # the database or broker is down: keep the loop, back off
-                    log.exception("delivery dispatch failed; retrying")
-                    handled = 0
-                    failures += 1
-                if handled < self.config.dispatch_batch:
-                    self.wake.wait(backoff.delay(failures) if failures else interval)
-                    self.wake.clear()
+            with self.keeper:
+                while not stop.is_set():
+                    try:
+                        self.record_finished()
+                        busy = self.dispatch_once()
+                        failures = 0
+                    except Exception:  # the database or broker is down: keep the loop, back off
+                        log.exception("delivery dispatch failed; retrying")
+                        busy = False
+                        failures += 1
+                    if not busy:
+                        self.wake.wait(backoff.delay(failures) if failures else interval)
+                        self.wake.clear()
+                self._drain()
         finally:
             self.close()
 
-    def dispatch_once(self) -> int:
-        owner = uuid.uuid4().hex  # this batch's claim token
+    def dispatch_once(self) -> bool:
+        """Claim AMQP deliveries (a batch) and webhook deliveries (see :meth:`_room`), send the AMQP ones
+        and record them, and start the webhook attempts (recorded by :meth:`record_finished` as they
+        complete). Whether to go round again at once: a claim was full."""
+        room = self._room()
+        owner = uuid.uuid4().hex  # this claim's token
         lease = timedelta(seconds=self.config.lease)
+        cap = self.config.subscription_concurrency
         with self.session_factory() as session:
-            ids = store.claim_due(session, self.config.dispatch_batch, lease, owner=owner)
+            amqp_ids = store.claim_due(session, self.config.dispatch_batch, lease, owner=owner, webhooks=False)
+            webhook_ids = store.claim_due(session, room, lease, owner=owner, webhooks=True,
+                                          webhook_cap=cap) if room > 0 else []
+            claimed = store.load_claimed(session, amqp_ids + webhook_ids)
+            keep, spare = within_caps(claimed, room, cap, self._per_subscription())
+            store.release_claims(session, [d.id for d, _, _ in spare], owner)
             session.commit()
-            if not ids:
-                return 0
-            claimed = store.load_claimed(session, ids)
             session.expunge_all()
-        outcomes: dict[int, Attempt] = {}
-        with LeaseKeeper(self.session_factory, ids, owner, lease, self.config.lease_renewal) as keeper:
-            try:
-                self._send(claimed, outcomes)
-            finally:  # even when sending broke off: what was sent is recorded, the rest released
-                self._record_retrying(claimed, outcomes, owner, keeper)
-        return len(claimed)
+        if keep:
+            self.keeper.hold([d.id for d, _, _ in keep], owner)
+        for item in keep:
+            if is_webhook(item):
+                self._start(item, owner)
+        amqp = [c for c in keep if not is_webhook(c)]
+        if amqp:
+            outcomes = self._send_amqp(amqp)
+            self._record_retrying([Finished(item, owner, outcomes.get(item[0].id)) for item in amqp])
+        started = len(keep) - len(amqp)
+        more_webhooks = 0 < len(webhook_ids) == room and started < room  # others may be due behind a capped one
+        return len(amqp_ids) >= self.config.dispatch_batch or more_webhooks
 
-    def _send(self, claimed: list[Claimed], outcomes: dict[int, Attempt]) -> None:
-        """Send the batch, adding each outcome to ``outcomes`` as it is known. A row left without one
-        was not sent."""
-        webhooks = [c for c in claimed if c[1].channel == Channel.WEBHOOK.value]
-        amqp = [c for c in claimed if c[1].channel != Channel.WEBHOOK.value]
-        futures = {c[0].id: self.pool.submit(self._send_webhook, c) for c in webhooks}
-        try:
-            if amqp:
-                outcomes.update(self._send_amqp(amqp))
-        finally:  # every webhook request started is waited for: its outcome must be recorded
-            for delivery_id, future in futures.items():
-                try:
-                    outcomes[delivery_id] = future.result()
-                except CancelledError:  # the pool shut down before it was sent
-                    continue
-                except Exception as exc:  # a failure before the request went out (e.g. a secret unreadable)
-                    log.exception("delivery %s could not be sent", delivery_id)
-                    outcomes[delivery_id] = Attempt(ok=False, error=f"not sent: {exc}"[:500])
+    def _room(self) -> int:
+        """How many webhook deliveries to claim: none while every sender is busy (a claim waiting behind
+        slow attempts would wait with them), else up to ``dispatch_batch`` claimed and not yet recorded,
+        queued for the senders (at least one each)."""
+        held = len(self._in_flight)
+        if held >= self.config.dispatch_concurrency:
+            return 0
+        return max(self.config.dispatch_batch, self.config.dispatch_concurrency) - held
+
+    def record_finished(self) -> int:
+        """Record every webhook attempt that completed since the last call; how many."""
+        finished: list[Finished] = []
+        while True:
+            try:
+                finished.append(self._finished.get_nowait())
+            except queue.Empty:
+                break
+        if finished:
+            try:
+                self._record_retrying(finished)
+            finally:
+                for done in finished:
+                    self._in_flight.pop(done.item[0].id, None)
+        return len(finished)
+
+    def _per_subscription(self) -> Counter[str]:
+        return Counter(self._in_flight.values())
+
+    def _start(self, item: Claimed, owner: str) -> None:
+        self._in_flight[item[0].id] = item[1].id
+        future = self.pool.submit(self._send_webhook, item)
+        future.add_done_callback(lambda f: self._complete(item, owner, f))
+
+    def _complete(self, item: Claimed, owner: str, future: Future[Attempt]) -> None:
+        """On the pool's thread, as an attempt ends: queue its outcome and wake the dispatcher."""
+        self._finished.put(Finished(item, owner, attempt_of(item[0].id, future)))
+        self.wake.set()
+
+    def _drain(self) -> None:
+        """Stopping: attempts not started are cancelled (released, no attempt counted); those under way
+        are waited for (at most ``attempt_deadline_s``) and recorded."""
+        self.pool.shutdown(wait=True, cancel_futures=True)
+        self.record_finished()
 
     def _body(self, payload: PayloadRow) -> bytes:
         url = f"{self.settings.api.public_base_url}/api/v1/notices/{payload.notice_id}"
@@ -160,25 +267,28 @@ class DeliveryDispatcher:
             outcomes[delivery.id] = Attempt(ok=not lost, error="subscriber queue is missing" if lost else None)
         return outcomes
 
-    def _record_retrying(self, claimed: list[Claimed], outcomes: dict[int, Attempt], owner: str,
-                         keeper: LeaseKeeper) -> None:
-        """Record the outcomes, retrying with backoff for ``record_retry_s`` while the database fails
-        (a dropped connection, a failover); the keeper renews the leases meanwhile. Past that the
-        error is raised and the leases, no longer renewed, run out: those rows are sent again."""
+    def _record_retrying(self, finished: Sequence[Finished]) -> None:
+        """Record these outcomes, retrying with backoff for ``record_retry_s`` while the database fails
+        (a dropped connection, a failover); the keeper renews the leases meanwhile. Past that the rows
+        are let go and the error raised: their leases run out and they are sent again."""
         deadline = time.monotonic() + self.config.record_retry_s
         failures = 0
+        ids = [done.item[0].id for done in finished]
         while True:
             try:
-                with keeper.paused():  # one writer on these rows at a time: no lock-order deadlock
-                    self._record(claimed, outcomes, owner)
-                    keeper.stop()  # recorded: nothing left to renew
+                with self.keeper.paused():  # one writer on these rows at a time: no lock-order deadlock
+                    for owner, group in by_owner(finished).items():
+                        self._record([done.item for done in group],
+                                     {done.item[0].id: done.attempt for done in group if done.attempt}, owner)
+                    self.keeper.drop(ids)  # recorded: nothing left to renew
                 return
             except SQLAlchemyError:
                 failures += 1
                 delay = RECORD_BACKOFF.delay(failures)
                 if time.monotonic() + delay > deadline:
                     log.error("could not record the outcomes of %d deliveries; their leases run out in %.3g s "
-                              "and they are sent again", len(claimed), self.config.lease)
+                              "and they are sent again", len(ids), self.config.lease)
+                    self.keeper.drop(ids)
                     raise
                 log.warning("recording delivery outcomes failed (%d); retrying in %.2f s", failures, delay,
                             exc_info=True)
@@ -258,21 +368,19 @@ class DeliveryDispatcher:
 
 
 class LeaseKeeper:
-    """Renews a batch's leases every ``every_s`` seconds from a thread of its own while the dispatcher
-    sends and records, so the batch stays claimed however slow its receivers are — and only while the
-    dispatcher lives: a dead one's leases run out within one lease. A failed renewal (the database
-    away) is logged and tried again at the next interval."""
+    """Renews the leases of the deliveries a dispatcher holds (``hold`` when claimed, ``drop`` once
+    recorded or let go) every ``every_s`` seconds from a thread of its own, so they stay claimed however
+    slow their receivers are — and only while the dispatcher lives: a dead one's leases run out within
+    one lease. A failed renewal (the database away) is logged and tried again at the next interval."""
 
-    def __init__(self, session_factory: sessionmaker[Session], ids: Sequence[int], owner: str, lease: timedelta,
-                 every_s: float) -> None:
+    def __init__(self, session_factory: sessionmaker[Session], lease: timedelta, every_s: float) -> None:
         self.session_factory = session_factory
-        self.ids = list(ids)
-        self.owner = owner
         self.lease = lease
         self.every_s = every_s
         self.renewals = 0
+        self._held: dict[int, str] = {}  # delivery id -> its claim's owner token
         self._stop = threading.Event()
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
         self._thread = threading.Thread(target=self._run, name="delivery-leases", daemon=True)
 
     def __enter__(self) -> LeaseKeeper:
@@ -281,36 +389,46 @@ class LeaseKeeper:
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
-        self.stop()
+        self._stop.set()
         # Not waited for long: a renewal stuck on a dead connection may finish later, harmlessly —
-        # it only ever touches rows this batch still holds.
+        # it only ever touches rows their claims still hold.
         self._thread.join(timeout=self.every_s)
 
-    def paused(self) -> threading.Lock:
-        """Held while the dispatcher writes the batch's rows itself."""
-        return self._lock
-
-    def stop(self) -> None:
-        self._stop.set()
-
-    def renew(self) -> int | None:
-        """Renew now; how many of the batch are still held, or ``None`` once stopped."""
+    def hold(self, ids: Iterable[int], owner: str) -> None:
         with self._lock:
-            if self._stop.is_set():
-                return None
+            self._held.update(dict.fromkeys(ids, owner))
+
+    def drop(self, ids: Iterable[int]) -> None:
+        """Called with :meth:`paused` held or not; the lock is reentrant."""
+        with self._lock:
+            for delivery_id in ids:
+                self._held.pop(delivery_id, None)
+
+    @contextmanager
+    def paused(self) -> Iterator[None]:
+        """Held while the dispatcher writes its rows itself."""
+        with self._lock:
+            yield
+
+    def renew(self) -> tuple[int, int]:
+        """Renew now; how many deliveries are still held, of how many."""
+        with self._lock:
+            if not self._held:
+                return 0, 0
             with self.session_factory() as session:
-                held = store.renew_claims(session, self.ids, self.owner, self.lease)
+                held = store.renew_held(session, self._held, self.lease)
                 session.commit()
+            total = len(self._held)
         self.renewals += 1
-        return held
+        return held, total
 
     def _run(self) -> None:
         while not self._stop.wait(self.every_s):
             try:
-                held = self.renew()
+                held, total = self.renew()
             except Exception:
-                log.warning("could not renew the leases of %d deliveries", len(self.ids), exc_info=True)
+                log.warning("could not renew the leases of %d deliveries", len(self._held), exc_info=True)
                 continue
-            if held is not None and held < len(self.ids):
+            if held < total:
                 log.warning("%d of %d claimed deliveries were taken over by another dispatcher",
-                            len(self.ids) - held, len(self.ids))
+                            total - held, total)

@@ -62,6 +62,7 @@ __all__ = [
     "note_change",
     "release_claims",
     "renew_claims",
+    "renew_held",
     "utcnow",
 ]
 
@@ -328,11 +329,14 @@ class SqlMatchingCursor:
 
 
 def claim_due(session: Session, limit: int, lease: timedelta, now: datetime | None = None,
-              owner: str | None = None) -> list[int]:
+              owner: str | None = None, webhooks: bool | None = None, webhook_cap: int | None = None) -> list[int]:
     """Due deliveries of active subscriptions whose earlier versions of the same notice are all
-    settled (a subscriber never gets version n+1 before version n), leased so no other dispatcher
-    takes them; ``owner`` is the claim's token (:func:`renew_claims`, :func:`release_claims`, and
-    recording outcomes only while it still matches). Caller commits."""
+    settled (a subscriber never gets version n+1 before version n: an earlier version in flight is
+    still open), leased so no other dispatcher takes them; ``owner`` is the claim's token
+    (:func:`renew_claims`, :func:`release_claims`, and recording outcomes only while it still
+    matches). ``webhooks`` claims only deliveries to webhook subscriptions (``True``) or only the others
+    (``False``); with ``webhook_cap``, no webhook subscription has more than that many deliveries
+    leased at once (counting those in flight with any dispatcher). Caller commits."""
     now = now or utcnow()
     earlier = aliased(DeliveryRow)
     blocked = exists().where(
@@ -341,14 +345,36 @@ def claim_due(session: Session, limit: int, lease: timedelta, now: datetime | No
         earlier.version < DeliveryRow.version,
         earlier.status.in_(OPEN),
     )
+    due = [DeliveryRow.status.in_(OPEN), DeliveryRow.next_attempt_at <= now,
+           SubscriptionRow.status == "active", ~blocked]
+    if webhooks is not None:
+        is_webhook = SubscriptionRow.channel == Channel.WEBHOOK.value
+        due.append(is_webhook if webhooks else ~is_webhook)
+    if webhook_cap is not None:
+        due.append(DeliveryRow.id.in_(within_cap(due, webhook_cap, now)))
     return leases.claim(
         session, DeliveryRow.id, DeliveryRow.lease_until, now=now, lease=lease, limit=limit,
         owner=None if owner is None else (DeliveryRow.lease_owner, owner),
-        due=[DeliveryRow.status.in_(OPEN), DeliveryRow.next_attempt_at <= now,
-             SubscriptionRow.status == "active", ~blocked],
+        due=due,
         order_by=[DeliveryRow.next_attempt_at, DeliveryRow.seq],
         joins=[(SubscriptionRow, SubscriptionRow.id == DeliveryRow.subscription_id)],
     )
+
+
+def within_cap(due: list[Any], cap: int, now: datetime) -> Any:
+    """The ids of the unleased ``due`` deliveries that fit their subscription's cap: ranked per
+    subscription in claim order, after the deliveries it has leased already (with any dispatcher);
+    deliveries to other channels are not capped."""
+    leased = (select(DeliveryRow.subscription_id.label("subscription_id"), func.count().label("n"))
+              .where(DeliveryRow.lease_until > now).group_by(DeliveryRow.subscription_id).subquery())
+    rank = func.row_number().over(partition_by=DeliveryRow.subscription_id,
+                                  order_by=(DeliveryRow.next_attempt_at, DeliveryRow.seq))
+    ranked = (select(DeliveryRow.id.label("id"), (rank + func.coalesce(leased.c.n, 0)).label("slot"),
+                     SubscriptionRow.channel.label("channel"))
+              .join(SubscriptionRow, SubscriptionRow.id == DeliveryRow.subscription_id)
+              .outerjoin(leased, leased.c.subscription_id == DeliveryRow.subscription_id)
+              .where(*due, leases.lease_free(DeliveryRow.lease_until, now)).subquery())
+    return select(ranked.c.id).where((ranked.c.slot <= cap) | (ranked.c.channel != Channel.WEBHOOK.value))
 
 
 def renew_claims(session: Session, ids: Sequence[int], owner: str, lease: timedelta,
@@ -356,6 +382,17 @@ def renew_claims(session: Session, ids: Sequence[int], owner: str, lease: timede
     """Extend the lease of the deliveries ``owner`` still holds; how many it does. Caller commits."""
     return leases.renew(session, DeliveryRow.id, DeliveryRow.lease_until, (DeliveryRow.lease_owner, owner), ids,
                         now=now or utcnow(), lease=lease)
+
+
+def renew_held(session: Session, held: dict[int, str], lease: timedelta, now: datetime | None = None) -> int:
+    """Extend the lease of each delivery in ``held`` (delivery id → the owner token of its claim) that
+    its claim still holds, in one statement; how many are. Caller commits."""
+    if not held:
+        return 0
+    result = session.execute(
+        update(DeliveryRow).where(DeliveryRow.id.in_(list(held)), DeliveryRow.lease_owner.in_(set(held.values())))
+        .values(lease_until=(now or utcnow()) + lease).execution_options(synchronize_session=False))
+    return int(result.rowcount)  # type: ignore[attr-defined]
 
 
 def release_claims(session: Session, ids: Sequence[int], owner: str) -> int:

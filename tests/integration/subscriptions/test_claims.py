@@ -179,7 +179,7 @@ def recording_a_success(statement: str) -> bool:
 
 
 def test_a_killed_dispatchers_claims_are_taken_over_within_the_scaled_lease(make_claims: Callable[..., Claims]) -> None:
-    claims = make_claims()
+    claims = make_claims(subscription_concurrency=3)  # all three in flight at once
     receiver = claims.receiver()
     receiver.default = Answer(200, delay_s=120)  # the doomed dispatcher's requests never complete
     sid = claims.env.subscribe_webhook(receiver)
@@ -261,7 +261,7 @@ def test_when_recording_keeps_failing_the_leases_run_out_and_the_rows_are_sent_a
     claims = make_claims(record_retry_s=0.3)
     receiver = claims.receiver()
     sid = claims.env.subscribe_webhook(receiver)
-    claims.owe([sid], 2)
+    claims.owe([sid], 1)  # outcomes are recorded as attempts complete: one row, one recording given up
     gave_up = threading.Event()
 
     class GiveUpWatch(logging.Handler):
@@ -277,9 +277,9 @@ def test_when_recording_keeps_failing_the_leases_run_out_and_the_rows_are_sent_a
             claims.dispatcher()
             eventually(gave_up.is_set, timeout=30, what="the dispatcher giving up recording")
             assert len(fired) > 1  # it did retry before giving up
-            eventually(lambda: [r.status for r in claims.rows()] == ["delivered"] * 2,
-                       timeout=claims.lease_s + SLACK_S, what="the rows sent again once their leases ran out")
+            eventually(lambda: [r.status for r in claims.rows()] == ["delivered"],
+                       timeout=claims.lease_s + SLACK_S, what="the row sent again once its lease ran out")
     finally:
         logging.getLogger("hub.subscriptions.dispatcher").removeHandler(watch)
-    assert sorted(receiver.sends().values()) == [2, 2]
+    assert list(receiver.sends().values()) == [2]
     assert all(row.lease_until is None and row.lease_owner is None for row in claims.rows())
