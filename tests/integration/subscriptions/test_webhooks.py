@@ -79,7 +79,10 @@ def test_500_is_retried_and_410_disables(make_env: Callable[..., Env]) -> None:
 
 
 def test_slow_receiver_times_out_and_is_retried(make_env: Callable[..., Env]) -> None:
-    env = make_env(read_timeout_s=0.5)
+    # The attempt outlives the compressed 0.25 s lease: a lease of 3 s (renewed every 0.6 s) keeps a late
+    # renewal on a loaded machine from handing the delivery to a second claim, which would send it twice
+    # and count one attempt.
+    env = make_env(read_timeout_s=0.5, lease_s=15_000, lease_renew_s=3_000)
     receiver = env.receiver()
     receiver.answer(Answer(200, delay_s=1.5))
     sid = env.subscribe_webhook(receiver)
