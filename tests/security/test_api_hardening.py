@@ -54,7 +54,7 @@ def test_every_route_family_carries_the_security_headers(api: Api) -> None:
     }
     for name, response in responses.items():
         assert response.status_code < 500, (name, response.text)
-        assert_security_headers(response), name
+        assert_security_headers(response)
     assert responses["problem 404"].headers["content-type"] == "application/problem+json"
     assert "default-src 'none'" in responses["api"].headers["content-security-policy"]
 
