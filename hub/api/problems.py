@@ -211,6 +211,10 @@ async def _on_service_error(request: Request, exc: Exception) -> Response:
         errors = [_field_error(field, message) for field, message in exc.problems]
     elif isinstance(exc, Conflict) and isinstance(getattr(exc, "field", None), str):
         errors = [_field_error(exc.field, str(getattr(exc, "message", exc)))]  # type: ignore[attr-defined]
+    elif isinstance(located := getattr(exc, "problem_locations", None), Sequence):
+        # (location in the body, message) where a dotted field name cannot say it (keys with dots)
+        errors = [FieldError(pointer=json_pointer(("body", *location)), field=".".join(location), message=message)
+                  for location, message in located]
     extensions = getattr(exc, "problem_extensions", None)
     return _answer(request, service_error_status(exc), slug=service_error_slug(exc), title=exc.title,
                    detail=str(exc), errors=errors, extensions=extensions if isinstance(extensions, Mapping) else None)

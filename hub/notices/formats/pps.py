@@ -39,10 +39,11 @@ class PpsGatewayError(Unacceptable):
     slug = "pps-gateway-error"
     title = "PPS answered with an error"
 
-    def __init__(self, status: PpsGatewayStatus) -> None:
+    def __init__(self, status: PpsGatewayStatus, location: tuple[str, ...]) -> None:
         super().__init__(f"the document is a PPS error answer, not notices: resultCode {status.code}"
                          + (f" ({status.message})" if status.message else ""))
         self.status = status
+        self.problem_locations = [(location, str(status))] if location else []
         self.problem_extensions = {"pps_result_code": status.code, "pps_result_message": status.message}
 
 
@@ -111,7 +112,7 @@ class PpsFormat:
             return document
         status = read_pps_envelope(document)
         if status is not None and not status.no_data:
-            raise PpsGatewayError(status)
+            raise PpsGatewayError(status, _code_location(document))
         if isinstance(document, dict) and "response" in document:
             try:
                 return pps_items(document)
@@ -121,3 +122,17 @@ class PpsFormat:
             return list(document["items"])
         raise DocumentError([("", "expected a PPS response, {\"items\": [...]} or a list of items")])
 
+
+
+def _code_location(document: Any) -> tuple[str, ...]:
+    """Where the result code sits in the document (the problem's field)."""
+    if not isinstance(document, Mapping):
+        return ()
+    if "response" in document:
+        return ("response", "header", "resultCode")
+    for key, value in document.items():
+        if isinstance(key, str) and key.endswith("ResponseError"):
+            return (key, "header", "resultCode") if isinstance(value, Mapping) and "header" in value else (key,)
+    if "OpenAPI_ServiceResponse" in document:
+        return ("OpenAPI_ServiceResponse", "cmmMsgHeader", "returnReasonCode")
+    return ()
