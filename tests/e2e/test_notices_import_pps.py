@@ -9,6 +9,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import feedparser
 import pytest
 from fastapi.testclient import TestClient
 
@@ -37,7 +38,8 @@ def api(request: pytest.FixtureRequest) -> Iterator[NoticesClient]:
 
 def item(number: str, order: str = "000", kind: str = "등록공고", **overrides: str) -> dict[str, str]:
     fields = {
-        "bidNtceNo": number, "bidNtceOrd": order, "ntceKindNm": kind, "bidNtceDt": f"2026-03-0{3 + int(order)} 09:30:00",
+        "bidNtceNo": number, "bidNtceOrd": order, "ntceKindNm": kind,
+        "bidNtceDt": f"2026-03-0{3 + int(order)} 09:30:00",
         "bidNtceNm": f"공고 {number}", "ntceInsttCd": "1230000", "ntceInsttNm": "조달청", "dminsttCd": "1230000",
         "dminsttNm": "조달청", "cntrctCnclsMthdNm": "일반경쟁", "bidClseDt": "2026-03-20 10:00:00",
         "opengDt": "2026-03-20 11:00:00", "asignBdgtAmt": "88000000", "prtcptLmtRgnNm": "", "chgNtceRsn": "",
@@ -91,6 +93,10 @@ def test_pps_classifications_are_searchable_under_their_own_schemes(api: Notices
     detail = api.http.get(f"{API}/notices/{services_id}").json()
     assert detail["category"] == "services"
     assert detail["content"]["classifications"] == [{"scheme": "PPS-PUBLIC", "code": "76121598"}]
+    feed = api.http.get(f"{API}/feeds/notices.atom", params={"classification": "PPS-PUBLIC:7612"})
+    atom = feedparser.parse(feed.text)
+    [entry] = atom.entries
+    assert ("76121598", "PPS-PUBLIC") in {(tag.term, tag.label) for tag in entry.tags}
     [release] = api.http.get(f"{API}/notices/{goods_id}/ocds/releases").json()["releases"]
     [ocds_item] = release["tender"]["items"]
     assert ocds_item["classification"] == {"scheme": "UNSPSC", "id": "43211503"}
@@ -155,7 +161,7 @@ def running(settings_factory: Callable[..., Settings]) -> Iterator[tuple[Hub, Te
 
 def key_for(hub: Hub, kind: OrgKind) -> str:
     _, issued = hub.bus.handle(CreateOrganisation(name=f"{kind} {uuid.uuid4().hex[:6]}", kind=kind))
-    return issued.plaintext
+    return str(issued.plaintext)
 
 
 def test_subscriptions_filtering_on_pps_classifications_receive_imported_notices(

@@ -14,8 +14,8 @@ import pytest
 
 from hub.notices.formats.base import DocumentError, ImportedNotice
 from hub.notices.formats.pps import PpsError, PpsFormat, PpsGatewayError, map_pps_item, pps_items
-from hub.notices.publication import PublicationSettings
 from hub.notices.model import Category, Notice, NoticeValidationError, Procedure, VersionKind
+from hub.notices.publication import PublicationSettings
 
 KST = timezone(timedelta(hours=9))
 CNSTWK = "getBidPblancListInfoCnstwk"
@@ -310,6 +310,8 @@ def test_an_imported_error_answer_is_refused_with_its_code_and_message(document:
         PpsFormat().read(document, {}, PublicationSettings())
     assert (caught.value.status.code, caught.value.status.message) == (code, message)
     assert caught.value.problem_extensions == {"pps_result_code": code, "pps_result_message": message}
+    [(location, named)] = caught.value.problem_locations
+    assert location[-1] in {"resultCode", "returnReasonCode"} and named == f"PPS result {code}: {message}"
     assert code in str(caught.value) and message in str(caught.value)
 
 

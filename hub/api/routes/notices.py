@@ -164,7 +164,8 @@ _PPS_IMPORT: dict[int | str, dict[str, Any]] = {
 }
 
 
-@router.post("/notices/import/pps", responses=_PPS_IMPORT, summary="Import Korean PPS open-API notices (per-item report)")
+@router.post("/notices/import/pps", responses=_PPS_IMPORT,
+             summary="Import Korean PPS open-API notices (per-item report)")
 def import_pps(
     caller: NoticesWrite, bus: BusDep, request: Request,
     body: Annotated[JsonBody | list[JsonBody], Body(
