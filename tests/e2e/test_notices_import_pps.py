@@ -26,8 +26,11 @@ from tests.support.waiting import eventually
 
 GOODS = f"{API}/notices/import/pps?operation=getBidPblancListInfoThng"
 SERVICES = f"{API}/notices/import/pps?operation=getBidPblancListInfoServc"
-KEY_ERROR = {"nkoneps.com.response.ResponseError": {"header": {"resultCode": "30",
-                                                              "resultMsg": "SERVICE KEY IS NOT REGISTERED ERROR"}}}
+KEY_ERROR = {
+    "nkoneps.com.response.ResponseError": {
+        "header": {"resultCode": "30", "resultMsg": "SERVICE KEY IS NOT REGISTERED ERROR"}
+    }
+}
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -38,19 +41,36 @@ def api(request: pytest.FixtureRequest) -> Iterator[NoticesClient]:
 
 def item(number: str, order: str = "000", kind: str = "등록공고", **overrides: str) -> dict[str, str]:
     fields = {
-        "bidNtceNo": number, "bidNtceOrd": order, "ntceKindNm": kind,
+        "bidNtceNo": number,
+        "bidNtceOrd": order,
+        "ntceKindNm": kind,
         "bidNtceDt": f"2026-03-0{3 + int(order)} 09:30:00",
-        "bidNtceNm": f"공고 {number}", "ntceInsttCd": "1230000", "ntceInsttNm": "조달청", "dminsttCd": "1230000",
-        "dminsttNm": "조달청", "cntrctCnclsMthdNm": "일반경쟁", "bidClseDt": "2026-03-20 10:00:00",
-        "opengDt": "2026-03-20 11:00:00", "asignBdgtAmt": "88000000", "prtcptLmtRgnNm": "", "chgNtceRsn": "",
+        "bidNtceNm": f"공고 {number}",
+        "ntceInsttCd": "1230000",
+        "ntceInsttNm": "조달청",
+        "dminsttCd": "1230000",
+        "dminsttNm": "조달청",
+        "cntrctCnclsMthdNm": "일반경쟁",
+        "bidClseDt": "2026-03-20 10:00:00",
+        "opengDt": "2026-03-20 11:00:00",
+        "asignBdgtAmt": "88000000",
+        "prtcptLmtRgnNm": "",
+        "chgNtceRsn": "",
     }
     fields.update(overrides)
     return fields
 
 
 def services_item(order: str = "000", kind: str = "등록공고", **overrides: str) -> dict[str, str]:
-    return item("R26BK00077001", order, kind, pubPrcrmntLrgClsfcNm="폐기물 처리 및 재활용서비스",
-                pubPrcrmntClsfcNo="76121598", pubPrcrmntClsfcNm="건설폐기물처리서비스", **overrides)
+    return item(
+        "R26BK00077001",
+        order,
+        kind,
+        pubPrcrmntLrgClsfcNm="폐기물 처리 및 재활용서비스",
+        pubPrcrmntClsfcNo="76121598",
+        pubPrcrmntClsfcNm="건설폐기물처리서비스",
+        **overrides,
+    )
 
 
 def goods_item(**overrides: str) -> dict[str, str]:
@@ -58,8 +78,12 @@ def goods_item(**overrides: str) -> dict[str, str]:
 
 
 def page(items: list[dict[str, str]], code: str = "00") -> dict[str, Any]:
-    return {"response": {"header": {"resultCode": code, "resultMsg": "NORMAL SERVICE."},
-                         "body": {"items": {"item": items}, "numOfRows": 100, "pageNo": 1, "totalCount": len(items)}}}
+    return {
+        "response": {
+            "header": {"resultCode": code, "resultMsg": "NORMAL SERVICE."},
+            "body": {"items": {"item": items}, "numOfRows": 100, "pageNo": 1, "totalCount": len(items)},
+        }
+    }
 
 
 def imported(api: NoticesClient, url: str, document: Any, headers: dict[str, str]) -> list[dict[str, Any]]:
@@ -106,16 +130,25 @@ def test_pps_classifications_are_searchable_under_their_own_schemes(api: Notices
 def test_amendments_carry_the_reason_pps_states(api: NoticesClient) -> None:
     _, headers = api.org()
     imported(api, SERVICES, [services_item()], headers)
-    stated = services_item("001", "변경공고", chgNtceRsn="입찰서 제출 마감일시 연장", bidClseDt="2026-03-24 10:00:00",
-                           opengDt="2026-03-24 11:00:00", chgDt="2026-03-04 09:30:00")
+    stated = services_item(
+        "001",
+        "변경공고",
+        chgNtceRsn="입찰서 제출 마감일시 연장",
+        bidClseDt="2026-03-24 10:00:00",
+        opengDt="2026-03-24 11:00:00",
+        chgDt="2026-03-04 09:30:00",
+    )
     unstated = services_item("002", "변경공고", bidClseDt="2026-03-25 10:00:00", opengDt="2026-03-25 11:00:00")
     cancelled = services_item("003", "취소공고", chgNtceRsn="사업계획 변경")
     report = imported(api, SERVICES, page([stated, unstated, cancelled]), headers)
     assert [entry["status"] for entry in report] == ["amended", "amended", "cancelled"]
     versions = api.http.get(f"{API}/notices/{report[0]['notice_id']}").json()["versions"]
     assert [(v["kind"], v["reason"]) for v in versions] == [
-        ("original", None), ("amendment", "입찰서 제출 마감일시 연장"), ("amendment", "변경공고 (차수 002)"),
-        ("cancellation", "사업계획 변경")]
+        ("original", None),
+        ("amendment", "입찰서 제출 마감일시 연장"),
+        ("amendment", "변경공고 (차수 002)"),
+        ("cancellation", "사업계획 변경"),
+    ]
 
 
 def problem(response: Any) -> dict[str, Any]:
@@ -129,21 +162,48 @@ def test_gateway_and_data_go_kr_errors_are_answered_with_their_code_and_message(
     key_error = problem(api.http.post(SERVICES, json=KEY_ERROR, headers=headers))
     assert key_error["type"] == "https://g2b-hub.dev/problems/pps-gateway-error"
     assert (key_error["pps_result_code"], key_error["pps_result_message"]) == (
-        "30", "SERVICE KEY IS NOT REGISTERED ERROR")
+        "30",
+        "SERVICE KEY IS NOT REGISTERED ERROR",
+    )
     assert "30" in key_error["detail"] and "SERVICE KEY IS NOT REGISTERED ERROR" in key_error["detail"]
     assert key_error["errors"][0]["pointer"] == "#/body/nkoneps.com.response.ResponseError/header/resultCode"
 
-    quota = problem(api.http.post(SERVICES, json={"response": {"header": {
-        "resultCode": "22", "resultMsg": "LIMITED NUMBER OF SERVICE REQUESTS EXCEEDS ERROR."}}}, headers=headers))
+    quota = problem(
+        api.http.post(
+            SERVICES,
+            json={
+                "response": {
+                    "header": {"resultCode": "22", "resultMsg": "LIMITED NUMBER OF SERVICE REQUESTS EXCEEDS ERROR."}
+                }
+            },
+            headers=headers,
+        )
+    )
     assert quota["pps_result_code"] == "22" and quota["errors"][0]["pointer"] == "#/body/response/header/resultCode"
 
-    data_go_kr = problem(api.http.post(SERVICES, headers=headers, json={"OpenAPI_ServiceResponse": {"cmmMsgHeader": {
-        "errMsg": "SERVICE ERROR", "returnAuthMsg": "SERVICE_KEY_IS_NOT_REGISTERED_ERROR", "returnReasonCode": "30"}}}))
+    data_go_kr = problem(
+        api.http.post(
+            SERVICES,
+            headers=headers,
+            json={
+                "OpenAPI_ServiceResponse": {
+                    "cmmMsgHeader": {
+                        "errMsg": "SERVICE ERROR",
+                        "returnAuthMsg": "SERVICE_KEY_IS_NOT_REGISTERED_ERROR",
+                        "returnReasonCode": "30",
+                    }
+                }
+            },
+        )
+    )
     assert (data_go_kr["pps_result_code"], data_go_kr["pps_result_message"]) == (
-        "30", "SERVICE_KEY_IS_NOT_REGISTERED_ERROR")
+        "30",
+        "SERVICE_KEY_IS_NOT_REGISTERED_ERROR",
+    )
 
-    nodata = api.http.post(SERVICES, json={"response": {"header": {"resultCode": "03", "resultMsg": "NODATA_ERROR"}}},
-                           headers=headers)
+    nodata = api.http.post(
+        SERVICES, json={"response": {"header": {"resultCode": "03", "resultMsg": "NODATA_ERROR"}}}, headers=headers
+    )
     assert nodata.status_code == 200 and nodata.json() == {"items": [], "counts": {}}
     assert api.events() == []  # nothing was stored by any of them
 
@@ -171,23 +231,35 @@ def test_subscriptions_filtering_on_pps_classifications_receive_imported_notices
     institution, agency = key_for(hub, OrgKind.INSTITUTION), key_for(hub, OrgKind.AGENCY)
     services_receiver, goods_receiver = Receiver(), Receiver()
     try:
-        for receiver, classification in ((services_receiver, "PPS-PUBLIC:761215"),
-                                         (goods_receiver, "PPS-GOODS:4321150301")):
-            subscribed = client.post(f"{API}/subscriptions", headers=bearer(agency), json={
-                "name": classification, "filter": {"classifications": [classification]},
-                "channel": {"type": "webhook", "url": receiver.url}})
+        for receiver, classification in (
+            (services_receiver, "PPS-PUBLIC:761215"),
+            (goods_receiver, "PPS-GOODS:4321150301"),
+        ):
+            subscribed = client.post(
+                f"{API}/subscriptions",
+                headers=bearer(agency),
+                json={
+                    "name": classification,
+                    "filter": {"classifications": [classification]},
+                    "channel": {"type": "webhook", "url": receiver.url},
+                },
+            )
             assert subscribed.status_code == 201, subscribed.text
             receiver.secrets.append(subscribed.json()["secret"])
 
         for url, document in ((SERVICES, [services_item()]), (GOODS, [goods_item()])):
             response = client.post(url, json=document, headers=bearer(institution))
             assert response.status_code == 200 and response.json()["counts"] == {"created": 1}, response.text
-        amended = client.post(SERVICES, headers=bearer(institution),
-                              json=[services_item("001", "변경공고", chgNtceRsn="개찰일시 변경")])
+        amended = client.post(
+            SERVICES, headers=bearer(institution), json=[services_item("001", "변경공고", chgNtceRsn="개찰일시 변경")]
+        )
         assert amended.json()["counts"] == {"amended": 1}, amended.text
 
-        eventually(lambda: len(services_receiver.delivered()) >= 2 and len(goods_receiver.delivered()) >= 1,
-                   timeout=30, what="the imported notices at their subscribers")
+        eventually(
+            lambda: len(services_receiver.delivered()) >= 2 and len(goods_receiver.delivered()) >= 1,
+            timeout=30,
+            what="the imported notices at their subscribers",
+        )
         services_got, goods_got = services_receiver.delivered(), goods_receiver.delivered()
         assert [r.body["data"]["notice"]["title"] for r in services_got] == ["공고 R26BK00077001"] * 2
         assert services_got[1].body["data"]["reason"] == "개찰일시 변경"

@@ -18,8 +18,11 @@ from connectors.pps_envelope import (
     read_pps_envelope,
 )
 
-KEY_ERROR = {"nkoneps.com.response.ResponseError": {"header": {"resultCode": "30",
-                                                              "resultMsg": "SERVICE KEY IS NOT REGISTERED ERROR"}}}
+KEY_ERROR = {
+    "nkoneps.com.response.ResponseError": {
+        "header": {"resultCode": "30", "resultMsg": "SERVICE KEY IS NOT REGISTERED ERROR"}
+    }
+}
 OPENAPI_XML = """<OpenAPI_ServiceResponse>
   <cmmMsgHeader>
     <errMsg>SERVICE ERROR</errMsg>
@@ -30,8 +33,12 @@ OPENAPI_XML = """<OpenAPI_ServiceResponse>
 
 
 def answer(code: Any, message: str = "", items: Any = "") -> dict[str, Any]:
-    return {"response": {"header": {"resultCode": code, "resultMsg": message},
-                         "body": {"items": items, "numOfRows": 10, "pageNo": 1, "totalCount": 0}}}
+    return {
+        "response": {
+            "header": {"resultCode": code, "resultMsg": message},
+            "body": {"items": items, "numOfRows": 10, "pageNo": 1, "totalCount": 0},
+        }
+    }
 
 
 def test_a_normal_answer_reports_nothing() -> None:
@@ -40,8 +47,20 @@ def test_a_normal_answer_reports_nothing() -> None:
     assert read_pps_envelope({"response": {"header": {}, "body": {"items": []}}}) is None  # no code: normal
 
 
-@pytest.mark.parametrize("document", [[{"bidNtceNo": "R25BK00012345"}], {"items": []}, {"response": "x"},
-                                      {"response": {"body": {}}}, None, 42, "not a body", b"", "<items/>"])
+@pytest.mark.parametrize(
+    "document",
+    [
+        [{"bidNtceNo": "R25BK00012345"}],
+        {"items": []},
+        {"response": "x"},
+        {"response": {"body": {}}},
+        None,
+        42,
+        "not a body",
+        b"",
+        "<items/>",
+    ],
+)
 def test_what_is_no_envelope_with_a_header_reports_nothing(document: object) -> None:
     assert read_pps_envelope(document) is None
 
@@ -69,9 +88,15 @@ def test_the_gateway_key_error_envelope() -> None:
 
 def test_the_data_go_kr_common_error_as_a_dictionary_and_as_xml() -> None:
     expected = PpsGatewayStatus("30", "SERVICE_KEY_IS_NOT_REGISTERED_ERROR")
-    as_dict = {"OpenAPI_ServiceResponse": {"cmmMsgHeader": {"errMsg": "SERVICE ERROR",
-                                                            "returnAuthMsg": "SERVICE_KEY_IS_NOT_REGISTERED_ERROR",
-                                                            "returnReasonCode": "30"}}}
+    as_dict = {
+        "OpenAPI_ServiceResponse": {
+            "cmmMsgHeader": {
+                "errMsg": "SERVICE ERROR",
+                "returnAuthMsg": "SERVICE_KEY_IS_NOT_REGISTERED_ERROR",
+                "returnReasonCode": "30",
+            }
+        }
+    }
     assert read_pps_envelope(as_dict) == expected
     assert read_pps_envelope(OPENAPI_XML) == expected
     assert read_pps_envelope(OPENAPI_XML.encode()) == expected
