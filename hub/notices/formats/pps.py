@@ -123,7 +123,6 @@ class PpsFormat:
         raise DocumentError([("", "expected a PPS response, {\"items\": [...]} or a list of items")])
 
 
-
 def _code_location(document: Any) -> tuple[str, ...]:
     """Where the result code sits in the document (the problem's field)."""
     if not isinstance(document, Mapping):
