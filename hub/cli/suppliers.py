@@ -2,8 +2,8 @@
 
 A slot the source refused (``failed_permanently``) is never fetched again by the scheduler; once the
 cause is fixed (a mapping updated, an identifier corrected at the source, a hostile gateway gone) the
-operator puts it back to ``pending`` here, one supplier at a time or a whole system at once. The change goes through the message bus and lands in the
-audit trail with who asked and why."""
+operator puts it back to ``pending`` here, one supplier at a time or a whole system at once. The change
+goes through the message bus and lands in the audit trail with who asked and why."""
 
 from __future__ import annotations
 

@@ -49,7 +49,8 @@ def register(hub: Hub, vat: str) -> dict[str, str]:
     result = hub.suppliers.service.register(org_id=str(org.id), identifiers={"eu_vat": vat}, consent=True,
                                             actor_org_id=str(org.id))
     with hub.uow() as uow:
-        return {f.system: f"{f.state} {f.last_error or ''}".strip() for f in uow.suppliers.fetches_of(result.supplier.id)}
+        fetches = uow.suppliers.fetches_of(result.supplier.id)
+        return {f.system: f"{f.state} {f.last_error or ''}".strip() for f in fetches}
 
 
 def test_one_member_states_outage_opens_its_breaker_only(hub: Hub, sandbox: SandboxServer) -> None:

@@ -35,8 +35,9 @@ def policy(clock: Clock, changes: list[tuple[str, str, str]] | None = None,
                           on_change=lambda s, k, state: changes.append((s, k, state)) if changes is not None else None)
     guard = AuthGuard("vies", POLICY.auth_probe_s, clock=clock,
                       on_change=lambda _s, bad: auth_changes.append(bad) if auth_changes is not None else None)
-    return ResiliencePolicy(system="vies", retry=RetryPolicy(max_attempts=1), breaker=CircuitBreaker("vies", POLICY, clock=clock),
-                            concurrency=4, keyed=keyed, key_concurrency=2, auth=guard, sleep=lambda _s: None)
+    return ResiliencePolicy(system="vies", retry=RetryPolicy(max_attempts=1),
+                            breaker=CircuitBreaker("vies", POLICY, clock=clock), concurrency=4, keyed=keyed,
+                            key_concurrency=2, auth=guard, sleep=lambda _s: None)
 
 
 class Upstream:
