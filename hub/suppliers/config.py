@@ -34,6 +34,7 @@ class BackoffSettings(_Strict):
     multiplier: float = Field(2.0, ge=1.0)
     max_s: float = Field(21600.0, ge=0)
     jitter_ratio: float = Field(0.2, ge=0, le=1)
+    misconfigured_retry_s: float = Field(300.0, ge=0)
 
 
 class FreshnessSettings(_Strict):
