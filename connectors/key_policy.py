@@ -56,8 +56,10 @@ def sandbox_key_problems(systems: Mapping[str, SystemConfig]) -> list[str]:
         key = system.resolve_key()
         if key is None or not is_sandbox_key(key.get_secret_value()):
             continue
-        problems.append(f"connectors.{name}: {system.endpoint} is not a sandbox endpoint, but the key is a "
-                        f"sandbox test key ({_source(system)}): {_remedy(name, system)}")
+        problems.append(
+            f"connectors.{name}: {system.endpoint} is not a sandbox endpoint, but the key is a "
+            f"sandbox test key ({_source(system)}): {_remedy(name, system)}"
+        )
     return problems
 
 
@@ -75,5 +77,7 @@ def _source(system: SystemConfig) -> str:
 def _remedy(name: str, system: SystemConfig) -> str:
     if system.key_env:
         return f"set {system.key_env} to the key issued for this service"
-    return (f"set connectors.{name}.key_env to the name of an environment variable holding the key issued "
-            f"for this service (or connectors.{name}.key_file)")
+    return (
+        f"set connectors.{name}.key_env to the name of an environment variable holding the key issued "
+        f"for this service (or connectors.{name}.key_file)"
+    )

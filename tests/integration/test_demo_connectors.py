@@ -20,12 +20,19 @@ from hub.config import Settings, load_settings
 
 REAL_NTS = "https://api.odcloud.kr/api/nts-businessman/v1"
 REAL_GLEIF = "https://api.gleif.org"
-TWIN = {"vies_endpoint": "http://127.0.0.1:1/vies/checkVatService", "nts_base": "http://127.0.0.1:1/nts",
-        "gleif_base": "http://127.0.0.1:1/gleif", "companies_house_base": "http://127.0.0.1:1/companies-house",
-        "iaf_base": "http://127.0.0.1:1/iaf",
-        "national_certs_endpoint": "http://127.0.0.1:1/national-certs/NationalCertificatesService"}
-TWIN_KEYS: dict[str, str | None] = {"nts": "sandbox-nts-key", "companies_house": "sandbox-ch-key",
-                                    "iaf": "sandbox-iaf-key"}
+TWIN = {
+    "vies_endpoint": "http://127.0.0.1:1/vies/checkVatService",
+    "nts_base": "http://127.0.0.1:1/nts",
+    "gleif_base": "http://127.0.0.1:1/gleif",
+    "companies_house_base": "http://127.0.0.1:1/companies-house",
+    "iaf_base": "http://127.0.0.1:1/iaf",
+    "national_certs_endpoint": "http://127.0.0.1:1/national-certs/NationalCertificatesService",
+}
+TWIN_KEYS: dict[str, str | None] = {
+    "nts": "sandbox-nts-key",
+    "companies_house": "sandbox-ch-key",
+    "iaf": "sandbox-iaf-key",
+}
 
 
 @pytest.fixture(autouse=True)
@@ -68,17 +75,29 @@ def test_an_endpoint_set_in_the_environment_is_kept_with_its_key(
     assert connectors["companies_house"].endpoint == twins["companies_house_base"]
     ch_key = connectors["companies_house"].resolve_key()
     assert ch_key is not None and ch_key.get_secret_value() == sandbox_suppliers.server.api_keys["companies_house"]
-    assert connectors["national_certs"].enabled and connectors["national_certs"].endpoint == twins[
-        "national_certs_endpoint"]
-    assert sandbox_suppliers.placement == {"vies": "sandbox", "nts": "configured", "gleif": "sandbox",
-                                           "companies_house": "sandbox", "iaf": "sandbox",
-                                           "national_certs": "sandbox"}
+    assert (
+        connectors["national_certs"].enabled
+        and connectors["national_certs"].endpoint == twins["national_certs_endpoint"]
+    )
+    assert sandbox_suppliers.placement == {
+        "vies": "sandbox",
+        "nts": "configured",
+        "gleif": "sandbox",
+        "companies_house": "sandbox",
+        "iaf": "sandbox",
+        "national_certs": "sandbox",
+    }
     assert sandbox_key_problems(connectors) == []  # the start-up check passes
 
     lines = sandbox_suppliers._upstream_lines(settings)
     assert [line.split()[1:3] for line in lines] == [
-        ["vies", "sandbox"], ["nts", "real"], ["gleif", "sandbox"], ["companies_house", "sandbox"],
-        ["iaf", "sandbox"], ["national_certs", "sandbox"]]
+        ["vies", "sandbox"],
+        ["nts", "real"],
+        ["gleif", "sandbox"],
+        ["companies_house", "sandbox"],
+        ["iaf", "sandbox"],
+        ["national_certs", "sandbox"],
+    ]
     assert any(line.split()[1:] == ["nts", "real", REAL_NTS] for line in lines)
 
 
@@ -96,8 +115,9 @@ def test_a_config_file_endpoint_is_kept_and_a_system_switched_off_stays_off(
     sandbox_suppliers: SandboxSuppliers, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     site = tmp_path / "site.yaml"
-    site.write_text(yaml.safe_dump({"connectors": {"gleif": {"endpoint": REAL_GLEIF}, "iaf": {"enabled": False}}}),
-                    encoding="utf-8")
+    site.write_text(
+        yaml.safe_dump({"connectors": {"gleif": {"endpoint": REAL_GLEIF}, "iaf": {"enabled": False}}}), encoding="utf-8"
+    )
     monkeypatch.setenv("G2BHUB_CONFIG", str(site))
     settings = assemble(sandbox_suppliers, tmp_path)
     assert settings.connectors["gleif"].endpoint == REAL_GLEIF

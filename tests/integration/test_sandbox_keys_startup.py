@@ -28,8 +28,14 @@ def no_keys_in_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 def g2bhub(tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
     clean = {k: v for k, v in os.environ.items() if not k.startswith("G2BHUB_")}
     clean.update({"G2BHUB_DATABASE__URL": f"sqlite:///{tmp_path / 'hub.db'}", "PYTHONPATH": str(ROOT), **env})
-    return subprocess.run([sys.executable, "-m", "hub.cli.main", *args], cwd=tmp_path, env=clean,
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "hub.cli.main", *args],
+        cwd=tmp_path,
+        env=clean,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def tables(db: Path) -> list[str]:
@@ -50,10 +56,11 @@ def test_bootstrap_refuses_a_sandbox_key_for_a_real_endpoint_before_migrations(t
     assert tables(db) == []
 
 
-def test_bootstrap_starts_with_the_real_key_in_the_environment(tmp_path: Path,
-                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+def test_bootstrap_starts_with_the_real_key_in_the_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("G2BHUB_NTS_KEY", "d9Wm3xk0RealLookingKey%3D%3D")
-    settings = Settings(database={"url": f"sqlite:///{tmp_path / 'hub.db'}"}, connectors={"nts": {"endpoint": REAL_NTS}})
+    settings = Settings(
+        database={"url": f"sqlite:///{tmp_path / 'hub.db'}"}, connectors={"nts": {"endpoint": REAL_NTS}}
+    )
     hub = bootstrap(settings, migrate=True)  # builds no connector, so nothing is sent anywhere
     try:
         assert hub.database_ready()
@@ -62,8 +69,9 @@ def test_bootstrap_starts_with_the_real_key_in_the_environment(tmp_path: Path,
 
 
 def test_bootstrap_starts_on_the_sandbox_with_the_sandbox_keys(tmp_path: Path) -> None:
-    settings = Settings(database={"url": f"sqlite:///{tmp_path / 'hub.db'}"},
-                        connectors={"nts": {"endpoint": "http://127.0.0.1:9/nts"}})
+    settings = Settings(
+        database={"url": f"sqlite:///{tmp_path / 'hub.db'}"}, connectors={"nts": {"endpoint": "http://127.0.0.1:9/nts"}}
+    )
     hub = bootstrap(settings, migrate=True)
     try:
         assert hub.database_ready()
@@ -81,7 +89,8 @@ def test_every_starting_command_says_which_variable_to_set_without_a_traceback(
     assert proc.stderr.strip().splitlines()[-1] == (
         f"error: invalid configuration: connectors.nts: {REAL_NTS} is not a sandbox endpoint, but the key is a "
         "sandbox test key (the inline key; G2BHUB_NTS_KEY is not set): set G2BHUB_NTS_KEY to the key issued "
-        "for this service")
+        "for this service"
+    )
     assert tables(tmp_path / "hub.db") == []
 
 

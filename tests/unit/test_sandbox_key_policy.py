@@ -27,20 +27,23 @@ def connectors(**changes: Any) -> Any:
     return Settings(connectors=changes).connectors
 
 
-@pytest.mark.parametrize(("url", "sandbox"), [
-    ("http://127.0.0.1:8900/nts", True),
-    ("http://127.8.9.10:1234/x", True),
-    ("http://localhost:8900/nts", True),
-    ("http://LOCALHOST./nts", True),
-    ("http://twins.localhost:8900/nts", True),
-    ("http://[::1]:8900/nts", True),
-    (REAL_NTS, False),
-    ("https://api.company-information.service.gov.uk", False),
-    ("http://10.0.0.5:8900/nts", False),  # a twin on another host is treated like a real service
-    ("http://localhost.example.com/nts", False),
-    ("http://127.0.0.1.nip.io/nts", False),
-    ("http://[::ffff:8.8.8.8]/nts", False),
-])
+@pytest.mark.parametrize(
+    ("url", "sandbox"),
+    [
+        ("http://127.0.0.1:8900/nts", True),
+        ("http://127.8.9.10:1234/x", True),
+        ("http://localhost:8900/nts", True),
+        ("http://LOCALHOST./nts", True),
+        ("http://twins.localhost:8900/nts", True),
+        ("http://[::1]:8900/nts", True),
+        (REAL_NTS, False),
+        ("https://api.company-information.service.gov.uk", False),
+        ("http://10.0.0.5:8900/nts", False),  # a twin on another host is treated like a real service
+        ("http://localhost.example.com/nts", False),
+        ("http://127.0.0.1.nip.io/nts", False),
+        ("http://[::ffff:8.8.8.8]/nts", False),
+    ],
+)
 def test_a_sandbox_endpoint_is_one_on_a_loopback_host(url: str, sandbox: bool) -> None:
     assert is_sandbox_endpoint(url) is sandbox
 
@@ -66,16 +69,24 @@ def test_a_real_endpoint_without_a_key_in_the_environment_is_refused_naming_the_
 
 
 def test_every_offending_system_is_named_and_each_its_own_variable() -> None:
-    problems = sandbox_key_problems(connectors(
-        nts={"endpoint": REAL_NTS},
-        companies_house={"endpoint": "https://api.company-information.service.gov.uk"},
-        iaf={"endpoint": "https://api.iafcertsearch.org/api/client/v1"},
-        gleif={"endpoint": "https://api.gleif.org"},  # no key at all: nothing to refuse
-    ))
-    assert [line.split(":", 1)[0] for line in problems] == ["connectors.nts", "connectors.companies_house",
-                                                              "connectors.iaf"]
+    problems = sandbox_key_problems(
+        connectors(
+            nts={"endpoint": REAL_NTS},
+            companies_house={"endpoint": "https://api.company-information.service.gov.uk"},
+            iaf={"endpoint": "https://api.iafcertsearch.org/api/client/v1"},
+            gleif={"endpoint": "https://api.gleif.org"},  # no key at all: nothing to refuse
+        )
+    )
+    assert [line.split(":", 1)[0] for line in problems] == [
+        "connectors.nts",
+        "connectors.companies_house",
+        "connectors.iaf",
+    ]
     assert [line.rsplit("set ", 1)[1].split()[0] for line in problems] == [
-        "G2BHUB_NTS_KEY", "G2BHUB_COMPANIES_HOUSE_KEY", "G2BHUB_IAF_KEY"]
+        "G2BHUB_NTS_KEY",
+        "G2BHUB_COMPANIES_HOUSE_KEY",
+        "G2BHUB_IAF_KEY",
+    ]
 
 
 def test_a_real_endpoint_with_its_key_in_the_environment_is_fine(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -96,8 +107,9 @@ def test_a_real_key_written_inline_by_the_deployment_is_fine() -> None:
 def test_a_sandbox_key_put_in_the_variable_is_refused_too(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("G2BHUB_NTS_KEY", "sandbox-nts-key")
     [problem] = sandbox_key_problems(connectors(nts={"endpoint": REAL_NTS}))
-    assert "(from G2BHUB_NTS_KEY)" in problem and problem.endswith("set G2BHUB_NTS_KEY to the key issued for "
-                                                                    "this service")
+    assert "(from G2BHUB_NTS_KEY)" in problem and problem.endswith(
+        "set G2BHUB_NTS_KEY to the key issued for this service"
+    )
 
 
 def test_the_sandbox_endpoint_with_the_sandbox_key_is_fine() -> None:
@@ -110,5 +122,7 @@ def test_a_disabled_system_is_not_checked() -> None:
 
 def test_without_key_env_the_setting_to_add_is_named() -> None:
     [problem] = sandbox_key_problems(connectors(nts={"endpoint": REAL_NTS, "key_env": None}))
-    assert problem.endswith("set connectors.nts.key_env to the name of an environment variable holding the key "
-                            "issued for this service (or connectors.nts.key_file)")
+    assert problem.endswith(
+        "set connectors.nts.key_env to the name of an environment variable holding the key "
+        "issued for this service (or connectors.nts.key_file)"
+    )
