@@ -170,7 +170,8 @@ class SandboxSuppliers(DemoComponent):
             ]
         real = sorted(system for system, where in self.placement.items() if where == "configured")
         title = ("Register once (every upstream system on its sandbox twin)" if not real else
-                 f"Register once ({', '.join(real)} on your configured endpoints, the rest on sandbox twins)")
+                 f"Register once ({', '.join(real)} at the endpoint{'s' if len(real) > 1 else ''} you configured, "
+                 "the rest on sandbox twins)")
         ctx.add_section(title, lines)
 
     def stop(self) -> None:
