@@ -69,9 +69,10 @@ def _source(system: SystemConfig) -> str:
         return f"from {system.key_env}"
     if system.key_file is not None and system.key_file.exists():
         return f"from the key file {system.key_file}"
-    if system.key_env:
-        return f"the inline key; {system.key_env} is not set"
-    return "the inline key"
+    unset = [f"{system.key_env} is not set"] if system.key_env else []
+    if system.key_file is not None:
+        unset.append(f"the key file {system.key_file} does not exist")
+    return "; ".join(["the inline key", *unset])
 
 
 def _remedy(name: str, system: SystemConfig) -> str:

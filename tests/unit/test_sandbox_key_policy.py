@@ -100,6 +100,12 @@ def test_a_real_endpoint_with_its_key_in_a_file_is_fine(tmp_path: Path) -> None:
     assert sandbox_key_problems(connectors(nts={"endpoint": REAL_NTS, "key_file": str(key_file)})) == []
 
 
+def test_a_missing_key_file_is_named_with_the_variable(tmp_path: Path) -> None:
+    missing = tmp_path / "nts.key"
+    [problem] = sandbox_key_problems(connectors(nts={"endpoint": REAL_NTS, "key_file": str(missing)}))
+    assert f"(the inline key; G2BHUB_NTS_KEY is not set; the key file {missing} does not exist)" in problem
+
+
 def test_a_real_key_written_inline_by_the_deployment_is_fine() -> None:
     assert sandbox_key_problems(connectors(nts={"endpoint": REAL_NTS, "key": "d9Wm3xk0RealLookingKey"})) == []
 
