@@ -57,10 +57,22 @@ def sandbox_key_problems(systems: Mapping[str, SystemConfig]) -> list[str]:
         if key is None or not is_sandbox_key(key.get_secret_value()):
             continue
         problems.append(
-            f"connectors.{name}: {system.endpoint} is not a sandbox endpoint, but the key is a "
+            f"connectors.{name}: {_shown(system.endpoint)} is not a sandbox endpoint, but the key is a "
             f"sandbox test key ({_source(system)}): {_remedy(name, system)}"
         )
     return problems
+
+
+def _shown(url: str) -> str:
+    """The endpoint without user info, query or fragment: an error line carries no secret of the URL."""
+    try:
+        parts = urlsplit(url)
+        port = f":{parts.port}" if parts.port is not None else ""
+    except ValueError:  # not a URL a client could call either; name the system, not the text
+        return "its endpoint"
+    host = parts.hostname or ""
+    host = f"[{host}]" if ":" in host else host
+    return f"{parts.scheme}://{host}{port}{parts.path}"
 
 
 def _source(system: SystemConfig) -> str:

@@ -100,6 +100,13 @@ def test_a_real_endpoint_with_its_key_in_a_file_is_fine(tmp_path: Path) -> None:
     assert sandbox_key_problems(connectors(nts={"endpoint": REAL_NTS, "key_file": str(key_file)})) == []
 
 
+def test_the_error_line_shows_no_secret_of_the_endpoint() -> None:
+    url = "https://user:pa55word@nts.example:8443/api?serviceKey=CANARY-IN-URL#frag"
+    [problem] = sandbox_key_problems(connectors(nts={"endpoint": url}))
+    assert problem.startswith("connectors.nts: https://nts.example:8443/api is not a sandbox endpoint")
+    assert "CANARY" not in problem and "pa55word" not in problem
+
+
 def test_a_missing_key_file_is_named_with_the_variable(tmp_path: Path) -> None:
     missing = tmp_path / "nts.key"
     [problem] = sandbox_key_problems(connectors(nts={"endpoint": REAL_NTS, "key_file": str(missing)}))
