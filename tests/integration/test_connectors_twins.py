@@ -73,7 +73,7 @@ def twin_config(sandbox: SandboxServer, **per_system: dict[str, Any]) -> Connect
         "gleif": {"endpoint": ep["gleif_base"]},
         "companies_house": {"endpoint": ep["companies_house_base"], "key": sandbox.api_keys["companies_house"]},
         "iaf": {"endpoint": ep["iaf_base"], "key": sandbox.api_keys["iaf"]},
-        "national_certs": {"endpoint": ep["national_certs_endpoint"]},
+        "national_certs": {"endpoint": ep["national_certs_endpoint"], "enabled": True},
     }
     for system, extra in per_system.items():
         overrides[system] = {**overrides[system], **extra}
