@@ -97,8 +97,9 @@ def ended_as_stated(credential: Credential) -> bool:
     LAPSED LEI's renewal date, a certificate's expiry date): past that end the credential is evidence
     that it ended, not stale evidence awaiting a refresh."""
     until = credential.valid_until
-    return (credential.standing is Standing.NOT_IN_FORCE and until is not None
-            and until <= credential.evidence.fetched_at)
+    return (
+        credential.standing is Standing.NOT_IN_FORCE and until is not None and until <= credential.evidence.fetched_at
+    )
 
 
 def usable(credential: Credential, noun: str, instant: datetime) -> Judgement | None:

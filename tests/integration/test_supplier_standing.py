@@ -14,9 +14,10 @@ from hub.eligibility.language import parse_requirements
 from hub.suppliers.commands import ExpireCredentials, FetchedCredential, FetchOutcome, RecordCredentialFetches
 from hub.suppliers.queries import current_credentials
 from mappings.credentials import Credential, Standing
-from tests.integration.test_supplier_repository import LEI, claim, hub, register  # noqa: F401 (fixture)
-from tests.unit.test_mapping_standing import lei_record
+from tests.integration.test_supplier_repository import LEI, claim, register
+from tests.integration.test_supplier_repository import hub as hub  # the fixture, on SQLite and PostgreSQL
 from tests.unit.test_mapping_sources import apply
+from tests.unit.test_mapping_standing import lei_record
 
 # The mapping tests' fetch instant: a record fetched then has a renewal date a year ahead.
 FETCHED = datetime.fromisoformat("2026-03-01T09:30:00+00:00")
@@ -31,25 +32,43 @@ def gleif(status: str, renewal: str) -> Credential:
 
 def answer(slot_id: str, token: str, fetched_at: datetime, credential: Credential) -> FetchOutcome:
     fetched = FetchedCredential(
-        type=credential.type, subject=credential.subject, record_key="", status=credential.status,
-        attributes=credential.attributes, valid_from=credential.valid_from, valid_until=credential.valid_until,
-        pointer=credential.evidence.pointer, standing=credential.standing.value)
+        type=credential.type,
+        subject=credential.subject,
+        record_key="",
+        status=credential.status,
+        attributes=credential.attributes,
+        valid_from=credential.valid_from,
+        valid_until=credential.valid_until,
+        pointer=credential.evidence.pointer,
+        standing=credential.standing.value,
+    )
     raw = json.dumps(lei_record(credential.status.upper())).encode()
     digest = hashlib.sha256(raw).hexdigest()
-    return FetchOutcome(fetch_id=slot_id, claim_token=token, kind="ok", fetched_at=fetched_at, raw=raw,
-                        content_type="application/json", raw_sha256=digest, response_sha256=digest,
-                        credentials=[fetched])
+    return FetchOutcome(
+        fetch_id=slot_id,
+        claim_token=token,
+        kind="ok",
+        fetched_at=fetched_at,
+        raw=raw,
+        content_type="application/json",
+        raw_sha256=digest,
+        response_sha256=digest,
+        credentials=[fetched],
+    )
 
 
-def lei_verdict(hub: Hub, supplier_id: str, now: datetime) -> tuple[Verdict, str]:
-    with hub.uow() as uow:
-        held = [record.as_canonical() for record in current_credentials(uow.suppliers, supplier_id)
-                if record.type == "lei_registration"]
+def lei_verdict(the_hub: Hub, supplier_id: str, now: datetime) -> tuple[Verdict, str]:
+    with the_hub.uow() as uow:
+        held = [
+            record.as_canonical()
+            for record in current_credentials(uow.suppliers, supplier_id)
+            if record.type == "lei_registration"
+        ]
     [verdict] = evaluate(parse_requirements([{"kind": "lei_valid"}]), held, on=now, now=now).requirements
     return verdict.verdict, verdict.reason
 
 
-def test_a_newer_lapsed_version_is_read_as_lapsed_not_expired(hub: Hub) -> None:  # noqa: F811
+def test_a_newer_lapsed_version_is_read_as_lapsed_not_expired(hub: Hub) -> None:
     registration = register(hub, "t1", lei=LEI)
     slot = next(s for s in registration.claimed if s.system == "gleif")
     issued = gleif("ISSUED", "2026-03-05")  # renewal due four days after the fetch
@@ -71,10 +90,12 @@ def test_a_newer_lapsed_version_is_read_as_lapsed_not_expired(hub: Hub) -> None:
         assert record.as_canonical().standing is Standing.NOT_IN_FORCE
     assert hub.bus.handle(ExpireCredentials(now=later + timedelta(days=1))) == 0
     assert lei_verdict(hub, registration.supplier.id, later + timedelta(days=1)) == (
-        Verdict.NOT_MET, f"LEI {LEI} registration is lapsed (renewal was due 2026-03-05)")
+        Verdict.NOT_MET,
+        f"LEI {LEI} registration is lapsed (renewal was due 2026-03-05)",
+    )
 
 
-def test_a_refresh_repeating_an_ended_validity_in_force_stays_expired(hub: Hub) -> None:  # noqa: F811
+def test_a_refresh_repeating_an_ended_validity_in_force_stays_expired(hub: Hub) -> None:
     registration = register(hub, "t1", lei=LEI)
     slot = next(s for s in registration.claimed if s.system == "gleif")
     issued = gleif("ISSUED", "2026-03-05")
@@ -89,7 +110,7 @@ def test_a_refresh_repeating_an_ended_validity_in_force_stays_expired(hub: Hub) 
         assert (row.status, row.expired_at) == ("expired", later)
 
 
-def test_a_credential_first_recorded_as_lapsed_is_never_expired(hub: Hub) -> None:  # noqa: F811
+def test_a_credential_first_recorded_as_lapsed_is_never_expired(hub: Hub) -> None:
     registration = register(hub, "t1", lei=LEI)
     slot = next(s for s in registration.claimed if s.system == "gleif")
     lapsed = gleif("LAPSED", "2024-03-01")  # two years before the fetch

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from connectors.sandbox.records import IafCertificate
 from connectors.sandbox.server import SandboxServer
 from hub.bootstrap import Hub, bootstrap
 from hub.config import Settings
@@ -20,14 +21,27 @@ from hub.eligibility.language import parse_requirements
 from hub.organisations.commands import CreateOrganisation
 from hub.organisations.model import OrgKind
 from hub.suppliers.queries import current_credentials
-from tests.support.sandbox import FAST_SUPPLIERS, SANDBOX_QUOTAS, connector_overrides, control, first_with, outage, reset
+from tests.support.sandbox import (
+    FAST_SUPPLIERS,
+    SANDBOX_QUOTAS,
+    connector_overrides,
+    control,
+    first_with,
+    outage,
+    reset,
+)
 
 
 @pytest.fixture
 def hub(sandbox: SandboxServer, sqlite_url: str) -> Iterator[Hub]:
     reset(sandbox)
-    settings = Settings(database={"url": sqlite_url}, broker={"kind": "inprocess"},
-                        connectors=connector_overrides(sandbox), suppliers=FAST_SUPPLIERS, quotas=SANDBOX_QUOTAS)
+    settings = Settings(
+        database={"url": sqlite_url},
+        broker={"kind": "inprocess"},
+        connectors=connector_overrides(sandbox),
+        suppliers=FAST_SUPPLIERS,
+        quotas=SANDBOX_QUOTAS,
+    )
     the_hub = bootstrap(settings, migrate=True)
     yield the_hub
     the_hub.close()
@@ -40,20 +54,22 @@ def register(hub: Hub, identifiers: dict[str, str]) -> str:
     return str(result.supplier.id)
 
 
-def judge(hub: Hub, supplier_id: str, requirements: list[dict[str, Any]],
-          on: date | datetime | None = None) -> list[RequirementVerdict]:
+def judge(
+    hub: Hub, supplier_id: str, requirements: list[dict[str, Any]], on: date | datetime | None = None
+) -> list[RequirementVerdict]:
     with hub.uow() as uow:
         credentials = [record.as_canonical() for record in current_credentials(uow.suppliers, supplier_id)]
     now = datetime.now(UTC)
     return evaluate(parse_requirements(requirements), credentials, on=on or now, now=now).requirements
 
 
-def expired_iso9001_holder(sandbox: SandboxServer) -> tuple[str, Any]:
+def expired_iso9001_holder(sandbox: SandboxServer) -> tuple[str, IafCertificate]:
     """A certified entity whose every ISO 9001 certificate its issuer reports expired."""
     for supplier in sandbox.dataset.suppliers:
         ce_id = supplier.identifiers.get("iaf_ce_id")
-        certs = [c for c in sandbox.dataset.iaf_certificates_of(ce_id) if c.standard.startswith("ISO 9001")] \
-            if ce_id else []
+        if ce_id is None:
+            continue
+        certs = [c for c in sandbox.dataset.iaf_certificates_of(ce_id) if c.standard.startswith("ISO 9001")]
         if certs and all(c.status == "expired" for c in certs):
             return ce_id, certs[0]
     raise AssertionError("the sandbox dataset has no entity with only expired ISO 9001 certificates")
@@ -66,17 +82,28 @@ def test_ended_registrations_from_the_twins_are_not_met_with_the_source_status(
     record = sandbox.dataset.lei(lei)
     assert record is not None and record.next_renewal_date < date.today()  # the twin's lapsed LEI is dated past
     ce_id, cert = expired_iso9001_holder(sandbox)
-    supplier = register(hub, {
-        "kr_brn": first_with(sandbox, "kr_brn", "nts:closed"),
-        "eu_vat": first_with(sandbox, "eu_vat", "vies:invalid"),
-        "lei": lei,
-        "gb_company_number": first_with(sandbox, "gb_company_number", "companies_house:dissolved"),
-        "iaf_ce_id": ce_id,
-    })
-    verdicts = judge(hub, supplier, [
-        {"kind": "tax_status", "status": "active"}, {"kind": "vat_registered"}, {"kind": "lei_valid"},
-        {"kind": "company_active"}, {"kind": "certificate", "scheme": "ISO 9001"}, {"kind": "business_not_closed"},
-    ])
+    supplier = register(
+        hub,
+        {
+            "kr_brn": first_with(sandbox, "kr_brn", "nts:closed"),
+            "eu_vat": first_with(sandbox, "eu_vat", "vies:invalid"),
+            "lei": lei,
+            "gb_company_number": first_with(sandbox, "gb_company_number", "companies_house:dissolved"),
+            "iaf_ce_id": ce_id,
+        },
+    )
+    verdicts = judge(
+        hub,
+        supplier,
+        [
+            {"kind": "tax_status", "status": "active"},
+            {"kind": "vat_registered"},
+            {"kind": "lei_valid"},
+            {"kind": "company_active"},
+            {"kind": "certificate", "scheme": "ISO 9001"},
+            {"kind": "business_not_closed"},
+        ],
+    )
     assert [v.verdict for v in verdicts] == [Verdict.NOT_MET] * 6, [v.reason for v in verdicts]
     tax, vat, lei_verdict, company, certificate, not_closed = (v.reason for v in verdicts)
     assert "tax status is closed" in tax and "is not valid in VIES" in vat
@@ -112,12 +139,19 @@ def test_an_expired_lei_reads_lapsed_once_the_source_says_so(hub: Hub, sandbox: 
     assert (row.status, row.standing) == ("expired", "in_force")
     outage(sandbox, "gleif", on=False)
     renewal_due = date.today() - timedelta(days=30)
-    control(sandbox, "gleif", f"records/{lei}", "PATCH",
-            {"registration_status": "LAPSED", "next_renewal_date": renewal_due.isoformat()})
+    control(
+        sandbox,
+        "gleif",
+        f"records/{lei}",
+        "PATCH",
+        {"registration_status": "LAPSED", "next_renewal_date": renewal_due.isoformat()},
+    )
     hub.suppliers.service.refresh(supplier, requested_by="operator")
     with hub.uow() as uow:
         [row] = current_credentials(uow.suppliers, supplier)
     assert (row.status, row.standing, row.expired_at) == ("lapsed", "not_in_force", None)
     [verdict] = judge(hub, supplier, [{"kind": "lei_valid"}])
     assert (verdict.verdict, verdict.reason) == (
-        Verdict.NOT_MET, f"LEI {lei} registration is lapsed (renewal was due {renewal_due})")
+        Verdict.NOT_MET,
+        f"LEI {lei} registration is lapsed (renewal was due {renewal_due})",
+    )

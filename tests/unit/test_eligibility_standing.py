@@ -20,8 +20,9 @@ MET, NOT_MET, UNKNOWN = Verdict.MET, Verdict.NOT_MET, Verdict.UNKNOWN
 LEI = "5299000J2N45DDNE4Y28"
 
 
-def judge(requirement: dict[str, Any], credentials: list[Credential], *,
-          on: date | datetime = NOW) -> RequirementVerdict:
+def judge(
+    requirement: dict[str, Any], credentials: list[Credential], *, on: date | datetime = NOW
+) -> RequirementVerdict:
     [verdict] = evaluate(parse_requirements([requirement]), credentials, on=on, now=NOW).requirements
     return verdict
 
@@ -33,7 +34,9 @@ def lei(status: str = "ISSUED", **kwargs: str) -> list[Credential]:
 def test_lapsed_lei_with_a_renewal_date_two_years_back_is_not_met_naming_the_status() -> None:
     verdict = judge({"kind": "lei_valid"}, lei("LAPSED", renewal="2024-03-01T00:00:00Z"))
     assert (verdict.verdict, verdict.reason) == (
-        NOT_MET, f"LEI {LEI} registration is lapsed (renewal was due 2024-03-01)")
+        NOT_MET,
+        f"LEI {LEI} registration is lapsed (renewal was due 2024-03-01)",
+    )
     [cited] = verdict.credentials
     assert cited.status == "lapsed" and cited.attributes["next_renewal_date"] == "2024-03-01" and cited.decisive
 
@@ -52,7 +55,9 @@ def test_inactive_entity_is_not_met() -> None:
 def test_issued_lei_not_renewed_by_its_renewal_date_is_not_met() -> None:
     verdict = judge({"kind": "lei_valid"}, lei(renewal="2026-02-01T00:00:00Z"))
     assert (verdict.verdict, verdict.reason) == (
-        NOT_MET, f"LEI {LEI} is issued but not renewed (renewal was due 2026-02-01)")
+        NOT_MET,
+        f"LEI {LEI} is issued but not renewed (renewal was due 2026-02-01)",
+    )
 
 
 def test_issued_lei_is_met_and_its_window_covers_a_date_before_the_fetch() -> None:
@@ -105,8 +110,10 @@ def test_a_closed_business_read_weeks_ago_is_stale_evidence_not_a_verdict() -> N
 def test_vies_invalid_is_not_met() -> None:
     creds = apply("vies", vies_body("false", "---", "---", vat=""), "DE999999999")
     verdict = judge({"kind": "vat_registered", "country": "DE"}, creds)
-    assert (verdict.verdict, verdict.reason) == (NOT_MET, "VAT number DE999999999 is not valid in VIES as of "
-                                                          "2026-03-01T09:30Z")
+    assert (verdict.verdict, verdict.reason) == (
+        NOT_MET,
+        "VAT number DE999999999 is not valid in VIES as of 2026-03-01T09:30Z",
+    )
 
 
 def iaf(status: str, expiry: str) -> list[Credential]:
@@ -126,7 +133,9 @@ def test_iaf_certificate_the_issuer_reports_expired_is_not_met_now_and_met_withi
     assert now.credentials[0].valid_until is not None
     then = judge({"kind": "certificate", "scheme": "ISO 9001"}, creds, on=date(2024, 6, 1))
     assert (then.verdict, then.reason) == (
-        MET, "ISO 9001 certificate Q-1 (CB Ltd) was valid through 2025-10-31 (expired since)")
+        MET,
+        "ISO 9001 certificate Q-1 (CB Ltd) was valid through 2025-10-31 (expired since)",
+    )
     valid_on = judge({"kind": "certificate", "scheme": "ISO 9001", "valid_on": "2024-06-01"}, creds)
     assert valid_on.verdict is MET
     before_issue = judge({"kind": "certificate", "scheme": "ISO 9001"}, creds, on=date(2022, 6, 1))
@@ -145,7 +154,8 @@ def test_active_certificate_answers_met_for_a_date_before_the_fetch_within_its_d
 
 def test_national_certificate_expired_by_its_issuer() -> None:
     body = NATIONAL.replace("<nc:status>valid</nc:status>", "<nc:status>expired</nc:status>").replace(
-        "2026-03-31", "2025-12-31")
+        "2026-03-31", "2025-12-31"
+    )
     creds = apply("national_certs", body, "1234567891")
     now = judge({"kind": "national_certificate", "type": "SME"}, creds)
     assert (now.verdict, now.reason) == (NOT_MET, "SME certificate SME-1 is expired (valid through 2025-12-31)")

@@ -27,16 +27,24 @@ IN, OUT, UNKNOWN = Standing.IN_FORCE, Standing.NOT_IN_FORCE, Standing.UNKNOWN
 
 
 def ordered(credential: Credential) -> bool:
-    return (credential.valid_from is None or credential.valid_until is None
-            or credential.valid_from <= credential.valid_until)
+    return (
+        credential.valid_from is None
+        or credential.valid_until is None
+        or credential.valid_from <= credential.valid_until
+    )
 
 
 # -- GLEIF ---------------------------------------------------------------------------------------------
 
 
-def lei_record(status: str = "ISSUED", *, entity: str = "ACTIVE", renewal: str = "2026-12-01T00:00:00Z",
-               initial: str = "2014-02-10T14:05:00Z") -> dict[str, Any]:
-    record = copy.deepcopy(GLEIF)
+def lei_record(
+    status: str = "ISSUED",
+    *,
+    entity: str = "ACTIVE",
+    renewal: str = "2026-12-01T00:00:00Z",
+    initial: str = "2014-02-10T14:05:00Z",
+) -> dict[str, Any]:
+    record: dict[str, Any] = copy.deepcopy(GLEIF)
     registration = record["data"]["attributes"]["registration"]
     registration.update(status=status, nextRenewalDate=renewal, initialRegistrationDate=initial)
     record["data"]["attributes"]["entity"]["status"] = entity
@@ -185,7 +193,8 @@ def test_national_certificates_standing_and_own_dates() -> None:
     assert (sme.status, sme.standing) == ("valid", IN)
     assert (iso.status, iso.standing, iso.valid_until) == ("revoked", OUT, None)
     expired = NATIONAL.replace("<nc:status>valid</nc:status>", "<nc:status>expired</nc:status>").replace(
-        "2026-03-31", "2025-12-31")
+        "2026-03-31", "2025-12-31"
+    )
     gone, _ = apply("national_certs", expired, "1234567891")
     assert (gone.status, gone.standing) == ("expired", OUT)
     assert (gone.valid_from, gone.valid_until) == (datetime(2025, 4, 1, tzinfo=UTC), datetime(2026, 1, 1, tzinfo=UTC))
@@ -195,8 +204,11 @@ def test_national_certificates_standing_and_own_dates() -> None:
 
 
 def write(tmp_path: Path, standing: object) -> Path:
-    doc = {"source": "x", "format": "json", "credentials": [
-        {"type": "tax_status", "status": {"path": "s"}, "standing": standing}]}
+    doc = {
+        "source": "x",
+        "format": "json",
+        "credentials": [{"type": "tax_status", "status": {"path": "s"}, "standing": standing}],
+    }
     path = tmp_path / "x.yaml"
     path.write_text(yaml.safe_dump(doc), encoding="utf-8")
     return path
@@ -250,8 +262,10 @@ def test_gleif_window_is_never_inverted(status: str, initial: date, renewal: dat
 @settings(max_examples=60, deadline=None)
 @given(status=cert_words, issued=days, expiry=days)
 def test_iaf_window_is_never_inverted(status: str, issued: date, expiry: date) -> None:
-    cert = {**iaf_cert("Q-1", "ISO 9001:2015", status, expiry.isoformat()),
-            "original_certification_date": issued.isoformat()}
+    cert = {
+        **iaf_cert("Q-1", "ISO 9001:2015", status, expiry.isoformat()),
+        "original_certification_date": issued.isoformat(),
+    }
     [cred] = apply("iaf", iaf_body(cert), "ce-1")
     check(cred)
 
@@ -259,15 +273,21 @@ def test_iaf_window_is_never_inverted(status: str, issued: date, expiry: date) -
 @settings(max_examples=60, deadline=None)
 @given(status=cert_words, start=days, end=days)
 def test_national_certificate_window_is_never_inverted(status: str, start: date, end: date) -> None:
-    body = NATIONAL.replace("<nc:status>valid</nc:status>", f"<nc:status>{status}</nc:status>").replace(
-        "2025-04-01", start.isoformat()).replace("2026-03-31", end.isoformat())
+    body = (
+        NATIONAL.replace("<nc:status>valid</nc:status>", f"<nc:status>{status}</nc:status>")
+        .replace("2025-04-01", start.isoformat())
+        .replace("2026-03-31", end.isoformat())
+    )
     for cred in apply("national_certs", body, "1234567891"):
         check(cred)
 
 
 @settings(max_examples=30, deadline=None)
-@given(code=st.sampled_from(["01", "02", "03", "", "09"]), raw=st.sampled_from(sorted(
-    ["active", "dissolved", "liquidation", "removed", "registered", "converted-closed"])), valid=st.booleans())
+@given(
+    code=st.sampled_from(["01", "02", "03", "", "09"]),
+    raw=st.sampled_from(sorted(["active", "dissolved", "liquidation", "removed", "registered", "converted-closed"])),
+    valid=st.booleans(),
+)
 def test_fetch_dated_windows_are_never_inverted(code: str, raw: str, valid: bool) -> None:
     check(apply("nts", {"data": [{"b_no": "1234567891", "b_stt_cd": code}]}, "1234567891")[0])
     check(apply("companies_house", {**CH, "company_status": raw}, "09446231")[0])
