@@ -285,8 +285,12 @@ def _certificate(noun: str, target: datetime) -> Callable[[Credential], Judgemen
         number = attributes.get("certificate_number") or attributes.get("number") or credential.subject
         name = f"{noun} {number}"
         until = credential.valid_until
-        # An expired certificate was in force through its expiry date: before it, its dates decide.
-        expired_by_then = credential.status == _CERT_EXPIRED and (until is None or until <= target)
+        # An expired certificate was in force through its expiry date: before it, its dates decide. The
+        # issuer's "expired" holds from the fetch at the latest, whatever date it still states.
+        end = until
+        if end is not None and credential.standing is Standing.NOT_IN_FORCE:
+            end = min(end, credential.evidence.fetched_at)
+        expired_by_then = credential.status == _CERT_EXPIRED and (end is None or end <= target)
         if credential.status in _CERT_BAD - {_CERT_EXPIRED} or expired_by_then:
             through = f" (valid through {last_day(until)})" if expired_by_then and until is not None else ""
             return Judgement(Verdict.NOT_MET, f"{name} is {credential.status}{through}")

@@ -161,3 +161,9 @@ def test_national_certificate_expired_by_its_issuer() -> None:
     assert (now.verdict, now.reason) == (NOT_MET, "SME certificate SME-1 is expired (valid through 2025-12-31)")
     then = judge({"kind": "national_certificate", "type": "SME"}, creds, on=date(2025, 6, 1))
     assert then.verdict is MET
+
+
+def test_a_certificate_reported_expired_before_its_stated_expiry_date_is_not_met_from_the_fetch() -> None:
+    creds = iaf("expired", "2027-01-09")
+    assert judge({"kind": "certificate", "scheme": "ISO 9001"}, creds).verdict is NOT_MET
+    assert judge({"kind": "certificate", "scheme": "ISO 9001"}, creds, on=date(2025, 6, 1)).verdict is MET
