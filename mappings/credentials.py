@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
-__all__ = ["CANONICAL_TYPES", "Credential", "Evidence"]
+__all__ = ["CANONICAL_TYPES", "Credential", "Evidence", "Standing"]
 
 CANONICAL_TYPES = frozenset(
     {
@@ -22,6 +23,15 @@ CANONICAL_TYPES = frozenset(
         "national_certificate",
     }
 )
+
+
+class Standing(StrEnum):
+    """Whether the source says the registration or certificate is in force, normalised across sources
+    (the mapping's ``standing:`` block). The source's own status word stays in ``Credential.status``."""
+
+    IN_FORCE = "in_force"  # issued, active, valid …
+    NOT_IN_FORCE = "not_in_force"  # lapsed, retired, closed, invalid, withdrawn, expired by its issuer …
+    UNKNOWN = "unknown"  # a status the mapping does not classify
 
 
 @dataclass(frozen=True)
@@ -42,7 +52,8 @@ class Credential:
     subject: str
     status: str
     attributes: dict[str, Any]
-    valid_from: datetime | None
+    valid_from: datetime | None  # never after valid_until
     valid_until: datetime | None  # exclusive; None = no expiry stated
     source: str
     evidence: Evidence
+    standing: Standing = Standing.UNKNOWN

@@ -18,6 +18,7 @@ File shape (see ``mappings/nts.yaml``)::
         status: {path: b_stt_cd, map: {"01": active}, default: unknown}
         attributes: {closed_on: {path: end_dt, transform: [empty_as_null, date_yyyymmdd]}}
         validity: {from: fetched_at, until: {path: ...}, ttl_days: 7}
+        standing: {in_force: [active], not_in_force: [suspended, closed, unregistered]}
 
 ``answer:`` (credentials files) is a path that finds something in every reply the source gives — the
 element or member that makes it this source's answer (``/soap:Envelope/soap:Body/v:checkVatResponse``,
@@ -28,6 +29,17 @@ Without it, a JSON reply must at least be an object or an array.
 A field is a path string or ``{path | first_of | const, transform, map, match, unmapped: default|keep,
 default, many, required}``. ``valid_until`` is the field ``until`` when present, else ``from + ttl_days``;
 a date means "through that day", stored as the next midnight UTC (exclusive).
+
+Standing and validity (docs/register-once.md, "Standing and validity"): ``standing:`` classifies the
+credential's (mapped) status as ``in_force`` or ``not_in_force`` (anything else is ``unknown``);
+``not_in_force_when: {attribute: [values]}`` puts a record out of force by an attribute (GLEIF's entity
+status). The validity window is the span the source's statement covers:
+
+- ``valid_from`` is the source's own start date (``from:``) or the fetch time;
+- ``valid_until`` is the source's own end date (``until:``), else ``valid_from`` + ``ttl_days``;
+- a stated end at or before the fetch time makes the credential ``not_in_force`` whatever its status
+  word (the source's own dates say it ended) and the end is kept, in the past, as stated;
+- ``valid_from`` never passes ``valid_until``: a start after the end is moved back to the end.
 
 Extensions (backwards compatible: files without them read as before):
 
@@ -69,7 +81,7 @@ from jmespath.exceptions import JMESPathError
 from lxml import etree
 
 from connectors.xmlsafe import parse_xml
-from mappings.credentials import CANONICAL_TYPES, Credential, Evidence
+from mappings.credentials import CANONICAL_TYPES, Credential, Evidence, Standing
 from mappings.transforms import TransformError, compile_transform, end_of_day, start_of_day, to_date, to_datetime
 
 if TYPE_CHECKING:
@@ -90,7 +102,8 @@ __all__ = [
 
 MAX_PAYLOAD_BYTES = 4 * 1024 * 1024
 _FILE_KEYS = {"source", "format", "namespaces", "answer", "credentials", "notices", "description"}
-_CRED_KEYS = {"type", "records", "when", "subject", "status", "attributes", "validity", "description"}
+_CRED_KEYS = {"type", "records", "when", "subject", "status", "attributes", "validity", "standing", "description"}
+_STANDING_KEYS = {"in_force", "not_in_force", "not_in_force_when", "description"}
 _FIELD_KEYS = {"path", "first_of", "const", "transform", "map", "match", "unmapped", "default", "many", "required"}
 _VALIDITY_KEYS = {"from", "until", "ttl_days"}
 _DOCUMENT_KEYS = {"fields", "lists", "text", "description"}
@@ -202,6 +215,24 @@ class CredentialSpec:
     valid_from: FieldSpec | None
     valid_until: FieldSpec | None
     ttl_days: float | None
+    standing: StandingSpec | None = None
+
+
+@dataclass(frozen=True)
+class StandingSpec:
+    """Which (mapped) statuses say the registration is in force, which say it is not, and attribute
+    values that put an otherwise in-force record out of force."""
+
+    in_force: frozenset[str]
+    not_in_force: frozenset[str]
+    not_in_force_when: dict[str, frozenset[str]]
+
+    def of(self, status: str, attributes: dict[str, Any]) -> Standing:
+        if status in self.not_in_force:
+            return Standing.NOT_IN_FORCE
+        if any(_map_key(attributes.get(name)) in values for name, values in self.not_in_force_when.items()):
+            return Standing.NOT_IN_FORCE
+        return Standing.IN_FORCE if status in self.in_force else Standing.UNKNOWN
 
 
 @dataclass(frozen=True)
@@ -333,19 +364,29 @@ class SourceMapping:
         self, spec: CredentialSpec, record: Any, identifier: str, fetched_at: datetime, evidence: Evidence
     ) -> Credential:
         subject = spec.subject.resolve(record) if spec.subject else None
-        valid_from = _instant(spec.valid_from.resolve(record), start_of_day) if spec.valid_from else fetched_at
-        until = _instant(spec.valid_until.resolve(record), end_of_day) if spec.valid_until else None
+        status = str(spec.status.resolve(record))
+        attributes = {name: _jsonable(f.resolve(record)) for name, f in spec.attributes.items()}
+        stated_from = _instant(spec.valid_from.resolve(record), start_of_day) if spec.valid_from else None
+        stated_until = _instant(spec.valid_until.resolve(record), end_of_day) if spec.valid_until else None
+        standing = spec.standing.of(status, attributes) if spec.standing else Standing.UNKNOWN
+        if stated_until is not None and stated_until <= fetched_at:
+            standing = Standing.NOT_IN_FORCE  # the source's own end date had passed when it was asked
+        valid_from = stated_from or fetched_at
+        until = stated_until
         if until is None and spec.ttl_days is not None:
-            until = (valid_from or fetched_at) + timedelta(days=spec.ttl_days)
+            until = valid_from + timedelta(days=spec.ttl_days)
+        if until is not None and valid_from > until:
+            valid_from = until
         return Credential(
             type=spec.type,
             subject=str(subject) if subject not in (None, "") else identifier,
-            status=str(spec.status.resolve(record)),
-            attributes={name: _jsonable(f.resolve(record)) for name, f in spec.attributes.items()},
+            status=status,
+            attributes=attributes,
             valid_from=valid_from,
             valid_until=until,
             source=self.source,
             evidence=evidence,
+            standing=standing,
         )
 
 
@@ -548,7 +589,27 @@ class _Loader:
             valid_from=None if valid_from == "fetched_at" else self.field(f"{where}.validity.from", valid_from),
             valid_until=self.field(f"{where}.validity.until", validity["until"]) if "until" in validity else None,
             ttl_days=float(ttl) if ttl is not None else None,
+            standing=self.standing(f"{where}.standing", spec["standing"]) if "standing" in spec else None,
         )
+
+    def standing(self, where: str, node: Any) -> StandingSpec:
+        spec = self.keys(where, node, _STANDING_KEYS)
+        lists = {name: self.words(f"{where}.{name}", spec.get(name, [])) for name in ("in_force", "not_in_force")}
+        both = sorted(lists["in_force"] & lists["not_in_force"])
+        if both:
+            raise self.fail(f"{where}.not_in_force", f"{both[0]!r} is also listed as in_force")
+        when = self.mapping(f"{where}.not_in_force_when", spec.get("not_in_force_when"), optional=True)
+        return StandingSpec(
+            in_force=lists["in_force"],
+            not_in_force=lists["not_in_force"],
+            not_in_force_when={str(name): self.words(f"{where}.not_in_force_when.{name}", values)
+                               for name, values in when.items()},
+        )
+
+    def words(self, where: str, node: Any) -> frozenset[str]:
+        if not isinstance(node, list) or not all(isinstance(v, str | bool | int) for v in node):
+            raise self.fail(where, "must be a list of status values")
+        return frozenset(_map_key(v) for v in node)
 
 
 def _as_list(value: Any) -> list[Any]:

@@ -84,6 +84,7 @@ class VersionOut(Out):
     attributes: dict[str, Any]
     valid_from: datetime | None
     valid_until: datetime | None
+    standing: str
     change: str
     response_sha256: str
     raw_sha256: str
@@ -103,6 +104,7 @@ class CredentialOut(Out):
     attributes: dict[str, Any]
     valid_from: datetime | None
     valid_until: datetime | None
+    standing: str  # in_force | not_in_force | unknown: the source's status, normalised
     expired_at: datetime | None
     fetch_state: str
     provenance: ProvenanceOut

@@ -24,7 +24,7 @@ from hub.eligibility.language import (
     VatRegistered,
     canonical_scheme,
 )
-from mappings.credentials import Credential
+from mappings.credentials import Credential, Standing
 
 __all__ = ["SYSTEM_TYPES", "Judgement", "Rule", "Verdict", "moment", "record_key", "rules_for", "usable"]
 
@@ -69,6 +69,7 @@ _LEI_ISSUED = frozenset({"issued", "pending_transfer", "pending_archival"})  # G
 _LEI_ENDED = frozenset({"lapsed", "retired", "annulled", "merged", "duplicate", "cancelled"})
 _CERT_GOOD = frozenset({"active", "valid"})  # IAF says active, the national registry says valid
 _CERT_BAD = frozenset({"suspended", "withdrawn", "expired", "revoked"})
+_CERT_EXPIRED = "expired"  # by its issuer: the certificate was in force through its expiry date
 _UK_JURISDICTIONS = frozenset({"england-wales", "england", "wales", "scotland", "northern-ireland", "united-kingdom"})
 
 
@@ -91,9 +92,20 @@ def record_key(credential: Credential) -> tuple[str, ...]:
     return (credential.type, credential.source, credential.subject, str(attributes.get("kind") or ""), str(number))
 
 
+def ended_as_stated(credential: Credential) -> bool:
+    """The source says the registration is not in force and dates its end at or before the fetch (a
+    LAPSED LEI's renewal date, a certificate's expiry date): past that end the credential is evidence
+    that it ended, not stale evidence awaiting a refresh."""
+    until = credential.valid_until
+    return (
+        credential.standing is Standing.NOT_IN_FORCE and until is not None and until <= credential.evidence.fetched_at
+    )
+
+
 def usable(credential: Credential, noun: str, instant: datetime) -> Judgement | None:
     """``unknown`` when the credential cannot speak for ``instant``: pending, no longer reported,
-    stale or expired, or not yet valid. None when the rule may judge it."""
+    stale or expired, or not yet valid. None when the rule may judge it (also past an end the source
+    itself stated as passed: see :func:`ended_as_stated`)."""
     fetched = moment(credential.evidence.fetched_at)
     if credential.status == _PENDING:
         return Judgement(Verdict.UNKNOWN, f"{noun} from {credential.source} is pending (fetch not completed)")
@@ -104,7 +116,7 @@ def usable(credential: Credential, noun: str, instant: datetime) -> Judgement | 
             Verdict.UNKNOWN,
             f"{noun} evidence is valid only from {moment(credential.valid_from)}, after {moment(instant)}",
         )
-    if credential.valid_until is not None and instant >= credential.valid_until:
+    if credential.valid_until is not None and instant >= credential.valid_until and not ended_as_stated(credential):
         return Judgement(
             Verdict.UNKNOWN,
             f"{noun} evidence expired: valid through {last_day(credential.valid_until)} (fetched {fetched}, "
@@ -114,6 +126,12 @@ def usable(credential: Credential, noun: str, instant: datetime) -> Judgement | 
 
 
 def _not_understood(credential: Credential, noun: str) -> Judgement:
+    """A status word the rule does not know: not met when the mapping classifies it as not in force
+    (the source says the registration ended), else unknown."""
+    if credential.standing is Standing.NOT_IN_FORCE:
+        return Judgement(
+            Verdict.NOT_MET, f"{credential.source} reported {noun} status {credential.status!r}, not in force"
+        )
     return Judgement(
         Verdict.UNKNOWN, f"{credential.source} reported {noun} status {credential.status!r}, not understood"
     )
@@ -210,12 +228,22 @@ def _vat(credential: Credential) -> Judgement:
     return _not_understood(credential, "VAT")
 
 
+def _renewal(credential: Credential) -> str:
+    renewal = credential.attributes.get("next_renewal_date")
+    return f" (renewal was due {renewal})" if renewal else ""
+
+
 def _lei(credential: Credential) -> Judgement:
     registration, entity = credential.status, credential.attributes.get("entity_status")
     if registration in _LEI_ENDED:
-        return Judgement(Verdict.NOT_MET, f"LEI {credential.subject} registration is {registration}")
+        renewal = _renewal(credential) if registration == "lapsed" else ""
+        return Judgement(Verdict.NOT_MET, f"LEI {credential.subject} registration is {registration}{renewal}")
     if registration not in _LEI_ISSUED:
         return _not_understood(credential, "LEI registration")
+    if ended_as_stated(credential) and entity != "inactive":
+        return Judgement(
+            Verdict.NOT_MET, f"LEI {credential.subject} is {registration} but not renewed{_renewal(credential)}"
+        )
     if entity == "active":
         return Judgement(Verdict.MET, f"LEI {credential.subject} is {registration}, entity active {_as_of(credential)}")
     if entity == "inactive":
@@ -256,11 +284,18 @@ def _certificate(noun: str, target: datetime) -> Callable[[Credential], Judgemen
         attributes = credential.attributes
         number = attributes.get("certificate_number") or attributes.get("number") or credential.subject
         name = f"{noun} {number}"
-        if credential.status in _CERT_BAD:
-            return Judgement(Verdict.NOT_MET, f"{name} is {credential.status}")
-        if credential.status not in _CERT_GOOD:
-            return _not_understood(credential, "certificate")
         until = credential.valid_until
+        # An expired certificate was in force through its expiry date: before it, its dates decide. The
+        # issuer's "expired" holds from the fetch at the latest, whatever date it still states.
+        end = until
+        if end is not None and credential.standing is Standing.NOT_IN_FORCE:
+            end = min(end, credential.evidence.fetched_at)
+        expired_by_then = credential.status == _CERT_EXPIRED and (end is None or end <= target)
+        if credential.status in _CERT_BAD - {_CERT_EXPIRED} or expired_by_then:
+            through = f" (valid through {last_day(until)})" if expired_by_then and until is not None else ""
+            return Judgement(Verdict.NOT_MET, f"{name} is {credential.status}{through}")
+        if credential.status not in _CERT_GOOD | {_CERT_EXPIRED}:
+            return _not_understood(credential, "certificate")
         if until is not None and until <= target:
             return Judgement(Verdict.NOT_MET, f"{name} expires {last_day(until)}, before {moment(target)}")
         if credential.valid_from is not None and target < credential.valid_from:
@@ -271,6 +306,8 @@ def _certificate(noun: str, target: datetime) -> Callable[[Credential], Judgemen
         issuer = attributes.get("certification_body") or attributes.get("issuer")
         by = f" ({issuer})" if issuer else ""
         through = f" through {last_day(until)}" if until is not None else ", with no stated expiry"
+        if credential.status == _CERT_EXPIRED:  # expired since, but in force on its own dates at the target
+            return Judgement(Verdict.MET, f"{name}{by} was valid{through} (expired since)")
         return Judgement(Verdict.MET, f"{name}{by} is {credential.status}{through}")
 
     return judge

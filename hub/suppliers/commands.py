@@ -59,6 +59,7 @@ class FetchedCredential(_Frozen):
     valid_from: datetime | None
     valid_until: datetime | None
     pointer: str
+    standing: str = "unknown"  # mappings.credentials.Standing: in_force | not_in_force | unknown
 
 
 class FetchOutcome(_Frozen):

@@ -219,7 +219,7 @@ class CredentialFetcher:
                     type=c.type, subject=c.subject or slot.identifier,
                     record_key=str(c.attributes.get(keys[c.type]) or "") if c.type in keys else "",
                     status=c.status, attributes=c.attributes, valid_from=c.valid_from,
-                    valid_until=c.valid_until, pointer=c.evidence.pointer,
+                    valid_until=c.valid_until, pointer=c.evidence.pointer, standing=c.standing.value,
                 )
                 for c in credentials
             ],

@@ -127,6 +127,7 @@ class Credential:
     fetched_at: datetime
     current_version_id: int | None = None
     expired_at: datetime | None = None
+    standing: str = "unknown"  # of the source's status (mappings.credentials.Standing), never hub-assigned
     created_at: datetime = field(default_factory=utcnow)
     updated_at: datetime = field(default_factory=utcnow)
 
@@ -147,6 +148,7 @@ class CredentialVersion:
     evidence_pointer: str
     change: str  # new | changed | unchanged
     id: int | None = None
+    standing: str = "unknown"
 
 
 # -- rules --------------------------------------------------------------------------------------------

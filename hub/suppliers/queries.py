@@ -14,7 +14,7 @@ from typing import Any
 from hub.suppliers.model import Credential, CredentialFetch, CredentialVersion, Supplier, unproven_identifiers
 from hub.suppliers.repository import SupplierRepository
 from mappings.credentials import Credential as CanonicalCredential
-from mappings.credentials import Evidence
+from mappings.credentials import Evidence, Standing
 
 __all__ = [
     "ControlState",
@@ -40,6 +40,7 @@ class CredentialRecord:
     valid_until: datetime | None
     fetched_at: datetime
     expired_at: datetime | None
+    standing: str
     fetch_state: str
     version_id: int | None
     response_sha256: str | None
@@ -53,10 +54,18 @@ class CredentialRecord:
         return CanonicalCredential(
             type=self.type, subject=self.subject, status=self.status, attributes=dict(self.attributes),
             valid_from=self.valid_from, valid_until=self.valid_until, source=self.system,
+            standing=_standing(self.standing),
             evidence=Evidence(system=self.system, identifier=self.identifier, fetched_at=self.fetched_at,
                               response_sha256=self.response_sha256, raw_sha256=self.raw_sha256,
                               pointer=self.evidence_pointer or ""),
         )
+
+
+def _standing(value: str) -> Standing:
+    try:
+        return Standing(value)
+    except ValueError:
+        return Standing.UNKNOWN
 
 
 def to_record(credential: Credential, slot: CredentialFetch | None,

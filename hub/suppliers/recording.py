@@ -31,6 +31,7 @@ from hub.suppliers.model import (
     snapshot_changed,
 )
 from hub.suppliers.repository import SupplierRepository, SuppliersUnitOfWork
+from mappings.credentials import Standing
 
 __all__ = ["fetch_backoff", "record_outcome"]
 
@@ -152,7 +153,7 @@ def _prepare(
             id=new_id(), supplier_id=supplier.id, fetch_id=slot.id, system=slot.system, type=fetched.type,
             subject=fetched.subject, record_key=fetched.record_key, status=fetched.status,
             attributes=fetched.attributes, valid_from=fetched.valid_from, valid_until=fetched.valid_until,
-            fetched_at=outcome.fetched_at, created_at=now, updated_at=now,
+            fetched_at=outcome.fetched_at, created_at=now, updated_at=now, standing=fetched.standing,
         )
         change = "new"
     else:
@@ -165,6 +166,7 @@ def _prepare(
         attributes=fetched.attributes, valid_from=fetched.valid_from, valid_until=fetched.valid_until,
         raw_sha256=outcome.raw_sha256, response_sha256=outcome.response_sha256,
         request_sha256=outcome.request_sha256, evidence_pointer=fetched.pointer, change=change,
+        standing=fetched.standing,
     )
     return _Step(fetched, current, before, after, change, version)
 
@@ -182,10 +184,13 @@ def _finish(
             type=current.type, subject=current.subject, before=step.before.as_dict(),
             after=step.after.as_dict(), version_id=version.id, actor_org_id=actor,
         ))
+    # A refresh that says the same ended validity of a credential in force does not un-expire it (nor
+    # expire it a second time). A source that now says it is not in force (lapsed, withdrawn …) has
+    # the last word: its status replaces the hub's ``expired``.
     still_expired = current.expired_at is not None and fetched.valid_until is not None \
-        and fetched.valid_until <= now
-    # A refresh that says the same ended validity does not un-expire it (nor expire it a second time).
+        and fetched.valid_until <= now and fetched.standing != Standing.NOT_IN_FORCE
     current.status = EXPIRED if still_expired else fetched.status
+    current.standing = fetched.standing
     current.attributes = fetched.attributes
     current.valid_from, current.valid_until = fetched.valid_from, fetched.valid_until
     current.fetched_at = outcome.fetched_at

@@ -34,6 +34,7 @@ from hub.suppliers.model import (
     SupplierGrant,
 )
 from hub.suppliers.tables import raw_payloads, upstream_calls
+from mappings.credentials import Standing
 
 if TYPE_CHECKING:
     from connectors.resilience import CallRecord
@@ -210,10 +211,12 @@ class SqlSupplierRepository:
         return self.session.get(Credential, credential_id)
 
     def expiring(self, now: datetime, limit: int) -> list[Credential]:
-        """Credentials past ``valid_until`` not yet marked expired, locked for this transaction."""
+        """Credentials past ``valid_until`` not yet marked expired, locked for this transaction. One the
+        source says is not in force is not expiring: its status already says it ended, and is kept."""
         stmt = (
             select(C)
-            .where(C.valid_until.is_not(None), C.valid_until <= now, C.expired_at.is_(None), C.status != "absent")
+            .where(C.valid_until.is_not(None), C.valid_until <= now, C.expired_at.is_(None), C.status != "absent",
+                   C.standing != Standing.NOT_IN_FORCE.value)
             .order_by(C.valid_until)
             .limit(limit)
         )

@@ -108,6 +108,7 @@ credentials = Table(
     Column("fetched_at", UTC(), nullable=False),
     Column("current_version_id", _BIG_ID, nullable=True),
     Column("expired_at", UTC(), nullable=True),
+    Column("standing", String(16), nullable=False, server_default="unknown"),
     Column("created_at", UTC(), nullable=False),
     Column("updated_at", UTC(), nullable=False),
     UniqueConstraint("supplier_id", "system", "type", "subject", "record_key", name="uq_credentials_identity"),
@@ -140,6 +141,7 @@ credential_versions = Table(
     Column("request_sha256", String(64), nullable=True),
     Column("evidence_pointer", String(500), nullable=False),
     Column("change", String(16), nullable=False),
+    Column("standing", String(16), nullable=False, server_default="unknown"),
 )
 
 upstream_calls = Table(

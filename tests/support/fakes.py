@@ -205,7 +205,7 @@ class InMemorySupplierRepository:
 
     def expiring(self, now: datetime, limit: int) -> list[Credential]:
         found = [c for c in self.credentials.values() if c.valid_until is not None and c.valid_until <= now
-                 and c.expired_at is None and c.status != ABSENT]
+                 and c.expired_at is None and c.status != ABSENT and c.standing != "not_in_force"]
         return sorted(found, key=lambda c: c.valid_until or now)[:limit]
 
     def add_versions(self, versions: Sequence[CredentialVersion]) -> None:
