@@ -211,3 +211,29 @@ def test_lists_and_text_collect_groups_and_every_problem(tmp_path: Path) -> None
                             "notes": "A: one"}
     assert [source for source, _ in reading.problems] == ["n"]
     assert reading.sources["docs.0.url"] == "docs.0.url"  # a constant names its target
+
+
+def test_national_classifications_survive_a_round_trip_through_ocds() -> None:
+    codes = [{"scheme": "UNSPSC", "code": "43211503"}, {"scheme": "PPS-GOODS", "code": "4321150301"},
+             {"scheme": "PPS-PUBLIC", "code": "76121598"}]
+    notice = Notice.publish("n-2", "org", content(classifications=codes, lots=[]), at=datetime(2025, 4, 1, tzinfo=KST))
+    served = release_package(releases_for(notice, "ocds-abc123"), "https://hub.example/p", "Hub", datetime.now(UTC))
+    (item,) = OCDS.read(served, {}, LIMITS)
+    assert item.problems == () and item.content is not None
+    assert [(c.scheme.value, c.code) for c in item.content.classifications] == [
+        ("UNSPSC", "43211503"), ("PPS-GOODS", "4321150301"), ("PPS-PUBLIC", "76121598")]
+
+
+def test_a_code_repeated_across_items_is_kept_once_and_unknown_schemes_are_left_out() -> None:
+    package = hub_package()
+    (release, *_) = package["releases"]
+    release["tender"]["items"] = [
+        {"id": "1", "classification": {"scheme": "CPV", "id": "39130000-2"},
+         "additionalClassifications": [{"scheme": "PPS-PUBLIC", "id": "76121598"}, {"scheme": "XYZ", "id": "1"}]},
+        {"id": "2", "classification": {"scheme": "CPV", "id": "39130000-2"},
+         "additionalClassifications": [{"scheme": "PPS-PUBLIC", "id": "76121598"}]},
+    ]
+    first = OCDS.read(package, {}, LIMITS)[0]
+    assert first.content is not None
+    assert [(c.scheme.value, c.code) for c in first.content.classifications] == [
+        ("CPV", "39130000-2"), ("PPS-PUBLIC", "76121598")]

@@ -71,7 +71,13 @@ def _releases(document: Any) -> list[Any]:
 
 
 def _refine(data: dict[str, Any]) -> None:
-    """Free-text OCDS fields → the hub's structured ones."""
+    """Free-text OCDS fields → the hub's structured ones; a classification repeated across items once."""
+    classifications = data.get("classifications")
+    if isinstance(classifications, list):
+        unique: dict[str, Any] = {}
+        for entry in classifications:
+            unique.setdefault(json.dumps(entry, sort_keys=True, default=str), entry)
+        data["classifications"] = list(unique.values())
     criteria = data.pop("eligibility", None)
     if isinstance(criteria, str):
         data["eligibility"] = _requirements(criteria)
