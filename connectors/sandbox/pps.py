@@ -99,7 +99,7 @@ def _item(operation: str, kind: str, number: str, order: int, ntce_kind: str, re
 def pps_dataset() -> dict[str, list[dict[str, str]]]:
     """Every operation's items, orders included, in registration order. Notice ``i`` is registered
     ``5 h * i`` after the start (offset per operation), so the items spread over about three days; every
-    third notice is amended a day later, every fifth again a day after that, and notice 4 is
+    third notice is amended a day later, every fifth again a day after that, and notice 4 (the last, if fewer) is
     cancelled; every fourth original is corrected in place half an hour after registration (a later
     ``chgDt``, same order)."""
     data: dict[str, list[dict[str, str]]] = {}
@@ -119,7 +119,7 @@ def pps_dataset() -> dict[str, list[dict[str, str]]]:
                 order += 1
                 when = registered + timedelta(days=2)
                 items.append(_item(operation, kind, number, order, "변경공고", when, when, i))
-            if i == 4:
+            if i == min(4, count - 1):
                 when = registered + timedelta(days=1, hours=2)
                 items.append(_item(operation, kind, number, order + 1, "취소공고", when, when, i))
         items.sort(key=lambda it: (it["rgstDt"], it["bidNtceNo"], it["bidNtceOrd"]))
