@@ -51,8 +51,12 @@ __all__ = [
 
 PPS_SYSTEM = "pps"
 # The four list operations: goods, services, works, foreign procurement.
-LIST_OPERATIONS = ("getBidPblancListInfoThng", "getBidPblancListInfoServc", "getBidPblancListInfoCnstwk",
-                   "getBidPblancListInfoFrgcpt")
+LIST_OPERATIONS = (
+    "getBidPblancListInfoThng",
+    "getBidPblancListInfoServc",
+    "getBidPblancListInfoCnstwk",
+    "getBidPblancListInfoFrgcpt",
+)
 KEY_ERROR_CODES = frozenset({"20", "30", "31", "32"})
 QUOTA_CODE = "22"
 NODATA_CODE = "03"
@@ -154,8 +158,9 @@ def _xml_document(answer: HttpAnswer, max_bytes: int) -> dict[str, Any]:
     try:
         root = parse_xml(answer.body, max_bytes=max_bytes)
     except (UnsafeXmlError, XmlSyntaxError) as exc:
-        raise TransientUpstreamError(PPS_SYSTEM, "malformed_response", "neither JSON nor readable XML",
-                                     http_status=answer.status) from exc
+        raise TransientUpstreamError(
+            PPS_SYSTEM, "malformed_response", "neither JSON nor readable XML", http_status=answer.status
+        ) from exc
 
     def text(*names: str) -> str | None:
         for name in names:
@@ -166,8 +171,9 @@ def _xml_document(answer: HttpAnswer, max_bytes: int) -> dict[str, Any]:
 
     code = text("resultCode", "returnReasonCode")
     if code is None:
-        raise TransientUpstreamError(PPS_SYSTEM, "malformed_response", "an XML answer without a result code",
-                                     http_status=answer.status)
+        raise TransientUpstreamError(
+            PPS_SYSTEM, "malformed_response", "an XML answer without a result code", http_status=answer.status
+        )
     return {"response": {"header": {"resultCode": code, "resultMsg": text("resultMsg", "returnAuthMsg") or ""}}}
 
 
@@ -200,8 +206,9 @@ class PpsOpenApiClient:
         if self.client is None:
             self._http.close()
 
-    def list_page(self, operation: str, *, inquiry_div: int, begin: datetime, end: datetime, page_no: int,
-                  rows: int) -> PpsPage:
+    def list_page(
+        self, operation: str, *, inquiry_div: int, begin: datetime, end: datetime, page_no: int, rows: int
+    ) -> PpsPage:
         """One page, retried on transient faults and quota answers; raises :class:`PpsKeyError`,
         :class:`PpsRequestError` or, once retries are spent, the last transient error."""
         retrying = Retrying(
@@ -214,28 +221,37 @@ class PpsOpenApiClient:
         page: PpsPage = retrying(self._once, operation, inquiry_div, begin, end, page_no, rows)
         return page
 
-    def _once(self, operation: str, inquiry_div: int, begin: datetime, end: datetime, page_no: int,
-              rows: int) -> PpsPage:
+    def _once(
+        self, operation: str, inquiry_div: int, begin: datetime, end: datetime, page_no: int, rows: int
+    ) -> PpsPage:
         params = {
-            "serviceKey": self._key, "type": "json", "pageNo": str(page_no), "numOfRows": str(rows),
-            "inqryDiv": str(inquiry_div), "inqryBgnDt": begin.strftime(_STAMP), "inqryEndDt": end.strftime(_STAMP),
+            "serviceKey": self._key,
+            "type": "json",
+            "pageNo": str(page_no),
+            "numOfRows": str(rows),
+            "inqryDiv": str(inquiry_div),
+            "inqryBgnDt": begin.strftime(_STAMP),
+            "inqryEndDt": end.strftime(_STAMP),
         }
         request = self._http.build_request("GET", f"{self.endpoint.rstrip('/')}/{operation}", params=params)
         answer = send_capped(self._http, PPS_SYSTEM, request, self.max_response_bytes)
         if answer.status in (401, 403):
-            raise PpsKeyError(PPS_SYSTEM, f"http_{answer.status}", "the service key was refused",
-                              http_status=answer.status)
+            raise PpsKeyError(
+                PPS_SYSTEM, f"http_{answer.status}", "the service key was refused", http_status=answer.status
+            )
         if answer.status == 429 or answer.status >= 500:
-            raise TransientUpstreamError(PPS_SYSTEM, f"http_{answer.status}", http_status=answer.status,
-                                         retry_after=answer.retry_after)
+            raise TransientUpstreamError(
+                PPS_SYSTEM, f"http_{answer.status}", http_status=answer.status, retry_after=answer.retry_after
+            )
         if answer.body.lstrip()[:1] == b"<":
             document = _xml_document(answer, self.max_response_bytes)
         else:
             document = load_json(PPS_SYSTEM, answer.body)
         header = read_header(document)
         if header is None:
-            raise TransientUpstreamError(PPS_SYSTEM, "malformed_response", "not a PPS envelope",
-                                         http_status=answer.status)
+            raise TransientUpstreamError(
+                PPS_SYSTEM, "malformed_response", "not a PPS envelope", http_status=answer.status
+            )
         code, message = header
         if code == NODATA_CODE:
             return PpsPage(operation, page_no, rows, 0, [], document)

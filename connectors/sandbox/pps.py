@@ -53,12 +53,20 @@ OPERATIONS: dict[str, tuple[int, str]] = {
 DATASET_START = datetime(2026, 3, 2, 9, 0)  # KST, as every PPS time
 KEY_ERROR_CODES = frozenset({"20", "30", "31", "32"})
 MESSAGES = {
-    "00": "정상", "01": "APPLICATION_ERROR", "03": "NODATA_ERROR", "06": "INVALID_REQUEST_PARAMETER_ERROR(inqryBgnDt)",
-    "07": "INVALID_REQUEST_PARAMETER_ERROR(조회기간은 1개월 이내)", "10": "INVALID_REQUEST_PARAMETER_ERROR",
-    "11": "NO_MANDATORY_REQUEST_PARAMETERS_ERROR", "12": "NO_OPENAPI_SERVICE_ERROR",
-    "20": "SERVICE_ACCESS_DENIED_ERROR", "22": "LIMITED_NUMBER_OF_SERVICE_REQUESTS_EXCEEDS_ERROR",
-    "30": "SERVICE KEY IS NOT REGISTERED ERROR", "31": "DEADLINE_HAS_EXPIRED_ERROR",
-    "32": "UNREGISTERED_IP_ERROR", "99": "UNKNOWN_ERROR",
+    "00": "정상",
+    "01": "APPLICATION_ERROR",
+    "03": "NODATA_ERROR",
+    "06": "INVALID_REQUEST_PARAMETER_ERROR(inqryBgnDt)",
+    "07": "INVALID_REQUEST_PARAMETER_ERROR(조회기간은 1개월 이내)",
+    "10": "INVALID_REQUEST_PARAMETER_ERROR",
+    "11": "NO_MANDATORY_REQUEST_PARAMETERS_ERROR",
+    "12": "NO_OPENAPI_SERVICE_ERROR",
+    "20": "SERVICE_ACCESS_DENIED_ERROR",
+    "22": "LIMITED_NUMBER_OF_SERVICE_REQUESTS_EXCEEDS_ERROR",
+    "30": "SERVICE KEY IS NOT REGISTERED ERROR",
+    "31": "DEADLINE_HAS_EXPIRED_ERROR",
+    "32": "UNREGISTERED_IP_ERROR",
+    "99": "UNKNOWN_ERROR",
 }
 MAX_ROWS = 999
 _STAMP = "%Y-%m-%d %H:%M:%S"
@@ -66,28 +74,47 @@ _INSTITUTIONS = [("1230000", "조달청"), ("6110000", "서울특별시"), ("626
 _REGIONS = ["", "서울특별시", "부산광역시", "경기도", ""]
 
 
-def _item(operation: str, kind: str, number: str, order: int, ntce_kind: str, registered: datetime,
-          changed: datetime, index: int) -> dict[str, str]:
+def _item(
+    operation: str,
+    kind: str,
+    number: str,
+    order: int,
+    ntce_kind: str,
+    registered: datetime,
+    changed: datetime,
+    index: int,
+) -> dict[str, str]:
     code, name = _INSTITUTIONS[index % len(_INSTITUTIONS)]
     amount = str((index + 3) * 12_500_000)
     published = registered.strftime(_STAMP)
     item = {
-        "bidNtceNo": number, "bidNtceOrd": f"{order:03d}", "reNtceYn": "N",
-        "rgstTyNm": "조달청 또는 나라장터 자체 공고건", "ntceKindNm": ntce_kind, "bidNtceDt": published,
+        "bidNtceNo": number,
+        "bidNtceOrd": f"{order:03d}",
+        "reNtceYn": "N",
+        "rgstTyNm": "조달청 또는 나라장터 자체 공고건",
+        "ntceKindNm": ntce_kind,
+        "bidNtceDt": published,
         "refNo": f"{kind}-{index:04d}",
         "bidNtceNm": f"2026년 {kind} 조달 {index + 1}호" + (f" ({order}차 변경)" if ntce_kind == "변경공고" else ""),
-        "ntceInsttCd": code, "ntceInsttNm": name, "dminsttCd": code, "dminsttNm": name,
-        "bidMethdNm": "전자입찰", "cntrctCnclsMthdNm": "제한경쟁" if index % 3 == 0 else "일반경쟁",
+        "ntceInsttCd": code,
+        "ntceInsttNm": name,
+        "dminsttCd": code,
+        "dminsttNm": name,
+        "bidMethdNm": "전자입찰",
+        "cntrctCnclsMthdNm": "제한경쟁" if index % 3 == 0 else "일반경쟁",
         "bidBeginDt": (registered + timedelta(days=1)).strftime(_STAMP),
         "bidClseDt": (registered + timedelta(days=10 + order)).strftime(_STAMP),
         "opengDt": (registered + timedelta(days=10 + order, hours=1)).strftime(_STAMP),
-        "presmptPrce": amount, "VAT": str(int(amount) // 10),
+        "presmptPrce": amount,
+        "VAT": str(int(amount) // 10),
         "asignBdgtAmt": str(int(amount) * 11 // 10) if kind != "공사" else "",
         "bdgtAmt": str(int(amount) * 11 // 10) if kind == "공사" else "",
-        "prtcptLmtRgnNm": _REGIONS[index % len(_REGIONS)], "indstrytyLmtYn": "Y" if index % 2 else "N",
+        "prtcptLmtRgnNm": _REGIONS[index % len(_REGIONS)],
+        "indstrytyLmtYn": "Y" if index % 2 else "N",
         "chgNtceRsn": "입찰마감일 연장" if order and ntce_kind == "변경공고" else "",
         "bidNtceDtlUrl": f"https://www.g2b.go.kr/link/PNPE027_01/single/?bidPbancNo={number}&bidPbancOrd={order:03d}",
-        "rgstDt": published, "chgDt": changed.strftime(_STAMP),
+        "rgstDt": published,
+        "chgDt": changed.strftime(_STAMP),
     }
     if kind in ("물품", "외자"):
         item["dtilPrdctClsfcNo"] = f"{43211500 + index:08d}{index % 100:02d}"
@@ -139,8 +166,13 @@ class PpsControl:
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"items_shape": self.items_shape, "fail_after": self.fail_after, "fail_code": self.fail_code,
-                "fail_count": self.fail_count, "answered": self.answered}
+        return {
+            "items_shape": self.items_shape,
+            "fail_after": self.fail_after,
+            "fail_code": self.fail_code,
+            "fail_count": self.fail_count,
+            "answered": self.answered,
+        }
 
     def update(self, changes: dict[str, Any]) -> None:
         with self.lock:
@@ -214,8 +246,9 @@ class _Reply:
 
 def _injected(reply: _Reply, code: str) -> Response:
     if code.isdigit() and len(code) == 3:
-        return Response("Service Unavailable", status_code=int(code), media_type="text/plain",
-                        headers={"Retry-After": "1"})
+        return Response(
+            "Service Unavailable", status_code=int(code), media_type="text/plain", headers={"Retry-After": "1"}
+        )
     return reply.result(code)
 
 
@@ -249,8 +282,13 @@ def build_pps_app(state: TwinState, items_shape: ItemsShape = "item") -> Starlet
             return fault
         if not params.get("pageNo") or not params.get("numOfRows") or not params.get("inqryDiv"):
             return reply.result("11")
-        if not params["pageNo"].isdigit() or not params["numOfRows"].isdigit() or params["inqryDiv"] not in ("1", "3") \
-                or int(params["pageNo"]) < 1 or int(params["numOfRows"]) < 1:
+        if (
+            not params["pageNo"].isdigit()
+            or not params["numOfRows"].isdigit()
+            or params["inqryDiv"] not in ("1", "3")
+            or int(params["pageNo"]) < 1
+            or int(params["numOfRows"]) < 1
+        ):
             return reply.result("10")
         begin_raw, end_raw = params.get("inqryBgnDt", ""), params.get("inqryEndDt", "")
         if not begin_raw or not end_raw:
@@ -263,8 +301,9 @@ def build_pps_app(state: TwinState, items_shape: ItemsShape = "item") -> Starlet
         page, rows = int(params["pageNo"]), min(int(params["numOfRows"]), MAX_ROWS)
         stamp = "chgDt" if params["inqryDiv"] == "3" else "rgstDt"
         last = end + timedelta(minutes=1)
-        matching = [it for it in data[operation]
-                    if begin <= datetime.strptime(it[stamp] or it["rgstDt"], _STAMP) < last]
+        matching = [
+            it for it in data[operation] if begin <= datetime.strptime(it[stamp] or it["rgstDt"], _STAMP) < last
+        ]
         matching.sort(key=lambda it: (it[stamp] or it["rgstDt"], it["bidNtceNo"], it["bidNtceOrd"]))
         state.stats.add(f"page:{operation}:{begin_raw}:{page}")
         if not matching:
@@ -300,11 +339,14 @@ def build_pps_app(state: TwinState, items_shape: ItemsShape = "item") -> Starlet
             request.app.state.reset()
         return JSONResponse(control.as_dict())
 
-    app = Starlette(routes=[
-        Route(f"{BASE_PATH}/{{operation}}", listing, methods=["GET"]),
-        Route("/_control/pps", pps_control, methods=["GET", "POST", "DELETE"]),
-        *control_routes(state),
-    ])
+    app = Starlette(
+        routes=[
+            Route(f"{BASE_PATH}/{{operation}}", listing, methods=["GET"]),
+            Route("/_control/pps", pps_control, methods=["GET", "POST", "DELETE"]),
+            *control_routes(state),
+        ]
+    )
     app.state.reset = lambda: control.update(
-        {"items_shape": items_shape, "fail_after": None, "fail_count": 0, "fail_code": "22"})
+        {"items_shape": items_shape, "fail_after": None, "fail_count": 0, "fail_code": "22"}
+    )
     return app

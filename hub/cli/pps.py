@@ -40,7 +40,8 @@ def pull(
     from_: str = typer.Option(..., "--from", help="Start, YYYY-MM-DD[THH:MM] (Korean time unless an offset)."),
     to: str = typer.Option(..., "--to", help="End, YYYY-MM-DD[THH:MM]; a date alone includes that day."),
     operation: list[str] = typer.Option(
-        [], "--operation", "-o", help="Only this operation (repeatable); default: pps.operations."),
+        [], "--operation", "-o", help="Only this operation (repeatable); default: pps.operations."
+    ),
     org_id: str | None = typer.Option(None, "--org", help="Import as this institution (default: pps.org_id)."),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ) -> None:
@@ -61,8 +62,8 @@ def pull(
     spans = len(list(windows(start, end, timedelta(hours=settings.pps.window_h))))
     with open_hub(settings) as hub:
         puller = pps_puller(settings, hub.bus, hub.session_factory)
-        with typer.progressbar(length=spans * len(operations), label="pulling", file=sys.stderr,
-                               show_pos=True) as bar:
+        with typer.progressbar(length=spans * len(operations), label="pulling", file=sys.stderr, show_pos=True) as bar:
+
             def advance(page: PageOutcome) -> None:
                 bar.label = f"{page.operation} {page.window_start:%Y-%m-%d %H:%M} page {page.page_no}/{page.last_page}"
                 if page.page_no >= page.last_page or not page.items:
@@ -71,13 +72,19 @@ def pull(
                     bar.update(0)
 
             run = puller.backfill(start, end, operations, on_page=advance)
-    summary: dict[str, Any] = {"from": start.isoformat(), "to": end.isoformat(), "operations": operations,
-                               **run.summary()}
+    summary: dict[str, Any] = {
+        "from": start.isoformat(),
+        "to": end.isoformat(),
+        "operations": operations,
+        **run.summary(),
+    }
     if as_json:
         echo_json(summary)
     else:
-        print_table(["pages", "items", "versions created", "unchanged", "rejected"],
-                    [[run.pages, run.items, run.versions_created, run.counts["unchanged"], run.counts["rejected"]]])
+        print_table(
+            ["pages", "items", "versions created", "unchanged", "rejected"],
+            [[run.pages, run.items, run.versions_created, run.counts["unchanged"], run.counts["rejected"]]],
+        )
     if run.misconfigured:
         fail(f"misconfigured: {run.misconfigured}")
     if run.busy:

@@ -52,8 +52,9 @@ class Checkpoint:
 
 
 def _snapshot(row: PpsCheckpointRow) -> Checkpoint:
-    return Checkpoint(row.operation, row.window_start, row.window_end, row.pages_done, row.page_size, row.total_count,
-                      row.last_error)
+    return Checkpoint(
+        row.operation, row.window_start, row.window_end, row.pages_done, row.page_size, row.total_count, row.last_error
+    )
 
 
 def _insert(session: Session) -> Any:
@@ -76,16 +77,33 @@ class SqlPpsCheckpoints:
         """Lease the rows of ``operations`` nobody holds (creating missing ones at ``first_start``)."""
         now = _now()
         with self.session_factory() as session:
-            session.execute(_insert(session).values(
-                [{"operation": op, "window_start": first_start, "pages_done": 0, "updated_at": now}
-                 for op in operations]).on_conflict_do_nothing())
+            session.execute(
+                _insert(session)
+                .values(
+                    [
+                        {"operation": op, "window_start": first_start, "pages_done": 0, "updated_at": now}
+                        for op in operations
+                    ]
+                )
+                .on_conflict_do_nothing()
+            )
             claimed = leases.claim(
-                session, PpsCheckpointRow.operation, PpsCheckpointRow.leased_until,
-                due=[PpsCheckpointRow.operation.in_(operations)], order_by=[PpsCheckpointRow.operation],
-                limit=len(operations), now=now, lease=self.lease, owner=(PpsCheckpointRow.lease_owner, owner))
+                session,
+                PpsCheckpointRow.operation,
+                PpsCheckpointRow.leased_until,
+                due=[PpsCheckpointRow.operation.in_(operations)],
+                order_by=[PpsCheckpointRow.operation],
+                limit=len(operations),
+                now=now,
+                lease=self.lease,
+                owner=(PpsCheckpointRow.lease_owner, owner),
+            )
             session.commit()
-            rows = session.scalars(select(PpsCheckpointRow).where(PpsCheckpointRow.operation.in_(claimed))
-                                   .order_by(PpsCheckpointRow.operation)).all()
+            rows = session.scalars(
+                select(PpsCheckpointRow)
+                .where(PpsCheckpointRow.operation.in_(claimed))
+                .order_by(PpsCheckpointRow.operation)
+            ).all()
             return [_snapshot(row) for row in rows]
 
     def _update(self, operation: str, owner: str, **values: Any) -> bool:
@@ -96,31 +114,53 @@ class SqlPpsCheckpoints:
                 update(PpsCheckpointRow)
                 .where(PpsCheckpointRow.operation == operation, PpsCheckpointRow.lease_owner == owner)
                 .values(updated_at=now, leased_until=now + self.lease, **values)
-                .execution_options(synchronize_session=False))
+                .execution_options(synchronize_session=False)
+            )
             session.commit()
             return int(result.rowcount) == 1  # type: ignore[attr-defined]
 
-    def page_done(self, operation: str, owner: str, window_end: datetime, pages_done: int, page_size: int,
-                  total_count: int) -> bool:
+    def page_done(
+        self, operation: str, owner: str, window_end: datetime, pages_done: int, page_size: int, total_count: int
+    ) -> bool:
         """Pages ``1..pages_done`` of the window ending at ``window_end`` are imported."""
-        return self._update(operation, owner, window_end=window_end, pages_done=pages_done, page_size=page_size,
-                            total_count=total_count, last_error=None)
+        return self._update(
+            operation,
+            owner,
+            window_end=window_end,
+            pages_done=pages_done,
+            page_size=page_size,
+            total_count=total_count,
+            last_error=None,
+        )
 
     def renew(self, operation: str, owner: str) -> bool:
         return self._update(operation, owner)
 
     def window_done(self, operation: str, owner: str, window_end: datetime) -> bool:
         """Everything before ``window_end`` is imported: the next window starts there, at page 1."""
-        return self._update(operation, owner, window_start=window_end, window_end=None, pages_done=0,
-                            page_size=None, total_count=None, last_error=None)
+        return self._update(
+            operation,
+            owner,
+            window_start=window_end,
+            window_end=None,
+            pages_done=0,
+            page_size=None,
+            total_count=None,
+            last_error=None,
+        )
 
     def failed(self, operation: str, owner: str, error: str) -> bool:
         return self._update(operation, owner, last_error=error[:300])
 
     def release(self, operation: str, owner: str) -> None:
         with self.session_factory() as session:
-            leases.release(session, PpsCheckpointRow.operation, PpsCheckpointRow.leased_until,
-                           (PpsCheckpointRow.lease_owner, owner), [operation])
+            leases.release(
+                session,
+                PpsCheckpointRow.operation,
+                PpsCheckpointRow.leased_until,
+                (PpsCheckpointRow.lease_owner, owner),
+                [operation],
+            )
             session.commit()
 
     def all(self) -> list[Checkpoint]:

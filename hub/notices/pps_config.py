@@ -38,8 +38,12 @@ class PpsSettings(Section):
     key: SecretStr | None = SecretStr(SANDBOX_PPS_KEY)
     # The organisation (id, as `g2bhub orgs list` shows) the pulled notices are imported as.
     org_id: str | None = None
-    operations: list[str] = ["getBidPblancListInfoThng", "getBidPblancListInfoServc",
-                             "getBidPblancListInfoCnstwk", "getBidPblancListInfoFrgcpt"]
+    operations: list[str] = [
+        "getBidPblancListInfoThng",
+        "getBidPblancListInfoServc",
+        "getBidPblancListInfoCnstwk",
+        "getBidPblancListInfoFrgcpt",
+    ]
     # change: inqryDiv=3 (change time, sees in-place corrections); registration: inqryDiv=1.
     inquiry: Literal["change", "registration"] = "change"
     interval_s: float = Field(900.0, gt=0)

@@ -49,8 +49,9 @@ class PpsMisconfigured(Exception):
 
 
 class PageSource(Protocol):
-    def list_page(self, operation: str, *, inquiry_div: int, begin: datetime, end: datetime, page_no: int,
-                  rows: int) -> PpsPage: ...
+    def list_page(
+        self, operation: str, *, inquiry_div: int, begin: datetime, end: datetime, page_no: int, rows: int
+    ) -> PpsPage: ...
 
     def close(self) -> None: ...
 
@@ -92,10 +93,18 @@ class PullRun:
         return sum(self.counts[status] for status in VERSION_STATUSES)
 
     def summary(self) -> dict[str, Any]:
-        return {"pages": self.pages, "items": self.items, "windows": self.windows,
-                "versions_created": self.versions_created, "unchanged": self.counts["unchanged"],
-                "rejected": self.counts["rejected"], "counts": dict(sorted(self.counts.items())),
-                "busy": self.busy, "failed": self.failed, "misconfigured": self.misconfigured}
+        return {
+            "pages": self.pages,
+            "items": self.items,
+            "windows": self.windows,
+            "versions_created": self.versions_created,
+            "unchanged": self.counts["unchanged"],
+            "rejected": self.counts["rejected"],
+            "counts": dict(sorted(self.counts.items())),
+            "busy": self.busy,
+            "failed": self.failed,
+            "misconfigured": self.misconfigured,
+        }
 
 
 def floor_minute(when: datetime) -> datetime:
@@ -118,8 +127,15 @@ def _kst(when: datetime) -> datetime:
 
 
 class PpsPuller:
-    def __init__(self, settings: PpsSettings, bus: CommandBus, checkpoints: SqlPpsCheckpoints,
-                 source_factory: Callable[[], PageSource], org_kind: OrganisationLookup, max_items: int) -> None:
+    def __init__(
+        self,
+        settings: PpsSettings,
+        bus: CommandBus,
+        checkpoints: SqlPpsCheckpoints,
+        source_factory: Callable[[], PageSource],
+        org_kind: OrganisationLookup,
+        max_items: int,
+    ) -> None:
         self.settings = settings
         self.bus = bus
         self.checkpoints = checkpoints
@@ -130,8 +146,12 @@ class PpsPuller:
         self._lock = threading.Lock()
 
     # -- the scheduled job ----------------------------------------------------------------------------------
-    def run_once(self, now: datetime | None = None, stop: threading.Event | None = None,
-                 on_page: Callable[[PageOutcome], None] | None = None) -> PullRun:
+    def run_once(
+        self,
+        now: datetime | None = None,
+        stop: threading.Event | None = None,
+        on_page: Callable[[PageOutcome], None] | None = None,
+    ) -> PullRun:
         """Pull every configured operation from its checkpoint up to ``now`` minus the settle time."""
         now = now or datetime.now(UTC)
         horizon = floor_minute(now - timedelta(minutes=self.settings.settle_minutes))
@@ -160,16 +180,29 @@ class PpsPuller:
         if run.misconfigured is None:
             self._recovered()
         if run.pages:
-            log.info("pps pull: %d pages, %d items, %d new versions", run.pages, run.items,
-                     run.versions_created, extra={"pps": run.summary()})
+            log.info(
+                "pps pull: %d pages, %d items, %d new versions",
+                run.pages,
+                run.items,
+                run.versions_created,
+                extra={"pps": run.summary()},
+            )
         return run
 
     def __call__(self) -> None:
         self.run_once()
 
-    def _pull_operation(self, source: PageSource, checkpoint: Checkpoint, owner: str, horizon: datetime,
-                        window: timedelta, run: PullRun, stop: threading.Event | None,
-                        on_page: Callable[[PageOutcome], None] | None) -> None:
+    def _pull_operation(
+        self,
+        source: PageSource,
+        checkpoint: Checkpoint,
+        owner: str,
+        horizon: datetime,
+        window: timedelta,
+        run: PullRun,
+        stop: threading.Event | None,
+        on_page: Callable[[PageOutcome], None] | None,
+    ) -> None:
         operation = checkpoint.operation
         start = checkpoint.window_start
         resume_end, first_page = checkpoint.window_end, self._resume_page(checkpoint)
@@ -186,8 +219,7 @@ class PpsPuller:
                 def record(page: PageOutcome, end: datetime = end) -> bool:
                     if on_page is not None:
                         on_page(page)
-                    return self.checkpoints.page_done(operation, owner, end, page.page_no, self.rows,
-                                                      page.total_count)
+                    return self.checkpoints.page_done(operation, owner, end, page.page_no, self.rows, page.total_count)
 
                 if not self._pull_window(source, operation, start, end, first_page, run, record, stop):
                     return
@@ -200,8 +232,12 @@ class PpsPuller:
         except UpstreamError as error:
             run.failed[operation] = str(error)
             self.checkpoints.failed(operation, owner, str(error))
-            log.warning("pps pull of %s stopped: %s; the next run resumes there", operation, error,
-                        extra={"operation": operation, "code": error.code})
+            log.warning(
+                "pps pull of %s stopped: %s; the next run resumes there",
+                operation,
+                error,
+                extra={"operation": operation, "code": error.code},
+            )
 
     def _resume_page(self, checkpoint: Checkpoint) -> int:
         """The page after the last one imported, counted in this run's page size: a page size changed
@@ -211,8 +247,13 @@ class PpsPuller:
         return checkpoint.pages_done * size // self.rows + 1
 
     # -- a backfill of a range (the CLI) --------------------------------------------------------------------
-    def backfill(self, start: datetime, end: datetime, operations: list[str] | None = None,
-                 on_page: Callable[[PageOutcome], None] | None = None) -> PullRun:
+    def backfill(
+        self,
+        start: datetime,
+        end: datetime,
+        operations: list[str] | None = None,
+        on_page: Callable[[PageOutcome], None] | None = None,
+    ) -> PullRun:
         """Pull ``[start, end)`` for ``operations`` (default: the configured ones), holding their leases
         so no worker pulls them meanwhile; the scheduled checkpoints are left as they are."""
         run = PullRun()
@@ -238,8 +279,9 @@ class PpsPuller:
                             self._pull_window(source, operation, begin, stop, 1, run, record, None)
                             run.windows += 1
                     except PpsKeyError as error:
-                        raise PpsMisconfigured(f"the PPS service refused the key ({error.code}: {error.detail})") \
-                            from error
+                        raise PpsMisconfigured(
+                            f"the PPS service refused the key ({error.code}: {error.detail})"
+                        ) from error
                     except UpstreamError as error:
                         run.failed[operation] = str(error)
         except PpsMisconfigured as error:
@@ -250,19 +292,35 @@ class PpsPuller:
         return run
 
     # -- shared ---------------------------------------------------------------------------------------------
-    def _pull_window(self, source: PageSource, operation: str, start: datetime, end: datetime, first_page: int,
-                     run: PullRun, record: Callable[[PageOutcome], bool], stop: threading.Event | None) -> bool:
+    def _pull_window(
+        self,
+        source: PageSource,
+        operation: str,
+        start: datetime,
+        end: datetime,
+        first_page: int,
+        run: PullRun,
+        record: Callable[[PageOutcome], bool],
+        stop: threading.Event | None,
+    ) -> bool:
         """Import pages ``first_page``… of ``[start, end)``; False when the run must leave the operation."""
         page_no = first_page
         while True:
-            page = source.list_page(operation, inquiry_div=self.settings.inquiry_div, begin=_kst(start),
-                                    end=_kst(end - _MINUTE), page_no=page_no, rows=self.rows)
+            page = source.list_page(
+                operation,
+                inquiry_div=self.settings.inquiry_div,
+                begin=_kst(start),
+                end=_kst(end - _MINUTE),
+                page_no=page_no,
+                rows=self.rows,
+            )
             counts = self._import(operation, page) if page.items else {}
             run.pages += 1
             run.items += len(page.items)
             run.counts.update(counts)
-            outcome = PageOutcome(operation, start, end, page_no, page.last_page, page.total_count, len(page.items),
-                                  counts)
+            outcome = PageOutcome(
+                operation, start, end, page_no, page.last_page, page.total_count, len(page.items), counts
+            )
             if not record(outcome):
                 return False
             if not page.items or page_no >= page.last_page:
@@ -273,13 +331,25 @@ class PpsPuller:
 
     def _import(self, operation: str, page: PpsPage) -> dict[str, int]:
         org_id = self.settings.org_id or ""
-        receipt = self.bus.handle(ImportNotices(institution_org_id=org_id, format="pps", document=page.document,
-                                                options={"operation": operation}, actor_org_id=org_id))
+        receipt = self.bus.handle(
+            ImportNotices(
+                institution_org_id=org_id,
+                format="pps",
+                document=page.document,
+                options={"operation": operation},
+                actor_org_id=org_id,
+            )
+        )
         counts = receipt.body.get("counts", {}) if isinstance(receipt.body, dict) else {}
         rejected = [entry for entry in receipt.body.get("items", []) if entry.get("status") == "rejected"]
         if rejected:
-            log.warning("pps pull: %d items of %s page %d rejected", len(rejected), operation, page.page_no,
-                        extra={"operation": operation, "rejected": rejected[:5]})
+            log.warning(
+                "pps pull: %d items of %s page %d rejected",
+                len(rejected),
+                operation,
+                page.page_no,
+                extra={"operation": operation, "rejected": rejected[:5]},
+            )
         return {str(k): int(v) for k, v in counts.items()}
 
     def _check_org(self) -> None:

@@ -25,8 +25,14 @@ def run(tmp_path: Path, sandbox: SandboxServer) -> Run:
 
     def run(*args: str, ok: bool = True, **env: str) -> subprocess.CompletedProcess[str]:
         settings = {"G2BHUB_PPS__ENDPOINT": sandbox.endpoints["pps_base"], "G2BHUB_PPS__PAGE_SIZE": "3", **env}
-        proc = subprocess.run([sys.executable, "-m", "hub.cli.main", *args], cwd=tmp_path, capture_output=True,
-                              env=base_env(tmp_path / "hub.db", **settings), text=True, timeout=120)
+        proc = subprocess.run(
+            [sys.executable, "-m", "hub.cli.main", *args],
+            cwd=tmp_path,
+            capture_output=True,
+            env=base_env(tmp_path / "hub.db", **settings),
+            text=True,
+            timeout=120,
+        )
         if ok and proc.returncode != 0:
             pytest.fail(f"g2bhub {' '.join(args)} exited {proc.returncode}\n{proc.stdout}\n{proc.stderr}")
         return proc
@@ -48,8 +54,9 @@ def test_pull_backfills_a_range_and_a_rerun_changes_nothing(run: Run) -> None:
     again = json.loads(run(*args, "--org", org).stdout)
     assert again["versions_created"] == 0 and again["unchanged"] == expected
 
-    table = run("pps", "pull", "--from", "2026-03-01T00:00", "--to", "2026-03-02T12:00", "-o", CNSTWK,
-                G2BHUB_PPS__ORG_ID=org).stdout
+    table = run(
+        "pps", "pull", "--from", "2026-03-01T00:00", "--to", "2026-03-02T12:00", "-o", CNSTWK, G2BHUB_PPS__ORG_ID=org
+    ).stdout
     assert table.splitlines()[0].split()[:2] == ["PAGES", "ITEMS"]
 
 
@@ -59,6 +66,16 @@ def test_pull_refuses_a_bad_range_a_missing_org_and_a_refused_key(run: Run) -> N
     missing = run("pps", "pull", "--from", "2026-03-01", "--to", "2026-03-02", ok=False)
     assert missing.returncode == 1 and "pps.org_id" in missing.stderr
     org = json.loads(run("orgs", "create", "조달청", "--kind", "institution", "--json").stdout)["id"]
-    refused = run("pps", "pull", "--from", "2026-03-01", "--to", "2026-03-02", "--org", org, ok=False,
-                  G2BHUB_PPS_KEY="not-registered")
+    refused = run(
+        "pps",
+        "pull",
+        "--from",
+        "2026-03-01",
+        "--to",
+        "2026-03-02",
+        "--org",
+        org,
+        ok=False,
+        G2BHUB_PPS_KEY="not-registered",
+    )
     assert refused.returncode == 1 and "pps_30" in refused.stderr and "not-registered" not in refused.stderr

@@ -29,9 +29,11 @@ BEGIN, END = datetime(2026, 3, 2, 0, 0), datetime(2026, 3, 8, 23, 59)
 
 
 def client(sandbox: SandboxServer, key: str, **retry: float) -> PpsOpenApiClient:
-    return PpsOpenApiClient(sandbox.endpoints["pps_base"], SecretStr(key),
-                            retry=PpsRetry(**{"attempts": 2, "quota_attempts": 2, "initial_s": 0, "max_s": 0,
-                                              **retry}))  # type: ignore[arg-type]
+    return PpsOpenApiClient(
+        sandbox.endpoints["pps_base"],
+        SecretStr(key),
+        retry=PpsRetry(**{"attempts": 2, "quota_attempts": 2, "initial_s": 0, "max_s": 0, **retry}),
+    )  # type: ignore[arg-type]
 
 
 def control(sandbox: SandboxServer, **body: object) -> None:
@@ -72,8 +74,7 @@ def test_nodata_request_errors_and_retries(sandbox: SandboxServer) -> None:
     key = sandbox.api_keys["pps"]
     assert key is not None
     pps = client(sandbox, key)
-    empty = pps.list_page(GOODS, inquiry_div=1, begin=datetime(2025, 1, 1), end=datetime(2025, 1, 2), page_no=1,
-                          rows=5)
+    empty = pps.list_page(GOODS, inquiry_div=1, begin=datetime(2025, 1, 1), end=datetime(2025, 1, 2), page_no=1, rows=5)
     assert empty.items == [] and empty.total_count == 0
     with pytest.raises(PpsRequestError) as raised:
         pps.list_page(GOODS, inquiry_div=1, begin=datetime(2026, 1, 1), end=datetime(2026, 3, 1), page_no=1, rows=5)

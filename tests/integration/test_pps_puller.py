@@ -54,9 +54,17 @@ def pps_hub(sandbox: SandboxServer, make_hub: Callable[..., Hub]) -> Hub:
 
 
 def puller(hub: Hub, sandbox: SandboxServer, org_id: str, **pps: Any) -> PpsPuller:
-    config = {"endpoint": sandbox.endpoints["pps_base"], "key": sandbox.api_keys["pps"], "org_id": org_id,
-              "start": START.isoformat(), "settle_minutes": 0, "page_size": 4, "window_h": 24,
-              "retry": {"attempts": 2, "quota_attempts": 4, "initial_s": 0, "max_s": 0}, **pps}
+    config = {
+        "endpoint": sandbox.endpoints["pps_base"],
+        "key": sandbox.api_keys["pps"],
+        "org_id": org_id,
+        "start": START.isoformat(),
+        "settle_minutes": 0,
+        "page_size": 4,
+        "window_h": 24,
+        "retry": {"attempts": 2, "quota_attempts": 4, "initial_s": 0, "max_s": 0},
+        **pps,
+    }
     settings = hub.settings.model_copy(update={"pps": PpsSettings(**config)})
     return pps_puller(settings, hub.bus, hub.session_factory)
 
@@ -80,8 +88,10 @@ def test_a_backfill_imports_every_notice_with_its_orders_as_versions(
     assert count(pps_hub, NoticeRow, NoticeRow.status == "cancelled") == CANCELLED
     assert count(pps_hub, NoticeRow, NoticeRow.institution_org_id == org) == NOTICES
     # Every operation's checkpoint stands at the end of the last window, with no window in progress.
-    assert count(pps_hub, PpsCheckpointRow, PpsCheckpointRow.window_start == NOW,
-                 PpsCheckpointRow.window_end.is_(None)) == 4
+    assert (
+        count(pps_hub, PpsCheckpointRow, PpsCheckpointRow.window_start == NOW, PpsCheckpointRow.window_end.is_(None))
+        == 4
+    )
 
     again = puller(pps_hub, sandbox, org).run_once(now=NOW)
     assert again.pages == 0  # nothing new past the checkpoint
@@ -156,8 +166,9 @@ def test_quota_answers_past_the_retries_stop_the_operation_where_it_is(pps_hub: 
 
 
 @pytest.mark.parametrize("form", ["decoded", "encoded"])
-def test_the_key_works_in_either_form(pps_hub: Hub, sandbox: SandboxServer, form: str,
-                                      monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_key_works_in_either_form(
+    pps_hub: Hub, sandbox: SandboxServer, form: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     key = sandbox.api_keys["pps"]
     assert key is not None and "+" in key and "/" in key
     monkeypatch.setenv("G2BHUB_PPS_KEY", key if form == "decoded" else quote(key, safe=""))
@@ -185,9 +196,18 @@ def test_a_worker_runs_the_pull_on_schedule(sandbox: SandboxServer, settings_fac
     probe = bootstrap(settings_factory(), migrate=True)
     org = institution(probe)
     probe.close()
-    pps = {"enabled": True, "endpoint": sandbox.endpoints["pps_base"], "key": sandbox.api_keys["pps"],
-           "org_id": org, "start": START.isoformat(), "settle_minutes": 0, "window_h": 672, "page_size": 50,
-           "interval_s": 0.1, "operations": ["getBidPblancListInfoFrgcpt"]}
+    pps = {
+        "enabled": True,
+        "endpoint": sandbox.endpoints["pps_base"],
+        "key": sandbox.api_keys["pps"],
+        "org_id": org,
+        "start": START.isoformat(),
+        "settle_minutes": 0,
+        "window_h": 672,
+        "page_size": 50,
+        "interval_s": 0.1,
+        "operations": ["getBidPblancListInfoFrgcpt"],
+    }
     hub = bootstrap(settings_factory(pps=pps))
     try:
         worker = hub.make_worker()

@@ -84,8 +84,11 @@ def test_nodata_bad_dates_and_the_one_month_limit(client: TestClient) -> None:
 def test_the_key_is_compared_decoded_and_a_double_encoded_key_is_refused(client: TestClient) -> None:
     assert header(ask(client))["resultCode"] == "00"
     refused = ask(client, key=quote(KEY, safe=""))  # encoded by the caller, then again by the client
-    assert refused.json() == {"nkoneps.com.response.ResponseError": {"header": {
-        "resultCode": "30", "resultMsg": "SERVICE KEY IS NOT REGISTERED ERROR"}}}
+    assert refused.json() == {
+        "nkoneps.com.response.ResponseError": {
+            "header": {"resultCode": "30", "resultMsg": "SERVICE KEY IS NOT REGISTERED ERROR"}
+        }
+    }
     assert header(ask(client, key=None))["resultCode"] == "30"
 
 
