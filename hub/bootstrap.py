@@ -175,10 +175,11 @@ def pps_puller(settings: Settings, bus: MessageBus, session_factory: sessionmake
 
     def client() -> PpsOpenApiClient:
         key = pps.service_key()
-        if key is None:
+        if key is None or pps.sandbox_key_elsewhere():
             from connectors.pps_openapi import PPS_SYSTEM, PpsKeyError
 
-            raise PpsKeyError(PPS_SYSTEM, "no_key", f"no service key: set {pps.key_env}")
+            why = "no service key" if key is None else "the sandbox's test key is not sent to a real service"
+            raise PpsKeyError(PPS_SYSTEM, "no_key", f"{why}: set {pps.key_env}")
         timeout = pps.timeout_s
         return PpsOpenApiClient(
             pps.endpoint, key, timeouts=Timeouts(connect_s=min(timeout, 10.0), read_s=timeout, write_s=timeout),

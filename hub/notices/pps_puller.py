@@ -363,7 +363,10 @@ class PpsPuller:
             raise PpsMisconfigured(f"pps.org_id {org_id} is an {kind}, not an institution")
 
     def _source(self) -> _Closing:
-        return _Closing(self.source_factory())
+        try:
+            return _Closing(self.source_factory())
+        except PpsKeyError as error:
+            raise PpsMisconfigured(f"{error.code}: {error.detail}") from error
 
     def _misconfigured(self, reason: str, run: PullRun) -> None:
         run.misconfigured = reason

@@ -216,3 +216,10 @@ def test_a_worker_runs_the_pull_on_schedule(sandbox: SandboxServer, settings_fac
         eventually(lambda: count(hub, NoticeVersionRow) == expected, timeout=20)
     finally:
         hub.close()
+
+
+def test_the_sandbox_key_is_never_sent_to_another_endpoint(pps_hub: Hub, sandbox: SandboxServer) -> None:
+    org = institution(pps_hub)
+    elsewhere = puller(pps_hub, sandbox, org, endpoint="https://apis.data.go.kr/1230000/ad/BidPublicInfoService")
+    run = elsewhere.run_once(now=NOW)
+    assert run.misconfigured is not None and "G2BHUB_PPS_KEY" in run.misconfigured and run.pages == 0
