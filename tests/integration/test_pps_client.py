@@ -28,12 +28,9 @@ GOODS = "getBidPblancListInfoThng"
 BEGIN, END = datetime(2026, 3, 2, 0, 0), datetime(2026, 3, 8, 23, 59)
 
 
-def client(sandbox: SandboxServer, key: str, **retry: float) -> PpsOpenApiClient:
-    return PpsOpenApiClient(
-        sandbox.endpoints["pps_base"],
-        SecretStr(key),
-        retry=PpsRetry(**{"attempts": 2, "quota_attempts": 2, "initial_s": 0, "max_s": 0, **retry}),
-    )  # type: ignore[arg-type]
+def client(sandbox: SandboxServer, key: str) -> PpsOpenApiClient:
+    retry = PpsRetry(attempts=2, quota_attempts=2, initial_s=0, max_s=0)
+    return PpsOpenApiClient(sandbox.endpoints["pps_base"], SecretStr(key), retry=retry)
 
 
 def control(sandbox: SandboxServer, **body: object) -> None:
