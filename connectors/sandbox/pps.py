@@ -10,9 +10,10 @@ with ``totalCount``, NODATA (03) for an empty window, ``type=json`` or XML.
 The dataset is fixed (:data:`DATASET_START` onwards, over several days): every operation has notices,
 amendments (orders 001, 002) and one cancellation, so a backfill has pages to go through. ``items`` is
 rendered ``{"item": [...]}`` (``{"item": {...}}`` for one item) or as a plain list (``items_shape``),
-``""`` when empty. ``POST /_control/pps`` changes the shape and schedules failures: after ``fail_after``
-good answers, the next ``fail_count`` requests (-1: all) answer ``fail_code`` — a data.go.kr result
-code (``22`` quota, ``30`` key…) in its envelope, or an HTTP status (``"503"``).
+``""`` when empty. ``POST /_control/pps`` changes the shape, changes a record (``{"change": {"operation": …,
+"bidNtceNo": …, "bidNtceOrd": …, "chgDt": …}}``) and schedules failures: after ``fail_after`` good
+answers, the next ``fail_count`` requests (-1: all) answer ``fail_code`` — a data.go.kr result code
+(``22`` quota, ``30`` key…) in its envelope, or an HTTP status (``"503"``).
 """
 
 from __future__ import annotations
@@ -197,6 +198,19 @@ class PpsControl:
             return None
 
 
+def _change_record(data: dict[str, list[dict[str, str]]], change: Any) -> None:
+    """``{"operation", "bidNtceNo", "bidNtceOrd", **fields}``: fields of one listed record change at the
+    source (a later ``chgDt`` moves it to another change-time window)."""
+    if not isinstance(change, dict):
+        raise ValueError("change must be an object")
+    wanted = (change.pop("operation"), change.pop("bidNtceNo"), change.pop("bidNtceOrd"))
+    for item in data[wanted[0]]:
+        if (item["bidNtceNo"], item["bidNtceOrd"]) == wanted[1:]:
+            item.update({str(k): str(v) for k, v in change.items()})
+            return
+    raise KeyError(f"no record {wanted}")
+
+
 def _parse_stamp(value: str) -> datetime | None:
     if len(value) != 12 or not value.isdigit():
         return None
@@ -332,8 +346,10 @@ def build_pps_app(state: TwinState, items_shape: ItemsShape = "item") -> Starlet
                 changes = await request.json()
                 if not isinstance(changes, dict):
                     raise ValueError("body must be a JSON object")
+                if "change" in changes:
+                    _change_record(data, changes.pop("change"))
                 control.update(changes)
-            except (ValueError, TypeError) as exc:
+            except (ValueError, TypeError, KeyError) as exc:
                 return JSONResponse({"status": 422, "detail": str(exc)}, status_code=422)
         elif request.method == "DELETE":
             request.app.state.reset()
@@ -346,7 +362,11 @@ def build_pps_app(state: TwinState, items_shape: ItemsShape = "item") -> Starlet
             *control_routes(state),
         ]
     )
-    app.state.reset = lambda: control.update(
-        {"items_shape": items_shape, "fail_after": None, "fail_count": 0, "fail_code": "22"}
-    )
+
+    def reset() -> None:
+        control.update({"items_shape": items_shape, "fail_after": None, "fail_count": 0, "fail_code": "22"})
+        data.clear()
+        data.update(pps_dataset())
+
+    app.state.reset = reset
     return app

@@ -42,6 +42,7 @@ log = logging.getLogger(__name__)
 KST = timezone(timedelta(hours=9))  # PPS times are Korean; Korea keeps no daylight saving time
 _MINUTE = timedelta(minutes=1)
 VERSION_STATUSES = ("created", "amended", "cancelled")
+MAX_REREADS = 3
 
 
 class PpsMisconfigured(Exception):
@@ -221,7 +222,8 @@ class PpsPuller:
                         on_page(page)
                     return self.checkpoints.page_done(operation, owner, end, page.page_no, self.rows, page.total_count)
 
-                if not self._pull_window(source, operation, start, end, first_page, run, record, stop):
+                known_total = checkpoint.total_count if first_page > 1 and resume_end == end else None
+                if not self._pull_window(source, operation, start, end, first_page, run, record, stop, known_total):
                     return
                 if not self.checkpoints.window_done(operation, owner, end):
                     return  # the lease ran out and someone else holds the row: leave it to them
@@ -302,9 +304,15 @@ class PpsPuller:
         run: PullRun,
         record: Callable[[PageOutcome], bool],
         stop: threading.Event | None,
+        expected_total: int | None = None,
     ) -> bool:
-        """Import pages ``first_page``… of ``[start, end)``; False when the run must leave the operation."""
-        page_no = first_page
+        """Import pages ``first_page``… of ``[start, end)``; False when the run must leave the operation.
+
+        A ``totalCount`` that changes between pages means the listing moved under the paging (a record's
+        change time left the window, a late registration entered it): the pages already read may now hold
+        other items, and one may have slid onto a page already read. The window is then read again from
+        page 1 (at most :data:`MAX_REREADS` times; importing an item twice changes nothing)."""
+        page_no, rereads = first_page, 0
         while True:
             page = source.list_page(
                 operation,
@@ -314,6 +322,20 @@ class PpsPuller:
                 page_no=page_no,
                 rows=self.rows,
             )
+            if expected_total is not None and page.total_count != expected_total and rereads < MAX_REREADS:
+                rereads += 1
+                log.info(
+                    "pps pull: the %s window from %s changed while paging (%d -> %d items); reading it again",
+                    operation,
+                    start.isoformat(),
+                    expected_total,
+                    page.total_count,
+                    extra={"operation": operation},
+                )
+                if page_no != 1:
+                    expected_total, page_no = None, 1
+                    continue
+            expected_total = page.total_count
             counts = self._import(operation, page) if page.items else {}
             run.pages += 1
             run.items += len(page.items)

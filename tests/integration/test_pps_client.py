@@ -10,6 +10,7 @@ import httpx
 import pytest
 from pydantic import SecretStr
 
+from connectors.errors import TransientUpstreamError
 from connectors.pps_openapi import (
     PpsKeyError,
     PpsOpenApiClient,
@@ -97,3 +98,18 @@ def test_envelopes_are_read_in_every_shape() -> None:
     for items in ([item], {"item": [item]}, {"item": item}):
         assert page_items({"response": {"body": {"items": items, "totalCount": "1"}}}) == ([item], 1)
     assert page_items({"response": {"body": {"items": "", "totalCount": 0}}}) == ([], 0)
+
+
+def test_an_xml_answer_to_a_json_request_is_read_for_its_code() -> None:
+    from connectors.pps_openapi import _xml_document
+    from connectors.rest import HttpAnswer
+
+    portal = (
+        b"<OpenAPI_ServiceResponse><cmmMsgHeader><errMsg>SERVICE ERROR</errMsg>"
+        b"<returnAuthMsg>LIMITED_NUMBER_OF_SERVICE_REQUESTS_EXCEEDS_ERROR</returnAuthMsg>"
+        b"<returnReasonCode>22</returnReasonCode></cmmMsgHeader></OpenAPI_ServiceResponse>"
+    )
+    document = _xml_document(HttpAnswer(200, httpx.Headers(), portal), 65536)
+    assert read_header(document) == ("22", "LIMITED_NUMBER_OF_SERVICE_REQUESTS_EXCEEDS_ERROR")
+    with pytest.raises(TransientUpstreamError):
+        _xml_document(HttpAnswer(200, httpx.Headers(), b"<html><body>busy</body></html>"), 65536)

@@ -5,6 +5,7 @@ forms of the key, and the lease that keeps two pullers off one operation."""
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
@@ -19,7 +20,7 @@ from hub.bootstrap import Hub, pps_puller
 from hub.config import Settings
 from hub.notices.pps_checkpoints import PpsCheckpointRow
 from hub.notices.pps_config import PpsSettings
-from hub.notices.pps_puller import KST, PpsPuller
+from hub.notices.pps_puller import KST, PageOutcome, PpsPuller
 from hub.notices.tables import NoticeRow, NoticeVersionRow
 from hub.organisations.commands import CreateOrganisation
 from hub.organisations.model import OrgKind
@@ -223,3 +224,53 @@ def test_the_sandbox_key_is_never_sent_to_another_endpoint(pps_hub: Hub, sandbox
     elsewhere = puller(pps_hub, sandbox, org, endpoint="https://apis.data.go.kr/1230000/ad/BidPublicInfoService")
     run = elsewhere.run_once(now=NOW)
     assert run.misconfigured is not None and "G2BHUB_PPS_KEY" in run.misconfigured and run.pages == 0
+
+
+def test_a_record_leaving_the_window_while_it_is_paged_loses_no_other(pps_hub: Hub, sandbox: SandboxServer) -> None:
+    org = institution(pps_hub)
+    works = DATA["getBidPblancListInfoCnstwk"]
+    first = works[0]  # corrected in place at 10:04 on the first day: the first item of the first window
+    moved: list[int] = []
+
+    def correct_the_first_record_after_page_one(page: PageOutcome) -> None:
+        if page.window_start == START and page.page_no == 1 and not moved:
+            moved.append(1)
+            pps_control(
+                sandbox,
+                {
+                    "change": {
+                        "operation": page.operation,
+                        "bidNtceNo": first["bidNtceNo"],
+                        "bidNtceOrd": "000",
+                        "chgDt": "2026-03-08 12:00:00",
+                    }
+                },
+            )
+
+    pull = puller(pps_hub, sandbox, org, page_size=1, operations=["getBidPblancListInfoCnstwk"])
+    run = pull.run_once(now=NOW, on_page=correct_the_first_record_after_page_one)
+    assert moved and not run.failed
+    assert run.versions_created == len(works)  # the record after it did not slide past the paging
+    assert run.counts["unchanged"] >= 1  # the corrected record, listed again in its new window
+    assert count(pps_hub, NoticeVersionRow) == len(works)
+
+
+def test_a_run_stopped_between_pages_resumes_at_the_next_page(pps_hub: Hub, sandbox: SandboxServer) -> None:
+    org = institution(pps_hub)
+    stop = threading.Event()
+    pages: list[PageOutcome] = []
+
+    def stop_after_four(page: PageOutcome) -> None:
+        pages.append(page)
+        if len(pages) == 4:
+            stop.set()
+
+    works = ["getBidPblancListInfoCnstwk"]
+    first = puller(pps_hub, sandbox, org, page_size=1, operations=works).run_once(
+        now=NOW, stop=stop, on_page=stop_after_four
+    )
+    assert first.pages == 4 and not first.failed
+    second = puller(pps_hub, sandbox, org, page_size=1, operations=works).run_once(now=NOW)
+    assert first.versions_created + second.versions_created == len(DATA[works[0]])
+    assert second.counts["unchanged"] == 0
+    assert all(times == 1 for times in page_requests(sandbox).values())
