@@ -16,6 +16,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from pydantic import SecretStr
+
 from connectors.config import RestSystemConfig, SoapSystemConfig
 from connectors.errors import NotFoundUpstream, PermanentUpstreamError, UpstreamError
 from connectors.resilience import (
@@ -71,7 +73,8 @@ class Exchange:
 
 def _outcome_of(exc: UpstreamError) -> CallOutcome:
     outcome = exc.outcome
-    return outcome if outcome in ("not_found", "permanent", "transient", "circuit_open") else "permanent"  # type: ignore[return-value]
+    known = ("not_found", "permanent", "transient", "circuit_open", "misconfigured")
+    return outcome if outcome in known else "permanent"  # type: ignore[return-value]
 
 
 class Connector(ABC):
@@ -92,10 +95,36 @@ class Connector(ABC):
         self.policy = policy
         self.recorder = recorder
         self._identifier_re = re.compile(config.identifier_pattern)
+        self._key_by = config.breaker.key_by
 
     @property
     def breaker_state(self) -> BreakerState:
+        """The system's own breaker (a keyed system's keys are in :attr:`breaker_keys`)."""
         return self.policy.breaker.state
+
+    @property
+    def breaker_keys(self) -> dict[str, BreakerState] | None:
+        """State per key of a keyed breaker (every key seen so far), None when the breaker is not keyed."""
+        return self.policy.keyed.states() if self.policy.keyed is not None else None
+
+    @property
+    def misconfigured(self) -> dict[str, object] | None:
+        """Since when and with what the upstream refuses the hub's key; None while it accepts it."""
+        return self.policy.guard.status()
+
+    def current_key(self, key: SecretStr | None) -> SecretStr | None:
+        """The key to send: ``key`` while the upstream accepts it; while it refuses it, read afresh from
+        the configuration (a key file rewritten by the operator is picked up without a restart)."""
+        if self.policy.guard.misconfigured:
+            return self.config.resolve_key()
+        return key
+
+    def breaker_key(self, identifier: str) -> str | None:
+        """The value of ``breaker.key_by`` in ``identifier`` (VIES: the member state)."""
+        if self._key_by is None:
+            return None
+        match = self._identifier_re.fullmatch(identifier)
+        return match.group(self._key_by) if match is not None else None
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release pooled connections."""
@@ -127,7 +156,7 @@ class Connector(ABC):
         started_at, t0 = utcnow(), time.perf_counter()
         try:
             self.validate_identifier(identifier)
-            exchange, attempts = self.policy.run(lambda: self._exchange(identifier))
+            exchange, attempts = self.policy.run(lambda: self._exchange(identifier), key=self.breaker_key(identifier))
         except UpstreamError as exc:
             self._record(purpose, requested_by, (identifier,), started_at, t0, exc, None)
             raise

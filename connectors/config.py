@@ -35,7 +35,8 @@ __all__ = [
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
-Outcome = Literal["transient", "permanent", "not_found"]
+# ``misconfigured``: the upstream refused the hub's key (see :class:`connectors.errors.UpstreamAuthError`).
+Outcome = Literal["transient", "permanent", "not_found", "misconfigured"]
 
 
 class _Strict(BaseModel):
@@ -63,8 +64,26 @@ class RetryPolicy(_Strict):
 
 
 class BreakerPolicy(_Strict):
+    """``key_by`` keys the breaker by a request field (a named group of ``identifier_pattern``, e.g.
+    VIES's ``countryCode``): one member state's outage opens that member state's breaker only. With
+    ``key_codes`` set, only failures with those codes count against the key; any other transient
+    failure (connection refused, the whole service down) counts against the system's own breaker.
+
+    ``auth_probe_s``: while the upstream refuses the hub's key, one call per interval goes out to see
+    whether it works again; the others are answered at once (0: every call goes out)."""
+
     failure_threshold: int = Field(5, ge=1)
     reset_timeout_s: float = Field(30.0, gt=0)
+    key_by: str | None = Field(None, pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+    key_codes: list[str] = []
+    max_keys: int = Field(1024, ge=1, le=100_000)
+    auth_probe_s: float = Field(60.0, ge=0)
+
+    @model_validator(mode="after")
+    def _codes_need_a_key(self) -> BreakerPolicy:
+        if self.key_codes and self.key_by is None:
+            raise ValueError("key_codes needs key_by")
+        return self
 
 
 class AuthConfig(_Strict):
@@ -126,8 +145,12 @@ class _SystemBase(_Strict):
     retry: RetryPolicy = RetryPolicy()
     breaker: BreakerPolicy = BreakerPolicy()
     concurrency: int = Field(8, ge=1, le=1000)
+    # Calls in flight per value of ``breaker.key_by`` (VIES: per member state), within ``concurrency``.
+    key_concurrency: int | None = Field(None, ge=1, le=1000)
     concurrency_wait_s: float = Field(30.0, gt=0)
     max_response_bytes: int = Field(1024 * 1024, ge=1024)
+    # HTTP statuses that mean "the hub's key was refused" (outcome ``misconfigured``), whatever the body.
+    auth_failure_statuses: list[int] = [401, 403]
     identifier_pattern: str = Field(r"^[A-Za-z0-9+*.\-]{1,64}$")
     mapping: Path | None = None
 
@@ -136,6 +159,17 @@ class _SystemBase(_Strict):
     def _pattern_compiles(cls, value: str) -> str:
         re.compile(value)
         return value
+
+    @model_validator(mode="after")
+    def _breaker_key_is_a_group(self) -> _SystemBase:
+        key_by = self.breaker.key_by
+        if key_by is not None and key_by not in re.compile(self.identifier_pattern).groupindex:
+            raise ValueError(f"breaker.key_by: {key_by!r} is not a named group of identifier_pattern")
+        if self.key_concurrency is not None and key_by is None:
+            raise ValueError("key_concurrency needs breaker.key_by")
+        if key_by is not None and getattr(self, "batch", None) is not None:
+            raise ValueError("breaker.key_by: a batched system mixes keys in one call; key it or batch it")
+        return self
 
     @field_validator("endpoint")
     @classmethod

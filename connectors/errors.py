@@ -13,6 +13,7 @@ __all__ = [
     "NotFoundUpstream",
     "PermanentUpstreamError",
     "TransientUpstreamError",
+    "UpstreamAuthError",
     "UpstreamError",
 ]
 
@@ -60,6 +61,14 @@ class NotFoundUpstream(PermanentUpstreamError):
     """The upstream answered and does not know the identifier."""
 
     outcome = "not_found"
+
+
+class UpstreamAuthError(UpstreamError):
+    """The upstream refused the hub's own key (401/403, a gateway key error): the fault is the hub's
+    configuration, not the identifier's. Retrying at once is pointless, giving up is wrong: the slot
+    stays pending and is asked again once the key works."""
+
+    outcome = "misconfigured"
 
 
 class CircuitOpenError(UpstreamError):

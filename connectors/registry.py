@@ -14,9 +14,11 @@ from typing import Any
 from connectors.base import Connector
 from connectors.config import PROJECT_ROOT, ConnectorsConfig, RestSystemConfig, SoapSystemConfig, SystemConfig
 from connectors.resilience import (
+    AuthGuard,
     BreakerState,
     CallRecorder,
     CircuitBreaker,
+    KeyedBreakers,
     LoggingCallRecorder,
     ResiliencePolicy,
 )
@@ -30,7 +32,22 @@ _GAUGE_VALUE = {"closed": 0, "half_open": 1, "open": 2}
 
 
 def _publish_breaker_state(system: str, state: BreakerState) -> None:
-    metrics.CONNECTOR_BREAKER_STATE.labels(system).set(_GAUGE_VALUE[state])
+    metrics.CONNECTOR_BREAKER_STATE.labels(system, "").set(_GAUGE_VALUE[state])
+
+
+def _publish_key_state(system: str, key: str, state: BreakerState) -> None:
+    metrics.CONNECTOR_BREAKER_STATE.labels(system, key).set(_GAUGE_VALUE[state])
+
+
+def _publish_misconfigured(system: str, misconfigured: bool) -> None:
+    metrics.UPSTREAM_MISCONFIGURED.labels(system).set(1 if misconfigured else 0)
+
+
+def _key_hint(cfg: SystemConfig) -> str:
+    where = [f"environment variable {cfg.key_env}"] if cfg.key_env else []
+    if cfg.key_file is not None:
+        where.append(f"key file {cfg.key_file}")
+    return "check the key in " + " or ".join(where) if where else "check the system's key configuration"
 
 
 class ConnectorRegistry(Mapping[str, Connector]):
@@ -50,10 +67,32 @@ class ConnectorRegistry(Mapping[str, Connector]):
         return len(self._connectors)
 
     def breaker_states(self) -> dict[str, BreakerState]:
+        """The system's own breaker per system (and the gauge refreshed)."""
         states = {system: c.breaker_state for system, c in self._connectors.items()}
         for system, state in states.items():
             _publish_breaker_state(system, state)
         return states
+
+    def breaker_key_states(self) -> dict[str, dict[str, BreakerState]]:
+        """Keyed systems only: state per key seen so far (and the gauge refreshed)."""
+        out: dict[str, dict[str, BreakerState]] = {}
+        for system, connector in self._connectors.items():
+            keys = connector.breaker_keys
+            if keys is not None:
+                out[system] = keys
+                for key, state in keys.items():
+                    _publish_key_state(system, key, state)
+        return out
+
+    def misconfigured(self) -> dict[str, dict[str, object]]:
+        """Systems whose upstream refuses the hub's key, with since when and the code it answered."""
+        out: dict[str, dict[str, object]] = {}
+        for system, connector in self._connectors.items():
+            status = connector.misconfigured
+            _publish_misconfigured(system, status is not None)
+            if status is not None:
+                out[system] = status
+        return out
 
     def mapping_path(self, system: str) -> Path | None:
         """The mapping file configured for ``system`` (resolved), for the mapping engine to load."""
@@ -82,6 +121,9 @@ def build_connectors(
                 continue
             breaker = CircuitBreaker(system, cfg.breaker, clock=clock, on_change=_publish_breaker_state)
             _publish_breaker_state(system, "closed")
+            _publish_misconfigured(system, False)
+            keyed = (KeyedBreakers(system, cfg.breaker, clock=clock, on_change=_publish_key_state)
+                     if cfg.breaker.key_by is not None else None)
             policy = ResiliencePolicy(
                 system=system,
                 retry=cfg.retry,
@@ -89,6 +131,10 @@ def build_connectors(
                 concurrency=cfg.concurrency,
                 concurrency_wait_s=cfg.concurrency_wait_s,
                 sleep=sleep,
+                keyed=keyed,
+                key_concurrency=cfg.key_concurrency,
+                auth=AuthGuard(system, cfg.breaker.auth_probe_s, clock=clock, on_change=_publish_misconfigured,
+                               hint=_key_hint(cfg)),
             )
             key = cfg.resolve_key()
             if isinstance(cfg, RestSystemConfig):

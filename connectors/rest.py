@@ -23,7 +23,13 @@ from pydantic import SecretStr
 
 from connectors.base import Connector, Exchange
 from connectors.config import AuthConfig, ErrorRule, Outcome, RestSystemConfig, Timeouts
-from connectors.errors import NotFoundUpstream, PermanentUpstreamError, TransientUpstreamError, UpstreamError
+from connectors.errors import (
+    NotFoundUpstream,
+    PermanentUpstreamError,
+    TransientUpstreamError,
+    UpstreamAuthError,
+    UpstreamError,
+)
 from connectors.resilience import CallRecorder, ResiliencePolicy
 from connectors.xmlsafe import UnsafeXmlError, XmlSyntaxError, parse_xml
 
@@ -45,6 +51,7 @@ _ERROR_CLASSES: dict[str, type[UpstreamError]] = {
     "transient": TransientUpstreamError,
     "permanent": PermanentUpstreamError,
     "not_found": NotFoundUpstream,
+    "misconfigured": UpstreamAuthError,
 }
 
 
@@ -207,12 +214,16 @@ def send_capped(client: httpx.Client, system: str, request: httpx.Request, max_b
         raise TransientUpstreamError(system, "malformed_response", "content decoding failed") from exc
 
 
-def classify_status(status: int, not_found_statuses: Sequence[int]) -> Outcome | None:
+def classify_status(
+    status: int, not_found_statuses: Sequence[int], auth_failure_statuses: Sequence[int] = ()
+) -> Outcome | None:
     """None for success; else the outcome the HTTP status alone implies."""
     if 200 <= status < 300:
         return None
     if status in not_found_statuses:
         return "not_found"
+    if status in auth_failure_statuses:
+        return "misconfigured"
     if status in _TRANSIENT_STATUSES or status >= 500:
         return "transient"
     return "permanent"
@@ -293,6 +304,7 @@ class RestConnector(Connector):
             headers["Content-Type"] = cfg.content_type
         # Hash what identifies the request, before the key is added.
         fingerprint = f"{cfg.method} {httpx.URL(url, params=params)}\n".encode() + (body or b"")
+        self._key = self.current_key(self._key)
         auth = apply_auth(cfg.auth, self._key, headers, params)
         request = self._client.build_request(cfg.method, url, params=params, headers=headers, content=body)
         if auth is not None:
@@ -336,7 +348,7 @@ class RestConnector(Connector):
     def _check(self, answer: HttpAnswer) -> Any:
         """Classify the answer; return the parsed body of a success (JSON value or XML root)."""
         cfg = self.config
-        outcome = classify_status(answer.status, cfg.not_found_statuses)
+        outcome = classify_status(answer.status, cfg.not_found_statuses, cfg.auth_failure_statuses)
         body: Any = None
         if cfg.response_format == "json" and answer.body.strip():
             try:

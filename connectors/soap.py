@@ -160,6 +160,7 @@ class SoapConnector(Connector):
         body, headers = self.build_envelope(identifier)
         params: dict[str, str] = {}
         headers.update(self.config.headers)
+        self._key = self.current_key(self._key)
         auth = apply_auth(self.config.auth, self._key, headers, params)
         request = self._http.build_request("POST", self.config.endpoint, params=params, headers=headers, content=body)
         if auth is not None:
@@ -175,7 +176,7 @@ class SoapConnector(Connector):
             # A non-XML error page (proxy 502 HTML): the HTTP status below classifies it.
         fault = find_fault(root) if root is not None else None
         if fault is not None:
-            outcome = self._fault_outcome(fault)
+            outcome = self._fault_outcome(fault, answer.status)
             raise _ERROR_CLASSES[outcome](
                 self.system,
                 fault.name or "soap_fault",
@@ -183,7 +184,7 @@ class SoapConnector(Connector):
                 http_status=answer.status,
                 retry_after=answer.retry_after,
             )
-        status_outcome = classify_status(answer.status, ())
+        status_outcome = classify_status(answer.status, (), self.config.auth_failure_statuses)
         if status_outcome is not None:
             raise _ERROR_CLASSES[status_outcome](
                 self.system, f"http_{answer.status}", "", http_status=answer.status, retry_after=answer.retry_after
@@ -192,12 +193,14 @@ class SoapConnector(Connector):
             raise TransientUpstreamError(self.system, "malformed_response", "empty body", http_status=answer.status)
         return Exchange(body, answer.body, answer.content_type, answer.status)
 
-    def _fault_outcome(self, fault: SoapFault) -> Outcome:
+    def _fault_outcome(self, fault: SoapFault, status: int) -> Outcome:
         codes = self.config.fault_codes
         if fault.name in codes:
             return codes[fault.name]
         if fault.string.strip() in codes:
             return codes[fault.string.strip()]
+        if status in self.config.auth_failure_statuses:  # a fault sent with 401/403: the key was refused
+            return "misconfigured"
         local_code = fault.code.rsplit(":", 1)[-1]
         if local_code in ("Client", "Sender"):
             return "permanent"

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from hub.config import Settings, get_settings
+from hub.config import ConfigError, Settings, get_settings
 from hub.notices.formats import check_formats
 from hub.notices.pps_checkpoints import SqlPpsCheckpoints
 from hub.notices.pps_puller import PpsPuller
@@ -147,10 +147,15 @@ class Hub:
 
 def check_configuration(settings: Settings, *, sources: bool = True) -> None:
     """What the settings name but do not hold, checked before the schema is touched: a broken mapping
-    file stops the start (and any migration), not the first fetch."""
+    file stops the start (and any migration), not the first fetch; so does a sandbox test key that would
+    go to a real service (:class:`ConfigError` naming the variable that takes the real key)."""
     if sources:
+        from connectors.key_policy import sandbox_key_problems
         from hub.suppliers.wiring import check_sources
 
+        problems = sandbox_key_problems(settings.connectors)
+        if problems:
+            raise ConfigError(problems)
         check_sources(settings.connectors)
     check_formats()  # every inbound notice format's mapping file, checked the same way
     if not settings.syndication.secret_box().encrypts and not settings.database.url.startswith("sqlite"):
@@ -227,6 +232,9 @@ def bootstrap(
         upgrade(engine)
     session_factory = make_session_factory(engine)
     delivery_wake = threading.Event()
+    # A system switched off in its connector entry is no scheme's applicable system.
+    supplier_settings = settings.suppliers.only_systems(
+        [name for name, system in settings.connectors.items() if system.enabled])
     subscriptions = SubscriptionService(
         uow_factory=lambda: HubUnitOfWork(session_factory), queues=subscriber_queues(settings),
         resolve=resolve_host, allow_private_targets=settings.syndication.allow_private_targets)
@@ -234,13 +242,13 @@ def bootstrap(
         uow_factory=lambda: HubUnitOfWork(session_factory),
         command_handlers=command_handlers if command_handlers is not None else COMMAND_HANDLERS,
         event_handlers=event_handlers if event_handlers is not None else EVENT_HANDLERS,
-        dependencies={"settings": settings, "supplier_settings": settings.suppliers,
+        dependencies={"settings": settings, "supplier_settings": supplier_settings,
                       "control_schemes": control_schemes(settings),
                       "subscription_index": IndexCache(), "delivery_wake": delivery_wake, **(dependencies or {})},
         group_names={**CONSUMER_GROUPS, **(group_names or {})},
     )
     quotas = Budgets(settings.quotas, make_bucket_store(settings.quotas.store, engine))
-    suppliers = SupplierAdapters(settings.suppliers, settings.connectors, bus, session_factory,
+    suppliers = SupplierAdapters(supplier_settings, settings.connectors, bus, session_factory,
                                  connectors=(dependencies or {}).get("connectors"), budget=quotas.upstream)
     return Hub(
         settings=settings,

@@ -57,6 +57,7 @@ __all__ = [
     "known_secrets",
     "load_settings",
     "redact_url",
+    "shipped_defaults",
     "shipped_files",
     "with_overrides",
 ]
@@ -96,6 +97,14 @@ def shipped_files() -> list[Traversable]:
     """The shipped defaults, ``default.yaml`` first, then the others by name (each holds whole sections)."""
     found = [entry for entry in files(DEFAULTS_PACKAGE).iterdir() if entry.name.endswith(".yaml")]
     return sorted(found, key=lambda entry: (entry.name != "default.yaml", entry.name))
+
+
+def shipped_defaults() -> dict[str, Any]:
+    """The shipped files merged, before any deployment layer: what a value is when nobody set it."""
+    data: dict[str, Any] = {}
+    for entry in shipped_files():
+        data = deep_merge(data, _read_yaml(entry.read_text(encoding="utf-8"), f"config/{entry.name}"))
+    return data
 
 
 def _read_yaml(text: str, origin: str) -> dict[str, Any]:

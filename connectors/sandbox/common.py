@@ -5,6 +5,8 @@ change the source's data or misbehaviour over HTTP without importing the sandbox
 
 - ``GET|POST|DELETE /_control/faults``   read, merge-update or reset the fault settings
 - ``GET|DELETE /_control/stats``         read or clear the request/item counters
+- ``GET|PUT|DELETE /_control/key``       read, change or reset the key the twin accepts
+  (``{"api_key": "..."}``), so a test can refuse the hub's key and then accept it again
 - ``GET|PATCH|DELETE /_control/records/{key}``  read, change or remove one record of this system
 - ``PUT /_control/records``              create or replace a record (full JSON body)
 """
@@ -46,15 +48,22 @@ class TwinState:
     api_key: str | None
     max_body_bytes: int
     stats: TwinStats = field(default_factory=TwinStats)
+    configured_api_key: str | None = field(default=None, init=False)
+
+    def __post_init__(self) -> None:
+        self.configured_api_key = self.api_key
+
+    def reset_key(self) -> None:
+        self.api_key = self.configured_api_key
 
     async def inject_faults(
-        self, render: Callable[[FaultDecision], Response]
+        self, render: Callable[[FaultDecision], Response], key: str | None = None
     ) -> tuple[FaultDecision, Response | None]:
         """Decide this request's fault and wait its latency. An outage, timeout or error ends the request
         with ``render``'s answer (each twin renders its own contract's fault), ``html`` with the same
         maintenance page for every twin; anything else — including ``malformed``, which the twin applies
         to its own body — continues with the decision."""
-        decision = self.faults.decide()
+        decision = self.faults.decide(key)
         await self.faults.delay(decision)
         if decision.kind == "html":
             self.stats.add("fault:html")
@@ -106,6 +115,16 @@ def control_routes(state: TwinState) -> list[Route]:
             state.stats.reset()
         return JSONResponse(state.stats.as_dict())
 
+    async def api_key(request: Request) -> Response:
+        if request.method == "PUT":
+            body = json.loads(await request.body() or b"{}")
+            if not isinstance(body, dict) or not isinstance(body.get("api_key"), str | None):
+                return _problem(422, "body must be {\"api_key\": string or null}")
+            state.api_key = body.get("api_key")
+        elif request.method == "DELETE":
+            state.reset_key()
+        return JSONResponse({"api_key": state.api_key})
+
     async def record(request: Request) -> Response:
         key = request.path_params["key"]
         try:
@@ -138,6 +157,7 @@ def control_routes(state: TwinState) -> list[Route]:
     return [
         Route("/_control/faults", faults, methods=["GET", "POST", "DELETE"]),
         Route("/_control/stats", stats, methods=["GET", "DELETE"]),
+        Route("/_control/key", api_key, methods=["GET", "PUT", "DELETE"]),
         Route("/_control/records", put_record, methods=["PUT"]),
         Route("/_control/records/{key:path}", record, methods=["GET", "PATCH", "DELETE"]),
     ]

@@ -39,6 +39,8 @@ class FaultSettings(BaseModel):
     # The system's own fault code to return for injected errors (VIES faultstring such as MS_UNAVAILABLE,
     # an NTS status_code, "429" for Companies House, an IAF problem code); None = the twin's default.
     fault_code: str | None = None
+    # Faults strike only requests for these keys (VIES: member states, e.g. ["DE"]); empty: every request.
+    only_for: list[str] = []
     latency_min_ms: float = Field(0.0, ge=0.0)
     latency_max_ms: float = Field(0.0, ge=0.0)
     latency_distribution: Literal["fixed", "uniform", "triangular", "lognormal"] = "uniform"
@@ -94,14 +96,17 @@ class FaultInjector:
             self._rng = random.Random(self._seed_of(self._configured))
             return self._settings
 
-    def decide(self) -> FaultDecision:
+    def decide(self, key: str | None = None) -> FaultDecision:
+        """This request's fault; ``key`` (VIES: the member state) is checked against ``only_for``."""
         with self._lock:
             s, rng = self._settings, self._rng
             # Always draw the same count so one knob does not shift the others' sequence.
             u_timeout, u_error, u_malformed, u_pick = rng.random(), rng.random(), rng.random(), rng.random()
             latency = self._latency(s, rng)
-        if s.outage:
-            kind: FaultKind = "outage"
+        if s.only_for and key not in s.only_for:
+            kind: FaultKind = "none"
+        elif s.outage:
+            kind = "outage"
         elif s.html_page:
             kind = "html"
         elif u_timeout < s.timeout_rate:

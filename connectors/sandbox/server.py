@@ -70,6 +70,7 @@ class Sandbox:
         for twin in self.twins.values():
             twin.faults.reset()
             twin.stats.reset()
+            twin.reset_key()
         for twin_app in self.twin_apps.values():
             reset_twin = getattr(twin_app.state, "reset", None)
             if reset_twin is not None:
@@ -234,6 +235,6 @@ def main(argv: list[str] | None = None) -> None:
     for name, key in {n: t.api_key for n, t in sandbox.twins.items()}.items():
         if key:
             print(f"  {name + ' key':<24} {key}")
-    print(f"  {'control':<24} {base}/<system>/_control/{{faults,stats,records/<id>}}  {base}/_control/reset")
+    print(f"  {'control':<24} {base}/<system>/_control/{{faults,stats,key,records/<id>}}  {base}/_control/reset")
     print(flush=True)
     uvicorn.Server(uvicorn.Config(sandbox.app, log_level="info", lifespan="off")).run(sockets=[sock])

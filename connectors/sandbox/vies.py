@@ -81,11 +81,13 @@ def build_vies_app(state: TwinState) -> Starlette:
             state.stats.add("rejected")
             return soap.fault_response("INVALID_INPUT", faultcode="env:Client")
         state.stats.add(f"operation:{name.localname}")
-        decision, fault = await state.inject_faults(_injected_fault)
-        if fault is not None:
-            return fault
         country = soap.child_text(operation, VIES_TYPES_NS, "countryCode") or ""
         number = soap.child_text(operation, VIES_TYPES_NS, "vatNumber") or ""
+        state.stats.add(f"member_state:{country}" if country in MEMBER_STATES else "member_state:other")
+        # Faults may strike one member state only (``only_for``), as MS_UNAVAILABLE does in life.
+        decision, fault = await state.inject_faults(_injected_fault, key=country)
+        if fault is not None:
+            return fault
         if not (_COUNTRY.fullmatch(country) and country in MEMBER_STATES and _VAT_NUMBER.fullmatch(number)):
             state.stats.add("fault:INVALID_INPUT")
             return soap.fault_response("INVALID_INPUT")

@@ -92,12 +92,23 @@ def default_readiness_checks() -> ReadinessChecks:
 
 
 def _connectors(hub: Hub) -> dict[str, Any]:
-    """Breaker state per upstream system (refreshing the gauge). An open breaker does not make the hub
-    unready: registrations still succeed and leave that system's credentials pending."""
-    states = hub.suppliers.breaker_states() if hub.suppliers is not None else None
-    if states is None:
+    """Breaker state per upstream system, and per key for keyed breakers (VIES: per member state), and
+    the systems that refuse the hub's key (refreshing the gauges). Neither makes the hub unready:
+    registrations still succeed and leave that system's credentials pending. ``degraded`` names the
+    open breakers (``vies/DE`` for a key); ``misconfigured`` the systems whose key must be fixed."""
+    suppliers = hub.suppliers
+    states = suppliers.breaker_states() if suppliers is not None else None
+    if suppliers is None or states is None:
         return {"ready": True, "detail": "no upstream called yet"}
-    return {"ready": True, "breakers": states, "degraded": sorted(s for s, v in states.items() if v != "closed")}
+    keyed = suppliers.breaker_key_states() or {}
+    misconfigured = suppliers.misconfigured() or {}
+    degraded = [s for s, v in states.items() if v != "closed"]
+    degraded += [f"{s}/{key}" for s, keys in keyed.items() for key, v in keys.items() if v != "closed"]
+    report: dict[str, Any] = {"ready": True, "breakers": states, "degraded": sorted(degraded),
+                              "misconfigured": misconfigured}
+    if keyed:
+        report["breaker_keys"] = keyed
+    return report
 
 
 class GaugeRefresher:

@@ -176,12 +176,14 @@ def problem_response(
     request_id: str | None = None,
     errors: list[FieldError] | None = None,
     headers: Mapping[str, str] | None = None,
+    extensions: Mapping[str, Any] | None = None,
 ) -> JSONResponse:
+    """``extensions``: RFC 9457 extension members of the problem type (they never replace a standard one)."""
     default_slug, default_title = _SLUG_BY_STATUS.get(status, (f"http-{status}", "Error"))
     body = Problem(type=problem_type(slug or default_slug), title=title or default_title, status=status,
                    detail=detail, instance=instance, request_id=request_id, errors=errors)
-    return JSONResponse(body.model_dump(exclude_none=True), status_code=status, headers=dict(headers or {}),
-                        media_type=PROBLEM_CONTENT_TYPE)
+    document = {**(extensions or {}), **body.model_dump(exclude_none=True)}
+    return JSONResponse(document, status_code=status, headers=dict(headers or {}), media_type=PROBLEM_CONTENT_TYPE)
 
 
 def _answer(request: Request, status: int, **fields: Any) -> JSONResponse:
@@ -209,8 +211,13 @@ async def _on_service_error(request: Request, exc: Exception) -> Response:
         errors = [_field_error(field, message) for field, message in exc.problems]
     elif isinstance(exc, Conflict) and isinstance(getattr(exc, "field", None), str):
         errors = [_field_error(exc.field, str(getattr(exc, "message", exc)))]  # type: ignore[attr-defined]
+    elif isinstance(located := getattr(exc, "problem_locations", None), Sequence):
+        # (location in the body, message) where a dotted field name cannot say it (keys with dots)
+        errors = [FieldError(pointer=json_pointer(("body", *location)), field=".".join(location), message=message)
+                  for location, message in located]
+    extensions = getattr(exc, "problem_extensions", None)
     return _answer(request, service_error_status(exc), slug=service_error_slug(exc), title=exc.title,
-                   detail=str(exc), errors=errors)
+                   detail=str(exc), errors=errors, extensions=extensions if isinstance(extensions, Mapping) else None)
 
 
 async def _on_validation_error(request: Request, exc: Exception) -> Response:

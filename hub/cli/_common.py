@@ -17,6 +17,7 @@ import typer
 from hub.config import Settings
 
 __all__ = [
+    "config_errors",
     "configure_logging_for",
     "echo_json",
     "fail",
@@ -31,13 +32,10 @@ __all__ = [
 def load_settings(configure: bool = True) -> Settings:
     """Read and validate the layered settings, then configure logging from them (every command starts
     here, so nothing — no migration either — runs on a configuration that does not validate)."""
-    from hub.config import ConfigError
     from hub.config import load_settings as load
 
-    try:
+    with config_errors():
         settings = load()
-    except ConfigError as exc:
-        fail("\n".join(f"invalid configuration: {problem}" for problem in exc.problems))
     if configure:
         configure_logging_for(settings)
     return settings
@@ -49,6 +47,18 @@ def configure_logging_for(settings: Settings) -> None:
     configure_logging(settings.logging)
     # Alembic announces every plugin it loads at INFO; an operator needs none of that.
     logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
+
+
+@contextmanager
+def config_errors() -> Iterator[None]:
+    """A configuration the hub refuses (when read, or at start-up: a sandbox key aimed at a real
+    service) ends the command with one line per problem and exit code 1, not a traceback."""
+    from hub.config import ConfigError
+
+    try:
+        yield
+    except ConfigError as exc:
+        fail("\n".join(f"invalid configuration: {problem}" for problem in exc.problems))
 
 
 @contextmanager
@@ -75,7 +85,8 @@ def open_hub(settings: Settings) -> Iterator[Any]:
     from hub.config import redact_url
     from hub.spine.migrations import current
 
-    hub = bootstrap(settings)
+    with config_errors():
+        hub = bootstrap(settings)
     try:
         try:
             with quiet("alembic"):

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import typer
 
-from hub.cli._common import configure_logging_for, load_settings
+from hub.cli._common import config_errors, configure_logging_for, load_settings
 from hub.cli.demo_components import DEMO_COMPONENTS, DemoComponent, DemoContext
 from hub.cli.runtime import serve_app
 from hub.config import Settings
@@ -64,11 +64,16 @@ def demo(
     data_dir.mkdir(parents=True, exist_ok=True)
     settings = demo_settings(load_settings(configure=False), data_dir, host, port)
     components: list[DemoComponent] = [make() for make in DEMO_COMPONENTS]
-    for component in components:
-        settings = component.configure(settings, data_dir)
-    configure_logging_for(settings)
-
-    hub = bootstrap(settings, migrate=True)
+    try:
+        for component in components:
+            settings = component.configure(settings, data_dir)
+        configure_logging_for(settings)
+        # A configured endpoint the demo keeps is checked like any deployment's (its key, its mapping).
+        with config_errors():
+            hub = bootstrap(settings, migrate=True)
+    except BaseException:
+        _stop(components)  # configured, never started: the sandbox twins may already be listening
+        raise
     ctx = DemoContext(hub=hub, settings=settings, data_dir=data_dir, base_url=settings.api.public_base_url)
     started: list[DemoComponent] = []
     try:
@@ -79,10 +84,14 @@ def demo(
         app = create_app(hub=hub, settings=settings)
         serve_app(app, host, port, on_started=lambda: typer.echo(banner(ctx)))
     finally:
-        for component in reversed(started):
-            try:
-                component.stop()
-            except Exception:
-                log.exception("demo component %s did not stop cleanly", component.name)
+        _stop(started)
         hub.close()
     log.info("demo stopped")
+
+
+def _stop(components: list[DemoComponent]) -> None:
+    for component in reversed(components):
+        try:
+            component.stop()
+        except Exception:
+            log.exception("demo component %s did not stop cleanly", component.name)

@@ -66,7 +66,8 @@ class DemoComponent:
         """Called after migrations, before the API starts listening."""
 
     def stop(self) -> None:
-        """Called on shutdown, in reverse start order."""
+        """Called on shutdown, in reverse start order; also when the start fails after ``configure``
+        (before ``start``), so it must cope with a component that never started."""
 
 
 class DemoOrganisations(DemoComponent):

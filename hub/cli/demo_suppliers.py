@@ -1,8 +1,17 @@
-"""The register-once part of ``g2bhub demo``: the sandbox twins on port 8900 (or a free port, with the
-connectors pointed at it), and a few suppliers of the demo supplier organisation registered from the
-sandbox dataset, so the demo shows credentials with provenance from the first request.
+"""The register-once part of ``g2bhub demo``: the sandbox twins on port 8900 (or a free port), the
+connectors pointed at them unless the user configured an endpoint of their own, and a few suppliers of
+the demo supplier organisation registered from the sandbox dataset, so the demo shows credentials with
+provenance from the first request.
 
-The seeded suppliers' control of their identifiers is approved by the demo operator (manual method,
+A connector endpoint the user configured (their config file or ``G2BHUB_CONNECTORS__<SYSTEM>__ENDPOINT``:
+anything other than the shipped default) is kept, with its key, so the demo can be tried against the real
+services; every other system goes to its twin with the twin's key (a real key in the environment is
+never sent to a twin). A system the user switched off stays off; one that is off only by the shipped
+default (national_certs, which has no real counterpart) is switched on against its twin.
+
+The seeded suppliers carry only identifiers whose every applicable system is a twin: the sandbox
+dataset's numbers are made up, and a real registry would only spend the deployment's key and quota to
+answer "not found". Their control of their identifiers is approved by the demo operator (manual method,
 evidence "demo seed"), so eligibility answers are met or not met from the start; a supplier registered
 during the demo proves control itself (docs/identifier-control.md), and until then its answers are
 ``unknown``."""
@@ -11,30 +20,69 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from hub.cli.demo_components import DEMO_ORGANISATIONS, DemoComponent, DemoContext
-from hub.config import Settings, with_overrides
+from hub.config import Settings, shipped_defaults, with_overrides
 from hub.organisations.model import OrgKind
 from hub.suppliers.commands import ApproveControlManually
 
-__all__ = ["SandboxSuppliers", "sandbox_connector_overrides"]
+__all__ = ["Placement", "SandboxSuppliers", "demo_connector_overrides", "sandbox_connector_overrides"]
 
 log = logging.getLogger("hub.cli.demo")
 
 DEMO_PORT = 8900
 
+# Where the demo sends a system: its twin, the endpoint the user configured, or nowhere.
+Placement = Literal["sandbox", "configured", "off"]
+
+# System → (its entry in the sandbox's ``endpoints``, its entry in the sandbox's ``api_keys`` or None).
+TWINS: dict[str, tuple[str, str | None]] = {
+    "vies": ("vies_endpoint", None),
+    "nts": ("nts_base", "nts"),
+    "gleif": ("gleif_base", None),
+    "companies_house": ("companies_house_base", "companies_house"),
+    "iaf": ("iaf_base", "iaf"),
+    "national_certs": ("national_certs_endpoint", None),
+}
+
+
+def _twin_entry(system: str, endpoints: dict[str, str], api_keys: dict[str, str | None]) -> dict[str, Any]:
+    endpoint, key_name = TWINS[system]
+    entry: dict[str, Any] = {"endpoint": endpoints[endpoint], "enabled": True}
+    if key_name is not None:
+        # The twin's key wins over any real key in the environment or a file: none is sent to a twin.
+        entry.update(key=api_keys[key_name], key_env=None, key_file=None)
+    return entry
+
 
 def sandbox_connector_overrides(endpoints: dict[str, str], api_keys: dict[str, str | None]) -> dict[str, Any]:
     """``Settings.connectors`` entries that point every connector at the twins behind ``endpoints``."""
-    return {
-        "vies": {"endpoint": endpoints["vies_endpoint"]},
-        "nts": {"endpoint": endpoints["nts_base"], "key": api_keys["nts"]},
-        "gleif": {"endpoint": endpoints["gleif_base"]},
-        "companies_house": {"endpoint": endpoints["companies_house_base"], "key": api_keys["companies_house"]},
-        "iaf": {"endpoint": endpoints["iaf_base"], "key": api_keys["iaf"]},
-        "national_certs": {"endpoint": endpoints["national_certs_endpoint"]},
-    }
+    return {system: _twin_entry(system, endpoints, api_keys) for system in TWINS}
+
+
+def demo_connector_overrides(
+    settings: Settings, endpoints: dict[str, str], api_keys: dict[str, str | None]
+) -> tuple[dict[str, Any], dict[str, Placement]]:
+    """The demo's ``connectors`` overrides, and where each system goes. An endpoint other than the
+    shipped default is the user's and is kept; the rest go to the twins behind ``endpoints``."""
+    shipped = shipped_defaults().get("connectors") or {}
+    overrides: dict[str, Any] = {}
+    placement: dict[str, Placement] = {}
+    for system, entry in settings.connectors.items():
+        default = shipped.get(system) or {}
+        # Off by the user's choice stays off; off only by the shipped default is switched on.
+        enabled = entry.enabled or not default.get("enabled", True)
+        shipped_endpoint = str(default.get("endpoint", "")).rstrip("/")
+        if not enabled:
+            placement[system] = "off"
+        elif system in TWINS and entry.endpoint == shipped_endpoint:
+            overrides[system] = _twin_entry(system, endpoints, api_keys)
+            placement[system] = "sandbox"
+        else:
+            overrides[system] = {"enabled": True}
+            placement[system] = "configured"
+    return overrides, placement
 
 
 class SandboxSuppliers(DemoComponent):
@@ -43,6 +91,7 @@ class SandboxSuppliers(DemoComponent):
     def __init__(self, count: int = 3) -> None:
         self.count = count
         self.server: Any = None
+        self.placement: dict[str, Placement] = {}
 
     def configure(self, settings: Settings, data_dir: Path) -> Settings:
         from connectors.sandbox.server import SandboxServer
@@ -52,20 +101,49 @@ class SandboxSuppliers(DemoComponent):
         except OSError:
             log.info("port %d is taken; the sandbox twins take a free port", DEMO_PORT)
             self.server = SandboxServer(port=0).start()
-        overrides = sandbox_connector_overrides(self.server.endpoints, self.server.api_keys)
+        overrides, self.placement = demo_connector_overrides(settings, self.server.endpoints, self.server.api_keys)
         return with_overrides(settings, {"connectors": overrides})
 
-    def _identifier_sets(self) -> list[dict[str, str]]:
+    def _seedable(self, settings: Settings) -> set[str]:
+        """Identifier schemes fetched from twins only (a scheme no enabled system serves counts too)."""
+        return {scheme for scheme, systems in settings.suppliers.applicable_systems.items()
+                if all(self.placement.get(system, "off") in {"sandbox", "off"} for system in systems)}
+
+    def _identifier_sets(self, settings: Settings) -> list[dict[str, str]]:
+        """Up to ``count`` suppliers of the dataset with two identifiers or more, each keeping only the
+        identifiers whose systems are all twins; none when every scheme goes to a configured system."""
+        seedable = self._seedable(settings)
         wanted = [s.identifiers for s in self.server.dataset.suppliers if len(s.identifiers) >= 2]
-        return [dict(ids) for ids in wanted[: self.count]]
+        kept = [{scheme: value for scheme, value in ids.items() if scheme in seedable} for ids in wanted]
+        return [ids for ids in kept if ids][: self.count]
+
+    def _upstream_lines(self, settings: Settings) -> list[str]:
+        from connectors.key_policy import is_sandbox_endpoint
+
+        width = max((len(system) for system in self.placement), default=0)
+        lines = []
+        for system, where in self.placement.items():
+            endpoint = settings.connectors[system].endpoint
+            if where == "sandbox":
+                label, shown = "sandbox", endpoint
+            elif where == "off":
+                label, shown = "off", "(enabled: false)"
+            else:  # the user's own endpoint; on a loopback host it may be their own twin
+                label, shown = ("configured" if is_sandbox_endpoint(endpoint) else "real"), endpoint
+            lines.append(f"upstream   {system.ljust(width)}  {label.ljust(10)}  {shown}")
+        return lines
 
     def start(self, ctx: DemoContext) -> None:
         hub = ctx.hub
         org_id = _demo_org(ctx, OrgKind.SUPPLIER)
         operator_id = _demo_org(ctx, OrgKind.OPERATOR)
-        lines = [f"sandbox    {self.server.base_url}  (control: /<system>/_control/faults, /records/<id>)"]
+        lines = [f"sandbox    {self.server.base_url}  (control: /<system>/_control/faults, /records/<id>)",
+                 *self._upstream_lines(ctx.settings)]
+        identifier_sets = self._identifier_sets(ctx.settings)
+        if not identifier_sets:
+            lines.append("supplier   none seeded: every identifier scheme goes to a real system")
         if org_id is not None:
-            for identifiers in self._identifier_sets():
+            for identifiers in identifier_sets:
                 result = hub.suppliers.service.register(org_id=org_id, identifiers=identifiers, consent=True)
                 if operator_id is not None:
                     for scheme in _unproven(ctx, result.supplier.org_id, result.supplier.identifiers):
@@ -84,11 +162,17 @@ class SandboxSuppliers(DemoComponent):
             "# (docs/identifier-control.md)",
             "# a supplier's credentials with provenance (demo supplier key)",
             f"curl -s -H 'Authorization: Bearer <supplier key>' {ctx.base_url}/api/v1/suppliers",
-            "# take NTS down, register, then watch the credential go pending → verified",
-            f"curl -s -X POST {self.server.base_url}/nts/_control/faults -d '{{\"outage\": true}}'",
         ]
-        ctx.add_section("Register once (sandbox twins of NTS, VIES, GLEIF, Companies House, IAF, national certs)",
-                        lines)
+        if self.placement.get("nts") == "sandbox":
+            lines += [
+                "# take NTS down, register, then watch the credential go pending → verified",
+                f"curl -s -X POST {self.server.base_url}/nts/_control/faults -d '{{\"outage\": true}}'",
+            ]
+        real = sorted(system for system, where in self.placement.items() if where == "configured")
+        title = ("Register once (every upstream system on its sandbox twin)" if not real else
+                 f"Register once ({', '.join(real)} at the endpoint{'s' if len(real) > 1 else ''} you configured, "
+                 "the rest on sandbox twins)")
+        ctx.add_section(title, lines)
 
     def stop(self) -> None:
         if self.server is not None:

@@ -15,7 +15,7 @@ from typing import Any
 
 import typer
 
-from hub.cli._common import fail, load_settings
+from hub.cli._common import config_errors, fail, load_settings
 from hub.config import Settings, redact_url
 
 log = logging.getLogger("hub.cli")
@@ -106,7 +106,8 @@ def serve(
     if workers > 1:
         from hub.bootstrap import check_configuration
 
-        check_configuration(settings)
+        with config_errors():
+            check_configuration(settings)
         if do_migrate:
             _migrate(settings)
         log.info("starting %d API processes on %s:%d", workers, host, port)
@@ -120,7 +121,8 @@ def serve(
     from hub.api.app import create_app
     from hub.bootstrap import bootstrap
 
-    hub = bootstrap(settings, migrate=do_migrate)
+    with config_errors():
+        hub = bootstrap(settings, migrate=do_migrate)
     try:
         if embed:
             hub.make_worker(concurrency=concurrency).start()
@@ -179,7 +181,8 @@ def worker(
     from hub.bootstrap import bootstrap
 
     settings = load_settings()
-    hub = bootstrap(settings)
+    with config_errors():
+        hub = bootstrap(settings)
     try:
         if metrics_port is not None:
             # Metrics live per process: a separate worker's counters reach no API's /metrics.

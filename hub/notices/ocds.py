@@ -11,7 +11,9 @@ Choices the core schema leaves open, recorded here so consumers can rely on them
   versions and merges cleanly;
 - eligibility requirements are rendered as compact JSON in ``tender.eligibilityCriteria`` (a free-text
   field) until the requirement language has its own OCDS mapping;
-- ``awardPeriod.startDate`` is the bid opening, when evaluation starts.
+- ``awardPeriod.startDate`` is the bid opening, when evaluation starts;
+- classifications of national schemes (the Korean PPS-GOODS and PPS-PUBLIC) are ``additionalClassifications``
+  of the items classified by CPV or UNSPSC (see ``_items``).
 """
 
 from __future__ import annotations
@@ -24,7 +26,16 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from hub.notices.model import Notice, NoticeContent, NoticeStatus, NoticeVersion, Party, VersionKind
+from hub.notices.codes import ClassificationScheme
+from hub.notices.model import (
+    Classification,
+    Notice,
+    NoticeContent,
+    NoticeStatus,
+    NoticeVersion,
+    Party,
+    VersionKind,
+)
 
 __all__ = [
     "LOTS_EXTENSION",
@@ -50,6 +61,9 @@ _TAGS = {
 }
 # Fields the release schema marks wholeListMerge: replaced as a whole, never merged by id.
 _WHOLE_LIST_FIELDS = frozenset({"additionalIdentifiers", "additionalClassifications"})
+# The schemes on OCDS's classificationScheme codelist; the codelist is open, so the hub's own names
+# (PPS-GOODS, PPS-PUBLIC) are used for the rest.
+_CODELIST_SCHEMES = frozenset({ClassificationScheme.CPV, ClassificationScheme.UNSPSC})
 _OMIT_WHEN_MERGED = ("id", "date", "tag")
 _NULLABLE_TEXT = frozenset({"description", "procurementMethodDetails", "eligibilityCriteria"})
 _NULLABLE_OBJECTS = frozenset({"value", "tenderPeriod", "enquiryPeriod", "awardPeriod"})
@@ -93,6 +107,32 @@ def release_for(notice: Notice, version_number: int, ocid_prefix: str) -> dict[s
     return release
 
 
+def _items(content: NoticeContent) -> list[dict[str, Any]]:
+    """One item per code of a scheme on the OCDS classificationScheme codelist (CPV, UNSPSC); national
+    schemes (PPS-GOODS, PPS-PUBLIC) describe the same thing, so they go to each item's
+    ``additionalClassifications``, or, when the notice has no codelist code, the first of them is the
+    one item's classification."""
+    listed = [c for c in content.classifications if c.scheme in _CODELIST_SCHEMES]
+    national = [c for c in content.classifications if c.scheme not in _CODELIST_SCHEMES]
+    if not listed:
+        listed, national = national[:1], national[1:]
+    items = []
+    for item in listed:
+        entry: dict[str, Any] = {
+            "id": f"{item.scheme.value}-{item.code}",
+            "description": content.title,
+            "classification": _classification(item),
+        }
+        if national:
+            entry["additionalClassifications"] = [_classification(other) for other in national]
+        items.append(entry)
+    return items
+
+
+def _classification(item: Classification) -> dict[str, str]:
+    return {"scheme": item.scheme.value, "id": item.code}
+
+
 def _null_removed_fields(before: Mapping[str, Any], tender: dict[str, Any]) -> None:
     """A field a version drops must be nulled, or the compiled release would keep the old value
     (omission means 'unchanged' in OCDS merging). Objects are nulled member by member because the
@@ -123,14 +163,7 @@ def _tender(notice: Notice, version: NoticeVersion, procuring: Party | None) -> 
     if procuring is not None:
         tender["procuringEntity"] = _reference(procuring)
     if content.classifications:
-        tender["items"] = [
-            {
-                "id": f"{item.scheme.value}-{item.code}",
-                "description": content.title,
-                "classification": {"scheme": item.scheme.value, "id": item.code},
-            }
-            for item in content.classifications
-        ]
+        tender["items"] = _items(content)
     if content.estimated_value is not None:
         tender["value"] = _value(content.estimated_value, content.currency)
     tender.update(_periods(content))

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -24,6 +23,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, and_, exists, false, or_, select
 from sqlalchemy.orm import Session
 
+from hub.notices.codes import CLASSIFICATION_PREFIX_HINT, classification_prefix
 from hub.notices.links import notice_path, ocds_record_path, ocds_releases_path, version_path
 from hub.notices.model import Notice, NoticeValidationError, VersionKind
 from hub.notices.repository import notice_from_rows
@@ -56,7 +56,6 @@ __all__ = [
 ]
 
 _CURSOR_PREFIX = "n1:"
-_CLASS_PREFIX = re.compile(r"^(?:(CPV|UNSPSC):)?(\d{1,8})(?:-\d)?$")
 
 
 def encode_cursor(created_seq: int) -> str:
@@ -82,7 +81,7 @@ class NoticeQuery:
 
     q: str | None = None
     categories: tuple[str, ...] = ()
-    classifications: tuple[str, ...] = ()  # prefixes: "45", "CPV:4523", "UNSPSC:7214"
+    classifications: tuple[str, ...] = ()  # prefixes: "45", "CPV:4523", "UNSPSC:7214", "PPS-PUBLIC:7612"
     regions: tuple[str, ...] = ()  # "KR-11" exactly, "KR" = the whole country
     institutions: tuple[str, ...] = ()
     min_value: Decimal | None = None
@@ -97,13 +96,13 @@ class NoticeQuery:
 
     def __post_init__(self) -> None:
         problems = []
-        prefixes = []
+        prefixes: list[tuple[str | None, str]] = []
         for index, raw in enumerate(self.classifications):
-            found = _CLASS_PREFIX.match(raw.strip().upper())
+            found = classification_prefix(raw)
             if found is None:
-                problems.append((f"classification.{index}", "expected 1-8 digits, optionally CPV: or UNSPSC:"))
+                problems.append((f"classification.{index}", CLASSIFICATION_PREFIX_HINT))
             else:
-                prefixes.append((found.group(1), found.group(2)))
+                prefixes.append(found)
         low, high = self.min_value, self.max_value
         if low is not None and high is not None and low > high:
             problems.append(("max_value", "must not be below min_value"))

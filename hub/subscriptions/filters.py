@@ -3,7 +3,8 @@
 Semantics, shared by the index in ``matching.py`` (which must return exactly what the scan returns):
 - dimensions combine with AND; an empty dimension does not constrain;
 - classifications: any prefix matches a code of the notice; ``CPV:45`` only CPV codes, a bare ``45``
-  codes of any scheme (CPV and UNSPSC digits mean different things, so qualify when it matters);
+  codes of any scheme (CPV, UNSPSC and the PPS schemes' digits mean different things, so qualify when it
+  matters: ``PPS-PUBLIC:7612`` for Korean services by 공공조달분류번호);
 - categories, institutions: any-of, exact;
 - regions: any-of; ``KR-11`` matches exactly, a country code ``KR`` matches every ``KR-*`` region and
   ``KR`` itself; a notice without a region only matches filters without regions;
@@ -15,18 +16,23 @@ Semantics, shared by the index in ``matching.py`` (which must return exactly wha
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from hub.notices.codes import check_currency, check_region, classification_digits, region_country
+from hub.notices.codes import (
+    CLASSIFICATION_PREFIX_HINT,
+    check_currency,
+    check_region,
+    classification_digits,
+    classification_prefix,
+    region_country,
+)
 from hub.notices.model import Category, FieldProblem, NoticeContent, NoticeValidationError
 
 __all__ = ["NoticeFacts", "SubscriptionFilter"]
 
-_PREFIX = re.compile(r"^(?:(CPV|UNSPSC):)?(\d{1,8})(?:-\d)?$")
 MAX_KEYWORDS = 20
 
 
@@ -83,11 +89,11 @@ class SubscriptionFilter:
         problems: list[FieldProblem] = []
         prefixes = []
         for index, raw in enumerate(self.classifications):
-            found = _PREFIX.match(raw.strip().upper())
+            found = classification_prefix(raw)
             if found is None:
-                problems.append((f"classifications.{index}", "expected 1-8 digits, optionally CPV: or UNSPSC:"))
+                problems.append((f"classifications.{index}", CLASSIFICATION_PREFIX_HINT))
             else:
-                scheme, digits = found.groups()
+                scheme, digits = found
                 prefixes.append(f"{scheme}:{digits}" if scheme else digits)
         categories = [str(c) for c in self.categories]
         for index, category in enumerate(categories):

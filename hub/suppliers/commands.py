@@ -23,6 +23,7 @@ __all__ = [
     "ReleaseIdentifierClaim",
     "RequestControlChallenge",
     "RetryCredentialFetches",
+    "RetryFailedFetchesOfSystem",
     "RevokeSupplierAccess",
     "SubmitControlProof",
     "TransferIdentifierClaim",
@@ -30,7 +31,10 @@ __all__ = [
 
 # ``throttled``: the hub's own budget for the system was spent, so no call was made; the slot keeps its
 # state and attempt count and is due again when the budget has refilled (``retry_after_s``).
-OutcomeKind = Literal["ok", "transient", "circuit_open", "deadline", "not_found", "permanent", "throttled"]
+# ``misconfigured``: the system refused the hub's own key; the slot keeps its state and attempt count and is
+# asked again at ``backoff.misconfigured_retry_s`` until the key works.
+OutcomeKind = Literal["ok", "transient", "circuit_open", "deadline", "not_found", "permanent", "throttled",
+                      "misconfigured"]
 
 
 class _Frozen(BaseModel):
@@ -118,6 +122,20 @@ class RetryCredentialFetches(Command):
     system: str | None = None
     actor_org_id: str | None = None
     now: datetime | None = None
+class RetryFailedFetchesOfSystem(Command):
+    """After a fix at the hub (a key set, a mapping corrected): every slot of ``system`` the hub gave up
+    on (``failed_permanently``, or also ``not_found`` with ``include_not_found``) back to ``pending``,
+    due now, at most ``limit`` of them per command."""
+
+    system: str
+    reason: str
+    requested_by: str
+    include_not_found: bool = False
+    limit: int = 10_000
+    actor_org_id: str | None = None
+    now: datetime | None = None
+
+
 # -- proof of control ---------------------------------------------------------------------------------
 
 

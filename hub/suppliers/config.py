@@ -6,6 +6,7 @@ touching Python); the timing knobs are here so tests and benchmarks shorten them
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -34,6 +35,7 @@ class BackoffSettings(_Strict):
     multiplier: float = Field(2.0, ge=1.0)
     max_s: float = Field(21600.0, ge=0)
     jitter_ratio: float = Field(0.2, ge=0, le=1)
+    misconfigured_retry_s: float = Field(300.0, ge=0)
 
 
 class FreshnessSettings(_Strict):
@@ -77,6 +79,13 @@ class SupplierSettings(_Strict):
         if unknown:
             raise ValueError(f"unknown identifier schemes {sorted(unknown)}; known: {sorted(SCHEMES)}")
         return value
+
+    def only_systems(self, enabled: Collection[str]) -> SupplierSettings:
+        """These settings with every system outside ``enabled`` dropped from ``applicable_systems``: a
+        system switched off in its connector entry is simply not applicable, wherever it is listed."""
+        kept = {scheme: [system for system in systems if system in enabled]
+                for scheme, systems in self.applicable_systems.items()}
+        return self.model_copy(update={"applicable_systems": kept})
 
     def systems_for(self, identifiers: dict[str, str]) -> list[tuple[str, str, str]]:
         """(system, scheme, identifier) for every system that applies to the given identifiers."""

@@ -77,7 +77,7 @@ class CredentialFetchFailed(Event):
     org_id: str
     fetch_id: str
     system: str
-    outcome: str  # transient | circuit_open | deadline | not_found | permanent
+    outcome: str  # transient | circuit_open | deadline | not_found | permanent | misconfigured
     error_code: str
     attempts: int
     state: str

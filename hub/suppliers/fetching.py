@@ -36,6 +36,7 @@ log = logging.getLogger(__name__)
 
 _KIND_OF_OUTCOME: dict[str, OutcomeKind] = {
     "transient": "transient", "circuit_open": "circuit_open", "not_found": "not_found",
+    "misconfigured": "misconfigured",
 }
 
 

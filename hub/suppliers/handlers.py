@@ -142,6 +142,38 @@ def retry_credential_fetches(cmd: commands.RetryCredentialFetches, uow: Supplier
     return chosen
 
 
+def retry_failed_fetches_of_system(
+    cmd: commands.RetryFailedFetchesOfSystem, uow: SuppliersUnitOfWork
+) -> list[CredentialFetch]:
+    """Every slot of one system the hub gave up on back to ``pending``, due now (the fix was the hub's:
+    a key set, a mapping corrected). A slot being fetched right now is left alone; each one retried
+    is audited like a per-supplier retry."""
+    reason = cmd.reason.strip()
+    if not reason:
+        raise Rejected("reason", "say why the slots are retried (what was fixed)")
+    states = [FetchState.FAILED_PERMANENTLY.value] + ([FetchState.NOT_FOUND.value] if cmd.include_not_found else [])
+    repo = uow.suppliers
+    now = cmd.now or utcnow()
+    owners: dict[str, str] = {}
+    chosen: list[CredentialFetch] = []
+    for slot in repo.fetches_in_state(cmd.system, states, cmd.limit):
+        if slot.claimed_until is not None and slot.claimed_until > now:
+            continue
+        if slot.supplier_id not in owners:
+            supplier = repo.get(slot.supplier_id)
+            assert supplier is not None
+            owners[slot.supplier_id] = supplier.org_id
+        previous_state, previous_error = slot.state, slot.last_error
+        slot.state, slot.attempts, slot.next_attempt_at = FetchState.PENDING.value, 0, now
+        chosen.append(slot)
+        uow.publish(events.CredentialFetchRetried(
+            supplier_id=slot.supplier_id, org_id=owners[slot.supplier_id], fetch_id=slot.id, system=slot.system,
+            previous_state=previous_state, previous_error=previous_error, reason=reason[:500],
+            requested_by=cmd.requested_by, actor_org_id=cmd.actor_org_id,
+        ))
+    return chosen
+
+
 def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value is not None else None
 
@@ -207,6 +239,7 @@ COMMAND_HANDLERS: dict[type[Command], Callable[..., Any]] = {
     commands.ClaimCredentialFetches: claim_credential_fetches,
     commands.ExpireCredentials: expire_credentials,
     commands.RetryCredentialFetches: retry_credential_fetches,
+    commands.RetryFailedFetchesOfSystem: retry_failed_fetches_of_system,
     commands.GrantSupplierAccess: grant_supplier_access,
     commands.RevokeSupplierAccess: revoke_supplier_access,
     commands.RecordClaimRefusal: control_handlers.record_claim_refusal,

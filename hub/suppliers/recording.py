@@ -66,6 +66,9 @@ def record_outcome(
     if outcome.kind == "throttled":
         _postpone(outcome, slot, now)
         return slot.state
+    if outcome.kind == "misconfigured":
+        _hold_until_configured(outcome, slot, supplier, uow, config, now, actor_org_id, rng)
+        return slot.state
     slot.last_attempt_at = now
     if outcome.kind == "ok":
         _record_success(outcome, slot, supplier, repo, uow, config, now, actor_org_id)
@@ -205,6 +208,39 @@ def _postpone(outcome: FetchOutcome, slot: CredentialFetch, now: datetime) -> No
     slot.next_attempt_at = now + timedelta(seconds=max(1.0, outcome.retry_after_s or 0.0))
     if slot.state == FetchState.PENDING.value:
         slot.last_error = f"throttled: {outcome.error_code or 'upstream_budget'} (retrying)"
+
+
+_MISCONFIGURED = "misconfigured:"
+
+
+def _hold_until_configured(
+    outcome: FetchOutcome,
+    slot: CredentialFetch,
+    supplier: Supplier,
+    uow: SuppliersUnitOfWork,
+    config: SupplierSettings,
+    now: datetime,
+    actor: str | None,
+    rng: random.Random | None,
+) -> None:
+    """The system refused the hub's key: nothing is known about the supplier. Its slot keeps its state
+    (pending stays pending, a verified credential stands) and its attempt count, and is asked again at
+    a fixed interval so it resumes soon after the key is fixed. One event when the slot starts waiting
+    on the configuration, not one per retry."""
+    already = (slot.last_error or "").startswith(_MISCONFIGURED)
+    slot.last_attempt_at = now
+    if not already:  # keep what the upstream first said; later calls may not have gone out at all
+        slot.last_error = f"{_MISCONFIGURED} {outcome.error_code or 'key_refused'}" + (
+            f" ({outcome.error_detail})" if outcome.error_detail else ""
+        )
+    delay = Jitter.around(config.backoff.jitter_ratio).apply(config.backoff.misconfigured_retry_s, rng)
+    slot.next_attempt_at = now + timedelta(seconds=delay)
+    if not already:
+        uow.publish(events.CredentialFetchFailed(
+            supplier_id=supplier.id, org_id=supplier.org_id, fetch_id=slot.id, system=slot.system,
+            outcome=outcome.kind, error_code=outcome.error_code or "key_refused", attempts=slot.attempts,
+            state=slot.state, next_attempt_at=_iso(slot.next_attempt_at), actor_org_id=actor,
+        ))
 
 
 def _record_failure(

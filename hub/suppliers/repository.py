@@ -75,6 +75,7 @@ class SupplierRepository(Protocol):
     def add_fetches(self, slots: Sequence[CredentialFetch]) -> None: ...
     def fetch(self, fetch_id: str) -> CredentialFetch | None: ...
     def fetches_of(self, supplier_id: str) -> list[CredentialFetch]: ...
+    def fetches_in_state(self, system: str, states: Sequence[str], limit: int) -> list[CredentialFetch]: ...
     def claim(
         self, token: str, now: datetime, lease: timedelta, limit: int,
         supplier_id: str | None = None, force: bool = False,
@@ -174,6 +175,10 @@ class SqlSupplierRepository:
 
     def fetches_of(self, supplier_id: str) -> list[CredentialFetch]:
         return list(self.session.scalars(select(F).where(F.supplier_id == supplier_id).order_by(F.system)))
+
+    def fetches_in_state(self, system: str, states: Sequence[str], limit: int) -> list[CredentialFetch]:
+        query = select(F).where(F.system == system, F.state.in_(list(states))).order_by(F.id).limit(limit)
+        return list(self.session.scalars(query))
 
     def claim(
         self, token: str, now: datetime, lease: timedelta, limit: int,

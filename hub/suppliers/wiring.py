@@ -70,6 +70,19 @@ class SupplierAdapters:
             return None
         return dict(self._connectors.breaker_states())
 
+    def breaker_key_states(self) -> dict[str, dict[str, str]] | None:
+        """Keyed breakers (VIES per member state): state per key seen so far, or None before any
+        connector was built."""
+        if self._connectors is None:
+            return None
+        return {system: dict(keys) for system, keys in self._connectors.breaker_key_states().items()}
+
+    def misconfigured(self) -> dict[str, dict[str, object]] | None:
+        """Systems that refuse the hub's key in this process, or None before any connector was built."""
+        if self._connectors is None:
+            return None
+        return self._connectors.misconfigured()
+
     def flush_call_records(self) -> None:
         """Wait until every upstream call made so far is in ``upstream_calls``."""
         if self._calls is not None:

@@ -9,58 +9,21 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 import pytest
-from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from hub.api.app import create_app
-from hub.bootstrap import Hub, bootstrap
-from hub.config import Settings
-from hub.organisations.commands import CreateOrganisation
 from hub.organisations.model import OrgKind
 from hub.spine.tables import OutboxRow
 from tests.support.api import API, bearer
+from tests.support.api_session import ApiSession as Api
+from tests.support.api_session import Member, api_session, assert_problem
 from tests.support.waiting import eventually
 
 KINDS = [k.value for k in OrgKind]
-
-
-@dataclass
-class Member:
-    org_id: str
-    key: str
-    key_id: str
-
-
-@dataclass
-class Api:
-    hub: Hub
-    client: TestClient
-    operator: Member
-
-    def create_org(self, kind: str, name: str | None = None) -> Member:
-        response = self.client.post(
-            f"{API}/orgs",
-            json={"name": name or f"{kind} {uuid.uuid4().hex[:6]}", "kind": kind},
-            headers=bearer(self.operator.key),
-        )
-        assert response.status_code == 201, response.text
-        body = response.json()
-        return Member(org_id=body["organisation"]["id"], key=body["api_key"], key_id=body["key"]["id"])
-
-    def issue_key(self, member: Member, scopes: list[str] | None = None, label: str = "extra") -> Member:
-        payload: dict[str, object] = {"label": label}
-        if scopes is not None:
-            payload["scopes"] = scopes
-        response = self.client.post(f"{API}/orgs/{member.org_id}/keys", json=payload, headers=bearer(member.key))
-        assert response.status_code == 201, response.text
-        body = response.json()
-        return Member(org_id=member.org_id, key=body["api_key"], key_id=body["key"]["id"])
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -70,24 +33,8 @@ def database_url(request: pytest.FixtureRequest) -> str:
 
 @pytest.fixture
 def api(database_url: str) -> Iterator[Api]:
-    settings = Settings(database={"url": database_url}, broker={"kind": "inprocess"})
-    hub = bootstrap(settings, migrate=True)
-    # The first operator cannot come through the API (nobody could authorise it): seed it on the bus.
-    org, issued = hub.bus.handle(CreateOrganisation(name="Hub operations", kind=OrgKind.OPERATOR))
-    try:
-        with TestClient(create_app(hub=hub)) as client:
-            yield Api(hub=hub, client=client, operator=Member(org.id, issued.plaintext, issued.key.id))
-    finally:
-        hub.close()
-
-
-def assert_problem(response: httpx.Response, status: int, slug: str) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"] == "application/problem+json"
-    body: dict[str, Any] = response.json()
-    assert body["status"] == status
-    assert body["type"] == f"https://g2b-hub.dev/problems/{slug}"
-    return body
+    with api_session(database_url) as session:
+        yield session
 
 
 def assert_unauthenticated(response: httpx.Response) -> None:

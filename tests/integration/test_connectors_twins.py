@@ -17,6 +17,7 @@ from connectors.errors import (
     NotFoundUpstream,
     PermanentUpstreamError,
     TransientUpstreamError,
+    UpstreamAuthError,
 )
 from connectors.registry import ConnectorRegistry, build_connectors
 from connectors.sandbox.server import SandboxServer
@@ -72,7 +73,7 @@ def twin_config(sandbox: SandboxServer, **per_system: dict[str, Any]) -> Connect
         "gleif": {"endpoint": ep["gleif_base"]},
         "companies_house": {"endpoint": ep["companies_house_base"], "key": sandbox.api_keys["companies_house"]},
         "iaf": {"endpoint": ep["iaf_base"], "key": sandbox.api_keys["iaf"]},
-        "national_certs": {"endpoint": ep["national_certs_endpoint"]},
+        "national_certs": {"endpoint": ep["national_certs_endpoint"], "enabled": True},
     }
     for system, extra in per_system.items():
         overrides[system] = {**overrides[system], **extra}
@@ -301,12 +302,14 @@ def test_malformed_body_is_transient_and_oversize_is_refused(sandbox: SandboxSer
     assert too_big.value.code == "response_too_large"
 
 
-def test_wrong_key_is_permanent(sandbox: SandboxServer) -> None:
+def test_wrong_key_is_the_hubs_misconfiguration_not_the_identifiers(sandbox: SandboxServer) -> None:
     registry = connectors(sandbox, nts={"key": "wrong"}, iaf={"key": "wrong"}, companies_house={"key": "wrong"})
     for system, code in (("nts", "gateway-4"), ("iaf", "unauthorized"), ("companies_house", "http_401")):
-        with pytest.raises(PermanentUpstreamError) as caught:
+        with pytest.raises(UpstreamAuthError) as caught:
             registry[system].fetch(identifier_for(sandbox, system), purpose="p", requested_by="o")
         assert caught.value.code == code and caught.value.attempts == 1, system
+        assert caught.value.outcome == "misconfigured"
+    assert set(registry.misconfigured()) == {"nts", "iaf", "companies_house"}
 
 
 def test_wsdl_from_the_twin_url(sandbox: SandboxServer) -> None:

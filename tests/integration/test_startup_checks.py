@@ -28,10 +28,12 @@ def test_a_broken_mapping_file_stops_the_start_naming_file_and_field(tmp_path: P
 
 
 def test_the_shipped_sources_pass_the_start_up_check(sqlite_url: str) -> None:
-    assert check_sources(Settings().connectors) == ["vies", "nts", "gleif", "companies_house", "iaf",
-                                                    "national_certs"]
+    # national_certs has no real counterpart: off unless a deployment (or the demo) switches it on
+    assert check_sources(Settings().connectors) == ["vies", "nts", "gleif", "companies_house", "iaf"]
+    with_national = Settings(connectors={"national_certs": {"enabled": True}}).connectors  # type: ignore[dict-item]
+    assert check_sources(with_national) == ["vies", "nts", "gleif", "companies_house", "iaf", "national_certs"]
     without_iaf = Settings(connectors={"iaf": {"enabled": False}}).connectors  # type: ignore[dict-item]
-    assert check_sources(without_iaf) == ["vies", "nts", "gleif", "companies_house", "national_certs"]
+    assert check_sources(without_iaf) == ["vies", "nts", "gleif", "companies_house"]
     hub = bootstrap(Settings(database={"url": sqlite_url}), migrate=True)
     try:
         assert hub.database_ready()

@@ -7,74 +7,22 @@ from __future__ import annotations
 import dataclasses
 import logging
 import re
-import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
-from typing import Any
 
 import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from hub.api.app import create_app
-from hub.bootstrap import Hub, bootstrap
-from hub.config import Settings
-from hub.organisations.commands import CreateOrganisation
-from hub.organisations.model import OrgKind
 from tests.support.api import API, bearer
+from tests.support.api_session import ApiSession as Api
+from tests.support.api_session import api_session, assert_problem
 from tests.support.notices import notice_body
-
-
-@dataclass
-class Member:
-    org_id: str
-    key: str
-    key_id: str
-
-
-@dataclass
-class Api:
-    hub: Hub
-    client: TestClient
-    operator: Member
-
-    def create_org(self, kind: str) -> Member:
-        response = self.client.post(f"{API}/orgs", json={"name": f"{kind} {uuid.uuid4().hex[:6]}", "kind": kind},
-                                    headers=bearer(self.operator.key))
-        assert response.status_code == 201, response.text
-        body = response.json()
-        return Member(org_id=body["organisation"]["id"], key=body["api_key"], key_id=body["key"]["id"])
-
-    def issue_key(self, member: Member, scopes: list[str] | None = None) -> Member:
-        payload: dict[str, Any] = {"label": "extra"} | ({} if scopes is None else {"scopes": scopes})
-        response = self.client.post(f"{API}/orgs/{member.org_id}/keys", json=payload, headers=bearer(member.key))
-        assert response.status_code == 201, response.text
-        body = response.json()
-        return Member(org_id=member.org_id, key=body["api_key"], key_id=body["key"]["id"])
-
-    def keys(self, member: Member) -> dict[str, dict[str, Any]]:
-        listed = self.client.get(f"{API}/orgs/{member.org_id}/keys", headers=bearer(self.operator.key))
-        return {k["id"]: k for k in listed.json()}
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
 def api(request: pytest.FixtureRequest) -> Iterator[Api]:
-    url = str(request.getfixturevalue(f"{request.param}_url"))
-    hub = bootstrap(Settings(database={"url": url}, broker={"kind": "inprocess"}), migrate=True)
-    org, issued = hub.bus.handle(CreateOrganisation(name="Hub operations", kind=OrgKind.OPERATOR))
-    try:
-        with TestClient(create_app(hub=hub)) as client:
-            yield Api(hub=hub, client=client, operator=Member(org.id, issued.plaintext, issued.key.id))
-    finally:
-        hub.close()
-
-
-def assert_problem(response: httpx.Response, status: int, slug: str) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"] == "application/problem+json"
-    body: dict[str, Any] = response.json()
-    assert body["type"] == f"https://g2b-hub.dev/problems/{slug}"
-    return body
+    with api_session(str(request.getfixturevalue(f"{request.param}_url"))) as session:
+        yield session
 
 
 def assert_security_headers(response: httpx.Response, https: bool = False) -> None:
@@ -106,7 +54,7 @@ def test_every_route_family_carries_the_security_headers(api: Api) -> None:
     }
     for name, response in responses.items():
         assert response.status_code < 500, (name, response.text)
-        assert_security_headers(response), name
+        assert_security_headers(response)
     assert responses["problem 404"].headers["content-type"] == "application/problem+json"
     assert "default-src 'none'" in responses["api"].headers["content-security-policy"]
 

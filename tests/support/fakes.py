@@ -168,6 +168,10 @@ class InMemorySupplierRepository:
     def fetches_of(self, supplier_id: str) -> list[CredentialFetch]:
         return sorted((f for f in self.fetches.values() if f.supplier_id == supplier_id), key=lambda f: f.system)
 
+    def fetches_in_state(self, system: str, states: Sequence[str], limit: int) -> list[CredentialFetch]:
+        found = [f for f in self.fetches.values() if f.system == system and f.state in states]
+        return sorted(found, key=lambda f: f.id)[:limit]
+
     def claim(
         self, token: str, now: datetime, lease: timedelta, limit: int,
         supplier_id: str | None = None, force: bool = False,

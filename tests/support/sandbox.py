@@ -25,7 +25,7 @@ def connector_overrides(sandbox: SandboxServer) -> dict[str, Any]:
         "companies_house": {"endpoint": ep["companies_house_base"], "key": sandbox.api_keys["companies_house"],
                             **fast},
         "iaf": {"endpoint": ep["iaf_base"], "key": sandbox.api_keys["iaf"], **fast},
-        "national_certs": {"endpoint": ep["national_certs_endpoint"], **fast},
+        "national_certs": {"endpoint": ep["national_certs_endpoint"], "enabled": True, **fast},
     }
 
 

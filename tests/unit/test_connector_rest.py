@@ -15,6 +15,7 @@ from connectors.errors import (
     NotFoundUpstream,
     PermanentUpstreamError,
     TransientUpstreamError,
+    UpstreamAuthError,
 )
 from connectors.registry import ConnectorRegistry, build_connectors
 from connectors.resilience import sha256_hex
@@ -53,7 +54,8 @@ def fetch(registry: ConnectorRegistry, identifier: str = "ABC123") -> Any:
     [
         (404, NotFoundUpstream, 1),
         (400, PermanentUpstreamError, 1),
-        (401, PermanentUpstreamError, 1),
+        (401, UpstreamAuthError, 1),
+        (403, UpstreamAuthError, 1),
         (422, PermanentUpstreamError, 1),
         (429, TransientUpstreamError, 3),
         (500, TransientUpstreamError, 3),
@@ -192,7 +194,7 @@ def test_nts_style_gateway_error_rules() -> None:
         {"when": "type(status_code) == 'string' && status_code != 'OK'", "code": "status_code"},
     ]
     cases = [
-        (Reply(401, json.dumps({"code": -4, "msg": "bad key"}).encode()), PermanentUpstreamError, "gateway-4", 1),
+        (Reply(401, json.dumps({"code": -4, "msg": "bad key"}).encode()), UpstreamAuthError, "gateway-4", 1),
         (Reply(503, json.dumps({"code": -999, "msg": "UNKNOWN"}).encode()), TransientUpstreamError, "gateway-999", 3),
         (Reply(413, b'{"status_code": "TOO_LARGE_REQUEST"}'), PermanentUpstreamError, "TOO_LARGE_REQUEST", 1),
         (Reply(500, b'{"status_code": "INTERNAL_ERROR"}'), TransientUpstreamError, "INTERNAL_ERROR", 3),

@@ -7,7 +7,7 @@ import pytest
 from lxml import etree
 
 from connectors.config import PROJECT_ROOT, ConnectorsConfig
-from connectors.errors import NotFoundUpstream, PermanentUpstreamError, TransientUpstreamError
+from connectors.errors import NotFoundUpstream, PermanentUpstreamError, TransientUpstreamError, UpstreamAuthError
 from connectors.registry import build_connectors
 from tests.support.connectors import VIES_FAULTS, InMemoryCallRecorder, Reply, ScriptedServer, build_vies
 
@@ -154,3 +154,16 @@ def test_non_xml_error_page_is_classified_by_status() -> None:
 def test_unknown_operation_fails_at_build_time() -> None:
     with pytest.raises(ValueError, match="noSuchOp"):
         build_vies("http://127.0.0.1:9", operation="noSuchOp")
+
+
+def test_a_soap_service_refusing_the_key_is_misconfigured_not_the_identifiers_fault() -> None:
+    client_fault = fault("Authentication failed", "env:Client")
+    refusals = [Reply(401, client_fault.body, content_type="text/xml"),  # a fault carried by 401
+                Reply(403, b"<html>Forbidden", content_type="text/html")]  # a proxy's page
+    for reply in refusals:
+        with ScriptedServer([reply]) as server:
+            registry = build_vies(server.url)
+            with pytest.raises(UpstreamAuthError) as caught:
+                registry["vies"].fetch("DE123456788", purpose="p", requested_by="o")
+            assert caught.value.outcome == "misconfigured" and server.count == 1
+            assert set(registry.misconfigured()) == {"vies"}

@@ -15,6 +15,8 @@ from tests.support.subscriptions import linear_scan_match
 
 CPV = ["45233140-2", "45233120-6", "45210000-2", "30213100-6", "72000000-5", "79710000-4", "90910000-9"]
 UNSPSC = ["43211503", "72141100", "56101700", "80111600"]
+PPS_GOODS = ["4321150301", "4321150302", "5610170001"]  # 세부품명번호: UNSPSC + 2 digits
+PPS_PUBLIC = ["76121598", "81112299", "72101599"]  # 공공조달분류번호
 REGIONS = ["KR-11", "KR-26", "KR-41", "KR-49", "KR", "JP-13"]
 WORDS = ["도로", "포장", "road", "Paving", "청소", "software", "보안", "cctv", "유지보수", "desk"]
 
@@ -137,6 +139,25 @@ def test_compaction_after_many_removals_keeps_results() -> None:
     assert index.match(notice(), "org-1") == set(range(1, 3000, 2))
 
 
+def test_pps_schemes_match_by_their_own_prefixes() -> None:
+    filters = {
+        "public-class": SubscriptionFilter(classifications=("PPS-PUBLIC:7612",)),
+        "public-exact": SubscriptionFilter(classifications=("pps-public:76121598",)),
+        "bare-digits": SubscriptionFilter(classifications=("7612",)),
+        "unspsc-digits": SubscriptionFilter(classifications=("UNSPSC:7612",)),
+        "goods-detail": SubscriptionFilter(classifications=("PPS-GOODS:4321150301",)),
+        "goods-class": SubscriptionFilter(classifications=("PPS-GOODS:43211503",)),
+        "other-detail": SubscriptionFilter(classifications=("PPS-GOODS:4321150302",)),
+        "bare-detail": SubscriptionFilter(classifications=("4321150301",)),
+        "unspsc-class": SubscriptionFilter(classifications=("UNSPSC:43211503",)),
+    }
+    services = notice(category="services", classifications=[{"scheme": "PPS-PUBLIC", "code": "76121598"}])
+    assert both(filters, services) == {"public-class", "public-exact", "bare-digits"}
+    goods = notice(category="goods", classifications=[{"scheme": "UNSPSC", "code": "43211503"},
+                                                      {"scheme": "PPS-GOODS", "code": "4321150301"}])
+    assert both(filters, goods) == {"goods-detail", "goods-class", "bare-detail", "unspsc-class"}
+
+
 def test_filter_validation_names_fields() -> None:
     with pytest.raises(NoticeValidationError) as caught:
         SubscriptionFilter(classifications=("45", "CPV:abc"), categories=("food",), regions=("Seoul",),
@@ -148,6 +169,10 @@ def test_filter_validation_names_fields() -> None:
     assert parsed.classifications == ("CPV:45", "45233140") and parsed.keywords == ("road",)
     assert parsed.min_value == Decimal("1e6")
     with pytest.raises(NoticeValidationError) as caught:
+        SubscriptionFilter(classifications=("PPS-GOODS:43211503011", "PPS:7612", "PPS-PUBLIC:"))
+    assert {p for p, _ in caught.value.problems} == {"classifications.0", "classifications.1", "classifications.2"}
+    assert "PPS-PUBLIC:" in caught.value.problems[0][1]  # the message lists the schemes
+    with pytest.raises(NoticeValidationError) as caught:
         SubscriptionFilter.parse({"regions": "KR-11", "min_value": "lots", "colour": "red"})
     assert {p for p, _ in caught.value.problems} == {"regions", "min_value", "colour"}
 
@@ -157,8 +182,8 @@ def random_filter(rng: random.Random) -> SubscriptionFilter:
         return tuple(rng.sample(pool, rng.randint(1, most))) if rng.random() < 0.6 else ()
 
     prefixes = tuple(
-        rng.choice(["", "CPV:", "UNSPSC:"]) + code.replace("-", "")[: rng.randint(1, 8)]
-        for code in (some(CPV + UNSPSC, 3))
+        rng.choice(["", "CPV:", "UNSPSC:", "PPS-GOODS:", "PPS-PUBLIC:"]) + code.replace("-", "")[: rng.randint(1, 10)]
+        for code in (some(CPV + UNSPSC + PPS_GOODS + PPS_PUBLIC, 3))
     )
     low = Decimal(10) ** rng.randint(5, 11) if rng.random() < 0.3 else None
     high = (low or Decimal(1)) * rng.choice([1, 10, 1000, 10**9]) if rng.random() < 0.3 else None
@@ -178,6 +203,8 @@ def random_notice(rng: random.Random) -> tuple[NoticeContent, str]:
     codes = rng.sample(CPV, rng.randint(0, 2))
     classifications = [{"scheme": "CPV", "code": c} for c in codes]
     classifications += [{"scheme": "UNSPSC", "code": c} for c in rng.sample(UNSPSC, rng.randint(0, 1))]
+    classifications += [{"scheme": "PPS-GOODS", "code": c} for c in rng.sample(PPS_GOODS, rng.randint(0, 1))]
+    classifications += [{"scheme": "PPS-PUBLIC", "code": c} for c in rng.sample(PPS_PUBLIC, rng.randint(0, 1))]
     has_value = rng.random() < 0.8
     content = NoticeContent.parse({
         "title": " ".join(rng.sample(WORDS, 3)),

@@ -169,6 +169,37 @@ def test_record_package_compiles_and_validates(notice: Notice) -> None:
     assert lots["L1"]["value"]["amount"] == 52000000 and lots["L2"]["title"] == "Chairs"
 
 
+def pps_notice(classifications: list[dict[str, str]]) -> Notice:
+    return Notice.publish("R25BK00054321", "org-pps", content(classifications=classifications, lots=[]),
+                          at=datetime(2025, 4, 1, 10, tzinfo=KST))
+
+
+def test_pps_classifications_are_additional_classifications_of_the_unspsc_item() -> None:
+    goods = pps_notice([{"scheme": "UNSPSC", "code": "43211503"}, {"scheme": "PPS-GOODS", "code": "4321150301"}])
+    (item,) = releases_for(goods, PREFIX)[0]["tender"]["items"]
+    assert item["id"] == "UNSPSC-43211503"
+    assert item["classification"] == {"scheme": "UNSPSC", "id": "43211503"}
+    assert item["additionalClassifications"] == [{"scheme": "PPS-GOODS", "id": "4321150301"}]
+
+
+def test_a_notice_classified_only_by_pps_has_one_item_under_that_scheme() -> None:
+    services = pps_notice([{"scheme": "PPS-PUBLIC", "code": "76121598"}])
+    (item,) = releases_for(services, PREFIX)[0]["tender"]["items"]
+    assert item["classification"] == {"scheme": "PPS-PUBLIC", "id": "76121598"}
+    assert "additionalClassifications" not in item
+    both = pps_notice([{"scheme": "PPS-GOODS", "code": "4321150301"}, {"scheme": "PPS-PUBLIC", "code": "43211503"}])
+    (item,) = releases_for(both, PREFIX)[0]["tender"]["items"]
+    assert item["classification"]["scheme"] == "PPS-GOODS"
+    assert item["additionalClassifications"] == [{"scheme": "PPS-PUBLIC", "id": "43211503"}]
+
+
+@needs_schemas
+def test_pps_classified_releases_validate_against_the_official_schema() -> None:
+    goods = pps_notice([{"scheme": "UNSPSC", "code": "43211503"}, {"scheme": "PPS-GOODS", "code": "4321150301"},
+                        {"scheme": "PPS-PUBLIC", "code": "76121598"}])
+    assert validate_package(package(releases_for(goods, PREFIX))) == []
+
+
 @needs_schemas
 def test_validator_reports_violations_offline(notice: Notice) -> None:
     release = releases_for(notice, PREFIX)[0]

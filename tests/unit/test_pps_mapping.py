@@ -12,8 +12,10 @@ from typing import Any
 
 import pytest
 
-from hub.notices.formats.pps import PpsError, map_pps_item, pps_items
+from hub.notices.formats.base import DocumentError, ImportedNotice
+from hub.notices.formats.pps import PpsError, PpsFormat, PpsGatewayError, map_pps_item, pps_items
 from hub.notices.model import Category, Notice, NoticeValidationError, Procedure, VersionKind
+from hub.notices.publication import PublicationSettings
 
 KST = timezone(timedelta(hours=9))
 CNSTWK = "getBidPblancListInfoCnstwk"
@@ -147,10 +149,42 @@ def test_category_from_operation_or_business_division(operation: str | None, fie
     assert map_pps_item(servc_item(bsnsDivNm=field), operation).content.category is expected
 
 
+def classes(mapped: ImportedNotice) -> list[tuple[str, str]]:
+    assert mapped.content is not None
+    return [(c.scheme.value, c.code) for c in mapped.content.classifications]
+
+
 def test_goods_item_classification_from_detailed_product_number() -> None:
     mapped = map_pps_item(servc_item(dtilPrdctClsfcNo="4321150101", bidNtceNm="노트북컴퓨터 구매"),
                           "getBidPblancListInfoThng")
-    assert [(c.scheme.value, c.code) for c in mapped.content.classifications] == [("UNSPSC", "43211501")]
+    # the whole 세부품명번호 under its own scheme, and its 8-digit 물품분류번호 as the UNSPSC class
+    assert classes(mapped) == [("UNSPSC", "43211501"), ("PPS-GOODS", "4321150101")]
+
+
+def test_goods_item_with_only_the_product_class_number() -> None:
+    mapped = map_pps_item(servc_item(prdctClsfcNo="43211501"), "getBidPblancListInfoThng")
+    assert classes(mapped) == [("UNSPSC", "43211501")]
+    both = map_pps_item(servc_item(prdctClsfcNo="43211501", dtilPrdctClsfcNo="4321150101"), "getBidPblancListInfoThng")
+    assert classes(both) == [("UNSPSC", "43211501"), ("PPS-GOODS", "4321150101")]  # not listed twice
+
+
+def test_service_item_public_procurement_classification() -> None:
+    mapped = map_pps_item(servc_item(pubPrcrmntLrgClsfcNm="폐기물 처리 및 재활용서비스", pubPrcrmntClsfcNo="76121598",
+                                     pubPrcrmntClsfcNm="건설폐기물처리서비스"), SERVC)
+    assert classes(mapped) == [("PPS-PUBLIC", "76121598")]
+    assert classes(map_pps_item(servc_item(pubPrcrmntClsfcNo=""), SERVC)) == []  # "" is absent
+
+
+def test_every_classification_an_item_gives_is_kept() -> None:
+    mapped = map_pps_item(servc_item(dtilPrdctClsfcNo="4321150101", pubPrcrmntClsfcNo="43211501"),
+                          "getBidPblancListInfoThng")
+    assert classes(mapped) == [("UNSPSC", "43211501"), ("PPS-GOODS", "4321150101"), ("PPS-PUBLIC", "43211501")]
+
+
+def test_malformed_classification_numbers_name_their_pps_fields() -> None:
+    with pytest.raises(NoticeValidationError) as caught:
+        map_pps_item(servc_item(dtilPrdctClsfcNo="43211501", pubPrcrmntClsfcNo="7612"), "getBidPblancListInfoThng")
+    assert {path for path, _ in caught.value.problems} == {"dtilPrdctClsfcNo", "pubPrcrmntClsfcNo"}
 
 
 def test_amendment_order_becomes_a_new_version() -> None:
@@ -160,11 +194,31 @@ def test_amendment_order_becomes_a_new_version() -> None:
                     bidClseDt="2025-03-21 10:00:00", opengDt="2025-03-21 11:00:00", chgDt="2025-03-07 16:00:00"),
         CNSTWK,
     )
+    # PPS gave no 변경공고사유: the notice kind and order stand in
     assert (changed.order, changed.kind, changed.reason) == (1, VersionKind.AMENDMENT, "변경공고 (차수 001)")
     notice = Notice.publish(original.external_id or "", "org-seoul", original.content, at=original.published_at)
     version = notice.amend(changed.content, changed.reason or "", at=changed.published_at)
     assert version.number == 2
     assert "dates.submission_deadline" in version.changed_fields
+
+
+def test_amendment_reason_is_the_stated_change_reason() -> None:
+    changed = map_pps_item(cnstwk_item(bidNtceOrd="001", ntceKindNm="변경공고", chgDt="2025-03-07 16:00:00",
+                                       chgNtceRsn=" 입찰서 제출 마감일시 연장(현장설명 추가) "), CNSTWK)
+    assert (changed.kind, changed.reason) == (VersionKind.AMENDMENT, "입찰서 제출 마감일시 연장(현장설명 추가)")
+    history = map_pps_item(cnstwk_item(bidNtceOrd="002", ntceKindNm="변경공고", chgNtceRsnNm="개찰일시 변경"), CNSTWK)
+    assert history.reason == "개찰일시 변경"  # the change-history operation's name for it
+    blank = map_pps_item(cnstwk_item(bidNtceOrd="001", ntceKindNm="정정공고", chgNtceRsn=""), CNSTWK)
+    assert blank.reason == "정정공고 (차수 001)"
+
+
+def test_cancellation_reason_is_the_stated_one_when_given() -> None:
+    cancelled = map_pps_item(cnstwk_item(bidNtceOrd="002", ntceKindNm="취소공고", chgNtceRsn="사업계획 변경"), CNSTWK)
+    assert (cancelled.kind, cancelled.reason) == (VersionKind.CANCELLATION, "사업계획 변경")
+
+
+def test_the_original_carries_no_reason_even_when_the_field_is_filled() -> None:
+    assert map_pps_item(cnstwk_item(chgNtceRsn="최초 공고"), CNSTWK).reason is None
 
 
 def test_cancellation_is_recognised_from_the_notice_kind() -> None:
@@ -227,3 +281,41 @@ def test_error_envelopes_raise_with_the_result_code() -> None:
     with pytest.raises(PpsError) as caught:
         pps_items(gateway)
     assert caught.value.code == "30" and "NOT REGISTERED" in caught.value.message
+
+
+def test_nodata_is_no_items_whatever_the_body() -> None:
+    nodata = {"response": {"header": {"resultCode": "03", "resultMsg": "NODATA_ERROR"}}}
+    assert pps_items(nodata) == []
+    assert PpsFormat().read(nodata, {}, PublicationSettings()) == []
+
+
+@pytest.mark.parametrize(
+    ("document", "code", "message"),
+    [
+        ({"nkoneps.com.response.ResponseError": {"header": {"resultCode": "30",
+                                                            "resultMsg": "SERVICE KEY IS NOT REGISTERED ERROR"}}},
+         "30", "SERVICE KEY IS NOT REGISTERED ERROR"),
+        ({"response": {"header": {"resultCode": "22", "resultMsg": "LIMITED NUMBER OF SERVICE REQUESTS"}}},
+         "22", "LIMITED NUMBER OF SERVICE REQUESTS"),
+        ({"OpenAPI_ServiceResponse": {"cmmMsgHeader": {"errMsg": "SERVICE ERROR",
+                                                       "returnAuthMsg": "SERVICE_KEY_IS_NOT_REGISTERED_ERROR",
+                                                       "returnReasonCode": "30"}}},
+         "30", "SERVICE_KEY_IS_NOT_REGISTERED_ERROR"),
+        ({"response": {"header": {"resultCode": "07", "resultMsg": "입력범위값 초과 에러"}, "body": None}},
+         "07", "입력범위값 초과 에러"),
+    ],
+)
+def test_an_imported_error_answer_is_refused_with_its_code_and_message(document: Any, code: str, message: str) -> None:
+    with pytest.raises(PpsGatewayError) as caught:
+        PpsFormat().read(document, {}, PublicationSettings())
+    assert (caught.value.status.code, caught.value.status.message) == (code, message)
+    assert caught.value.problem_extensions == {"pps_result_code": code, "pps_result_message": message}
+    [(location, named)] = caught.value.problem_locations
+    assert location[-1] in {"resultCode", "returnReasonCode"} and named == f"PPS result {code}: {message}"
+    assert code in str(caught.value) and message in str(caught.value)
+
+
+def test_a_document_that_is_no_pps_answer_still_says_what_was_expected() -> None:
+    with pytest.raises(DocumentError) as caught:
+        PpsFormat().read({"bidNtceNo": "R25BK00012345"}, {}, PublicationSettings())
+    assert "expected a PPS response" in str(caught.value)

@@ -83,6 +83,14 @@ def test_problem_response_shape() -> None:
     assert odd["type"].endswith("/http-418") and odd["status"] == 418
 
 
+def test_extension_members_join_the_problem_but_never_replace_a_standard_one() -> None:
+    response = problem_response(422, slug="pps-gateway-error", detail="resultCode 30",
+                                extensions={"pps_result_code": "30", "status": 200, "type": "x"})
+    body = json.loads(bytes(response.body))
+    assert body["pps_result_code"] == "30"
+    assert (body["status"], body["type"]) == (422, "https://g2b-hub.dev/problems/pps-gateway-error")
+
+
 @pytest.mark.parametrize("good", ["abc", "9f1c-22", "trace:1.2_3", "A" * 64])
 def test_sane_request_ids_are_kept(good: str) -> None:
     assert sane_request_id(good) == good

@@ -156,7 +156,16 @@ _UPLOAD: dict[int | str, dict[str, Any]] = {
 }
 
 
-@router.post("/notices/import/pps", responses=_IMPORT, summary="Import Korean PPS open-API notices (per-item report)")
+_PPS_IMPORT: dict[int | str, dict[str, Any]] = {
+    **_IMPORT,
+    422: problem_doc("An item list that is not one, or the document is PPS's (or data.go.kr's) error answer: "
+                     "type `.../pps-gateway-error` with `pps_result_code` and `pps_result_message` (e.g. 30, "
+                     "SERVICE KEY IS NOT REGISTERED ERROR). NODATA (03) is an empty import, not an error"),
+}
+
+
+@router.post("/notices/import/pps", responses=_PPS_IMPORT,
+             summary="Import Korean PPS open-API notices (per-item report)")
 def import_pps(
     caller: NoticesWrite, bus: BusDep, request: Request,
     body: Annotated[JsonBody | list[JsonBody], Body(

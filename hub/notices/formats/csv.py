@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from hub.notices.codes import ClassificationScheme
 from hub.notices.formats.base import ContentTooLarge, DocumentError, ImportedNotice
 from hub.notices.model import NoticeContent, NoticeValidationError
 from hub.notices.publication import PublicationSettings
@@ -32,7 +33,8 @@ COLUMNS: tuple[str, ...] = (
 REQUIRED_COLUMNS: tuple[str, ...] = ("title", "category")
 _DATES = ("published", "clarification_deadline", "submission_start", "submission_deadline", "opening")
 _PARTIES = ("buyer", "procuring_entity")
-_CLASSIFICATION = re.compile(r"^(CPV|UNSPSC):(\S+)$", re.IGNORECASE)
+_SCHEMES = "|".join(re.escape(scheme.value) for scheme in ClassificationScheme)
+_CLASSIFICATION = re.compile(rf"^({_SCHEMES}):(\S+)$", re.IGNORECASE)
 _THOUSANDS = re.compile(r"^\d{1,3}(,\d{3})+(\.\d+)?$")
 
 

@@ -10,12 +10,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from connectors.pps_envelope import PpsGatewayStatus, read_pps_envelope
 from hub.notices.formats.base import ContentTooLarge, DocumentError, ImportedNotice
 from hub.notices.formats.mapped import load_notice_mapping, mapping_path, read_notice
 from hub.notices.model import NoticeValidationError
 from hub.notices.publication import PublicationSettings
+from hub.spine.errors import Unacceptable
 
-__all__ = ["MAPPING", "PpsError", "PpsFormat", "map_pps_item", "pps_items"]
+__all__ = ["MAPPING", "PpsError", "PpsFormat", "PpsGatewayError", "map_pps_item", "pps_items"]
 
 MAPPING = "pps_notice.yaml"
 
@@ -29,22 +31,34 @@ class PpsError(Exception):
         self.message = message
 
 
+class PpsGatewayError(Unacceptable):
+    """An imported document that is PPS's (or data.go.kr's) error answer rather than notices: its result
+    code and message are what the sender needs (a key not registered, the quota spent, a window too
+    long), so the problem names them (``pps_result_code``, ``pps_result_message``)."""
+
+    slug = "pps-gateway-error"
+    title = "PPS answered with an error"
+
+    def __init__(self, status: PpsGatewayStatus, location: tuple[str, ...]) -> None:
+        super().__init__(f"the document is a PPS error answer, not notices: resultCode {status.code}"
+                         + (f" ({status.message})" if status.message else ""))
+        self.status = status
+        self.problem_locations = [(location, str(status))] if location else []
+        self.problem_extensions = {"pps_result_code": status.code, "pps_result_message": status.message}
+
+
 def pps_items(response: Mapping[str, Any]) -> list[dict[str, Any]]:
     """Items of a PPS response in any of the shapes clients report: ``items`` as a list, as
-    ``{"item": [...]}``, as ``{"item": {...}}`` or ``""`` when empty. Error envelopes raise PpsError."""
+    ``{"item": [...]}``, as ``{"item": {...}}`` or ``""`` when empty. NODATA (03) is no items; any other
+    result code, or a gateway error envelope, raises PpsError."""
+    status = read_pps_envelope(response)
+    if status is not None and not status.no_data:
+        raise PpsError(status.code, status.message)
     body_holder = response.get("response")
     if not isinstance(body_holder, Mapping):
-        for key, value in response.items():  # gateway errors: {"<x>.ResponseError": {"header": {...}}}
-            if key.endswith("ResponseError") and isinstance(value, Mapping):
-                header = value.get("header", {})
-                raise PpsError(str(header.get("resultCode", "99")), str(header.get("resultMsg", "")))
         raise PpsError("99", "not a PPS response envelope")
-    header = body_holder.get("header", {})
-    code = str(header.get("resultCode", "00"))
-    if code == "03":  # NODATA
+    if status is not None:  # NODATA
         return []
-    if code != "00":
-        raise PpsError(code, str(header.get("resultMsg", "")))
     items = (body_holder.get("body") or {}).get("items")
     if isinstance(items, Mapping):
         items = items.get("item", [])
@@ -96,11 +110,28 @@ class PpsFormat:
     def _items(document: Any) -> list[Any]:
         if isinstance(document, list):
             return document
+        status = read_pps_envelope(document)
+        if status is not None and not status.no_data:
+            raise PpsGatewayError(status, _code_location(document))
         if isinstance(document, dict) and "response" in document:
             try:
                 return pps_items(document)
             except PpsError as error:
-                raise DocumentError([("response.header.resultCode", str(error))]) from None
+                raise DocumentError([("response", str(error))]) from None
         if isinstance(document, dict) and isinstance(document.get("items"), list):
             return list(document["items"])
         raise DocumentError([("", "expected a PPS response, {\"items\": [...]} or a list of items")])
+
+
+def _code_location(document: Any) -> tuple[str, ...]:
+    """Where the result code sits in the document (the problem's field)."""
+    if not isinstance(document, Mapping):
+        return ()
+    if "response" in document:
+        return ("response", "header", "resultCode")
+    for key, value in document.items():
+        if isinstance(key, str) and key.endswith("ResponseError"):
+            return (key, "header", "resultCode") if isinstance(value, Mapping) and "header" in value else (key,)
+    if "OpenAPI_ServiceResponse" in document:
+        return ("OpenAPI_ServiceResponse", "cmmMsgHeader", "returnReasonCode")
+    return ()

@@ -53,7 +53,14 @@ CONNECTOR_LATENCY = Histogram(
 )
 CONNECTOR_BREAKER_STATE = Gauge(
     "g2bhub_connector_breaker_state",
-    "Circuit breaker state per upstream system: 0 closed, 1 half-open, 2 open",
+    "Circuit breaker state per upstream system and breaker key (empty: the system's own breaker;"
+    " e.g. a member state for VIES): 0 closed, 1 half-open, 2 open",
+    ["system", "key"],
+    registry=REGISTRY,
+)
+UPSTREAM_MISCONFIGURED = Gauge(
+    "g2bhub_upstream_misconfigured",
+    "1 while the upstream system refuses the hub's key (401/403, a gateway key error), else 0",
     ["system"],
     registry=REGISTRY,
 )
