@@ -2,14 +2,15 @@
 
 One call asks one page of one list operation for a time window (``inqryDiv`` 1: registration time, 3:
 change time; ``inqryBgnDt``/``inqryEndDt`` as ``YYYYMMDDHHMM`` in Korean time) and answers the
-envelope as JSON (``type=json``), read through :func:`read_header` and classified once:
+envelope as JSON (``type=json``), read by :func:`connectors.pps_envelope.read_pps_envelope` and
+classified once:
 
-- a key error (result codes 20, 30, 31, 32, or HTTP 401/403) is :class:`PpsKeyError`: the deployment is
+- a key error (result codes 20, 30, 31, 32, 33, or HTTP 401/403) is :class:`PpsKeyError`: the deployment is
   misconfigured and asking again changes nothing until the key does;
 - a quota answer (22) is :class:`PpsQuotaExceeded` and network trouble, 5xx and the service's own
-  transient codes (01, 02, 04, 05, 21, 99) are transient: retried here with exponential backoff
+  transient codes (01, 02, 04, 05, 21, 99 and any other) are transient: retried here with exponential backoff
   (tenacity) before they reach the caller;
-- NODATA (03) is an empty page, and any other code is a :class:`PpsRequestError` (the request is wrong).
+- NODATA (03) is an empty page, and 06, 07, 10, 11, 12 are a :class:`PpsRequestError` (the request is wrong).
 
 Portal keys come in two forms, the decoded one (``…+…/…==``) and the URL-encoded one (``…%2B…%2F…%3D%3D``).
 :func:`decoded_service_key` turns either into the decoded form, which httpx then encodes exactly once.
@@ -30,12 +31,11 @@ from pydantic import SecretStr
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, wait_exponential
 
 from connectors.config import Timeouts
-from connectors.errors import PermanentUpstreamError, TransientUpstreamError
-from connectors.rest import HttpAnswer, load_json, make_http_client, send_capped
-from connectors.xmlsafe import UnsafeXmlError, XmlSyntaxError, parse_xml
+from connectors.errors import PermanentUpstreamError, TransientUpstreamError, UpstreamAuthError, UpstreamError
+from connectors.pps_envelope import PpsGatewayStatus, read_pps_envelope
+from connectors.rest import load_json, make_http_client, send_capped
 
 __all__ = [
-    "KEY_ERROR_CODES",
     "LIST_OPERATIONS",
     "PPS_SYSTEM",
     "PpsKeyError",
@@ -46,7 +46,6 @@ __all__ = [
     "PpsRetry",
     "decoded_service_key",
     "page_items",
-    "read_header",
 ]
 
 PPS_SYSTEM = "pps"
@@ -57,18 +56,12 @@ LIST_OPERATIONS = (
     "getBidPblancListInfoCnstwk",
     "getBidPblancListInfoFrgcpt",
 )
-KEY_ERROR_CODES = frozenset({"20", "30", "31", "32"})
-QUOTA_CODE = "22"
-NODATA_CODE = "03"
-TRANSIENT_CODES = frozenset({"01", "02", "04", "05", "21", "99"})
 _ESCAPE = re.compile(r"%[0-9A-Fa-f]{2}")
 _STAMP = "%Y%m%d%H%M"
 
 
-class PpsKeyError(PermanentUpstreamError):
+class PpsKeyError(UpstreamAuthError):
     """The service key is refused (unregistered, expired, IP not registered, access denied)."""
-
-    outcome = "misconfigured"
 
 
 class PpsQuotaExceeded(TransientUpstreamError):
@@ -111,27 +104,6 @@ def decoded_service_key(key: str) -> str:
     return unquote(key) if _ESCAPE.search(key) else key
 
 
-def read_header(document: Any) -> tuple[str, str] | None:
-    """``(resultCode, resultMsg)`` of a PPS answer: the service's ``response.header``, the gateway's
-    ``{"<…>.ResponseError": {"header": …}}`` or data.go.kr's ``OpenAPI_ServiceResponse.cmmMsgHeader``;
-    None when the document is none of them."""
-    if not isinstance(document, dict):
-        return None
-    for key, value in document.items():
-        if not isinstance(value, dict):
-            continue
-        if key == "response" or key.endswith("ResponseError"):
-            header = value.get("header")
-            if isinstance(header, dict) and "resultCode" in header:
-                return str(header["resultCode"]).strip(), str(header.get("resultMsg", ""))
-        if key == "OpenAPI_ServiceResponse":
-            header = value.get("cmmMsgHeader")
-            if isinstance(header, dict):
-                code = header.get("returnReasonCode", "99")
-                return str(code).strip(), str(header.get("returnAuthMsg") or header.get("errMsg") or "")
-    return None
-
-
 def page_items(document: dict[str, Any]) -> tuple[list[dict[str, Any]], int]:
     """The items and ``totalCount`` of an answer whose code is 00, in any ``items`` shape: a list,
     ``{"item": [...]}``, ``{"item": {...}}``, or ``""`` when empty."""
@@ -152,29 +124,17 @@ def page_items(document: dict[str, Any]) -> tuple[list[dict[str, Any]], int]:
     return [dict(item) for item in items if isinstance(item, dict)], total
 
 
-def _xml_document(answer: HttpAnswer, max_bytes: int) -> dict[str, Any]:
-    """The few XML answers the gateway gives even to ``type=json`` (key and quota errors), as a dict
-    with the same header shape; anything else is unreadable."""
-    try:
-        root = parse_xml(answer.body, max_bytes=max_bytes)
-    except (UnsafeXmlError, XmlSyntaxError) as exc:
-        raise TransientUpstreamError(
-            PPS_SYSTEM, "malformed_response", "neither JSON nor readable XML", http_status=answer.status
-        ) from exc
-
-    def text(*names: str) -> str | None:
-        for name in names:
-            found = root.find(f".//{name}")
-            if found is not None and found.text is not None:
-                return str(found.text).strip()
-        return None
-
-    code = text("resultCode", "returnReasonCode")
-    if code is None:
-        raise TransientUpstreamError(
-            PPS_SYSTEM, "malformed_response", "an XML answer without a result code", http_status=answer.status
-        )
-    return {"response": {"header": {"resultCode": code, "resultMsg": text("resultMsg", "returnAuthMsg") or ""}}}
+def _classified(status: PpsGatewayStatus, http_status: int) -> UpstreamError:
+    """The error a result code other than 00 and 03 is: a refused key, a quota, the request's own fault,
+    or (the service's transient codes, 99 and any code it may add) worth asking again."""
+    code, message = f"pps_{status.code}", status.message
+    if status.key_error:
+        return PpsKeyError(PPS_SYSTEM, code, message, http_status=http_status)
+    if status.rate_limited:
+        return PpsQuotaExceeded(PPS_SYSTEM, code, message, http_status=http_status)
+    if status.bad_request:
+        return PpsRequestError(PPS_SYSTEM, code, message, http_status=http_status)
+    return TransientUpstreamError(PPS_SYSTEM, code, message, http_status=http_status)
 
 
 def _stop(retry: PpsRetry) -> Callable[[RetryCallState], bool]:
@@ -243,26 +203,18 @@ class PpsOpenApiClient:
             raise TransientUpstreamError(
                 PPS_SYSTEM, f"http_{answer.status}", http_status=answer.status, retry_after=answer.retry_after
             )
-        if answer.body.lstrip()[:1] == b"<":
-            document = _xml_document(answer, self.max_response_bytes)
-        else:
-            document = load_json(PPS_SYSTEM, answer.body)
-        header = read_header(document)
-        if header is None:
-            raise TransientUpstreamError(
-                PPS_SYSTEM, "malformed_response", "not a PPS envelope", http_status=answer.status
-            )
-        code, message = header
-        if code == NODATA_CODE:
+        xml = answer.body.lstrip()[:1] == b"<"  # the gateway answers some errors in XML even to type=json
+        document = {} if xml else load_json(PPS_SYSTEM, answer.body)
+        status = read_pps_envelope(answer.body if xml else document)
+        if status is None:
+            if xml or not isinstance(document, dict) or not isinstance(document.get("response"), dict):
+                raise TransientUpstreamError(
+                    PPS_SYSTEM, "malformed_response", "not a PPS envelope", http_status=answer.status
+                )
+        elif status.no_data:
             return PpsPage(operation, page_no, rows, 0, [], document)
-        if code in KEY_ERROR_CODES:
-            raise PpsKeyError(PPS_SYSTEM, f"pps_{code}", message, http_status=answer.status)
-        if code == QUOTA_CODE:
-            raise PpsQuotaExceeded(PPS_SYSTEM, f"pps_{code}", message, http_status=answer.status)
-        if code in TRANSIENT_CODES:
-            raise TransientUpstreamError(PPS_SYSTEM, f"pps_{code}", message, http_status=answer.status)
-        if code != "00":
-            raise PpsRequestError(PPS_SYSTEM, f"pps_{code}", message, http_status=answer.status)
+        else:
+            raise _classified(status, answer.status)
         if answer.status >= 300:
             raise PpsRequestError(PPS_SYSTEM, f"http_{answer.status}", http_status=answer.status)
         items, total = page_items(document)

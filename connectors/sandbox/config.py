@@ -38,7 +38,7 @@ DEFAULT_API_KEYS: dict[str, str] = {
     "companies_house": "sandbox-ch-key",
     "iaf": "sandbox-iaf-key",
     # Shaped like a portal-issued key: its decoded form has "+", "/" and "=", which must be encoded once.
-    "pps": "sandbox+PPS/key0123456789abcdef==",
+    "pps": "sandbox-pps+key/0123456789abcdef==",
 }
 
 

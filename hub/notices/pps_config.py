@@ -2,7 +2,7 @@
 
 The key is read from the environment variable named by ``key_env`` (default ``G2BHUB_PPS_KEY``), in
 either of the portal's forms, else ``key`` (the sandbox twin's public test key, which is refused for
-any endpoint that is not on this machine).
+any endpoint that is not a sandbox: :mod:`connectors.key_policy`).
 """
 
 from __future__ import annotations
@@ -10,16 +10,15 @@ from __future__ import annotations
 import os
 from datetime import datetime
 from typing import Literal
-from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, model_validator
 
+from connectors.key_policy import is_sandbox_endpoint, is_sandbox_key
 from hub.spine.settings import Section
 
 __all__ = ["SANDBOX_PPS_KEY", "PpsRetrySettings", "PpsSettings"]
 
-SANDBOX_PPS_KEY = "sandbox+PPS/key0123456789abcdef=="
-_LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+SANDBOX_PPS_KEY = "sandbox-pps+key/0123456789abcdef=="
 # The service refuses windows over one month (result 07); 28 days fits in any month.
 MAX_WINDOW_H = 28 * 24
 
@@ -69,10 +68,10 @@ class PpsSettings(Section):
         return self.key
 
     def sandbox_key_elsewhere(self) -> bool:
-        """The sandbox's test key would be sent to a service that is not on this machine."""
+        """A sandbox test key (``sandbox-…``, :mod:`connectors.key_policy`) would be sent to a service that
+        is not a sandbox."""
         key = self.service_key()
-        host = urlsplit(self.endpoint).hostname or ""
-        return key is not None and key.get_secret_value() == SANDBOX_PPS_KEY and host not in _LOOPBACK
+        return key is not None and is_sandbox_key(key.get_secret_value()) and not is_sandbox_endpoint(self.endpoint)
 
     @model_validator(mode="after")
     def _usable_when_enabled(self) -> PpsSettings:

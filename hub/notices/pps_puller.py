@@ -34,6 +34,7 @@ from connectors.pps_openapi import PpsKeyError, PpsPage
 from hub.notices.commands import ImportNotices
 from hub.notices.pps_checkpoints import Checkpoint, SqlPpsCheckpoints
 from hub.notices.pps_config import PpsSettings
+from hub.spine.observability import metrics
 
 __all__ = ["KST", "PageOutcome", "PpsMisconfigured", "PpsPuller", "PullRun", "windows"]
 
@@ -143,7 +144,8 @@ class PpsPuller:
         self.source_factory = source_factory
         self.org_kind = org_kind
         self.rows = min(settings.page_size, max_items)  # one page is one import: within its item cap
-        self.misconfigured: str | None = None
+        self.misconfigured: str | None = None  # why the last run could not pull, while that lasts
+        self.misconfigured_since: datetime | None = None
         self._lock = threading.Lock()
 
     # -- the scheduled job ----------------------------------------------------------------------------------
@@ -192,6 +194,13 @@ class PpsPuller:
 
     def __call__(self) -> None:
         self.run_once()
+
+    def status(self) -> dict[str, object] | None:
+        """What ``/readyz`` shows while the hub's PPS configuration is at fault (None otherwise)."""
+        with self._lock:
+            if self.misconfigured is None or self.misconfigured_since is None:
+                return None
+            return {"since": self.misconfigured_since.isoformat(timespec="seconds"), "detail": self.misconfigured}
 
     def _pull_operation(
         self,
@@ -392,15 +401,19 @@ class PpsPuller:
 
     def _misconfigured(self, reason: str, run: PullRun) -> None:
         run.misconfigured = reason
+        metrics.UPSTREAM_MISCONFIGURED.labels("pps").set(1)
         with self._lock:
             first = self.misconfigured != reason
+            if first:
+                self.misconfigured_since = datetime.now(UTC)
             self.misconfigured = reason
         if first:  # one line per new fault, not one per interval
             log.error("pps pull: the hub is misconfigured, nothing pulled: %s", reason, extra={"system": "pps"})
 
     def _recovered(self) -> None:
+        metrics.UPSTREAM_MISCONFIGURED.labels("pps").set(0)
         with self._lock:
-            was, self.misconfigured = self.misconfigured, None
+            was, self.misconfigured, self.misconfigured_since = self.misconfigured, None, None
         if was is not None:
             log.info("pps pull: configuration works again", extra={"system": "pps"})
 

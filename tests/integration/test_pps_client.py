@@ -10,7 +10,6 @@ import httpx
 import pytest
 from pydantic import SecretStr
 
-from connectors.errors import TransientUpstreamError
 from connectors.pps_openapi import (
     PpsKeyError,
     PpsOpenApiClient,
@@ -19,7 +18,6 @@ from connectors.pps_openapi import (
     PpsRetry,
     decoded_service_key,
     page_items,
-    read_header,
 )
 from connectors.sandbox.pps import pps_dataset
 from connectors.sandbox.server import SandboxServer
@@ -87,29 +85,8 @@ def test_nodata_request_errors_and_retries(sandbox: SandboxServer) -> None:
     pps.close()
 
 
-def test_envelopes_are_read_in_every_shape() -> None:
-    assert read_header({"response": {"header": {"resultCode": "00", "resultMsg": "정상"}}}) == ("00", "정상")
-    gateway = {"nkoneps.com.response.ResponseError": {"header": {"resultCode": "30", "resultMsg": "KEY"}}}
-    assert read_header(gateway) == ("30", "KEY")
-    portal = {"OpenAPI_ServiceResponse": {"cmmMsgHeader": {"returnReasonCode": "22", "returnAuthMsg": "LIMIT"}}}
-    assert read_header(portal) == ("22", "LIMIT")
-    assert read_header({"items": []}) is None and read_header([]) is None
+def test_items_are_read_in_every_shape() -> None:
     item = {"bidNtceNo": "R26BK00000001"}
     for items in ([item], {"item": [item]}, {"item": item}):
         assert page_items({"response": {"body": {"items": items, "totalCount": "1"}}}) == ([item], 1)
     assert page_items({"response": {"body": {"items": "", "totalCount": 0}}}) == ([], 0)
-
-
-def test_an_xml_answer_to_a_json_request_is_read_for_its_code() -> None:
-    from connectors.pps_openapi import _xml_document
-    from connectors.rest import HttpAnswer
-
-    portal = (
-        b"<OpenAPI_ServiceResponse><cmmMsgHeader><errMsg>SERVICE ERROR</errMsg>"
-        b"<returnAuthMsg>LIMITED_NUMBER_OF_SERVICE_REQUESTS_EXCEEDS_ERROR</returnAuthMsg>"
-        b"<returnReasonCode>22</returnReasonCode></cmmMsgHeader></OpenAPI_ServiceResponse>"
-    )
-    document = _xml_document(HttpAnswer(200, httpx.Headers(), portal), 65536)
-    assert read_header(document) == ("22", "LIMITED_NUMBER_OF_SERVICE_REQUESTS_EXCEEDS_ERROR")
-    with pytest.raises(TransientUpstreamError):
-        _xml_document(HttpAnswer(200, httpx.Headers(), b"<html><body>busy</body></html>"), 65536)

@@ -13,9 +13,11 @@ from urllib.parse import quote
 
 import httpx
 import pytest
+from fastapi.testclient import TestClient
 
 from connectors.sandbox.pps import pps_dataset
 from connectors.sandbox.server import SandboxServer
+from hub.api.app import create_app
 from hub.bootstrap import Hub, pps_puller
 from hub.config import Settings
 from hub.notices.pps_checkpoints import PpsCheckpointRow
@@ -137,9 +139,18 @@ def test_a_refused_key_is_a_misconfiguration_and_a_fixed_key_resumes(
     assert count(pps_hub, NoticeVersionRow) == 0
     assert count(pps_hub, PpsCheckpointRow, PpsCheckpointRow.window_start == START) == 4  # nothing skipped
     assert count(pps_hub, PpsCheckpointRow, PpsCheckpointRow.leased_until.is_not(None)) == 0  # released
+    pps_hub.pps = wrong  # what this hub's worker would hold
+    with TestClient(create_app(hub=pps_hub)) as http:
+        connectors = http.get("/readyz").json()["checks"]["connectors"]
+        assert "pps_30" in connectors["misconfigured"]["pps"]["detail"]
+        assert 'g2bhub_upstream_misconfigured{system="pps"} 1.0' in http.get("/metrics").text
 
-    fixed = puller(pps_hub, sandbox, org).run_once(now=NOW)
+    pps_hub.pps = puller(pps_hub, sandbox, org)
+    fixed = pps_hub.pps.run_once(now=NOW)
     assert fixed.misconfigured is None and fixed.versions_created == VERSIONS
+    with TestClient(create_app(hub=pps_hub)) as http:
+        assert "misconfigured" not in http.get("/readyz").json()["checks"]["connectors"]
+        assert 'g2bhub_upstream_misconfigured{system="pps"} 0.0' in http.get("/metrics").text
 
 
 def test_an_unknown_importing_organisation_is_a_misconfiguration(pps_hub: Hub, sandbox: SandboxServer) -> None:
