@@ -17,6 +17,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from hub.config import ConfigError, Settings, get_settings
 from hub.notices.formats import check_formats
+from hub.notices.pps_checkpoints import SqlPpsCheckpoints
+from hub.notices.pps_puller import PpsPuller
+from hub.organisations.repository import SqlOrganisationRepository
 from hub.registry import COMMAND_HANDLERS, CONSUMER_GROUPS, EVENT_HANDLERS, HubUnitOfWork, start_mappers
 from hub.spine.brokers.base import Broker, unavailable_backoff
 from hub.spine.brokers.inprocess import InProcessBroker
@@ -68,6 +71,7 @@ class Hub:
     subscriptions: SubscriptionService
     delivery_wake: threading.Event  # set by the matching consumer's commits, awaited by the dispatcher
     quotas: Budgets  # request, refresh and upstream budgets (in the database on PostgreSQL)
+    pps: PpsPuller  # pulls KONEPS notices from the PPS open API (scheduled when pps.enabled)
     _broker: Broker | None = field(default=None, repr=False)
     _workers: list[Worker] = field(default_factory=list, repr=False)
 
@@ -98,6 +102,9 @@ class Hub:
         if self.suppliers.config.scheduler.enabled:
             worker.add_periodic("credential-scheduler", self.suppliers.config.scheduler.interval_s,
                                 self.suppliers.scheduler)
+        if self.settings.pps.enabled:
+            stop = worker.stop_event
+            worker.add_periodic("pps-puller", self.settings.pps.interval_s, lambda: self.pps.run_once(stop=stop))
         worker.add_periodic("idempotency-key-purge", IDEMPOTENCY_PURGE_INTERVAL_S, self.purge_idempotency_keys)
         worker.add_periodic("rate-bucket-purge", IDEMPOTENCY_PURGE_INTERVAL_S, self.quotas.forget_idle)
         worker.add_periodic("matching-sweep", sweep_interval_s(self.settings.syndication.time_scale),
@@ -164,6 +171,35 @@ def control_schemes(settings: Settings) -> ControlSchemes:
     return ControlSchemes([X509ControlScheme.from_paths(control.trust_anchors, control.max_chain_depth)])
 
 
+def pps_puller(settings: Settings, bus: MessageBus, session_factory: sessionmaker[Session]) -> PpsPuller:
+    """The PPS puller with its open-API client (built per run) and the importing organisation's lookup."""
+    from connectors.config import Timeouts
+    from connectors.pps_openapi import PpsOpenApiClient, PpsRetry
+
+    pps = settings.pps
+
+    def client() -> PpsOpenApiClient:
+        key = pps.service_key()
+        if key is None or pps.sandbox_key_elsewhere():
+            from connectors.pps_openapi import PPS_SYSTEM, PpsKeyError
+
+            why = "no service key" if key is None else "the sandbox's test key is not sent to a real service"
+            raise PpsKeyError(PPS_SYSTEM, "no_key", f"{why}: set {pps.key_env}")
+        timeout = pps.timeout_s
+        return PpsOpenApiClient(
+            pps.endpoint, key, timeouts=Timeouts(connect_s=min(timeout, 10.0), read_s=timeout, write_s=timeout),
+            retry=PpsRetry(pps.retry.attempts, pps.retry.quota_attempts, pps.retry.initial_s, pps.retry.max_s),
+            max_response_bytes=pps.max_response_bytes)
+
+    def org_kind(org_id: str) -> str | None:
+        with session_factory() as session:
+            org = SqlOrganisationRepository(session).get(org_id)
+            return None if org is None else org.kind.value
+
+    checkpoints = SqlPpsCheckpoints(session_factory, timedelta(seconds=pps.lease_s))
+    return PpsPuller(pps, bus, checkpoints, client, org_kind, settings.syndication.publication.pps_max_items)
+
+
 def subscriber_queues(settings: Settings) -> SubscriberQueues:
     if settings.broker.kind == "rabbitmq":
         from hub.subscriptions.amqp_channel import RabbitSubscriberQueues
@@ -224,4 +260,5 @@ def bootstrap(
         delivery_wake=delivery_wake,
         suppliers=suppliers,
         quotas=quotas,
+        pps=pps_puller(settings, bus, session_factory),
     )

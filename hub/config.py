@@ -23,7 +23,7 @@ from importlib.abc import Traversable
 from importlib.resources import files
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl, quote, unquote, urlsplit
 
 import yaml
 from pydantic import BaseModel, SecretStr, ValidationError, ValidationInfo, field_validator, model_validator
@@ -36,6 +36,7 @@ from pydantic_settings import (
 )
 
 from connectors.config import Systems
+from hub.notices.pps_config import PpsSettings
 from hub.spine.observability.logging import register_secrets
 from hub.spine.quota_config import QuotaSettings
 from hub.spine.settings import BrokerSettings, DatabaseSettings, LoggingSettings, RelaySettings, Section, redact_url
@@ -163,6 +164,8 @@ class Settings(BaseSettings):
     syndication: SyndicationSettings = SyndicationSettings()
     # Token-bucket budgets per key, organisation, client address, supplier refresh and upstream system.
     quotas: QuotaSettings = QuotaSettings()
+    # Pulling KONEPS notices from the PPS open API (config/pps.yaml, docs/pps.md).
+    pps: PpsSettings = PpsSettings()
 
     @field_validator("quotas")
     @classmethod
@@ -236,6 +239,10 @@ def known_secrets(settings: Settings) -> set[str]:
         key = system.resolve_key()
         if key is not None:
             found.add(key.get_secret_value())
+    pps_key = settings.pps.service_key()
+    if pps_key is not None:  # in both of the portal's forms
+        found.update({pps_key.get_secret_value(), unquote(pps_key.get_secret_value()),
+                      quote(unquote(pps_key.get_secret_value()), safe="")})
     found.discard("")
     return found
 

@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from hub.notices import handlers as notices
+from hub.notices import pps_checkpoints as pps_checkpoint_tables
 from hub.notices import tables as notice_tables
 from hub.notices.repository import SqlIdempotencyStore, SqlNoticeRepository
 from hub.organisations import handlers as organisations
@@ -39,7 +40,13 @@ from hub.suppliers.repository import SqlSupplierRepository
 __all__ = ["COMMAND_HANDLERS", "CONSUMER_GROUPS", "EVENT_HANDLERS", "FLOWS", "HubUnitOfWork", "start_mappers"]
 
 FLOWS: tuple[ModuleType, ...] = (organisations, suppliers, notices, subscriptions)
-FLOW_TABLES: tuple[ModuleType, ...] = (organisation_tables, supplier_tables, notice_tables, subscription_tables)
+FLOW_TABLES: tuple[ModuleType, ...] = (
+    organisation_tables,
+    supplier_tables,
+    notice_tables,
+    pps_checkpoint_tables,
+    subscription_tables,
+)
 
 COMMAND_HANDLERS: dict[type[Command], Callable[..., Any]] = {
     ReplayDeadLetters: replay_dead_letters,

@@ -9,6 +9,7 @@ a connector differs from production only by endpoint and key.
 from __future__ import annotations
 
 from datetime import date
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -16,7 +17,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from connectors.sandbox.faults import FaultSettings
 from connectors.sandbox.generator import DEFAULT_SEED
 
-__all__ = ["DEFAULT_API_KEYS", "SYSTEM_PREFIXES", "SandboxConfig", "TwinSettings"]
+__all__ = ["DEFAULT_API_KEYS", "SYSTEM_PREFIXES", "PpsTwinSettings", "SandboxConfig", "TwinSettings"]
 
 # Twin name -> mount path on the combined sandbox server.
 SYSTEM_PREFIXES: dict[str, str] = {
@@ -26,6 +27,7 @@ SYSTEM_PREFIXES: dict[str, str] = {
     "companies_house": "/companies-house",
     "iaf": "/iaf",
     "national_certs": "/national-certs",
+    "pps": "/pps",
 }
 
 
@@ -35,6 +37,8 @@ DEFAULT_API_KEYS: dict[str, str] = {
     "nts": "sandbox-nts-key",
     "companies_house": "sandbox-ch-key",
     "iaf": "sandbox-iaf-key",
+    # Shaped like a portal-issued key: its decoded form has "+", "/" and "=", which must be encoded once.
+    "pps": "sandbox-pps+key/0123456789abcdef==",
 }
 
 
@@ -42,6 +46,12 @@ class TwinSettings(FaultSettings):
     """Fault knobs plus the credential the twin accepts (None: the built-in sandbox key, if any)."""
 
     api_key: str | None = None
+
+
+class PpsTwinSettings(TwinSettings):
+    """The PPS twin also picks how its list answers carry ``items``: ``{"item": [...]}`` or a list."""
+
+    items_shape: Literal["item", "list"] = "item"
 
 
 class SandboxConfig(BaseSettings):
@@ -60,6 +70,7 @@ class SandboxConfig(BaseSettings):
     companies_house: TwinSettings = TwinSettings()
     iaf: TwinSettings = TwinSettings()
     national_certs: TwinSettings = TwinSettings()
+    pps: PpsTwinSettings = PpsTwinSettings()
 
     def twin(self, name: str) -> TwinSettings:
         settings: TwinSettings = getattr(self, name)

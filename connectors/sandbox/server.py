@@ -30,6 +30,8 @@ from connectors.sandbox.faults import FaultInjector
 from connectors.sandbox.gleif import build_gleif_app
 from connectors.sandbox.iaf import build_iaf_app
 from connectors.sandbox.nts import build_nts_app
+from connectors.sandbox.pps import BASE_PATH as PPS_BASE_PATH
+from connectors.sandbox.pps import build_pps_app
 
 __all__ = ["TWIN_BUILDERS", "Sandbox", "SandboxServer", "build_sandbox", "build_sandbox_app", "build_twin_app",
            "endpoints", "main"]
@@ -41,6 +43,7 @@ TWIN_BUILDERS: dict[str, Callable[[TwinState], Starlette]] = {
     "companies_house": build_companies_house_app,
     "iaf": build_iaf_app,
     "national_certs": national_certs.build_national_certs_app,
+    "pps": build_pps_app,
 }
 
 
@@ -51,6 +54,7 @@ class Sandbox:
         self.config = config
         self.dataset = dataset or SandboxDataset(config.seed, config.suppliers, config.as_of)
         self.twins: dict[str, TwinState] = {}
+        self.twin_apps: dict[str, Starlette] = {}
         for offset, name in enumerate(TWIN_BUILDERS):
             settings = config.twin(name)
             self.twins[name] = TwinState(
@@ -67,6 +71,15 @@ class Sandbox:
             twin.faults.reset()
             twin.stats.reset()
             twin.reset_key()
+        for twin_app in self.twin_apps.values():
+            reset_twin = getattr(twin_app.state, "reset", None)
+            if reset_twin is not None:
+                reset_twin()
+
+    def _build_twin(self, name: str, twin: TwinState) -> Starlette:
+        if name == "pps":
+            return build_pps_app(twin, self.config.pps.items_shape)
+        return TWIN_BUILDERS[name](twin)
 
     def _build_app(self) -> Starlette:
         async def index(request: Request) -> Response:
@@ -87,7 +100,8 @@ class Sandbox:
             Route("/_control/suppliers/{identifier:path}", supplier, methods=["GET"]),
             Route("/_control/reset", reset, methods=["POST"]),
         ]
-        routes += [Mount(SYSTEM_PREFIXES[name], app=TWIN_BUILDERS[name](twin)) for name, twin in self.twins.items()]
+        self.twin_apps = {name: self._build_twin(name, twin) for name, twin in self.twins.items()}
+        routes += [Mount(SYSTEM_PREFIXES[name], app=twin_app) for name, twin_app in self.twin_apps.items()]
         app = Starlette(routes=routes)
         app.state.sandbox = self
         return app
@@ -98,7 +112,8 @@ def build_sandbox(config: SandboxConfig | None = None, dataset: SandboxDataset |
 
 
 def build_sandbox_app(config: SandboxConfig | None = None) -> Starlette:
-    """All twins under ``/vies``, ``/nts``, ``/gleif``, ``/companies-house``, ``/iaf``, ``/national-certs``;
+    """All twins under ``/vies``, ``/nts``, ``/gleif``, ``/companies-house``, ``/iaf``, ``/national-certs``,
+    ``/pps``;
     the ``Sandbox`` behind it is ``app.state.sandbox``."""
     return build_sandbox(config).app
 
@@ -106,7 +121,8 @@ def build_sandbox_app(config: SandboxConfig | None = None) -> Starlette:
 def build_twin_app(name: str, config: SandboxConfig | None = None, dataset: SandboxDataset | None = None) -> Starlette:
     """One twin on its own (served at its root, e.g. ``/status`` for NTS); pass a shared ``dataset``
     to run twins as separate servers over the same population."""
-    return TWIN_BUILDERS[name](build_sandbox(config, dataset).twins[name])
+    sandbox = build_sandbox(config, dataset)
+    return sandbox._build_twin(name, sandbox.twins[name])
 
 
 def endpoints(base_url: str) -> dict[str, str]:
@@ -120,6 +136,7 @@ def endpoints(base_url: str) -> dict[str, str]:
         "iaf_base": f"{base_url}/iaf",
         "national_certs_wsdl": f"{base_url}/national-certs{national_certs.SERVICE_PATH}?wsdl",
         "national_certs_endpoint": f"{base_url}/national-certs{national_certs.SERVICE_PATH}",
+        "pps_base": f"{base_url}/pps{PPS_BASE_PATH}",
     }
 
 

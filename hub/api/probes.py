@@ -97,11 +97,15 @@ def _connectors(hub: Hub) -> dict[str, Any]:
     registrations still succeed and leave that system's credentials pending. ``degraded`` names the
     open breakers (``vies/DE`` for a key); ``misconfigured`` the systems whose key must be fixed."""
     suppliers = hub.suppliers
+    puller = getattr(hub, "pps", None)
+    pps = puller.status() if puller is not None else None  # the PPS puller's key or importing organisation
     states = suppliers.breaker_states() if suppliers is not None else None
     if suppliers is None or states is None:
-        return {"ready": True, "detail": "no upstream called yet"}
+        return {"ready": True, "detail": "no upstream called yet", **({"misconfigured": {"pps": pps}} if pps else {})}
     keyed = suppliers.breaker_key_states() or {}
     misconfigured = suppliers.misconfigured() or {}
+    if pps is not None:
+        misconfigured["pps"] = pps
     degraded = [s for s, v in states.items() if v != "closed"]
     degraded += [f"{s}/{key}" for s, keys in keyed.items() for key, v in keys.items() if v != "closed"]
     report: dict[str, Any] = {"ready": True, "breakers": states, "degraded": sorted(degraded),

@@ -9,7 +9,7 @@ from importlib.metadata import PackageNotFoundError, version
 
 import typer
 
-from hub.cli import config_cmd, db, dlq, identifiers, orgs, suppliers
+from hub.cli import config_cmd, db, dlq, identifiers, orgs, pps, suppliers
 from hub.cli.demo import demo
 from hub.cli.runtime import serve, worker
 from hub.cli.sandbox import sandbox
@@ -58,6 +58,7 @@ app.add_typer(dlq.app, name="dlq")
 app.add_typer(suppliers.app, name="suppliers")
 app.add_typer(config_cmd.app, name="config")
 app.add_typer(identifiers.app, name="identifiers")
+app.add_typer(pps.app, name="pps")
 
 
 if __name__ == "__main__":
