@@ -1,7 +1,7 @@
 """pps: where the PPS puller stands per operation
 
-Revision ID: 0010
-Revises: 0009
+Revision ID: 0011
+Revises: 0010
 
 One row per BidPublicInfoService operation: the end of the last window fully imported, the window in
 progress with the pages done, and the puller's lease.
@@ -15,8 +15,8 @@ from alembic import op
 
 import hub.spine.tables
 
-revision: str = "0010"
-down_revision: str | None = "0009"
+revision: str = "0011"
+down_revision: str | None = "0010"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
