@@ -31,8 +31,8 @@ SUPPLIERS = {"backoff": {"initial_s": 30, "jitter_ratio": 0, "misconfigured_retr
 @pytest.fixture(params=["sqlite", "postgres"])
 def hub(request: pytest.FixtureRequest) -> Iterator[Hub]:
     url = request.getfixturevalue("sqlite_url" if request.param == "sqlite" else "postgres_url")
-    the_hub = bootstrap(Settings(database={"url": url}, broker={"kind": "inprocess"}, suppliers=SUPPLIERS),
-                        migrate=True)
+    the_hub = bootstrap(Settings(database={"url": url}, broker={"kind": "inprocess"}, suppliers=SUPPLIERS,
+                                 connectors={"national_certs": {"enabled": True}}), migrate=True)
     yield the_hub
     the_hub.close()
 
