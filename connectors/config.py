@@ -13,6 +13,7 @@ import os
 import re
 from pathlib import Path
 from typing import Annotated, Literal
+from urllib.parse import unquote
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, StringConstraints, field_validator, model_validator
 
@@ -92,6 +93,8 @@ class AuthConfig(_Strict):
     kind: Literal["none", "query", "header", "basic"] = "none"
     name: str | None = None
     prefix: str = ""
+    # data.go.kr issues each key twice, percent-escaped ("Encoding") and plain ("Decoding"): accept either.
+    either_key_form: bool = False
 
     @field_validator("name")
     @classmethod
@@ -99,6 +102,17 @@ class AuthConfig(_Strict):
         if value is not None and not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", value):
             raise ValueError("must be a plain parameter or header name")
         return value
+
+
+_PERCENT_ESCAPE = re.compile(r"%[0-9A-Fa-f]{2}")
+
+
+def decoded_portal_key(key: str) -> str:
+    """A portal key in its decoded form: an encoded key (it holds ``%XX`` escapes; a decoded data.go.kr
+    key never holds ``%``) is unquoted once, a decoded one is left alone, so httpx encodes it exactly
+    once on the wire whichever form the deployment was given."""
+    key = key.strip()
+    return unquote(key) if _PERCENT_ESCAPE.search(key) else key
 
 
 class ErrorRule(_Strict):

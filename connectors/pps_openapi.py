@@ -13,24 +13,22 @@ classified once:
 - NODATA (03) is an empty page, and 06, 07, 10, 11, 12 are a :class:`PpsRequestError` (the request is wrong).
 
 Portal keys come in two forms, the decoded one (``…+…/…==``) and the URL-encoded one (``…%2B…%2F…%3D%3D``).
-:func:`decoded_service_key` turns either into the decoded form, which httpx then encodes exactly once.
+:func:`connectors.config.decoded_portal_key` turns either into the decoded form, which httpx then encodes exactly once.
 """
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
-from urllib.parse import unquote
 
 import httpx
 from pydantic import SecretStr
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, wait_exponential
 
-from connectors.config import Timeouts
+from connectors.config import Timeouts, decoded_portal_key
 from connectors.errors import PermanentUpstreamError, TransientUpstreamError, UpstreamAuthError, UpstreamError
 from connectors.pps_envelope import PpsGatewayStatus, read_pps_envelope
 from connectors.rest import load_json, make_http_client, send_capped
@@ -44,7 +42,6 @@ __all__ = [
     "PpsQuotaExceeded",
     "PpsRequestError",
     "PpsRetry",
-    "decoded_service_key",
     "page_items",
 ]
 
@@ -56,7 +53,6 @@ LIST_OPERATIONS = (
     "getBidPblancListInfoCnstwk",
     "getBidPblancListInfoFrgcpt",
 )
-_ESCAPE = re.compile(r"%[0-9A-Fa-f]{2}")
 _STAMP = "%Y%m%d%H%M"
 
 
@@ -95,13 +91,6 @@ class PpsPage:
     @property
     def last_page(self) -> int:
         return max(1, -(-self.total_count // self.rows)) if self.rows else 1
-
-
-def decoded_service_key(key: str) -> str:
-    """The key in its decoded form: an encoded key (it holds ``%XX`` escapes; a decoded portal key never
-    holds ``%``) is unquoted once, a decoded one is left alone."""
-    key = key.strip()
-    return unquote(key) if _ESCAPE.search(key) else key
 
 
 def page_items(document: dict[str, Any]) -> tuple[list[dict[str, Any]], int]:
@@ -159,7 +148,7 @@ class PpsOpenApiClient:
     client: httpx.Client | None = None
 
     def __post_init__(self) -> None:
-        self._key = decoded_service_key(self.service_key.get_secret_value())
+        self._key = decoded_portal_key(self.service_key.get_secret_value())
         self._http = self.client or make_http_client(self.timeouts, concurrency=2)
 
     def close(self) -> None:

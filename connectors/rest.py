@@ -22,7 +22,7 @@ import jmespath
 from pydantic import SecretStr
 
 from connectors.base import Connector, Exchange
-from connectors.config import AuthConfig, ErrorRule, Outcome, RestSystemConfig, Timeouts
+from connectors.config import AuthConfig, ErrorRule, Outcome, RestSystemConfig, Timeouts, decoded_portal_key
 from connectors.errors import (
     NotFoundUpstream,
     PermanentUpstreamError,
@@ -87,6 +87,8 @@ def apply_auth(
         return httpx.BasicAuth(secret, "")
     if not auth.name:
         raise ValueError(f"auth kind {auth.kind!r} needs a name")
+    if auth.either_key_form:
+        secret = decoded_portal_key(secret)
     if auth.kind == "query":
         params[auth.name] = auth.prefix + secret
     else:

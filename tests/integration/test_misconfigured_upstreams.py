@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 from fastapi.testclient import TestClient
@@ -189,5 +190,19 @@ def test_the_cli_requeues_every_failed_slot_of_a_system(twins: SandboxServer, sq
         assert [slots(hub, s)["gleif"][0] for s in (*broken, healthy)] == ["verified"] * 3
         again = cli(sqlite_url, "suppliers", "retry", "--system", "gleif", "--failed", "--reason", "x", "--json")
         assert again.returncode == 0 and json.loads(again.stdout) == []
+    finally:
+        hub.close()
+
+
+@pytest.mark.parametrize("form", ["decoded", "encoded"])
+def test_the_nts_key_works_in_either_form_the_portal_issues(twins: SandboxServer, sqlite_url: str, form: str) -> None:
+    portal_key = "Ab+cD/ef0123456789ghIJ=="  # data.go.kr keys are base64: '+', '/' and '=' need escaping
+    control(twins, "nts", "key", "PUT", {"api_key": portal_key})
+    given = portal_key if form == "decoded" else quote(portal_key, safe="")
+    hub = make_hub(twins, sqlite_url, nts={"key": given})
+    try:
+        supplier = register(hub, identifiers(twins, 0))
+        assert slots(hub, supplier)["nts"][0] == "verified"
+        assert control(twins, "nts", "stats").get("rejected:auth", 0) == 0
     finally:
         hub.close()

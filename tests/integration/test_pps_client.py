@@ -10,13 +10,13 @@ import httpx
 import pytest
 from pydantic import SecretStr
 
+from connectors.config import decoded_portal_key
 from connectors.pps_openapi import (
     PpsKeyError,
     PpsOpenApiClient,
     PpsQuotaExceeded,
     PpsRequestError,
     PpsRetry,
-    decoded_service_key,
     page_items,
 )
 from connectors.sandbox.pps import pps_dataset
@@ -36,10 +36,10 @@ def control(sandbox: SandboxServer, **body: object) -> None:
     httpx.post(f"{sandbox.base_url}/pps/_control/pps", json=body, timeout=5).raise_for_status()
 
 
-def test_decoded_service_key_unquotes_only_an_encoded_key() -> None:
-    assert decoded_service_key("ab+c/d==") == "ab+c/d=="
-    assert decoded_service_key("ab%2Bc%2Fd%3D%3D") == "ab+c/d=="
-    assert decoded_service_key(" ab%2bc%2fd%3d%3d\n") == "ab+c/d=="
+def test_decoded_portal_key_unquotes_only_an_encoded_key() -> None:
+    assert decoded_portal_key("ab+c/d==") == "ab+c/d=="
+    assert decoded_portal_key("ab%2Bc%2Fd%3D%3D") == "ab+c/d=="
+    assert decoded_portal_key(" ab%2bc%2fd%3d%3d\n") == "ab+c/d=="
 
 
 @pytest.mark.parametrize("form", ["decoded", "encoded"])
