@@ -92,3 +92,33 @@ def test_readyz_reports_only_the_enabled_systems(make_hub: Any) -> None:
         body = client.get("/readyz").json()
     breakers = body["checks"]["connectors"]["breakers"]
     assert set(breakers) == {"vies", "nts", "gleif", "companies_house", "iaf"}
+
+
+def test_a_slot_left_from_before_a_system_was_switched_off_is_not_reported_pending(
+    make_hub: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from fastapi.testclient import TestClient
+
+    from hub.api.app import create_app
+
+    monkeypatch.setenv("G2BHUB_CONNECTORS__NATIONAL_CERTS__ENABLED", "true")
+    before = make_hub()
+    org, _ = before.bus.handle(CreateOrganisation(name="Supplier Co", kind=OrgKind.SUPPLIER))
+    registration: Registration = before.bus.handle(
+        RegisterSupplier(org_id=org.id, identifiers={"kr_brn": BRN}, consent=True, claim_token="t"))
+    supplier_id = registration.supplier.id
+    _, issued = before.bus.handle(CreateOrganisation(name="Hub operations", kind=OrgKind.OPERATOR))
+    url = before.settings.database.url
+    before.close()
+
+    monkeypatch.delenv("G2BHUB_CONNECTORS__NATIONAL_CERTS__ENABLED")
+    after = bootstrap(load_settings(database={"url": url}, broker={"kind": "inprocess"}, suppliers=NO_SCHEDULER))
+    try:
+        with TestClient(create_app(hub=after, settings=after.settings)) as client:
+            answer = client.post(f"/api/v1/suppliers/{supplier_id}/eligibility",
+                                 json={"requirements": [{"kind": "tax_status", "status": "active"}]},
+                                 headers={"Authorization": f"Bearer {issued.plaintext}"})
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["pending_systems"] == ["nts"]  # national_certs' old slot waits for nothing
+    finally:
+        after.close()

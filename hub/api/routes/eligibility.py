@@ -16,7 +16,7 @@ from fastapi import APIRouter, Depends
 from pydantic import Field
 
 from hub.api.auth import Principal
-from hub.api.deps import UowDep, require_scope
+from hub.api.deps import HubDep, UowDep, require_scope
 from hub.api.routes.suppliers import readable_supplier
 from hub.api.schemas import Input, JsonDocument
 from hub.eligibility.evaluate import evaluate
@@ -40,7 +40,7 @@ class EligibilityQueryIn(Input):
 
 @router.post("/{supplier_id}/eligibility", summary="Does this supplier meet these requirements? With evidence")
 def query_eligibility(supplier_id: str, body: EligibilityQueryIn, caller: EligibilityQuery,
-                      uow: UowDep) -> dict[str, Any]:
+                      uow: UowDep, hub: HubDep) -> dict[str, Any]:
     try:
         requirements = parse_requirements(body.requirements, prefix="requirements")
     except RequirementError as error:
@@ -51,9 +51,11 @@ def query_eligibility(supplier_id: str, body: EligibilityQueryIn, caller: Eligib
     records = current_credentials(uow.suppliers, supplier.id)
     credentials = [record.as_canonical() for record in records if record.id not in unproven]
     unproven_types = {record.type for record in records if record.id in unproven}
+    # A slot left from before its system was switched off waits for nothing: it is not "pending".
+    enabled = {name for name, system in hub.settings.connectors.items() if system.enabled}
     pending = sorted(
         {slot.system for slot in uow.suppliers.fetches_of(supplier.id)
-         if slot.state == FetchState.PENDING.value}
+         if slot.state == FetchState.PENDING.value and slot.system in enabled}
     )
     now = datetime.now(UTC)
     answer = evaluate(requirements, credentials, on=body.on or now, now=now, pending_systems=pending,
