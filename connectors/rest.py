@@ -365,7 +365,8 @@ class RestConnector(Connector):
             )
         if outcome is not None:
             raise _ERROR_CLASSES[outcome](
-                self.system, f"http_{answer.status}", status_phrase(answer.status), http_status=answer.status, retry_after=answer.retry_after
+                self.system, f"http_{answer.status}", status_phrase(answer.status),
+                http_status=answer.status, retry_after=answer.retry_after
             )
         if cfg.response_format == "xml":
             return parse_xml_body(self.system, answer, cfg.max_response_bytes)

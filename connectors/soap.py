@@ -187,7 +187,8 @@ class SoapConnector(Connector):
         status_outcome = classify_status(answer.status, (), self.config.auth_failure_statuses)
         if status_outcome is not None:
             raise _ERROR_CLASSES[status_outcome](
-                self.system, f"http_{answer.status}", status_phrase(answer.status), http_status=answer.status, retry_after=answer.retry_after
+                self.system, f"http_{answer.status}", status_phrase(answer.status),
+                http_status=answer.status, retry_after=answer.retry_after
             )
         if root is None:
             raise TransientUpstreamError(self.system, "malformed_response", "empty body", http_status=answer.status)

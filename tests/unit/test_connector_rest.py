@@ -209,9 +209,8 @@ def test_nts_style_gateway_error_rules() -> None:
 
 
 def test_a_status_error_says_the_status_in_words() -> None:
-    with ScriptedServer([Reply(404, b"")]) as server:
-        with pytest.raises(NotFoundUpstream) as caught:
-            fetch(build({"endpoint": server.url}))
+    with ScriptedServer([Reply(404, b"")]) as server, pytest.raises(NotFoundUpstream) as caught:
+        fetch(build({"endpoint": server.url}))
     assert (caught.value.code, caught.value.detail) == ("http_404", "Not Found")
 
 

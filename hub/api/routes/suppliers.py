@@ -23,8 +23,8 @@ from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from hub.api.auth import Principal
 from hub.api.deps import BusDep, HubDep, UowDep, problem_doc, require_any_scope, require_budget, require_scope
 from hub.api.problems import Forbidden
-from hub.api.schemas import INT64_MAX
 from hub.api.representation import repr_digest
+from hub.api.schemas import INT64_MAX
 from hub.api.supplier_schemas import (
     ConsentOut,
     ControlStateOut,
