@@ -21,8 +21,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
-from hub.api.examples import document_examples
 from hub.api.auth import Principal, authenticate
+from hub.api.examples import document_examples
 from hub.api.problems import PROBLEM_CONTENT_TYPE, Forbidden, Problem, RateLimited, Unauthenticated
 from hub.api.schemas import INT64_MAX
 from hub.bootstrap import Hub
