@@ -7,6 +7,7 @@ should be able to cite them), each with the evidence of the version it rests on.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any
@@ -102,12 +103,13 @@ LEGAL_NAME_SOURCES: tuple[tuple[str, str, str], ...] = (
 )
 
 
-def legal_name(supplier: Supplier, records: list[CredentialRecord], hidden: set[str] | frozenset[str] = frozenset(),
-               ) -> str | None:
+def legal_name(supplier: Supplier, records: Iterable[Credential | CredentialRecord],
+               hidden: set[str] | frozenset[str] = frozenset()) -> str | None:
     """The supplier's legal name as its registries state it (``LEGAL_NAME_SOURCES`` order), from the
     credentials the reader may see; else the name declared at registration."""
+    held = list(records)
     for system, credential_type, attribute in LEGAL_NAME_SOURCES:
-        for record in records:
+        for record in held:
             if record.id in hidden or record.system != system or record.type != credential_type:
                 continue
             name = record.attributes.get(attribute)

@@ -119,7 +119,7 @@ def _supplier_out(hub: Hub, request: Request, supplier_id: str, caller: Principa
 
 
 def _legal_name(uow: HubUnitOfWork, supplier: Supplier, hidden: set[str]) -> str | None:
-    return legal_name(supplier, current_credentials(uow.suppliers, supplier.id), hidden)
+    return legal_name(supplier, uow.suppliers.credentials_of(supplier.id), hidden)
 
 
 @router.post("", status_code=201, summary="Register a supplier once (supplier organisation)",
