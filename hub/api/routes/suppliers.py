@@ -123,7 +123,9 @@ def _legal_name(uow: HubUnitOfWork, supplier: Supplier, hidden: set[str]) -> str
 
 
 @router.post("", status_code=201, summary="Register a supplier once (supplier organisation)",
-             responses={409: problem_doc("Another organisation holds one of the identifiers (named in `errors`)")})
+             responses={200: {"model": SupplierOut, "description": "Already registered by this organisation: "
+                                                                   "the existing supplier, nothing fetched"},
+                        409: problem_doc("Another organisation holds one of the identifiers (named in `errors`)")})
 def register(body: RegisterSupplierIn, caller: SuppliersWrite, hub: HubDep, service: SupplierServiceDep,
              request: Request, response: Response) -> SupplierOut:
     """Validates the identifiers (checksums), fetches from every applicable system at once and answers
