@@ -79,19 +79,26 @@ def test_each_json_example_validates_against_its_route_body() -> None:
 
 def test_the_examples_work_as_they_stand(api: NoticesClient) -> None:
     _, headers = api.org()
-    published = api.http.post(f"{API}/notices", json=REQUEST_EXAMPLES["publish_notice"]["application/json"],
-                              headers=headers)
+    published = api.http.post(
+        f"{API}/notices", json=REQUEST_EXAMPLES["publish_notice"]["application/json"], headers=headers
+    )
     assert published.status_code == 201, published.text
     notice_id = published.json()["id"]
-    amended = api.http.post(f"{API}/notices/{notice_id}/amendments",
-                            json=REQUEST_EXAMPLES["amend_notice"]["application/json"], headers=headers)
+    amended = api.http.post(
+        f"{API}/notices/{notice_id}/amendments",
+        json=REQUEST_EXAMPLES["amend_notice"]["application/json"],
+        headers=headers,
+    )
     assert amended.status_code == 201, amended.text
     for route, path in (("import_pps", "notices/import/pps"), ("import_ocds", "notices/import/ocds")):
         report = api.http.post(f"{API}/{path}", json=REQUEST_EXAMPLES[route]["application/json"], headers=headers)
         assert report.status_code == 200, report.text
         assert report.json()["counts"] == {"created": 1}, report.text
-    bulk = api.http.post(f"{API}/notices/bulk", content=REQUEST_EXAMPLES["bulk_publish"]["text/csv"].encode(),
-                         headers={**headers, "Content-Type": "text/csv"})
+    bulk = api.http.post(
+        f"{API}/notices/bulk",
+        content=REQUEST_EXAMPLES["bulk_publish"]["text/csv"].encode(),
+        headers={**headers, "Content-Type": "text/csv"},
+    )
     assert bulk.status_code == 200 and bulk.json()["counts"] == {"created": 1}, bulk.text
 
 

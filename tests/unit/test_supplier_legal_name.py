@@ -10,14 +10,32 @@ from hub.suppliers.model import Credential, Supplier
 from hub.suppliers.queries import legal_name
 
 NOW = datetime(2026, 3, 1, tzinfo=UTC)
-SUPPLIER = Supplier(id="s1", org_id="o1", identifiers={"lei": "529900T8BM49AURSDO55"}, identity_key="k",
-                    consent_given_at=NOW, consent_text_version="1", legal_name="Hanbit (declared)")
+SUPPLIER = Supplier(
+    id="s1",
+    org_id="o1",
+    identifiers={"lei": "529900T8BM49AURSDO55"},
+    identity_key="k",
+    consent_given_at=NOW,
+    consent_text_version="1",
+    legal_name="Hanbit (declared)",
+)
 
 
 def held(system: str, type_: str, **attributes: Any) -> Credential:
-    return Credential(id=f"c-{system}", supplier_id="s1", fetch_id=f"f-{system}", system=system, type=type_,
-                      subject="x", record_key="", status="active", attributes=attributes, valid_from=None,
-                      valid_until=None, fetched_at=NOW)
+    return Credential(
+        id=f"c-{system}",
+        supplier_id="s1",
+        fetch_id=f"f-{system}",
+        system=system,
+        type=type_,
+        subject="x",
+        record_key="",
+        status="active",
+        attributes=attributes,
+        valid_from=None,
+        valid_until=None,
+        fetched_at=NOW,
+    )
 
 
 GLEIF = held("gleif", "lei_registration", legal_name="HANBIT ENGINEERING CO., LTD.")
