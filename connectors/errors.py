@@ -8,6 +8,8 @@ that is safe to log (never a key, never a whole upstream body).
 
 from __future__ import annotations
 
+from http import HTTPStatus
+
 __all__ = [
     "CircuitOpenError",
     "NotFoundUpstream",
@@ -15,9 +17,18 @@ __all__ = [
     "TransientUpstreamError",
     "UpstreamAuthError",
     "UpstreamError",
+    "status_phrase",
 ]
 
 _MAX_DETAIL = 300
+
+
+def status_phrase(status: int) -> str:
+    """An HTTP status in words (``503`` → ``Service Unavailable``), for a detail a person reads."""
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return f"HTTP status {status}"
 
 
 class UpstreamError(Exception):

@@ -29,6 +29,7 @@ from connectors.errors import (
     TransientUpstreamError,
     UpstreamAuthError,
     UpstreamError,
+    status_phrase,
 )
 from connectors.resilience import CallRecorder, ResiliencePolicy
 from connectors.xmlsafe import UnsafeXmlError, XmlSyntaxError, parse_xml
@@ -366,7 +367,8 @@ class RestConnector(Connector):
             )
         if outcome is not None:
             raise _ERROR_CLASSES[outcome](
-                self.system, f"http_{answer.status}", "", http_status=answer.status, retry_after=answer.retry_after
+                self.system, f"http_{answer.status}", status_phrase(answer.status),
+                http_status=answer.status, retry_after=answer.retry_after
             )
         if cfg.response_format == "xml":
             return parse_xml_body(self.system, answer, cfg.max_response_bytes)

@@ -20,7 +20,7 @@ from zeep.wsdl.bindings.soap import Soap12Binding, SoapBinding
 
 from connectors.base import Connector, Exchange
 from connectors.config import Outcome, SoapSystemConfig
-from connectors.errors import PermanentUpstreamError, TransientUpstreamError
+from connectors.errors import PermanentUpstreamError, TransientUpstreamError, status_phrase
 from connectors.resilience import CallRecorder, ResiliencePolicy
 from connectors.rest import (
     _ERROR_CLASSES,
@@ -187,7 +187,8 @@ class SoapConnector(Connector):
         status_outcome = classify_status(answer.status, (), self.config.auth_failure_statuses)
         if status_outcome is not None:
             raise _ERROR_CLASSES[status_outcome](
-                self.system, f"http_{answer.status}", "", http_status=answer.status, retry_after=answer.retry_after
+                self.system, f"http_{answer.status}", status_phrase(answer.status),
+                http_status=answer.status, retry_after=answer.retry_after
             )
         if root is None:
             raise TransientUpstreamError(self.system, "malformed_response", "empty body", http_status=answer.status)

@@ -22,6 +22,7 @@ from fastapi.routing import APIRoute
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
 from hub.api.auth import Principal, authenticate
+from hub.api.examples import document_examples
 from hub.api.problems import PROBLEM_CONTENT_TYPE, Forbidden, Problem, RateLimited, Unauthenticated
 from hub.api.schemas import INT64_MAX
 from hub.bootstrap import Hub
@@ -279,6 +280,7 @@ def document_problems(router: APIRouter) -> APIRouter:
             document_problems(included)
         if not isinstance(route, APIRoute):
             continue
+        document_examples(route)
         found = dict(_EVERY_ROUTE)
         if route.body_field is not None or (route.methods or set()) & _WRITES:
             found.update(WITH_BODY_PROBLEMS)

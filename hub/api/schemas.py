@@ -20,6 +20,8 @@ __all__ = [
     "AuditPage",
     "CreateOrganisationIn",
     "DeadLetterOut",
+    "DeadLetterReplayIn",
+    "DeadLetterReplayOut",
     "Id",
     "Input",
     "IssueKeyIn",
@@ -30,8 +32,6 @@ __all__ = [
     "OrganisationCreatedOut",
     "OrganisationOut",
     "Out",
-    "ReplayIn",
-    "ReplayOut",
     "Text",
 ]
 
@@ -171,10 +171,10 @@ class DeadLetterOut(Out):
     replayed_at: datetime | None
 
 
-class ReplayIn(Input):
+class DeadLetterReplayIn(Input):
     ids: list[Id] | None = Field(None, description="Dead letters to replay; omit for every open one.")
     consumer_group: Text | None = Field(None, max_length=100)
 
 
-class ReplayOut(BaseModel):
+class DeadLetterReplayOut(BaseModel):
     replayed: list[int]

@@ -57,7 +57,9 @@ class FetchOut(Out):
     scheme: str
     identifier: str
     state: str
-    attempts: int
+    attempts: int = Field(description="Attempts of the current round (a success ends one), the successful "
+                                      "one included: 1 after a first-time success, 3 after two failures "
+                                      "and a success. A refused key or a throttled attempt does not count")
     next_attempt_at: datetime | None
     last_attempt_at: datetime | None
     last_success_at: datetime | None

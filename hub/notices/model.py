@@ -15,10 +15,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
 from enum import StrEnum
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import urlsplit
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, WithJsonSchema, field_validator
 
 from hub.eligibility.language import RequirementError, parse_requirements
 from hub.notices.codes import (
@@ -128,11 +128,19 @@ class Party(_Strict):
     name: str = Field(min_length=1, max_length=500)
 
 
+Money = Annotated[Decimal, WithJsonSchema({
+    "type": "string", "pattern": r"^[0-9]+(\.[0-9]+)?$", "examples": ["1250000000"],
+    "description": "A decimal amount in a JSON string, as the hub writes money everywhere (a JSON number "
+                   "is accepted on input)",
+})]
+"""An amount of money: exact decimal in, a decimal string out (never a binary float)."""
+
+
 class Lot(_Strict):
     id: str = Field(min_length=1, max_length=100)
     title: str = Field(min_length=1, max_length=1000)
     description: str | None = None
-    value: Decimal | None = Field(default=None, ge=0)
+    value: Money | None = Field(default=None, ge=0)
 
 
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
@@ -198,7 +206,7 @@ class NoticeContent(_Strict):
     category: Category
     classifications: tuple[Classification, ...] = ()
     delivery_region: str | None = None
-    estimated_value: Decimal | None = Field(default=None, ge=0)
+    estimated_value: Money | None = Field(default=None, ge=0)
     currency: str | None = None
     procedure: Procedure = Procedure.OPEN
     procedure_details: str | None = None  # the source's own wording, e.g. "제한경쟁"

@@ -40,6 +40,7 @@ __all__ = [
     "NoticeQuery",
     "change_entry",
     "changes_after",
+    "decimal_text",
     "decode_cursor",
     "encode_cursor",
     "feed_head",
@@ -196,12 +197,12 @@ def feed_head(session: Session) -> int:
 
 _CHANGE_COLUMNS = (
     NoticeVersionRow.seq, NoticeVersionRow.notice_id, NoticeVersionRow.number, NoticeVersionRow.kind,
-    NoticeVersionRow.published_at,
+    NoticeVersionRow.published_at, NoticeVersionRow.recorded_at,
 )
 
 
 def changes_after(session: Session, after: int, limit: int) -> list[Any]:
-    """Feed rows (seq, notice_id, number, kind, published_at) with seq > ``after``, in seq order."""
+    """Feed rows (seq, notice_id, number, kind, published_at, recorded_at) with seq > ``after``, in seq order."""
     stmt = select(*_CHANGE_COLUMNS).where(NoticeVersionRow.seq > after).order_by(NoticeVersionRow.seq).limit(limit)
     return list(session.execute(stmt))
 
@@ -239,7 +240,7 @@ def notice_summary(row: NoticeRow) -> dict[str, Any]:
         "category": row.category,
         "institution_org_id": row.institution_org_id,
         "delivery_region": row.delivery_region,
-        "estimated_value": None if row.estimated_value is None else _number(row.estimated_value),
+        "estimated_value": None if row.estimated_value is None else decimal_text(row.estimated_value),
         "currency": row.currency,
         "published_at": row.published_at.isoformat(),
         "updated_at": row.updated_at.isoformat(),
@@ -254,6 +255,7 @@ def version_summary(row: NoticeVersionRow) -> dict[str, Any]:
         "number": row.number,
         "kind": row.kind,
         "published_at": row.published_at.isoformat(),
+        "received_at": row.recorded_at.isoformat(),
         "reason": row.reason,
         "changed_fields": list(row.changed_fields or ()),
         "seq": row.seq,
@@ -280,14 +282,18 @@ def version_detail(row: NoticeVersionRow) -> dict[str, Any]:
             "links": {"notice": notice_path(row.notice_id)}}
 
 
-def change_entry(seq: int, notice_id: str, number: int, kind: str, published_at: Any) -> dict[str, Any]:
-    """One line of the changes feed; a cancellation is a tombstone (the notice is withdrawn)."""
+def change_entry(seq: int, notice_id: str, number: int, kind: str, published_at: Any,
+                 received_at: Any) -> dict[str, Any]:
+    """One line of the changes feed; a cancellation is a tombstone (the notice is withdrawn).
+    ``published_at`` is when the source says the version was published; ``received_at`` when the hub
+    stored it (the feed's order)."""
     entry: dict[str, Any] = {
         "seq": seq,
         "notice_id": notice_id,
         "version": number,
         "kind": kind,
         "published_at": published_at.isoformat(),
+        "received_at": received_at.isoformat(),
         "url": version_path(notice_id, number),
     }
     if kind == VersionKind.CANCELLATION.value:
@@ -295,5 +301,9 @@ def change_entry(seq: int, notice_id: str, number: int, kind: str, published_at:
     return entry
 
 
-def _number(value: float) -> int | float:
-    return int(value) if float(value).is_integer() else float(value)
+def decimal_text(value: float | Decimal) -> str:
+    """A money amount as the API writes it everywhere: a JSON string holding a plain decimal
+    (``"1250000000"``, ``"1500000.5"``), never a binary float and never an exponent."""
+    exact = value if isinstance(value, Decimal) else Decimal(repr(float(value)))
+    text = format(exact.normalize(), "f")
+    return "0" if text in ("-0", "") else text

@@ -91,7 +91,7 @@ class CredentialFetch:
     scheme: str
     identifier: str
     state: str = FetchState.PENDING.value
-    attempts: int = 0  # consecutive failed attempts since the last success
+    attempts: int = 0  # attempts since the round began (after the last success), a success included
     next_attempt_at: datetime | None = None
     last_attempt_at: datetime | None = None
     last_success_at: datetime | None = None

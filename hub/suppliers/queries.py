@@ -7,6 +7,7 @@ should be able to cite them), each with the evidence of the version it rests on.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any
@@ -21,6 +22,7 @@ __all__ = [
     "CredentialRecord",
     "control_states",
     "current_credentials",
+    "legal_name",
     "unproven_credential_ids",
     "withheld_credential_ids",
 ]
@@ -89,6 +91,31 @@ def current_credentials(repo: SupplierRepository, supplier_id: str) -> list[Cred
         version = repo.version(credential.current_version_id) if credential.current_version_id else None
         records.append(to_record(credential, slots.get(credential.fetch_id), version))
     return records
+
+
+# Where a supplier's legal name is read, in order of precedence: the first source that names the entity
+# wins; the name the owner typed at registration is only the fallback. The Korean tax service (NTS)
+# answers a business status without a name, so it names nobody.
+LEGAL_NAME_SOURCES: tuple[tuple[str, str, str], ...] = (
+    ("gleif", "lei_registration", "legal_name"),
+    ("companies_house", "company_registration", "company_name"),
+    ("vies", "vat_registration", "name"),
+)
+
+
+def legal_name(supplier: Supplier, records: Iterable[Credential | CredentialRecord],
+               hidden: set[str] | frozenset[str] = frozenset()) -> str | None:
+    """The supplier's legal name as its registries state it (``LEGAL_NAME_SOURCES`` order), from the
+    credentials the reader may see; else the name declared at registration."""
+    held = list(records)
+    for system, credential_type, attribute in LEGAL_NAME_SOURCES:
+        for record in held:
+            if record.id in hidden or record.system != system or record.type != credential_type:
+                continue
+            name = record.attributes.get(attribute)
+            if isinstance(name, str) and name.strip():
+                return name.strip()
+    return supplier.legal_name
 
 
 # -- proof of control ---------------------------------------------------------------------------------

@@ -71,6 +71,9 @@ def record_outcome(
         _hold_until_configured(outcome, slot, supplier, uow, config, now, actor_org_id, rng)
         return slot.state
     slot.last_attempt_at = now
+    # Attempts of the current round, the one that succeeds included; a round ends at a success, so the
+    # first failure after one starts counting again (the backoff grows with failures in a row only).
+    slot.attempts = (slot.attempts if slot.last_error else 0) + 1
     if outcome.kind == "ok":
         _record_success(outcome, slot, supplier, repo, uow, config, now, actor_org_id)
     else:
@@ -115,7 +118,6 @@ def _record_success(
             ))
     fresh = config.freshness
     slot.state = FetchState.VERIFIED.value
-    slot.attempts = 0
     slot.last_error = None
     slot.last_success_at = now
     slot.next_attempt_at = next_refresh_at(
@@ -258,7 +260,6 @@ def _record_failure(
     actor: str | None,
     rng: random.Random | None,
 ) -> None:
-    slot.attempts += 1
     if outcome.raw is not None and outcome.raw_sha256:
         # An unreadable reply: the bytes are evidence of what the source sent, kept like any answer's.
         uow.suppliers.store_raw(outcome.raw_sha256, outcome.content_type or "application/octet-stream",

@@ -7,6 +7,7 @@ from __future__ import annotations
 import copy
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -159,7 +160,6 @@ def test_idempotency_key_replays_and_refuses_reuse(api: NoticesClient) -> None:
 
 
 def test_an_expired_idempotency_key_is_free_again_and_purged(api: NoticesClient) -> None:
-    from datetime import UTC, datetime, timedelta
 
     from sqlalchemy import func, update
 
@@ -206,6 +206,7 @@ def pps_item(order: str, kind: str = "등록공고", **overrides: str) -> dict[s
 
 
 def test_pps_import_maps_orders_to_versions(api: NoticesClient) -> None:
+    started = datetime.now(UTC)
     _, headers = api.org()
     envelope = {"response": {"header": {"resultCode": "00", "resultMsg": "정상"}, "body": {"items": [
         pps_item("001", "변경공고", bidClseDt="2026-03-17 10:00:00", opengDt="2026-03-17 11:00:00"),
@@ -232,6 +233,14 @@ def test_pps_import_maps_orders_to_versions(api: NoticesClient) -> None:
 
     detail = api.http.get(f"{API}/notices/{notice_id}").json()
     assert [v["kind"] for v in detail["versions"]] == ["original", "amendment", "cancellation"]
+    # published_at: when PPS says each order was published (bidNtceDt, KST); received_at: when the hub got it
+    original = detail["versions"][0]
+    assert datetime.fromisoformat(original["published_at"]) == datetime(2026, 3, 3, 0, 30, 12, tzinfo=UTC)
+    assert detail["published_at"] == original["published_at"]
+    assert started <= datetime.fromisoformat(original["received_at"]) <= datetime.now(UTC)
+    feed = api.http.get(f"{API}/feeds/changes", params={"after": 0}).json()["changes"]
+    entry = next(c for c in feed if c["notice_id"] == notice_id and c["version"] == 1)
+    assert (entry["published_at"], entry["received_at"]) == (original["published_at"], original["received_at"])
     assert detail["category"] == "works" and detail["delivery_region"] == "KR-11"
     assert detail["versions"][1]["changed_fields"] == [
         "dates.published", "dates.submission_deadline", "dates.opening"]
@@ -265,7 +274,11 @@ def test_csv_bulk_publishes_valid_rows_and_reports_bad_ones(api: NoticesClient) 
     assert [(r["row"], r["status"]) for r in rows] == [(2, "created"), (3, "rejected"), (5, "created")]
     columns = {e["column"] for e in rows[1]["errors"]}
     assert {"category", "classifications", "delivery_region", "estimated_value"} <= columns
-    assert api.http.get(f"{API}/notices/{rows[0]['notice_id']}").json()["content"]["estimated_value"] == "84500000"
+    detail = api.http.get(f"{API}/notices/{rows[0]['notice_id']}").json()
+    # money is one representation everywhere: a decimal in a JSON string, in the content and the summaries
+    assert detail["content"]["estimated_value"] == detail["estimated_value"] == "84500000"
+    listed = api.http.get(f"{API}/notices").json()["items"]
+    assert [n["estimated_value"] for n in listed if n["id"] == rows[0]["notice_id"]] == ["84500000"]
 
     multipart = api.http.post(f"{API}/notices/bulk", files={"file": ("n.csv", CSV.encode(), "text/csv")},
                               headers=headers)

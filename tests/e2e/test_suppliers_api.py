@@ -5,6 +5,8 @@ changed event in the audit trail; validation, access control and readiness."""
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -86,9 +88,15 @@ def test_register_outage_recovery_and_change(client: Client, sandbox: SandboxSer
     assert prov["source"] == "nts" and prov["raw_sha256"] and prov["response_sha256"] and prov["evidence_pointer"]
     raw = client.http.get(prov["raw_url"], headers=bearer(key))
     assert raw.status_code == 200 and raw.headers["content-type"].startswith("application/json")
+    # RFC 9530: the SHA-256 of the bytes, base64 in a structured-field byte sequence; no legacy Digest
+    expected = base64.b64encode(hashlib.sha256(raw.content).digest()).decode()
+    assert raw.headers["repr-digest"] == f"sha-256=:{expected}:" and "digest" not in raw.headers
     vies = next(c for c in body["credentials"] if c["system"] == "vies")
     raw = client.http.get(vies["provenance"]["raw_url"], headers=bearer(key))
     assert "xml" in raw.headers["content-type"] and raw.content.startswith(b"<")
+    # GLEIF is down: the legal name is the next registry's (Companies House), not the declared one
+    house = next(c for c in body["credentials"] if c["system"] == "companies_house")
+    assert house["attributes"]["company_name"] and body["legal_name"] == house["attributes"]["company_name"]
 
     # same identifiers again: the existing supplier, not a second one
     again = client.http.post(f"{API}/suppliers", json={"identifiers": ids, "consent": True}, headers=bearer(key))
@@ -101,6 +109,11 @@ def test_register_outage_recovery_and_change(client: Client, sandbox: SandboxSer
         return by_system(read)["gleif"] == "verified"
 
     eventually(gleif_verified, timeout=30, what="the scheduler to verify gleif after recovery")
+    read = client.http.get(f"{API}/suppliers/{supplier_id}", headers=bearer(key)).json()
+    lei = next(c for c in read["credentials"] if c["system"] == "gleif")
+    assert lei["attributes"]["legal_name"] and read["legal_name"] == lei["attributes"]["legal_name"]
+    listed = client.http.get(f"{API}/suppliers", headers=bearer(key)).json()
+    assert [s["legal_name"] for s in listed if s["id"] == supplier_id] == [lei["attributes"]["legal_name"]]
 
     control(sandbox, "nts", f"records/{ids['kr_brn']}", "PATCH", {"b_stt_cd": "03", "end_dt": "20250101"})
     refreshed = client.http.post(f"{API}/suppliers/{supplier_id}/refresh", headers=bearer(key))

@@ -216,6 +216,16 @@ def test_soap_timeout(sandbox: SandboxServer) -> None:
     assert caught.value.code == "timeout"
 
 
+def test_a_gateway_outage_reads_as_its_http_status_in_words(sandbox: SandboxServer) -> None:
+    """The NTS gateway answers an outage with its catch-all {"code": -999, "msg": "UNKNOWN"}: the HTTP
+    status says what happened."""
+    registry = connectors(sandbox, nts={"retry": {"max_attempts": 1}})
+    control(sandbox, "nts", "faults", "POST", {"outage": True, "retry_after_s": 0})
+    with pytest.raises(TransientUpstreamError) as caught:
+        registry["nts"].fetch(identifier_for(sandbox, "nts"), purpose="p", requested_by="o")
+    assert (caught.value.code, caught.value.detail) == ("http_503", "Service Unavailable")
+
+
 def test_breaker_opens_on_outage_and_closes_after_recovery(sandbox: SandboxServer) -> None:
     clock = Clock()
     recorder = InMemoryCallRecorder()

@@ -208,6 +208,12 @@ def test_nts_style_gateway_error_rules() -> None:
             assert (caught.value.code, server.count) == (code, attempts)
 
 
+def test_a_status_error_says_the_status_in_words() -> None:
+    with ScriptedServer([Reply(404, b"")]) as server, pytest.raises(NotFoundUpstream) as caught:
+        fetch(build({"endpoint": server.url}))
+    assert (caught.value.code, caught.value.detail) == ("http_404", "Not Found")
+
+
 def test_explicit_rule_outcome_overrides_the_status() -> None:
     rules = [{"when": "code == 'insufficient_credit'", "code": "code", "outcome": "transient"}]
     with ScriptedServer([Reply(402, b'{"code": "insufficient_credit"}')]) as server:

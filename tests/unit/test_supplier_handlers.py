@@ -161,7 +161,7 @@ def test_recording_an_answer_verifies_the_credential_with_its_provenance(
     assert stored.current_version_id == version.id and version.change == "new"
     assert version.raw_sha256 == outcome.raw_sha256
     assert uow.suppliers.raw(version.raw_sha256) == ("application/json", outcome.raw)
-    assert slot.claim_token is None and slot.claimed_until is None and slot.attempts == 0
+    assert slot.claim_token is None and slot.claimed_until is None and slot.attempts == 1
     # Refreshed ahead of valid_until by the margin (an hour), as the settings say.
     assert slot.next_attempt_at == NOW + timedelta(days=1)
     [verified] = events(uow, "CredentialVerified")
@@ -212,6 +212,31 @@ def test_failures_schedule_a_retry_a_recheck_or_nothing(bus: MessageBus, uow: Fa
     assert failures["nts"]["outcome"] == "transient" and failures["nts"]["attempts"] == 1
     assert failures["national_certs"]["error_code"] == "refused"
     assert uow.suppliers.credentials == {}
+
+
+def test_attempts_count_every_call_of_a_round_the_successful_one_included(
+    bus: MessageBus, uow: FakeUnitOfWork
+) -> None:
+    registration = register(bus, org(uow, OrgKind.SUPPLIER))
+    slot = nts_slot(registration)
+    supplier_id = registration.supplier.id
+
+    def again(token: str) -> None:
+        bus.handle(ClaimCredentialFetches(claim_token=token, supplier_id=supplier_id, force=True, now=NOW))
+
+    record(bus, failed(slot, "transient"))
+    again("t2")
+    record(bus, failed(slot, "transient"))
+    again("t3")
+    record(bus, ok(slot, credential()))
+    assert (slot.state, slot.attempts, slot.last_error) == ("verified", 3, None)
+    again("t4")
+    record(bus, ok(slot, credential()))  # a refresh that succeeds at once: a round of one
+    assert slot.attempts == 1
+    again("t5")
+    record(bus, failed(slot, "transient"))  # the failures in a row start again, and so does the backoff
+    assert (slot.state, slot.attempts) == ("verified", 1)
+    assert slot.next_attempt_at == NOW + timedelta(seconds=30)
 
 
 def test_an_outcome_under_a_lost_claim_is_dropped(bus: MessageBus, uow: FakeUnitOfWork) -> None:

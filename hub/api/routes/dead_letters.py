@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Query
 
 from hub.api.auth import Principal
 from hub.api.deps import BusDep, UowDep, require_scope
-from hub.api.schemas import DeadLetterOut, ReplayIn, ReplayOut
+from hub.api.schemas import DeadLetterOut, DeadLetterReplayIn, DeadLetterReplayOut
 from hub.organisations.model import Scope
 from hub.spine.dead_letters import ReplayDeadLetters
 
@@ -30,9 +30,9 @@ def list_dead_letters(
 
 
 @router.post("/replay", summary="Replay dead letters")
-def replay_dead_letters(body: ReplayIn, caller: DlqAdmin, bus: BusDep) -> ReplayOut:
+def replay_dead_letters(body: DeadLetterReplayIn, caller: DlqAdmin, bus: BusDep) -> DeadLetterReplayOut:
     """Each goes back through the outbox to the one group that gave up on it; returns the ids taken."""
     replayed = bus.handle(
         ReplayDeadLetters(ids=body.ids, consumer_group=body.consumer_group, actor_org_id=caller.org_id)
     )
-    return ReplayOut(replayed=list(replayed))
+    return DeadLetterReplayOut(replayed=list(replayed))

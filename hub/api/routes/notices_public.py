@@ -197,7 +197,8 @@ def changes_feed(
     rows = queries.changes_after(uow.session, after, size)
     head = queries.feed_head(uow.session)
     return {
-        "changes": [queries.change_entry(r.seq, r.notice_id, r.number, r.kind, r.published_at) for r in rows],
+        "changes": [queries.change_entry(r.seq, r.notice_id, r.number, r.kind, r.published_at, r.recorded_at)
+                    for r in rows],
         "next_after": rows[-1].seq if rows else after,
         "head": max(head, rows[-1].seq if rows else 0),
         "next": f"{changes_feed_path()}?{urlencode({'after': rows[-1].seq if rows else after, 'limit': size})}",

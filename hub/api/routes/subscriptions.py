@@ -132,7 +132,8 @@ def _view(sub: Subscription, namespace: str) -> SubscriptionOut:
     return SubscriptionOut.of(sub, filter=filter_json(sub.filter), channel=channel)
 
 
-@router.post("/subscriptions", status_code=201, response_model=CreatedOut)
+@router.post("/subscriptions", status_code=201, response_model=CreatedOut,
+             summary="Subscribe to notices by webhook or AMQP queue")
 def create_subscription(body: SubscriptionIn, caller: Caller, bus: BusDep, hub: HubDep,
                         response: Response) -> CreatedOut:
     """The answer carries the signing secret (once): never stored by a cache."""
@@ -143,17 +144,20 @@ def create_subscription(body: SubscriptionIn, caller: Caller, bus: BusDep, hub: 
     return CreatedOut(subscription=_view(sub, hub.settings.broker.namespace), secret=secret)
 
 
-@router.get("/subscriptions", response_model=list[SubscriptionOut])
+@router.get("/subscriptions", response_model=list[SubscriptionOut],
+            summary="List your subscriptions")
 def list_subscriptions(caller: Caller, uow: UowDep, hub: HubDep) -> list[SubscriptionOut]:
     return [_view(s, hub.settings.broker.namespace) for s in uow.subscriptions.list_for(caller.org_id)]
 
 
-@router.get("/subscriptions/{subscription_id}", response_model=SubscriptionOut)
+@router.get("/subscriptions/{subscription_id}", response_model=SubscriptionOut,
+            summary="Read a subscription")
 def get_subscription(subscription_id: str, caller: Caller, uow: UowDep, hub: HubDep) -> SubscriptionOut:
     return _view(owned(uow.subscriptions, subscription_id, caller.org_id), hub.settings.broker.namespace)
 
 
-@router.patch("/subscriptions/{subscription_id}", response_model=SubscriptionOut)
+@router.patch("/subscriptions/{subscription_id}", response_model=SubscriptionOut,
+              summary="Change a subscription: name, filter, URL, or pause and re-enable it")
 def update_subscription(subscription_id: str, body: SubscriptionPatch, caller: Caller, bus: BusDep,
                         hub: HubDep) -> SubscriptionOut:
     sub = hub.subscriptions.update(bus, UpdateSubscription(
@@ -163,20 +167,23 @@ def update_subscription(subscription_id: str, body: SubscriptionPatch, caller: C
     return _view(sub, hub.settings.broker.namespace)
 
 
-@router.delete("/subscriptions/{subscription_id}", status_code=204)
+@router.delete("/subscriptions/{subscription_id}", status_code=204,
+               summary="Delete a subscription")
 def delete_subscription(subscription_id: str, caller: Caller, bus: BusDep, hub: HubDep) -> Response:
     hub.subscriptions.delete(bus, DeleteSubscription(subscription_id=subscription_id, org_id=caller.org_id))
     return Response(status_code=204)
 
 
-@router.post("/subscriptions/{subscription_id}/secret/rotate", response_model=RotatedOut)
+@router.post("/subscriptions/{subscription_id}/secret/rotate", response_model=RotatedOut,
+             summary="Rotate the webhook signing secret (the old one stays valid for a while)")
 def rotate_secret(subscription_id: str, caller: Caller, bus: BusDep, response: Response) -> RotatedOut:
     secret, until = bus.handle(RotateSubscriptionSecret(subscription_id=subscription_id, org_id=caller.org_id))
     response.headers["Cache-Control"] = "no-store"
     return RotatedOut(secret=secret, previous_valid_until=until)
 
 
-@router.get("/subscriptions/{subscription_id}/deliveries", response_model=DeliveryPage)
+@router.get("/subscriptions/{subscription_id}/deliveries", response_model=DeliveryPage,
+            summary="List a subscription's deliveries with their status")
 def list_deliveries(
     subscription_id: str, caller: Caller, uow: UowDep,
     status: Annotated[Literal["pending", "failed", "delivered", "dead", "skipped"] | None, Query()] = None,
@@ -190,7 +197,8 @@ def list_deliveries(
                         counts=uow.deliveries.counts(sub.id))
 
 
-@router.post("/subscriptions/{subscription_id}/deliveries/replay", response_model=ReplayOut)
+@router.post("/subscriptions/{subscription_id}/deliveries/replay", response_model=ReplayOut,
+             summary="Send dead deliveries again (all, or the listed ones), once the receiver is fixed")
 def replay_deliveries(subscription_id: str, body: ReplayIn, caller: Caller, bus: BusDep) -> ReplayOut:
     ids = bus.handle(ReplayDeliveries(subscription_id=subscription_id, org_id=caller.org_id,
                                       delivery_ids=body.delivery_ids))

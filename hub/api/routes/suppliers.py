@@ -23,6 +23,7 @@ from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from hub.api.auth import Principal
 from hub.api.deps import BusDep, HubDep, UowDep, problem_doc, require_any_scope, require_budget, require_scope
 from hub.api.problems import Forbidden
+from hub.api.representation import repr_digest
 from hub.api.schemas import INT64_MAX
 from hub.api.supplier_schemas import (
     ConsentOut,
@@ -43,7 +44,7 @@ from hub.registry import HubUnitOfWork
 from hub.spine.errors import NotFound
 from hub.suppliers.commands import GrantSupplierAccess, RetryCredentialFetches, RevokeSupplierAccess
 from hub.suppliers.model import Supplier
-from hub.suppliers.queries import control_states, current_credentials, withheld_credential_ids
+from hub.suppliers.queries import control_states, current_credentials, legal_name, withheld_credential_ids
 from hub.suppliers.services import SupplierService
 
 router = APIRouter(prefix="/suppliers", tags=["suppliers"])
@@ -111,13 +112,20 @@ def _supplier_out(hub: Hub, request: Request, supplier_id: str, caller: Principa
         fetches = [FetchOut.of(f) for f in repo.fetches_of(supplier_id)]
         consent = ConsentOut(given_at=supplier.consent_given_at, text_version=supplier.consent_text_version)
         control = [ControlStateOut.of(state) for state in control_states(repo, supplier)]
+        hidden = withheld(uow, caller, supplier)
         return SupplierOut.of(supplier, consent=consent, fetches=fetches, control=control,
-                              credentials=_credentials(uow, request, supplier_id,
-                                                       hidden=withheld(uow, caller, supplier)))
+                              legal_name=_legal_name(uow, supplier, hidden),
+                              credentials=_credentials(uow, request, supplier_id, hidden=hidden))
+
+
+def _legal_name(uow: HubUnitOfWork, supplier: Supplier, hidden: set[str]) -> str | None:
+    return legal_name(supplier, uow.suppliers.credentials_of(supplier.id), hidden)
 
 
 @router.post("", status_code=201, summary="Register a supplier once (supplier organisation)",
-             responses={409: problem_doc("Another organisation holds one of the identifiers (named in `errors`)")})
+             responses={200: {"model": SupplierOut, "description": "Already registered by this organisation: "
+                                                                   "the existing supplier, nothing fetched"},
+                        409: problem_doc("Another organisation holds one of the identifiers (named in `errors`)")})
 def register(body: RegisterSupplierIn, caller: SuppliersWrite, hub: HubDep, service: SupplierServiceDep,
              request: Request, response: Response) -> SupplierOut:
     """Validates the identifiers (checksums), fetches from every applicable system at once and answers
@@ -146,7 +154,7 @@ def list_suppliers(caller: SuppliersRead, uow: UowDep, limit: Annotated[int, Que
         found = repo.list_granted_to(caller.org_id, limit, offset)
     else:
         found = repo.list_owned(caller.org_id, limit, offset)
-    return [SupplierSummaryOut.of(s) for s in found]
+    return [SupplierSummaryOut.of(s, legal_name=_legal_name(uow, s, withheld(uow, caller, s))) for s in found]
 
 
 @router.get("/{supplier_id}", summary="Read a supplier with its credentials and fetch states")
@@ -195,7 +203,7 @@ def read_credential_raw(supplier_id: str, credential_id: str,
     # Upstream bytes are untrusted: never let a browser sniff or render them as active content.
     return Response(body, media_type=content_type, headers={
         "X-Content-Type-Options": "nosniff", "Content-Security-Policy": "default-src 'none'; sandbox",
-        "Digest": f"sha-256={version.raw_sha256}", "Cache-Control": "private, max-age=3600",
+        "Repr-Digest": repr_digest(version.raw_sha256), "Cache-Control": "private, max-age=3600",
     })
 
 
