@@ -279,3 +279,23 @@ def test_a_key_of_another_kind_set_by_a_variable_names_the_variable(monkeypatch:
     with pytest.raises(ConfigError) as caught:
         load_settings()
     assert caught.value.problems == ["G2BHUB_CONNECTORS__NTS__OPERATION: connectors.nts.operation: unknown key"]
+
+
+@pytest.mark.parametrize(
+    ("url", "migrate_on_start", "flag", "expected"),
+    [
+        ("sqlite:///./hub.db", None, None, True),
+        ("postgresql://u@h/db", None, None, False),
+        ("postgresql://u@h/db", True, None, True),
+        ("sqlite:///./hub.db", False, None, False),
+        ("sqlite:///./hub.db", True, False, False),
+        ("postgresql://u@h/db", False, True, True),
+    ],
+)
+def test_serve_migrates_as_migrate_on_start_says_unless_the_flag_does(
+    url: str, migrate_on_start: bool | None, flag: bool | None, expected: bool
+) -> None:
+    from hub.cli.runtime import should_migrate
+
+    settings = load_settings(database={"url": url, "migrate_on_start": migrate_on_start})
+    assert should_migrate(settings, flag) is expected
