@@ -80,8 +80,14 @@ def list_orgs(
     print_table(
         ["id", "kind", "name", "created", "state", "active keys"],
         [
-            [r["id"], r["kind"], r["name"], r["created_at"], "enabled" if r["enabled"] else "disabled",
-             ",".join(r["active_keys"]) or "-"]
+            [
+                r["id"],
+                r["kind"],
+                r["name"],
+                r["created_at"],
+                "enabled" if r["enabled"] else "disabled",
+                ",".join(r["active_keys"]) or "-",
+            ]
             for r in rows
         ],
     )
