@@ -8,10 +8,13 @@ STAMP  := $(VENV)/.installed-stamp
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "g2b-hub needs Python 3.11 or newer")'
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
-	touch $(STAMP)
+	@test -x $(BIN)/python || { echo "==> creating the virtual environment $(VENV) ($(PYTHON) -m venv)"; $(PYTHON) -m venv $(VENV); }
+	@echo "==> upgrading pip in $(VENV)"
+	@$(BIN)/python -m pip install --quiet --upgrade pip
+	@echo "==> installing g2b-hub and its development tools into $(VENV) (a minute or two the first time)"
+	$(BIN)/python -m pip install --progress-bar on -e '.[dev]'
+	@touch $(STAMP)
+	@echo "==> installed: $(BIN)/g2bhub (next: make demo)"
 
 install: $(STAMP)
 

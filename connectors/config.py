@@ -40,6 +40,9 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 Outcome = Literal["transient", "permanent", "not_found", "misconfigured"]
 
 
+HttpStatus = Annotated[int, Field(ge=100, le=599)]
+
+
 class _Strict(BaseModel):
     # Unknown keys are typos in a contract description: refuse them at start-up.
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -164,14 +167,17 @@ class _SystemBase(_Strict):
     concurrency_wait_s: float = Field(30.0, gt=0)
     max_response_bytes: int = Field(1024 * 1024, ge=1024)
     # HTTP statuses that mean "the hub's key was refused" (outcome ``misconfigured``), whatever the body.
-    auth_failure_statuses: list[int] = [401, 403]
+    auth_failure_statuses: list[HttpStatus] = [401, 403]
     identifier_pattern: str = Field(r"^[A-Za-z0-9+*.\-]{1,64}$")
     mapping: Path | None = None
 
     @field_validator("identifier_pattern")
     @classmethod
     def _pattern_compiles(cls, value: str) -> str:
-        re.compile(value)
+        try:
+            re.compile(value)
+        except re.error as exc:
+            raise ValueError(f"not a regular expression: {exc}") from None
         return value
 
     @model_validator(mode="after")
@@ -210,7 +216,7 @@ class RestSystemConfig(_SystemBase):
     content_type: str = "application/json"
     response_format: Literal["json", "xml"] = "json"
     batch: BatchConfig | None = None
-    not_found_statuses: list[int] = [404]
+    not_found_statuses: list[HttpStatus] = [404]
     error_rules: list[ErrorRule] = []
 
 

@@ -10,7 +10,7 @@ import, a puller):
 - data.go.kr's common error answer ``<OpenAPI_ServiceResponse><cmmMsgHeader>`` with ``errMsg``,
   ``returnAuthMsg`` and ``returnReasonCode`` (XML, or the same as a dictionary).
 
-Result codes (../shared/contracts/pps/SPEC.md): 00 normal, 03 no data (an empty page, not a fault), the
+Result codes (docs/contracts/pps-bid-public-info.md): 00 normal, 03 no data (an empty page, not a fault), the
 rest sorted into the classes below so a caller decides without a table of its own. Plain Python: the
 only import beyond the standard library is the hardened XML parse, for bodies given as text.
 """

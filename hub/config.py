@@ -14,19 +14,21 @@ repeats them, whoever writes it.
 
 from __future__ import annotations
 
+import difflib
 import json
 import os
 import re
+import types
 from collections.abc import Mapping, Sequence
 from functools import lru_cache
 from importlib.abc import Traversable
 from importlib.resources import files
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
 from urllib.parse import parse_qsl, quote, unquote, urlsplit
 
 import yaml
-from pydantic import BaseModel, SecretStr, ValidationError, ValidationInfo, field_validator, model_validator
+from pydantic import BaseModel, Field, SecretStr, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     EnvSettingsSource,
@@ -69,9 +71,9 @@ ENV_PREFIX = "G2BHUB_"
 
 class ApiSettings(Section):
     host: str = "127.0.0.1"
-    port: int = 8000
+    port: int = Field(8000, ge=1, le=65535)
     public_base_url: str = "http://127.0.0.1:8000"
-    max_body_bytes: int = 5 * 1024 * 1024
+    max_body_bytes: int = Field(5 * 1024 * 1024, ge=1024)
 
 
 class ConfigError(ValueError):
@@ -300,8 +302,104 @@ def _describe(exc: ValidationError, arguments: Mapping[str, Any]) -> list[str]:
         dotted = "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in key).lstrip(".")
         message = error["msg"].removeprefix("Value error, ")
         origin = _origin(key, layers, environment, arguments) if key else "configuration"
+        if error["type"] == "extra_forbidden":
+            message = _unknown_key(error["loc"])
+            chooser = _variant_chooser(inputs, error["loc"])
+            if chooser is not None:  # a key of one variant (``kind: rest``) under another (``kind: soap``)
+                chosen_by = _origin(chooser[0], layers, environment, arguments)
+                if _rank(chosen_by, layers) > _rank(origin, layers):  # the later layer switched the kind
+                    dotted_chooser = ".".join(map(str, chooser[0]))
+                    lines.append(f"{chosen_by}: {dotted_chooser}: {chooser[1]} takes no key {key[-1]} "
+                                 f"(set in {origin})")
+                    continue
         lines.append(f"{origin}: {dotted}: {message}" if key else f"{origin}: {message}")
     return lines
+
+
+def _rank(origin: str, layers: list[tuple[str, dict[str, Any]]]) -> int:
+    """Precedence of an origin ``_origin`` names: files in order, then the environment, then arguments."""
+    files = [name for name, _data in layers]
+    if origin in files:
+        return files.index(origin)
+    return len(files) + (1 if origin == "arguments" else 0)
+
+
+def _unknown_key(loc: Sequence[Any]) -> str:
+    """``unknown key (did you mean 'time_scale'?)``: the nearest known key of the same section, if any."""
+    known = _known_keys(loc[:-1])
+    close = difflib.get_close_matches(str(loc[-1]), sorted(known), n=1, cutoff=0.6)
+    return f"unknown key (did you mean '{close[0]}'?)" if close else "unknown key"
+
+
+def _variant_chooser(datas: list[Mapping[str, Any]], loc: Sequence[Any]) -> tuple[list[Any], str] | None:
+    """For an error inside one variant of a tagged union (``connectors.nts.soap.batch``): the key that
+    chose the variant (``connectors.nts.kind``) and the tag, so a variable that switched ``kind`` is
+    named instead of the file that sets the other variant's keys."""
+    key: list[Any] = []
+    for index, part in enumerate(loc[:-1]):
+        candidate = [*key, part]
+        if any(_lookup(data, candidate) for data in datas):
+            key = candidate
+            continue
+        if index != len(loc) - 2:
+            continue
+        variants = _members_at(loc[:index])
+        if not any(loc[-1] in variant.model_fields for variant in variants):
+            return None  # no variant takes the key: a typo, not a switched kind
+        for variant in variants:
+            for name, field in variant.model_fields.items():
+                if get_origin(field.annotation) is Literal and part in get_args(field.annotation):
+                    return [*key, field.alias or name], str(part)
+    return None
+
+
+def _members_at(loc: Sequence[Any]) -> list[type[BaseModel]]:
+    """The settings models that can stand at ``loc`` (several for a union)."""
+    kinds: list[Any] = [Settings]
+    for part in loc:
+        inner = _step(kinds, part)
+        kinds = inner or kinds
+    return [m for kind in kinds for m in _members(kind) if isinstance(m, type) and issubclass(m, BaseModel)]
+
+
+def _step(kinds: list[Any], part: Any) -> list[Any]:
+    """The types one level down from ``kinds`` along ``part``; a union tag narrows to its variant."""
+    members = [member for kind in kinds for member in _members(kind)]
+    tagged = [m for m in members if isinstance(m, type) and issubclass(m, BaseModel) and any(
+        get_origin(f.annotation) is Literal and part in get_args(f.annotation) for f in m.model_fields.values())]
+    if tagged and not any(isinstance(m, type) and issubclass(m, BaseModel) and part in m.model_fields
+                          for m in members):
+        return tagged
+    inner: list[Any] = []
+    for kind in members:
+        if isinstance(kind, type) and issubclass(kind, BaseModel):
+            field = kind.model_fields.get(str(part)) or next(
+                (f for f in kind.model_fields.values() if f.alias == part), None)
+            if field is not None:
+                inner.append(field.annotation)
+        elif get_origin(kind) in (dict, Mapping) and get_args(kind):
+            inner.append(get_args(kind)[-1])
+        elif get_origin(kind) in (list, tuple, Sequence) and isinstance(part, int) and get_args(kind):
+            inner.append(get_args(kind)[0])
+    return inner
+
+
+def _known_keys(loc: Sequence[Any]) -> set[str]:
+    """The field names (and aliases) of the section(s) the settings models expect at ``loc``."""
+    names: set[str] = set()
+    for model in _members_at(loc):
+        names.update(model.model_fields)
+        names.update(f.alias for f in model.model_fields.values() if f.alias)
+    return names
+
+
+def _members(kind: Any) -> list[Any]:
+    """``Annotated[X | Y, ...]`` → [X, Y]; anything else → [itself]."""
+    if get_origin(kind) is Annotated:
+        return _members(get_args(kind)[0])
+    if get_origin(kind) in (Union, types.UnionType):
+        return [member for arg in get_args(kind) for member in _members(arg)]
+    return [kind]
 
 
 def _describe_json_error(error: SettingsError) -> str:

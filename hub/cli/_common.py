@@ -52,13 +52,17 @@ def configure_logging_for(settings: Settings) -> None:
 @contextmanager
 def config_errors() -> Iterator[None]:
     """A configuration the hub refuses (when read, or at start-up: a sandbox key aimed at a real
-    service) ends the command with one line per problem and exit code 1, not a traceback."""
+    service, a mapping file the settings name that cannot be read) ends the command with one line per
+    problem and exit code 1, not a traceback."""
     from hub.config import ConfigError
+    from mappings.engine import MappingError
 
     try:
         yield
     except ConfigError as exc:
         fail("\n".join(f"invalid configuration: {problem}" for problem in exc.problems))
+    except MappingError as exc:  # the message starts with the mapping file's path
+        fail(f"invalid configuration: {exc}")
 
 
 @contextmanager

@@ -1,4 +1,5 @@
-"""``g2bhub config show``: the effective settings after layering, safe to paste into a ticket."""
+"""``g2bhub config show``: the effective settings after layering, safe to paste into a ticket;
+``g2bhub config check``: the same validation a start makes, and nothing else."""
 
 from __future__ import annotations
 
@@ -62,3 +63,16 @@ def show(as_json: bool = typer.Option(False, "--json", help="Print JSON instead 
         echo_json(data)
         return
     typer.echo(yaml.safe_dump(data, sort_keys=False, allow_unicode=True).rstrip())
+
+
+@app.command()
+def check() -> None:
+    """Validate the configuration as a start would (settings, mapping files, sandbox keys aimed at real
+    services) without touching the database: one line per problem and exit code 1, or exit code 0."""
+    from hub.bootstrap import check_configuration
+    from hub.cli._common import config_errors
+
+    settings = load_settings()
+    with config_errors():
+        check_configuration(settings)
+    typer.echo("configuration is valid")

@@ -72,6 +72,7 @@ def replay(
     ids: list[int] | None = typer.Argument(None, help="Dead letter ids to replay."),
     group: str | None = typer.Option(None, "--group", help="Only dead letters of this consumer group."),
     replay_all: bool = typer.Option(False, "--all", help="Replay every open dead letter (of --group)."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON ({replayed: [...], not_replayed: [...]})."),
 ) -> None:
     """Send dead letters back to their consumer group. Name IDS, or pass --all (optionally with --group)."""
     from hub.spine.dead_letters import ReplayDeadLetters
@@ -83,6 +84,9 @@ def replay(
     settings = load_settings()
     with open_hub(settings) as hub, service_errors():
         replayed: list[int] = hub.bus.handle(ReplayDeadLetters(ids=ids or None, consumer_group=group))
+    if as_json:
+        echo_json({"replayed": replayed, "not_replayed": sorted(set(ids or []) - set(replayed))})
+        return
     typer.echo(f"replayed {len(replayed)} dead letter(s)" + (f": {', '.join(map(str, replayed))}" if replayed else ""))
     if ids:
         missing = sorted(set(ids) - set(replayed))

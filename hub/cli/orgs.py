@@ -66,6 +66,7 @@ def list_orgs(
                 "kind": _kind(org),
                 "name": org.name,
                 "created_at": org.created_at.isoformat(timespec="seconds"),
+                "enabled": org.disabled_at is None,
                 "active_keys": [k.id for k in org.api_keys if k.active],
             }
             for org in uow.organisations.list(kind)
@@ -77,8 +78,18 @@ def list_orgs(
         typer.echo("no organisations" + (f" of kind {kind.value}" if kind else ""))
         return
     print_table(
-        ["id", "kind", "name", "created", "active keys"],
-        [[r["id"], r["kind"], r["name"], r["created_at"], ",".join(r["active_keys"]) or "-"] for r in rows],
+        ["id", "kind", "name", "created", "state", "active keys"],
+        [
+            [
+                r["id"],
+                r["kind"],
+                r["name"],
+                r["created_at"],
+                "enabled" if r["enabled"] else "disabled",
+                ",".join(r["active_keys"]) or "-",
+            ]
+            for r in rows
+        ],
     )
 
 
@@ -106,12 +117,60 @@ def issue_key(
 @app.command("revoke-key")
 def revoke_key(
     org_id: str = typer.Argument(..., help="Organisation id."),
-    key_id: str = typer.Argument(..., help="Key id (the part after g2b_ in the key, or from `orgs list`)."),
+    key_id: str = typer.Argument(
+        ..., help="Key id (the part after g2b_ in the key, or from `orgs list`); the whole key works too."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of text."),
 ) -> None:
     """Revoke an API key; requests with it are refused from now on."""
     from hub.organisations.commands import RevokeApiKey
+    from hub.organisations.model import shown_key_id
 
     settings = load_settings()
     with open_hub(settings) as hub, service_errors():
         hub.bus.handle(RevokeApiKey(org_id=org_id, key_id=key_id))
-    typer.echo(f"key {key_id} of organisation {org_id} revoked")
+    shown = shown_key_id(key_id)  # a pasted whole key is named by its id, never echoed
+    if as_json:
+        echo_json({"org_id": org_id, "key_id": shown, "revoked": True})
+        return
+    typer.echo(f"key {shown} of organisation {org_id} revoked")
+
+
+def _state_json(org: Organisation) -> dict[str, Any]:
+    disabled_at = org.disabled_at.isoformat(timespec="seconds") if org.disabled_at else None
+    return {"id": org.id, "name": org.name, "enabled": org.disabled_at is None, "disabled_at": disabled_at}
+
+
+@app.command()
+def disable(
+    org_id: str = typer.Argument(..., help="Organisation id."),
+    reason: str = typer.Option("", "--reason", help="Why (kept in the audit log)."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of text."),
+) -> None:
+    """Refuse every API key of an organisation (401) until `orgs enable`; its keys and data stay."""
+    from hub.organisations.commands import DisableOrganisation
+
+    settings = load_settings()
+    with open_hub(settings) as hub, service_errors():
+        org = hub.bus.handle(DisableOrganisation(org_id=org_id, reason=reason))
+    if as_json:
+        echo_json(_state_json(org))
+        return
+    typer.echo(f"organisation {org_id} disabled: its API keys are refused until `g2bhub orgs enable {org_id}`")
+
+
+@app.command()
+def enable(
+    org_id: str = typer.Argument(..., help="Organisation id."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of text."),
+) -> None:
+    """Accept an organisation's (unrevoked) API keys again after `orgs disable`."""
+    from hub.organisations.commands import EnableOrganisation
+
+    settings = load_settings()
+    with open_hub(settings) as hub, service_errors():
+        org = hub.bus.handle(EnableOrganisation(org_id=org_id))
+    if as_json:
+        echo_json(_state_json(org))
+        return
+    typer.echo(f"organisation {org_id} enabled")

@@ -21,8 +21,10 @@ from hub.config import Settings, redact_url
 log = logging.getLogger("hub.cli")
 
 
-def _is_sqlite(settings: Settings) -> bool:
-    return settings.database.url.startswith("sqlite")
+def should_migrate(settings: Settings, migrate: bool | None) -> bool:
+    """``--migrate/--no-migrate`` when given, else ``database.migrate_on_start`` (which, left unset,
+    means SQLite only: one process owns the file, while N processes on PostgreSQL must not race)."""
+    return bool(settings.database.migrate_on_start) if migrate is None else migrate
 
 
 def uvicorn_options() -> dict[str, Any]:
@@ -84,7 +86,8 @@ def serve(
     migrate: bool | None = typer.Option(
         None,
         "--migrate/--no-migrate",
-        help="Upgrade the schema at start (default: yes on SQLite; on PostgreSQL run `g2bhub db upgrade`).",
+        help="Upgrade the schema at start (default: database.migrate_on_start, unset: yes on SQLite only; "
+        "on PostgreSQL run `g2bhub db upgrade`).",
     ),
 ) -> None:
     """Run the HTTP API (and, with the in-process broker, the embedded worker)."""
@@ -93,7 +96,7 @@ def serve(
     port = port or settings.api.port
     inprocess = settings.broker.kind == "inprocess"
     embed = inprocess if worker is None else worker
-    do_migrate = _is_sqlite(settings) if migrate is None else migrate
+    do_migrate = should_migrate(settings, migrate)
 
     if workers > 1:
         if inprocess:

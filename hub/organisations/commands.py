@@ -29,3 +29,16 @@ class RevokeApiKey(Command):
     actor_org_id: str | None = None
     # The scopes of the key asking; None when no key asks. The revoked key's scopes must be among them.
     actor_scopes: list[str] | None = None
+
+
+class DisableOrganisation(Command):
+    """Refuse every key of the organisation (401, as for a revoked key) until it is enabled again."""
+
+    org_id: str
+    reason: str = ""
+    actor_org_id: str | None = None
+
+
+class EnableOrganisation(Command):
+    org_id: str
+    actor_org_id: str | None = None

@@ -23,3 +23,14 @@ class ApiKeyRevoked(Event):
     org_id: str
     key_id: str
     actor_org_id: str | None = None
+
+
+class OrganisationDisabled(Event):
+    org_id: str
+    reason: str = ""
+    actor_org_id: str | None = None
+
+
+class OrganisationEnabled(Event):
+    org_id: str
+    actor_org_id: str | None = None

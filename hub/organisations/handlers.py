@@ -6,7 +6,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from hub.organisations import commands, events
-from hub.organisations.model import IssuedKey, Organisation, Scope
+from hub.organisations.model import IssuedKey, Organisation, Scope, parse_api_key, shown_key_id
 from hub.organisations.repository import OrganisationsUnitOfWork
 from hub.spine.audit import record_audit_entry
 from hub.spine.errors import NotFound, Rejected
@@ -48,24 +48,50 @@ def issue_api_key(cmd: commands.IssueApiKey, uow: OrganisationsUnitOfWork) -> Is
 
 
 def revoke_api_key(cmd: commands.RevokeApiKey, uow: OrganisationsUnitOfWork) -> None:
+    """``key_id`` may also be the whole key, pasted: its id is used, and no error repeats its secret."""
     org = uow.organisations.get(cmd.org_id)
     if org is None:
         raise NotFound("organisation", cmd.org_id)
+    parsed = parse_api_key(cmd.key_id)
+    key_id = parsed[0] if parsed is not None else cmd.key_id
     try:
-        org.revoke_key(cmd.key_id, revoker_scopes=_scopes(cmd.actor_scopes))
-    except KeyError as exc:
-        raise NotFound("api key", cmd.key_id) from exc
-    uow.publish(events.ApiKeyRevoked(org_id=org.id, key_id=cmd.key_id, actor_org_id=cmd.actor_org_id))
+        org.revoke_key(key_id, revoker_scopes=_scopes(cmd.actor_scopes))
+    except KeyError:
+        raise NotFound("api key", shown_key_id(cmd.key_id)) from None
+    uow.publish(events.ApiKeyRevoked(org_id=org.id, key_id=key_id, actor_org_id=cmd.actor_org_id))
+
+
+def disable_organisation(cmd: commands.DisableOrganisation, uow: OrganisationsUnitOfWork) -> Organisation:
+    org = uow.organisations.get(cmd.org_id)
+    if org is None:
+        raise NotFound("organisation", cmd.org_id)
+    if org.disable():
+        uow.publish(events.OrganisationDisabled(org_id=org.id, reason=cmd.reason.strip(),
+                                                actor_org_id=cmd.actor_org_id))
+    return org
+
+
+def enable_organisation(cmd: commands.EnableOrganisation, uow: OrganisationsUnitOfWork) -> Organisation:
+    org = uow.organisations.get(cmd.org_id)
+    if org is None:
+        raise NotFound("organisation", cmd.org_id)
+    if org.enable():
+        uow.publish(events.OrganisationEnabled(org_id=org.id, actor_org_id=cmd.actor_org_id))
+    return org
 
 
 COMMAND_HANDLERS: dict[type[Command], Callable[..., Any]] = {
     commands.CreateOrganisation: create_organisation,
     commands.IssueApiKey: issue_api_key,
     commands.RevokeApiKey: revoke_api_key,
+    commands.DisableOrganisation: disable_organisation,
+    commands.EnableOrganisation: enable_organisation,
 }
 
 EVENT_HANDLERS: dict[type[Event], Sequence[Callable[..., Any]]] = {
     events.OrganisationCreated: [record_audit_entry],
     events.ApiKeyIssued: [record_audit_entry],
     events.ApiKeyRevoked: [record_audit_entry],
+    events.OrganisationDisabled: [record_audit_entry],
+    events.OrganisationEnabled: [record_audit_entry],
 }

@@ -73,6 +73,16 @@ def hash_secret(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
+def shown_key_id(raw: str) -> str:
+    """What an error may repeat of a key id someone typed: the id of a whole key pasted in its place
+    (never the secret after it), else at most the length of an id."""
+    parsed = parse_api_key(raw)
+    if parsed is not None:
+        return parsed[0]
+    text = raw.strip()
+    return text if len(text) <= 16 else text[:16] + "…"
+
+
 def parse_api_key(raw: str) -> tuple[str, str] | None:
     """``g2b_<key id>_<secret>`` → (key id, secret), or None when the shape is wrong."""
     parts = raw.strip().split("_", 2)
@@ -127,6 +137,25 @@ class Organisation:
     @classmethod
     def new(cls, name: str, kind: OrgKind) -> Organisation:
         return cls(id=str(uuid.uuid4()), name=name, kind=kind)
+
+    @property
+    def enabled(self) -> bool:
+        return self.disabled_at is None
+
+    def disable(self) -> bool:
+        """Every key of a disabled organisation is refused (the keys stay, so enabling restores them).
+        True only for the transition, so a repeated disable is audited once."""
+        if self.disabled_at is not None:
+            return False
+        self.disabled_at = _now()
+        return True
+
+    def enable(self) -> bool:
+        """True only for the transition from disabled."""
+        if self.disabled_at is None:
+            return False
+        self.disabled_at = None
+        return True
 
     def issue_key(self, label: str = "", scopes: frozenset[Scope] | None = None,
                   grantor_scopes: frozenset[str] | None = None) -> IssuedKey:

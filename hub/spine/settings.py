@@ -29,14 +29,28 @@ class Section(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+# The databases the hub runs on (its migrations and locking are written for these two).
+SUPPORTED_DATABASE_SCHEMES = ("sqlite", "sqlite+pysqlite", "postgresql", "postgres", "postgresql+psycopg")
+
+
 class DatabaseSettings(Section):
     url: str = "sqlite:///./var/g2bhub.db"
     echo: bool = False
-    pool_size: int = 10
+    pool_size: int = Field(10, ge=1, le=1000)
     connect_timeout_s: int = Field(5, ge=1, le=300)
     # None: migrate at start only on SQLite (one process owns the file); on a shared PostgreSQL run
     # `g2bhub db upgrade` once instead, so N API processes never race each other's migrations.
     migrate_on_start: bool | None = None
+
+    @field_validator("url")
+    @classmethod
+    def _supported_database(cls, url: str) -> str:
+        scheme = url.split("://", 1)[0].lower() if "://" in url else ""
+        if scheme not in SUPPORTED_DATABASE_SCHEMES:
+            shown = f"{scheme}://" if scheme else repr(redact_url(url))
+            raise ValueError(f"{shown} is not a supported database: use sqlite:///PATH or "
+                             "postgresql://USER:PASSWORD@HOST:PORT/NAME (postgresql+psycopg:// also works)")
+        return url
 
     def model_post_init(self, _context: Any) -> None:
         if self.migrate_on_start is None:
@@ -49,11 +63,11 @@ class BrokerSettings(Section):
     namespace: str = Field("g2bhub", pattern=r"^[A-Za-z0-9_.-]{1,64}$")
     prefetch: int = Field(32, ge=1, le=10_000)
     delivery_limit: int = Field(5, ge=1, le=1000)
-    heartbeat_s: int = 30
-    blocked_connection_timeout_s: float = 60.0
-    connection_attempts: int = 3
-    retry_delay_s: float = 1.0
-    reconnect_max_backoff_s: float = 30.0
+    heartbeat_s: int = Field(30, ge=0, le=3600)  # 0: no heartbeats (pika's meaning)
+    blocked_connection_timeout_s: float = Field(60.0, gt=0)
+    connection_attempts: int = Field(3, ge=1, le=100)
+    retry_delay_s: float = Field(1.0, ge=0)
+    reconnect_max_backoff_s: float = Field(30.0, gt=0)
 
 
 class RelaySettings(Section):

@@ -9,7 +9,7 @@ dispatcher that died (or lost the database) are free for another within ``lease_
 
 from __future__ import annotations
 
-from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
+from pydantic import BaseModel, Field, NonNegativeFloat, SecretStr, field_validator, model_validator
 
 from hub.notices.publication import PublicationSettings
 from hub.subscriptions.secret_box import SecretBox
@@ -28,7 +28,7 @@ MIN_LEASE_S = 0.25
 class SyndicationSettings(BaseModel):
     model_config = {"extra": "forbid"}
 
-    retry_schedule_s: tuple[float, ...] = STANDARD_RETRY_SCHEDULE_S
+    retry_schedule_s: tuple[NonNegativeFloat, ...] = STANDARD_RETRY_SCHEDULE_S
     time_scale: float = Field(1.0, gt=0, le=1.0)  # 0.001 turns 24 h into 86 s
     jitter: float = Field(0.1, ge=0, le=0.5)  # ± fraction of each delay
     max_retry_after_s: float = Field(86400.0, ge=0)  # Retry-After beyond this is capped

@@ -114,10 +114,10 @@ def _check_sources(mappings: tuple[tuple[str, str | None], ...]) -> tuple[str, .
     """Validate at start-up what the hub would otherwise meet at its first fetch: every enabled system's
     mapping file. Raises with the file and the field named; returns the systems checked. Builds no HTTP
     client."""
-    from mappings.engine import load_mapping
+    from mappings.engine import MappingError, load_mapping
 
     for system, path in mappings:
         if path is None:
-            raise ValueError(f"connectors.{system}.mapping: an enabled system needs a mapping file")
+            raise MappingError(f"connectors.{system}.mapping: an enabled system needs a mapping file")
         load_mapping(path)
     return tuple(system for system, _path in mappings)

@@ -113,6 +113,36 @@ def test_organisation_and_key_lifecycle(migrated: Run) -> None:
     assert json.loads(run("orgs", "list", "--kind", "agency", "--json").stdout) == []
 
 
+def test_revoke_key_takes_a_pasted_key_and_never_echoes_its_secret(migrated: Run) -> None:
+    run = migrated
+    org = json.loads(run("orgs", "create", "Incheon Airport", "--kind", "agency", "--json").stdout)
+    issued = json.loads(run("orgs", "issue-key", org["id"], "--json").stdout)
+    secret = issued["api_key"].split("_", 2)[2]
+    revoked = run("orgs", "revoke-key", org["id"], issued["api_key"], "--json")
+    assert json.loads(revoked.stdout) == {"org_id": org["id"], "key_id": issued["key_id"], "revoked": True}
+    assert secret not in revoked.stdout + revoked.stderr
+    listed = {o["id"]: o for o in json.loads(run("orgs", "list", "--json").stdout)}
+    assert listed[org["id"]]["active_keys"] == [org["key_id"]]
+
+    unknown = f"g2b_{'0' * 16}_{'S' * 43}"
+    refused = run("orgs", "revoke-key", org["id"], unknown, ok=False)
+    assert refused.returncode == 1 and "0" * 16 in refused.stderr and "S" * 8 not in refused.stderr
+
+
+def test_disable_and_enable_an_organisation(migrated: Run) -> None:
+    run = migrated
+    org = json.loads(run("orgs", "create", "Daegu City", "--kind", "institution", "--json").stdout)
+    disabled = json.loads(run("orgs", "disable", org["id"], "--reason", "left the programme", "--json").stdout)
+    assert disabled["enabled"] is False and disabled["disabled_at"] is not None
+    assert "disabled" in run("orgs", "list").stdout
+    assert json.loads(run("orgs", "list", "--json").stdout)[0]["enabled"] is False
+    enabled = run("orgs", "enable", org["id"])
+    assert f"organisation {org['id']} enabled" in enabled.stdout
+    assert json.loads(run("orgs", "list", "--json").stdout)[0]["enabled"] is True
+    missing = run("orgs", "disable", "no-such-org", ok=False)
+    assert missing.returncode == 1 and "not found" in missing.stderr
+
+
 def test_refusals_exit_non_zero_with_a_message(migrated: Run) -> None:
     run = migrated
     missing = run("orgs", "revoke-key", "no-such-org", "abc", ok=False)
@@ -150,10 +180,14 @@ def test_dead_letters_list_and_replay(migrated: Run, db_path: Path) -> None:
     assert letter["deliveries"] == 5 and letter["replayed_at"] is None
     assert json.loads(run("dlq", "list", "--group", "other", "--json").stdout) == []
 
+    assert json.loads(run("dlq", "replay", "--group", "other", "--all", "--json").stdout) == {
+        "replayed": [], "not_replayed": []}
     assert f"replayed 1 dead letter(s): {letter['id']}" in run("dlq", "replay", str(letter["id"])).stdout
     assert "no dead letters" in run("dlq", "list").stdout
     [replayed] = json.loads(run("dlq", "list", "--all", "--json").stdout)
     assert replayed["replayed_at"] is not None
+    assert json.loads(run("dlq", "replay", str(letter["id"]), "--json").stdout) == {
+        "replayed": [], "not_replayed": [letter["id"]]}
     again = run("dlq", "replay", str(letter["id"]))
     assert "replayed 0" in again.stdout and "not replayed" in again.stderr
 

@@ -144,8 +144,24 @@ def test_sections_keep_their_names_in_files_and_environment(
     ("data", "origin_is_file", "line"),
     [
         ({"broker": {"kind": "kafka"}}, True, "broker.kind: Input should be 'inprocess' or 'rabbitmq'"),
-        ({"syndicaton": {"time_scale": 0.5}}, True, "syndicaton: Extra inputs are not permitted"),
-        ({"database": {"ur": "sqlite://"}}, True, "database.ur: Extra inputs are not permitted"),
+        ({"syndicaton": {"time_scale": 0.5}}, True, "syndicaton: unknown key (did you mean 'syndication'?)"),
+        ({"database": {"ur": "sqlite://"}}, True, "database.ur: unknown key (did you mean 'url'?)"),
+        ({"syndication": {"time_scalex": 0.5}}, True, "syndication.time_scalex: unknown key (did you mean "
+                                                      "'time_scale'?)"),
+        ({"connectors": {"nts": {"timeouts": {"raed_s": 3}}}}, True,
+         "connectors.nts.timeouts.raed_s: unknown key (did you mean 'read_s'?)"),
+        ({"logging": {"jsn": True}}, True, "logging.jsn: unknown key (did you mean 'json'?)"),
+        ({"api": {"zzz": 1}}, True, "api.zzz: unknown key"),
+        ({"api": {"port": 70000}}, True, "api.port: Input should be less than or equal to 65535"),
+        ({"api": {"port": 0}}, True, "api.port: Input should be greater than or equal to 1"),
+        ({"broker": {"connection_attempts": 0}}, True, "broker.connection_attempts:"),
+        ({"database": {"pool_size": 0}}, True, "database.pool_size:"),
+        ({"syndication": {"retry_schedule_s": [0, -5]}}, True, "syndication.retry_schedule_s[1]:"),
+        ({"connectors": {"nts": {"not_found_statuses": [40]}}}, True, "connectors.nts.not_found_statuses[0]:"),
+        ({"connectors": {"nts": {"identifier_pattern": "("}}}, True,
+         "connectors.nts.identifier_pattern: not a regular expression"),
+        ({"database": {"url": "mysql://user:pw@db/hub"}}, True,
+         "database.url: mysql:// is not a supported database: use sqlite:///PATH or postgresql://"),
         ({"connectors": {"nts": {"retry": {"max_attempts": 0}}}}, True, "connectors.nts.retry.max_attempts:"),
         ({"connectors": {"newsys": {"kind": "rest"}}}, True, "connectors.newsys.endpoint: Field required"),
         ({"suppliers": {"fetch": {"deadline_s": -1}}}, True, "suppliers.fetch.deadline_s:"),
@@ -231,3 +247,55 @@ def test_with_overrides_validates_the_merged_copy() -> None:
     assert settings.connectors["nts"].endpoint != changed.connectors["nts"].endpoint
     with pytest.raises(ValueError, match="endpoint"):
         with_overrides(settings, {"connectors": {"nts": {"endpoint": "ftp://x"}}})
+
+
+@pytest.mark.parametrize("url", ["sqlite:///./x.db", "sqlite://", "postgresql://u:p@h:5432/db",
+                                 "postgres://u@h/db", "postgresql+psycopg://u@h/db"])
+def test_the_supported_database_urls_are_accepted(url: str) -> None:
+    assert load_settings(database={"url": url}).database.url == url
+
+
+def test_an_unsupported_database_url_hides_its_password() -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_settings(database={"url": "oracle://scott:tiger@db/hub"})
+    [problem] = caught.value.problems
+    assert problem.startswith("arguments: database.url: oracle:// is not a supported database")
+    assert "tiger" not in problem
+
+
+def test_a_variable_that_switches_a_kind_is_named_not_the_file_that_set_the_other_kinds_keys(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("G2BHUB_CONNECTORS__NTS__KIND", "soap")
+    with pytest.raises(ConfigError) as caught:
+        load_settings()
+    keys_of_rest = [p for p in caught.value.problems if " takes no key " in p]
+    assert keys_of_rest and all(p.startswith("G2BHUB_CONNECTORS__NTS__KIND: connectors.nts.kind: soap takes no key ")
+                                and p.endswith("config/connectors.yaml)") for p in keys_of_rest)
+
+
+def test_a_key_of_another_kind_set_by_a_variable_names_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("G2BHUB_CONNECTORS__NTS__OPERATION", "checkVat")  # a SOAP key on a REST system
+    with pytest.raises(ConfigError) as caught:
+        load_settings()
+    assert caught.value.problems == ["G2BHUB_CONNECTORS__NTS__OPERATION: connectors.nts.operation: unknown key"]
+
+
+@pytest.mark.parametrize(
+    ("url", "migrate_on_start", "flag", "expected"),
+    [
+        ("sqlite:///./hub.db", None, None, True),
+        ("postgresql://u@h/db", None, None, False),
+        ("postgresql://u@h/db", True, None, True),
+        ("sqlite:///./hub.db", False, None, False),
+        ("sqlite:///./hub.db", True, False, False),
+        ("postgresql://u@h/db", False, True, True),
+    ],
+)
+def test_serve_migrates_as_migrate_on_start_says_unless_the_flag_does(
+    url: str, migrate_on_start: bool | None, flag: bool | None, expected: bool
+) -> None:
+    from hub.cli.runtime import should_migrate
+
+    settings = load_settings(database={"url": url, "migrate_on_start": migrate_on_start})
+    assert should_migrate(settings, flag) is expected

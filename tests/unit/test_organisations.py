@@ -47,3 +47,21 @@ def test_revoking_is_idempotent_and_unknown_keys_raise() -> None:
     assert org.revoke_key(key.id).revoked_at == first
     with pytest.raises(KeyError):
         org.revoke_key("nope")
+
+
+def test_disable_and_enable_are_transitions_reported_once() -> None:
+    org = Organisation.new("Gwangju", OrgKind.AGENCY)
+    assert org.enabled
+    assert org.disable() is True and not org.enabled and org.disabled_at is not None
+    first = org.disabled_at
+    assert org.disable() is False and org.disabled_at == first
+    assert org.enable() is True and org.enabled
+    assert org.enable() is False
+
+
+def test_an_error_shows_a_pasted_keys_id_and_never_its_secret() -> None:
+    from hub.organisations.model import shown_key_id
+
+    assert shown_key_id("g2b_0123abcd0123abcd_TOPSECRETvalue") == "0123abcd0123abcd"
+    assert shown_key_id("0123abcd0123abcd") == "0123abcd0123abcd"
+    assert shown_key_id("x" * 40) == "x" * 16 + "…"
