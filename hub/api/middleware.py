@@ -212,12 +212,12 @@ class BodySizeLimitMiddleware:
 
 # JSON, problem documents and the Atom feed load nothing and must never be framed.
 API_CSP = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
-# The Swagger UI page loads its bundle and stylesheet from jsDelivr, runs one inline bootstrap script,
-# shows FastAPI's favicon and calls the API on this origin ("Try it out"); still never framed.
+# The documentation pages (hub.api.docs_pages) load scripts and stylesheets from this origin only, never
+# from a CDN, and run no inline script; Swagger UI and ReDoc set inline styles (ReDoc searches in a blob:
+# worker); "Try it out" and the OpenAPI document are fetched from this origin; never framed.
 DOCS_CSP = (
-    "default-src 'none'; script-src https://cdn.jsdelivr.net 'unsafe-inline'; "
-    "style-src https://cdn.jsdelivr.net 'unsafe-inline'; img-src 'self' data: https://fastapi.tiangolo.com; "
-    "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
+    "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
+    "worker-src blob:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
 )
 HSTS = "max-age=31536000"
 
