@@ -69,7 +69,8 @@ API_ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     401: _problem("No API key, or a malformed, unknown or revoked one (`WWW-Authenticate: Bearer`)"),
     403: _problem("The API key lacks the scope this operation needs"),
     404: _problem("Not found, or owned by another organisation (the two are indistinguishable)"),
-    422: _problem("Invalid input; `errors` names each field with a JSON pointer"),
+    422: _problem("Invalid input; `errors` names each field with a JSON pointer (malformed JSON: `detail` "
+                  "says the line and column)"),
 }
 
 DESCRIPTION = f"""
