@@ -10,12 +10,16 @@ origin that reads the OpenAPI address from the page, so the pages' policy allows
 from __future__ import annotations
 
 import html
+import importlib.util
+import logging
 
 from fastapi import FastAPI, Request
 from fastapi.staticfiles import StaticFiles
 from starlette.responses import HTMLResponse, Response
 
 __all__ = ["ASSETS_PATH", "DOCS_PATH", "REDOC_PATH", "SWAGGER_INIT_PATH", "install_docs"]
+
+log = logging.getLogger(__name__)
 
 DOCS_PATH = "/docs"
 REDOC_PATH = "/redoc"
@@ -98,5 +102,12 @@ def install_docs(app: FastAPI) -> frozenset[str]:
     def redoc(request: Request) -> HTMLResponse:
         return HTMLResponse(_redoc_page(app.title, root_of(request), openapi_url))
 
-    app.mount(ASSETS_PATH, StaticFiles(packages=[ASSETS_PACKAGE]), name="docs-assets")
+    if importlib.util.find_spec(ASSETS_PACKAGE[0]) is None:
+        # an environment installed before the dependency was added: the API works, the pages stay bare
+        log.warning(
+            "%s is not installed: /docs and /redoc cannot load their assets; reinstall the hub with its dependencies",
+            ASSETS_PACKAGE[0].replace("_", "-"),
+        )
+    else:
+        app.mount(ASSETS_PATH, StaticFiles(packages=[ASSETS_PACKAGE]), name="docs-assets")
     return frozenset({DOCS_PATH, REDOC_PATH})

@@ -190,8 +190,8 @@ def line_and_column(document: str, offset: int) -> tuple[int, int]:
 
 
 def malformed_json_detail(error: Mapping[str, Any], document: Any) -> str:
-    """"the body is not well-formed JSON: Expecting value at line 2, column 9" for FastAPI's
-    ``json_invalid`` error (whose location is a character offset, not a field)."""
+    """The detail for FastAPI's ``json_invalid`` error, whose location is a character offset, not a field:
+    ``the body is not well-formed JSON: Expecting value at line 2, column 9``."""
     loc = tuple(error.get("loc", ()))
     reason = str((error.get("ctx") or {}).get("error") or "invalid JSON")
     if isinstance(document, bytes):

@@ -61,7 +61,9 @@ def test_a_body_not_sent_as_json_is_an_unsupported_media_type(hub: Hub, client: 
         body = problem_of(client.post(f"{API}/orgs", content=as_json, headers=sent), 415)
         assert body["type"].endswith("/unsupported-media-type")
         assert "application/json" in body["detail"] and "errors" not in body
-    suffixed = client.post(f"{API}/orgs", content=as_json, headers={**headers, "Content-Type": "application/merge+json"})
+    suffixed = client.post(
+        f"{API}/orgs", content=as_json, headers={**headers, "Content-Type": "application/merge+json"}
+    )
     assert suffixed.status_code == 201, suffixed.text  # any +json type is JSON
     documented = client.get("/openapi.json").json()["paths"][f"{API}/orgs"]["post"]["responses"]
     assert "415" in documented
@@ -80,12 +82,17 @@ def test_malformed_json_names_line_and_column(hub: Hub, client: TestClient) -> N
 def test_every_bad_field_of_a_notice_in_one_answer(hub: Hub, client: TestClient) -> None:
     headers = key_of(hub, OrgKind.INSTITUTION)
     # a bad title, a CPV code of the wrong shape, a value without currency and dates out of order
-    bad = notice_body(title="", currency=None, classifications=[{"scheme": "CPV", "code": "4523"}],
-                      dates={"published": "2026-03-02T09:00:00+09:00", "opening": "2026-03-01T09:00:00+09:00"})
+    bad = notice_body(
+        title="",
+        currency=None,
+        classifications=[{"scheme": "CPV", "code": "4523"}],
+        dates={"published": "2026-03-02T09:00:00+09:00", "opening": "2026-03-01T09:00:00+09:00"},
+    )
     body = problem_of(client.post(f"{API}/notices", json=bad, headers=headers), 422)
     found = messages(body)
-    assert set(found) == {"#/body/title", "#/body/classifications/0/code", "#/body/currency",
-                          "#/body/dates/opening"}, found
+    assert set(found) == {"#/body/title", "#/body/classifications/0/code", "#/body/currency", "#/body/dates/opening"}, (
+        found
+    )
     assert found["#/body/currency"] == "required when a value is given"
     assert "optionally" in found["#/body/classifications/0/code"]
     assert not any(message.startswith("Value error") for message in found.values())
@@ -99,11 +106,18 @@ def test_every_bad_field_of_a_notice_in_one_answer(hub: Hub, client: TestClient)
 
 def test_every_bad_identifier_of_a_registration_in_one_answer(hub: Hub, client: TestClient) -> None:
     headers = key_of(hub, OrgKind.SUPPLIER)
-    bad = {"identifiers": {"kr_brn": "1157750732", "lei": "not-a-lei", "gb_company_number": "123"},
-           "legal_name": "x" * 301}
+    bad = {
+        "identifiers": {"kr_brn": "1157750732", "lei": "not-a-lei", "gb_company_number": "123"},
+        "legal_name": "x" * 301,
+    }
     found = messages(problem_of(client.post(f"{API}/suppliers", json=bad, headers=headers), 422))
-    assert set(found) == {"#/body/identifiers/kr_brn", "#/body/identifiers/lei",
-                          "#/body/identifiers/gb_company_number", "#/body/legal_name", "#/body/consent"}, found
+    assert set(found) == {
+        "#/body/identifiers/kr_brn",
+        "#/body/identifiers/lei",
+        "#/body/identifiers/gb_company_number",
+        "#/body/legal_name",
+        "#/body/consent",
+    }, found
     assert found["#/body/identifiers/kr_brn"].startswith("not a valid Korean business registration number")
     assert found["#/body/consent"].startswith("explicit consent")
     assert not any(message.startswith("Value error") for message in found.values())
