@@ -19,6 +19,7 @@ from fastapi import APIRouter, FastAPI
 
 from hub.api.admission import AdmissionMiddleware
 from hub.api.deps import TEXT_PARAMETERS, document_problems
+from hub.api.docs_pages import install_docs
 from hub.api.middleware import BodySizeLimitMiddleware, RequestContextMiddleware, SecurityHeadersMiddleware
 from hub.api.probes import GaugeRefresher, default_readiness_checks
 from hub.api.problems import PROBLEM_CONTENT_TYPE, PROBLEM_TYPE_BASE, Problem, install_problem_handlers
@@ -68,7 +69,8 @@ API_ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     401: _problem("No API key, or a malformed, unknown or revoked one (`WWW-Authenticate: Bearer`)"),
     403: _problem("The API key lacks the scope this operation needs"),
     404: _problem("Not found, or owned by another organisation (the two are indistinguishable)"),
-    422: _problem("Invalid input; `errors` names each field with a JSON pointer"),
+    422: _problem("Invalid input; `errors` names each field with a JSON pointer (malformed JSON: `detail` "
+                  "says the line and column)"),
 }
 
 DESCRIPTION = f"""
@@ -119,7 +121,7 @@ def create_app(hub: Hub | None = None, settings: Settings | None = None) -> Fast
         description=DESCRIPTION,
         version=_version(),
         lifespan=lifespan,
-        docs_url="/docs",
+        docs_url=None,  # served by hub.api.docs_pages, without a CDN
         openapi_url="/openapi.json",
         redoc_url=None,
     )
@@ -135,8 +137,7 @@ def create_app(hub: Hub | None = None, settings: Settings | None = None) -> Fast
     app.add_middleware(AdmissionMiddleware, exempt_paths=frozenset(settings.quotas.exempt_paths))
     app.add_middleware(RequestContextMiddleware)
     # Outermost of all: even the last-resort 500 carries the security headers.
-    docs_paths = frozenset(p for p in (app.docs_url, app.swagger_ui_oauth2_redirect_url) if p)
-    app.add_middleware(SecurityHeadersMiddleware, docs_paths=docs_paths)
+    app.add_middleware(SecurityHeadersMiddleware, docs_paths=install_docs(app))
 
     for router in ROOT_ROUTERS:
         app.include_router(router)

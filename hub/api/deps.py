@@ -264,15 +264,16 @@ _EVERY_ROUTE: dict[int | str, dict[str, Any]] = {
     503: problem_doc("The database or the message broker is unavailable; retry after `Retry-After` seconds"),
 }
 WITH_BODY_PROBLEMS: dict[int | str, dict[str, Any]] = {
-    400: problem_doc("The body is not well-formed JSON (or nested deeper than any parser allows)"),
+    400: problem_doc("The body cannot be parsed (JSON nested deeper than any parser allows)"),
     413: problem_doc("The body is larger than `api.max_body_bytes`"),
+    415: problem_doc("The body is not sent as JSON (`Content-Type: application/json`)"),
 }
 _WRITES = frozenset({"POST", "PUT", "PATCH"})
 
 
 def document_problems(router: APIRouter) -> APIRouter:
     """Adds the problem responses every route can give (503) and those of a route that reads a body
-    (400, 413) to the OpenAPI of ``router``'s routes, keeping what a route documents itself. Runs before
+    (400, 413, 415) to the OpenAPI of ``router``'s routes, keeping what a route documents itself. Runs before
     the router is mounted (mounting copies the routes); running it twice changes nothing."""
     for route in router.routes:
         included = getattr(route, "original_router", None)  # a router included into this one

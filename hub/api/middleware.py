@@ -11,7 +11,6 @@ import logging
 import re
 import time
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 from starlette.datastructures import Headers, MutableHeaders
@@ -19,6 +18,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from hub.api.problems import problem_response
+from hub.api.route_table import iter_templates
 from hub.spine.observability.logging import request_id_var
 from hub.spine.observability.metrics import HTTP_LATENCY
 
@@ -46,18 +46,6 @@ def sane_request_id(candidate: str | None) -> str | None:
     return None
 
 
-def _iter_templates(app: Any) -> Iterator[tuple[Any, str]]:
-    """(route object as the router hands it to ``scope["route"]``, its full path template)."""
-    try:  # newer FastAPI keeps included routes unprefixed and resolves prefixes per request
-        from fastapi.routing import iter_route_contexts
-    except ImportError:  # older FastAPI copies each included route with its full path
-        for route in getattr(app, "routes", []):
-            yield route, str(getattr(route, "path_format", ""))
-        return
-    for context in iter_route_contexts(getattr(app, "routes", [])):
-        yield context.original_route, str(context.path_format or "")
-
-
 class RouteTemplates:
     """Maps the matched route to its full template (``/api/v1/orgs/{org_id}``, prefix included), not
     the raw path: metric labels must stay few. Rebuilt when a route it has not seen turns up (routers
@@ -72,7 +60,7 @@ class RouteTemplates:
             return UNMATCHED_ROUTE
         known = self._templates.get(id(route))
         if known is None or known[0] is not route:
-            self._templates = {id(r): (r, t) for r, t in _iter_templates(scope.get("app")) if t}
+            self._templates = {id(r): (r, t) for r, t in iter_templates(scope.get("app")) if t}
             known = self._templates.get(id(route))
         if known is None or known[0] is not route:
             fallback = getattr(route, "path_format", None) or getattr(route, "path", None)
@@ -212,12 +200,12 @@ class BodySizeLimitMiddleware:
 
 # JSON, problem documents and the Atom feed load nothing and must never be framed.
 API_CSP = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
-# The Swagger UI page loads its bundle and stylesheet from jsDelivr, runs one inline bootstrap script,
-# shows FastAPI's favicon and calls the API on this origin ("Try it out"); still never framed.
+# The documentation pages (hub.api.docs_pages) load scripts and stylesheets from this origin only, never
+# from a CDN, and run no inline script; Swagger UI and ReDoc set inline styles (ReDoc searches in a blob:
+# worker); "Try it out" and the OpenAPI document are fetched from this origin; never framed.
 DOCS_CSP = (
-    "default-src 'none'; script-src https://cdn.jsdelivr.net 'unsafe-inline'; "
-    "style-src https://cdn.jsdelivr.net 'unsafe-inline'; img-src 'self' data: https://fastapi.tiangolo.com; "
-    "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
+    "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
+    "worker-src blob:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
 )
 HSTS = "max-age=31536000"
 

@@ -21,6 +21,7 @@ from sqlalchemy import exc as sa_exc
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse, Response
 
+from hub.api.route_table import allowed_methods
 from hub.spine.brokers.base import BrokerUnavailable, InfrastructureUnavailable
 from hub.spine.errors import Conflict, NotFound, Rejected, RejectedFields, ServiceError, TooLarge, Unacceptable
 from hub.spine.faults import is_infrastructure_failure, is_read_only
@@ -37,10 +38,13 @@ __all__ = [
     "field_errors_from_validation",
     "install_problem_handlers",
     "json_pointer",
+    "line_and_column",
+    "malformed_json_detail",
     "problem_response",
     "problem_type",
     "service_error_slug",
     "unavailable_detail",
+    "validation_message",
 ]
 
 log = logging.getLogger(__name__)
@@ -155,6 +159,17 @@ def json_pointer(location: Sequence[str | int]) -> str:
     return "#/" + "/".join(escaped)
 
 
+# What pydantic puts before the message of a ValueError or an assertion raised by a validator.
+_PYDANTIC_PREFIXES = ("Value error, ", "Assertion failed, ")
+
+
+def validation_message(message: str) -> str:
+    """A validator's own message, without the prefix pydantic adds (``Value error, ``)."""
+    for prefix in _PYDANTIC_PREFIXES:
+        message = message.removeprefix(prefix)
+    return message
+
+
 def field_errors_from_validation(errors: Iterable[Mapping[str, Any]]) -> list[FieldError]:
     """FastAPI/pydantic error dicts → field errors. The offending input is never echoed back
     (it may be a secret); only where it is and what is wrong with it."""
@@ -162,8 +177,29 @@ def field_errors_from_validation(errors: Iterable[Mapping[str, Any]]) -> list[Fi
     for err in errors:
         loc = tuple(err.get("loc", ()))
         field = ".".join(str(p) for p in loc[1:]) if len(loc) > 1 else ".".join(str(p) for p in loc)
-        out.append(FieldError(pointer=json_pointer(loc), field=field, message=str(err.get("msg", "invalid"))))
+        message = validation_message(str(err.get("msg", "invalid")))
+        out.append(FieldError(pointer=json_pointer(loc), field=field, message=message))
     return out
+
+
+def line_and_column(document: str, offset: int) -> tuple[int, int]:
+    """1-based line and column of the character at ``offset`` in ``document``."""
+    before = document[: max(offset, 0)]
+    line = before.count("\n") + 1
+    return line, offset - (before.rfind("\n") + 1) + 1
+
+
+def malformed_json_detail(error: Mapping[str, Any], document: Any) -> str:
+    """The detail for FastAPI's ``json_invalid`` error, whose location is a character offset, not a field:
+    ``the body is not well-formed JSON: Expecting value at line 2, column 9``."""
+    loc = tuple(error.get("loc", ()))
+    reason = str((error.get("ctx") or {}).get("error") or "invalid JSON")
+    if isinstance(document, bytes):
+        document = document.decode("utf-8", "replace")
+    if len(loc) == 2 and isinstance(loc[1], int) and isinstance(document, str):
+        line, column = line_and_column(document, loc[1])
+        return f"the body is not well-formed JSON: {reason} at line {line}, column {column}"
+    return f"the body is not well-formed JSON: {reason}"
 
 
 def problem_response(
@@ -220,9 +256,27 @@ async def _on_service_error(request: Request, exc: Exception) -> Response:
                    detail=str(exc), errors=errors, extensions=extensions if isinstance(extensions, Mapping) else None)
 
 
+def _is_json(content_type: str | None) -> bool:
+    media_type = (content_type or "").split(";", 1)[0].strip().lower()
+    return media_type == "application/json" or (media_type.startswith("application/") and media_type.endswith("+json"))
+
+
 async def _on_validation_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
-    errors = field_errors_from_validation(exc.errors())
+    raw = exc.errors()
+    malformed = next((e for e in raw if e.get("type") == "json_invalid"), None)
+    if malformed is not None:
+        detail = malformed_json_detail(malformed, exc.body)
+        return _answer(request, 422, detail=detail,
+                       errors=[FieldError(pointer=json_pointer(("body",)), field="body", message=detail)])
+    about_body = any(tuple(e.get("loc", ()))[:1] == ("body",) for e in raw)
+    if about_body and isinstance(exc.body, bytes) and not _is_json(request.headers.get("content-type")):
+        # FastAPI hands a JSON route the raw bytes when the content type is not JSON
+        given = request.headers.get("content-type")
+        return _answer(request, 415,
+                       detail=f"the body must be JSON (Content-Type: application/json), not {given}" if given
+                       else "the body must be JSON: send Content-Type: application/json")
+    errors = field_errors_from_validation(raw)
     names = ", ".join(e.field for e in errors)
     return _answer(request, 422, detail=f"invalid input: {names}" if names else "invalid input", errors=errors)
 
@@ -230,7 +284,14 @@ async def _on_validation_error(request: Request, exc: Exception) -> Response:
 async def _on_http_exception(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
     detail = exc.detail if isinstance(exc.detail, str) else None
-    return _answer(request, exc.status_code, detail=detail, headers=exc.headers)
+    headers = dict(exc.headers or {})
+    if exc.status_code == 405:
+        # The router names only the methods of the first route matching the path; list every route's.
+        allowed = allowed_methods(request.app, request.url.path) or [
+            m.strip() for m in headers.get("Allow", "").split(",") if m.strip()]
+        headers["Allow"] = ", ".join(allowed)
+        detail = f"{request.method} is not allowed here; allowed: {', '.join(allowed)}"
+    return _answer(request, exc.status_code, detail=detail, headers=headers)
 
 
 RETRY_AFTER_S = 5

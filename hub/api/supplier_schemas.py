@@ -6,9 +6,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import Field
+from pydantic import Field, ValidationInfo, field_validator
 
 from hub.api.schemas import Input, Out, Text
+from hub.suppliers.commands import CONSENT_REQUIRED
+from hub.suppliers.identifiers import IdentifierError, normalise_identifier
 
 __all__ = [
     "ControlStateOut",
@@ -24,19 +26,40 @@ __all__ = [
 
 
 class IdentifiersIn(Input):
+    """Each identifier is checked (format and checksum) with the other fields, so one answer names every
+    bad identifier together with any other bad field."""
+
     kr_brn: Text | None = Field(None, max_length=20, description="Korean business registration number")
     eu_vat: Text | None = Field(None, max_length=20, description="EU VAT number with country prefix (VIES)")
     lei: Text | None = Field(None, max_length=30, description="Legal Entity Identifier")
     gb_company_number: Text | None = Field(None, max_length=12, description="UK Companies House number")
     iaf_ce_id: Text | None = Field(None, max_length=64, description="IAF CertSearch certified-entity id")
 
+    @field_validator("*")
+    @classmethod
+    def _well_formed(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is not None and info.field_name is not None:
+            try:
+                normalise_identifier(info.field_name, value)
+            except IdentifierError as exc:
+                raise ValueError(str(exc)) from None
+        return value
+
 
 class RegisterSupplierIn(Input):
     identifiers: IdentifiersIn
     legal_name: Text | None = Field(None, max_length=300)
     consent: bool | None = Field(
-        None, description="Must be true: the supplier allows the hub to fetch its credentials at the sources"
+        None, validate_default=True,
+        description="Must be true: the supplier allows the hub to fetch its credentials at the sources",
     )
+
+    @field_validator("consent")
+    @classmethod
+    def _given(cls, consent: bool | None) -> bool | None:
+        if consent is not True:
+            raise ValueError(CONSENT_REQUIRED)
+        return consent
 
 
 class RetryFetchIn(Input):

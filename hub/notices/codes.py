@@ -57,7 +57,7 @@ _CURRENCY = re.compile(r"^[A-Z]{3}$")
 def check_classification_code(scheme: ClassificationScheme, code: str) -> str | None:
     """Return a problem message, or None when ``code`` is a well-formed code of ``scheme``."""
     if scheme is ClassificationScheme.CPV and not _CPV.match(code):
-        return "a CPV code is 8 digits and a check digit, e.g. 45000000-7"
+        return "a CPV code is 8 digits, optionally followed by a hyphen and its check digit, e.g. 45000000-7"
     if scheme is ClassificationScheme.UNSPSC and not _UNSPSC.match(code):
         return "a UNSPSC code is 8 digits, e.g. 72141100"
     if scheme is ClassificationScheme.PPS_GOODS and not _PPS_GOODS.match(code):

@@ -18,7 +18,18 @@ from enum import StrEnum
 from typing import Annotated, Any
 from urllib.parse import urlsplit
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, WithJsonSchema, field_validator
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ModelWrapValidatorHandler,
+    ValidationError,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from hub.eligibility.language import RequirementError, parse_requirements
 from hub.notices.codes import (
@@ -240,17 +251,33 @@ class NoticeContent(_Strict):
         return code
 
 
+    @model_validator(mode="wrap")
+    @classmethod
+    def _every_problem_at_once(cls, data: Any, handler: ModelWrapValidatorHandler[NoticeContent]) -> NoticeContent:
+        """When fields fail, the cross-field rules (a value without currency, the order of dates, the
+        eligibility requirements, …) still run over the fields that passed, and their problems join the
+        field errors: a client fixes everything in one round instead of meeting the rules in stages."""
+        try:
+            return handler(data)
+        except ValidationError as error:
+            beside = _problems_beside(data, error)
+            if not beside:
+                raise
+            details = [InitErrorDetails(type=PydanticCustomError(str(item["type"]), str(item["msg"])),
+                                        loc=tuple(item["loc"]), input=item["input"])
+                       for item in error.errors(include_url=False)]
+            details += [InitErrorDetails(type=PydanticCustomError("value_error", message),
+                                         loc=tuple(_location(path)), input=None)
+                        for path, message in beside]
+            raise ValidationError.from_exception_data(error.title, details) from None
+
     @classmethod
     def parse(cls, data: Mapping[str, Any], prefix: str = "") -> NoticeContent:
         """Validate ``data`` fully; raise ``NoticeValidationError`` listing every bad field."""
         try:
             content = cls.model_validate(data)
         except ValidationError as error:
-            # Report the requirements' problems too, though the rest of the content did not validate.
-            pydantic_problems = NoticeValidationError.from_pydantic(error).problems
-            eligibility = data.get("eligibility")
-            requirement_problems = [] if depth_problem(eligibility) else _requirement_problems(eligibility)
-            raise NoticeValidationError([*pydantic_problems, *requirement_problems]).prefixed(prefix) from None
+            raise NoticeValidationError.from_pydantic(error).prefixed(prefix) from None
         problems = content.cross_field_problems()
         if problems:
             raise NoticeValidationError(problems).prefixed(prefix)
@@ -271,6 +298,34 @@ class NoticeContent(_Strict):
                 problems.append((f"lots.{index}.id", f"duplicate lot id {lot.id!r}"))
             seen.add(lot.id)
         return problems
+
+
+# Valid values for required fields that failed, so the other fields' cross-field rules can still run;
+# what the rules then say about a stand-in is dropped.
+_STAND_INS: dict[str, Any] = {"title": "-", "category": Category.GOODS.value,
+                              "dates": {"published": "2000-01-01T00:00:00Z"}}
+
+
+def _problems_beside(data: Any, error: ValidationError) -> list[FieldProblem]:
+    """The cross-field problems of the fields of ``data`` that passed, ``error`` having failed others."""
+    if not isinstance(data, Mapping):
+        return []
+    failed = {str(item["loc"][0]) for item in error.errors(include_url=False) if item["loc"]}
+    if not failed or failed - set(NoticeContent.model_fields):
+        return []  # unknown fields, or the input as a whole: nothing to check beside them
+    passed = {name: value for name, value in data.items() if name not in failed}
+    try:
+        content = NoticeContent.model_validate({**{name: _STAND_INS[name] for name in failed & _STAND_INS.keys()},
+                                                **passed})
+    except ValidationError:
+        return []
+    return [(path, message) for path, message in content.cross_field_problems()
+            if path.split(".", 1)[0] not in failed]
+
+
+def _location(path: str) -> list[str | int]:
+    """``"lots.1.id"`` → ``["lots", 1, "id"]``, as pydantic locates items of a list."""
+    return [int(part) if part.isdigit() else part for part in path.split(".")]
 
 
 def _requirement_problems(eligibility: object) -> list[FieldProblem]:

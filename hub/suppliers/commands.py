@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict
 from hub.spine.messages import Command
 
 __all__ = [
+    "CONSENT_REQUIRED",
     "ApproveControlManually",
     "ClaimCredentialFetches",
     "ExpireCredentials",
@@ -39,6 +40,9 @@ OutcomeKind = Literal["ok", "transient", "circuit_open", "deadline", "not_found"
 
 class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+CONSENT_REQUIRED = "explicit consent to fetch credentials from the issuing systems is required"
 
 
 class RegisterSupplier(Command):

@@ -17,7 +17,7 @@ from hub.spine.errors import Conflict, NotFound, Rejected
 from hub.spine.messages import Command, Event
 from hub.suppliers import commands, control_handlers, events
 from hub.suppliers.config import SupplierSettings
-from hub.suppliers.identifiers import validate_identifiers
+from hub.suppliers.identifiers import identifier_problems, rejection
 from hub.suppliers.model import (
     EXPIRED,
     CredentialFetch,
@@ -46,9 +46,11 @@ class Registration:
 def register_supplier(
     cmd: commands.RegisterSupplier, uow: SuppliersUnitOfWork, supplier_settings: SupplierSettings
 ) -> Registration:
+    identifiers, problems = identifier_problems(cmd.identifiers)
     if not cmd.consent:
-        raise Rejected("consent", "explicit consent to fetch credentials from the issuing systems is required")
-    identifiers = validate_identifiers(cmd.identifiers)
+        problems.insert(0, ("consent", commands.CONSENT_REQUIRED))
+    if problems:
+        raise rejection(problems)
     repo = uow.suppliers
     key = identity_key(identifiers)
     existing = repo.find_by_identity(cmd.org_id, key)

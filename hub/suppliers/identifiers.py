@@ -15,14 +15,16 @@ from stdnum.eu import vat as eu_vat
 from stdnum.exceptions import ValidationError as StdnumError
 from stdnum.kr import brn as kr_brn
 
-from hub.spine.errors import Rejected
+from hub.spine.errors import Rejected, RejectedFields
 
 __all__ = [
     "SCHEMES",
     "IdentifierError",
     "brn_check_digit",
+    "identifier_problems",
     "is_valid_brn",
     "normalise_identifier",
+    "rejection",
     "validate_identifiers",
 ]
 
@@ -106,18 +108,37 @@ def normalise_identifier(scheme: str, value: str) -> str:
     return SCHEMES[scheme](value.strip())
 
 
-def validate_identifiers(identifiers: Mapping[str, str | None]) -> dict[str, str]:
-    """Normalise every given identifier; Rejected naming ``identifiers.<scheme>`` on the first bad one."""
+def identifier_problems(identifiers: Mapping[str, str | None]) -> tuple[dict[str, str], list[tuple[str, str]]]:
+    """The given identifiers normalised, and a (``identifiers.<scheme>``, message) problem for each bad
+    one: every bad identifier is named at once, not only the first."""
     clean: dict[str, str] = {}
+    problems: list[tuple[str, str]] = []
     for scheme, value in identifiers.items():
         if value is None:
             continue
         if scheme not in SCHEMES:
-            raise Rejected(f"identifiers.{scheme}", "unknown identifier scheme")
+            problems.append((f"identifiers.{scheme}", "unknown identifier scheme"))
+            continue
         try:
             clean[scheme] = normalise_identifier(scheme, value)
         except IdentifierError as exc:
-            raise Rejected(f"identifiers.{scheme}", str(exc)) from exc
-    if not clean:
-        raise Rejected("identifiers", f"give at least one of {', '.join(SCHEMES)}")
+            problems.append((f"identifiers.{scheme}", str(exc)))
+    if not clean and not problems:
+        problems.append(("identifiers", f"give at least one of {', '.join(SCHEMES)}"))
+    return clean, problems
+
+
+def rejection(problems: list[tuple[str, str]]) -> Rejected | RejectedFields:
+    """One problem: Rejected naming its field; several: RejectedFields naming each."""
+    if len(problems) == 1:
+        return Rejected(*problems[0])
+    return RejectedFields(problems)
+
+
+def validate_identifiers(identifiers: Mapping[str, str | None]) -> dict[str, str]:
+    """Normalise every given identifier; Rejected naming ``identifiers.<scheme>`` for a bad one,
+    RejectedFields naming each when several are bad."""
+    clean, problems = identifier_problems(identifiers)
+    if problems:
+        raise rejection(problems)
     return clean

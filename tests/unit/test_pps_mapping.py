@@ -243,7 +243,8 @@ def test_problems_name_the_pps_source_fields() -> None:
 def test_content_rule_violations_are_reported_against_source_fields() -> None:
     with pytest.raises(NoticeValidationError) as caught:
         map_pps_item(cnstwk_item(opengDt="2025-03-13 11:00:00", bidNtceNm=""), CNSTWK)
-    assert {path for path, _ in caught.value.problems} == {"bidNtceNm"}  # field errors come first
+    # a field error and a cross-field rule (opening before the deadline) in one report
+    assert {path for path, _ in caught.value.problems} == {"bidNtceNm", "opengDt"}
     with pytest.raises(NoticeValidationError) as caught:
         map_pps_item(cnstwk_item(opengDt="2025-03-13 11:00:00"), CNSTWK)
     assert [path for path, _ in caught.value.problems] == ["opengDt"]

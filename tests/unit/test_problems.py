@@ -14,6 +14,8 @@ from hub.api.problems import (
     PROBLEM_CONTENT_TYPE,
     field_errors_from_validation,
     json_pointer,
+    line_and_column,
+    malformed_json_detail,
     problem_response,
     service_error_slug,
 )
@@ -41,6 +43,29 @@ def test_validation_errors_become_field_errors_without_the_input() -> None:
         ("#/body", "body"),
     ]
     assert "s3cr3t" not in json.dumps([e.model_dump() for e in errors])
+
+
+def test_validation_messages_lose_pydantics_prefix() -> None:
+    errors = field_errors_from_validation([
+        {"loc": ("body", "currency"), "msg": "Value error, expected an ISO 4217 currency code such as KRW"},
+        {"loc": ("body", "lots", 0), "msg": "Assertion failed, lot ids differ"},
+        {"loc": ("body", "title"), "msg": "String should have at least 1 character"},
+    ])
+    assert [e.message for e in errors] == ["expected an ISO 4217 currency code such as KRW", "lot ids differ",
+                                           "String should have at least 1 character"]
+
+
+def test_malformed_json_is_located_by_line_and_column() -> None:
+    document = '{\n  "name": "x",\n  "kind": agency\n}'
+    offset = document.index("agency")
+    assert line_and_column(document, offset) == (3, 11)
+    assert line_and_column("[1,]", 3) == (1, 4)
+    error = {"type": "json_invalid", "loc": ("body", offset), "msg": "JSON decode error",
+             "ctx": {"error": "Expecting value"}}
+    assert malformed_json_detail(error, document) == (
+        "the body is not well-formed JSON: Expecting value at line 3, column 11")
+    assert malformed_json_detail(error, document.encode()).endswith("line 3, column 11")
+    assert malformed_json_detail({"loc": ("body",)}, None) == "the body is not well-formed JSON: invalid JSON"
 
 
 class UpstreamUnavailable(ServiceError):

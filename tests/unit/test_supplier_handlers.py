@@ -12,7 +12,7 @@ import pytest
 from hub.organisations.model import Organisation, OrgKind
 from hub.registry import COMMAND_HANDLERS
 from hub.spine.bus import MessageBus
-from hub.spine.errors import Conflict, NotFound, Rejected
+from hub.spine.errors import Conflict, NotFound, Rejected, RejectedFields
 from hub.suppliers.commands import (
     ClaimCredentialFetches,
     ExpireCredentials,
@@ -142,6 +142,11 @@ def test_register_refuses_without_consent_or_with_a_bad_identifier(bus: MessageB
     with pytest.raises(Rejected) as info:
         register(bus, owner, kr_brn="1157750732")  # wrong check digit
     assert info.value.field == "identifiers.kr_brn"
+    with pytest.raises(RejectedFields) as every:  # every problem at once, not the first one
+        bus.handle(RegisterSupplier(org_id=owner, identifiers={"kr_brn": "1157750732", "lei": "x", "eu_vat": "DE1"},
+                                    consent=False, claim_token="t"))
+    assert [field for field, _ in every.value.problems] == [
+        "consent", "identifiers.kr_brn", "identifiers.lei", "identifiers.eu_vat"]
     assert uow.suppliers.suppliers == {} and uow.outbox == [] and uow.committed == 0
 
 
