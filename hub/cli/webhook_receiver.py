@@ -65,7 +65,7 @@ class WebhookReceiver:
             server_version = "g2bhub-receiver"
             sys_version = ""
 
-            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base class's name
+            def log_message(self, format: str, *args: Any) -> None:
                 pass  # one line per delivery is printed by the receiver itself
 
             def do_POST(self) -> None:
@@ -95,8 +95,9 @@ class WebhookReceiver:
 
     @property
     def url(self) -> str:
-        host, port = self.server.server_address[:2]
-        shown = f"[{host}]" if ":" in str(host) else str(host)
+        address = self.server.server_address
+        host, port = str(address[0]), int(address[1])
+        shown = f"[{host}]" if ":" in host else host
         return f"http://{shown}:{port}/"
 
     def receive(self, body: bytes, headers: dict[str, str]) -> int:

@@ -2,9 +2,9 @@
 
 Checked when a subscription is saved AND before every send: DNS can change between the two, so a
 name that resolved to a public address at subscribe time may point at 127.0.0.1 later. Any
-resolved address that is not globally routable (:func:`refusal_reason`) refuses the target, unless configuration allows loopback targets (the
-one-machine demo, whose receiver runs on the same machine) or every private target (the sandbox and
-tests). Redirects are never followed by the sender.
+resolved address that is not globally routable (:func:`refusal_reason`) refuses the target, unless
+configuration allows loopback targets (the one-machine demo, whose receiver runs on the same machine)
+or every private target (the sandbox and tests). Redirects are never followed by the sender.
 The sender then connects to the very address it checked (:func:`pin`), so a DNS answer that changes
 between check and connect (rebinding) cannot redirect the request; TLS still verifies the name.
 

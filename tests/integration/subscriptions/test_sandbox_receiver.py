@@ -100,7 +100,8 @@ def test_the_same_delivery_twice_is_answered_2xx_and_marked_as_a_repeat(
     receiver, printed = start_receiver(secret)
     body = b'{"type":"notice.amended","data":{"notice_id":"N-2","version":3}}'
     headers = webhook_headers([secret], "dlv_9", int(time.time()), body)
-    assert [httpx.post(receiver.url, content=body, headers=headers, timeout=5).status_code for _ in range(2)] == [204, 204]
+    answers = [httpx.post(receiver.url, content=body, headers=headers, timeout=5).status_code for _ in range(2)]
+    assert answers == [204, 204]
     assert printed.starting("verified") == ["verified  notice.amended  notice N-2  v3  webhook-id dlv_9",
                                             "verified  notice.amended  notice N-2  v3  webhook-id dlv_9  (repeat)"]
 
