@@ -3,6 +3,8 @@ nothing else that is not global; off, the default, refuses them as before."""
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 
 from hub.cli.demo_recipe import WebhookRecipe
@@ -41,3 +43,17 @@ def test_off_by_default_and_on_in_the_demo(tmp_path) -> None:  # type: ignore[no
     demo = WebhookRecipe([]).configure(Settings(), tmp_path)
     assert demo.syndication.allow_loopback_targets is True
     assert demo.syndication.allow_private_targets is False
+
+
+def test_the_hub_warns_at_start_when_loopback_targets_are_allowed(caplog: pytest.LogCaptureFixture) -> None:
+    from hub.bootstrap import check_configuration
+
+    sqlite = {"database": {"url": "sqlite:///unused.db"}}
+    with caplog.at_level(logging.WARNING, logger="hub.bootstrap"):
+        check_configuration(Settings(**sqlite), sources=False)
+    assert "allow_loopback_targets" not in caplog.text
+    with caplog.at_level(logging.WARNING, logger="hub.bootstrap"):
+        check_configuration(Settings(**sqlite, syndication={"allow_loopback_targets": True}), sources=False)
+    warned = [r for r in caplog.records if "allow_loopback_targets" in r.getMessage()]
+    assert [r.levelno for r in warned] == [logging.WARNING]
+    assert "never a deployment" in warned[0].getMessage()
