@@ -162,6 +162,11 @@ def check_configuration(settings: Settings, *, sources: bool = True) -> None:
         logging.getLogger(__name__).warning(
             "webhook signing secrets are stored unencrypted: set syndication.secret_keys "
             "(G2BHUB_SYNDICATION__SECRET_KEYS='[\"<fernet key>\"]')")
+    if settings.syndication.allow_private_targets or settings.syndication.allow_loopback_targets:
+        which = "private" if settings.syndication.allow_private_targets else "loopback"
+        logging.getLogger(__name__).warning(
+            "webhook targets on %s addresses are allowed (syndication.allow_%s_targets): "
+            "for the demo, the sandbox and tests only, never a deployment", which, which)
 
 
 def control_schemes(settings: Settings) -> ControlSchemes:
@@ -237,7 +242,8 @@ def bootstrap(
         [name for name, system in settings.connectors.items() if system.enabled])
     subscriptions = SubscriptionService(
         uow_factory=lambda: HubUnitOfWork(session_factory), queues=subscriber_queues(settings),
-        resolve=resolve_host, allow_private_targets=settings.syndication.allow_private_targets)
+        resolve=resolve_host, allow_private_targets=settings.syndication.allow_private_targets,
+        allow_loopback_targets=settings.syndication.allow_loopback_targets)
     bus = MessageBus(
         uow_factory=lambda: HubUnitOfWork(session_factory),
         command_handlers=command_handlers if command_handlers is not None else COMMAND_HANDLERS,

@@ -12,6 +12,7 @@ import typer
 
 from hub.cli._common import config_errors, configure_logging_for, load_settings
 from hub.cli.demo_components import DEMO_COMPONENTS, DemoComponent, DemoContext
+from hub.cli.demo_recipe import WebhookRecipe
 from hub.cli.runtime import serve_app
 from hub.config import Settings
 
@@ -64,6 +65,7 @@ def demo(
     data_dir.mkdir(parents=True, exist_ok=True)
     settings = demo_settings(load_settings(configure=False), data_dir, host, port)
     components: list[DemoComponent] = [make() for make in DEMO_COMPONENTS]
+    components.append(WebhookRecipe(components))  # loopback webhook targets, and the banner's recipe
     try:
         for component in components:
             settings = component.configure(settings, data_dir)

@@ -9,10 +9,9 @@ from importlib.metadata import PackageNotFoundError, version
 
 import typer
 
-from hub.cli import config_cmd, db, dlq, identifiers, orgs, pps, suppliers
+from hub.cli import config_cmd, db, dlq, identifiers, orgs, pps, sandbox, suppliers
 from hub.cli.demo import demo
 from hub.cli.runtime import serve, worker
-from hub.cli.sandbox import sandbox
 
 __all__ = ["app", "hub_version"]
 
@@ -51,7 +50,7 @@ def main(
 app.command(help="Run the HTTP API (with the in-process broker, also the embedded worker).")(serve)
 app.command(help="Run the outbox relay and the consumer groups until SIGINT/SIGTERM.")(worker)
 app.command(help="Run the whole hub on this machine (SQLite + in-process broker) with demo data.")(demo)
-app.command(help="Run the sandbox twins of the tax, registry and certification systems.")(sandbox)
+app.add_typer(sandbox.app, name="sandbox")
 app.add_typer(db.app, name="db")
 app.add_typer(orgs.app, name="orgs")
 app.add_typer(dlq.app, name="dlq")

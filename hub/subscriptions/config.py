@@ -43,6 +43,9 @@ class SyndicationSettings(BaseModel):
     max_reply_bytes: int = Field(4096, ge=0, le=1024 * 1024)
     max_payload_bytes: int = Field(256 * 1024, ge=1024)
     allow_private_targets: bool = False  # loopback/private webhook targets: sandbox and tests only
+    # Loopback webhook targets only (127.0.0.0/8, ::1): the one-machine demo sets it so a receiver on the
+    # same machine can be tried; a deployment never needs it (the hub warns at start when it is on).
+    allow_loopback_targets: bool = False
     secret_overlap_s: float = Field(86400.0, ge=0)  # old secret keeps signing this long after rotation
     dispatch_interval_s: float = Field(0.5, gt=0)
     dispatch_batch: int = Field(200, ge=1, le=10_000)

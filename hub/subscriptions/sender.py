@@ -167,7 +167,8 @@ def _read_capped(response: httpx.Response, cap: int, deadline: float) -> bytes:
 def send_webhook(client: httpx.Client, settings: SyndicationSettings, resolve: Resolver, url: str,
                  secrets: list[str], msg_id: str, body: bytes) -> Attempt:
     try:
-        addresses = check_target(url, resolve, allow_private=settings.allow_private_targets)
+        addresses = check_target(url, resolve, allow_private=settings.allow_private_targets,
+                                 allow_loopback=settings.allow_loopback_targets)
     except UnsafeTarget as exc:
         return Attempt(ok=False, error=f"refused target: {exc}")
     if not secrets:

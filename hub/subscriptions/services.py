@@ -63,10 +63,12 @@ class SubscriptionService:
     queues: SubscriberQueues
     resolve: Resolver
     allow_private_targets: bool = False
+    allow_loopback_targets: bool = False
 
     def check_url(self, url: str) -> None:
         try:
-            check_target(url, self.resolve, allow_private=self.allow_private_targets)
+            check_target(url, self.resolve, allow_private=self.allow_private_targets,
+                         allow_loopback=self.allow_loopback_targets)
         except UnsafeTarget as exc:
             raise Rejected("channel.url", str(exc)) from exc
 

@@ -2,8 +2,9 @@
 
 Checked when a subscription is saved AND before every send: DNS can change between the two, so a
 name that resolved to a public address at subscribe time may point at 127.0.0.1 later. Any
-resolved address that is not globally routable (:func:`refusal_reason`) refuses the target (unless configuration allows
-private targets, as the sandbox and tests need). Redirects are never followed by the sender.
+resolved address that is not globally routable (:func:`refusal_reason`) refuses the target, unless
+configuration allows loopback targets (the one-machine demo, whose receiver runs on the same machine)
+or every private target (the sandbox and tests). Redirects are never followed by the sender.
 The sender then connects to the very address it checked (:func:`pin`), so a DNS answer that changes
 between check and connect (rebinding) cannot redirect the request; TLS still verifies the name.
 
@@ -129,6 +130,14 @@ def refusal_reason(address: str) -> str | None:
     return _classify(ipaddress.ip_address(address.split("%", 1)[0]))
 
 
+def _is_loopback(address: str) -> bool:
+    """127.0.0.0/8, ::1, or an IPv4-mapped loopback address (``::ffff:127.0.0.1``)."""
+    parsed = ipaddress.ip_address(address.split("%", 1)[0])
+    if isinstance(parsed, ipaddress.IPv6Address) and parsed.ipv4_mapped is not None:
+        return parsed.ipv4_mapped.is_loopback
+    return parsed.is_loopback
+
+
 def resolve_host(host: str, port: int) -> list[str]:
     """The system resolver (``getaddrinfo``): blocking, so never call it inside a transaction."""
     try:
@@ -138,9 +147,10 @@ def resolve_host(host: str, port: int) -> list[str]:
     return sorted({str(info[4][0]) for info in infos})
 
 
-def check_target(url: str, resolve: Resolver, allow_private: bool = False) -> list[str]:
+def check_target(url: str, resolve: Resolver, allow_private: bool = False, allow_loopback: bool = False) -> list[str]:
     """Raise :class:`UnsafeTarget` unless every address the host resolves to is acceptable;
-    returns the addresses (the sender connects to the first)."""
+    returns the addresses (the sender connects to the first). ``allow_loopback`` accepts loopback
+    addresses (127.0.0.0/8, ::1) besides global ones; ``allow_private`` accepts every address."""
     host, port = check_url_syntax(url)
     addresses = resolve(host, port)
     if not addresses:
@@ -149,6 +159,6 @@ def check_target(url: str, resolve: Resolver, allow_private: bool = False) -> li
         return addresses
     # Neither the address nor the kind of address is told: a caller must not learn what an internal
     # name resolves to from the refusal (the hub would become a DNS lookup tool for the inside).
-    if any(refusal_reason(raw) is not None for raw in addresses):
+    if any(refusal_reason(raw) is not None and not (allow_loopback and _is_loopback(raw)) for raw in addresses):
         raise UnsafeTarget(f"host {host!r} resolves to a private or reserved address; not an allowed target")
     return addresses
