@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import typer
 
-from hub.cli._common import fail, load_settings, quiet
+from hub.cli._common import fail, load_settings, quiet, require_database_file
 
 app = typer.Typer(help="Database schema (Alembic migrations).", no_args_is_help=True)
 
@@ -29,7 +29,7 @@ def upgrade(revision: str = typer.Argument("head", help="Target revision.")) -> 
     from hub.spine.migrations import current
     from hub.spine.migrations import upgrade as run_upgrade
 
-    settings = load_settings()
+    settings = load_settings(find_demo=False)
     engine = make_engine(settings.database)
     try:
         try:
@@ -51,6 +51,7 @@ def show_current() -> None:
     from hub.spine.migrations import current
 
     settings = load_settings()
+    require_database_file(settings)
     engine = make_engine(settings.database)
     try:
         try:
