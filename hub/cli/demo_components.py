@@ -102,6 +102,7 @@ class DemoOrganisations(DemoComponent):
             with ctx.hub.uow() as uow:
                 existing = next((o for o in uow.organisations.list(kind) if o.name == name), None)
                 demo_keys = [k for k in existing.api_keys if k.active and k.label == DEMO_KEY_LABEL] if existing else []
+                stale = [k.id for k in demo_keys]
                 org_id = existing.id if existing else None
                 parsed = parse_api_key(saved.get(kind.value, {}).get("api_key", ""))
                 if parsed is not None:
@@ -117,8 +118,8 @@ class DemoOrganisations(DemoComponent):
                 self.reused.add(kind)
                 log.info("demo organisation reused: %s %s (key from the key file)", kind.value, org_id)
             else:
-                for key in demo_keys:
-                    bus.handle(RevokeApiKey(org_id=org_id, key_id=key.id))
+                for key_id in stale:
+                    bus.handle(RevokeApiKey(org_id=org_id, key_id=key_id))
                 plaintext = bus.handle(IssueApiKey(org_id=org_id, label=DEMO_KEY_LABEL)).plaintext
                 log.info("demo organisation reused: %s %s (fresh key)", kind.value, org_id)
             self.keys[kind] = (org_id, name, plaintext)
