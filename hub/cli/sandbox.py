@@ -77,7 +77,7 @@ def list_suppliers(
     found = [s for s in dataset.suppliers if all(matches_scenario(s.scenario, wanted) for wanted in scenario)]
     if limit:
         found = found[:limit]
-    rows = [
+    rows: list[dict[str, Any]] = [
         {
             "supplier_id": s.supplier_id,
             "name": s.name,

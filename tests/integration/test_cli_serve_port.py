@@ -41,8 +41,10 @@ def serve(tmp_path: Path, port: int, **env: str) -> str:
         text=True,
     )
     try:
-        return eventually(
-            lambda: next_link(port) or (server.poll() is not None and "exited"), timeout=90, what="the OCDS feed"
+        return str(
+            eventually(
+                lambda: next_link(port) or (server.poll() is not None and "exited"), timeout=90, what="the OCDS feed"
+            )
         )
     finally:
         server.terminate()
