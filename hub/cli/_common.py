@@ -25,6 +25,8 @@ __all__ = [
     "chosen_data_dir",
     "config_errors",
     "configure_logging_for",
+    "demo_database_fallback",
+    "demo_database_url",
     "echo_json",
     "fail",
     "load_settings",
@@ -34,6 +36,7 @@ __all__ = [
     "quiet",
     "require_database_file",
     "service_errors",
+    "sqlite_path",
 ]
 
 
@@ -77,23 +80,31 @@ def locate_database(settings: Settings, find_demo: bool = True) -> tuple[Setting
     configured one: ``--data-dir`` names a demo's data directory; with no database configured (the
     shipped default URL, whose file does not exist) and a demo database in the demo's default data
     directory, that one — so ``g2bhub orgs list`` right after ``g2bhub demo`` lists the demo's."""
+    chosen = chosen_data_dir()
+    url = demo_database_url(chosen) if chosen is not None else None
+    note: str | None = None
+    if url is None and find_demo:
+        url = demo_database_fallback(settings)
+        if url is not None:
+            note = (f"no database configured: using the demo's, {(DEMO_DATA_DIR / DEMO_DATABASE).resolve()} "
+                    "(another: g2bhub --data-dir DIR, or G2BHUB_DATABASE__URL)")
+    if url is None:
+        return settings, None
+    return settings.model_copy(update={"database": settings.database.model_copy(update={"url": url})}), note
+
+
+def demo_database_fallback(settings: Settings, demo_must_exist: bool = True) -> str | None:
+    """The demo's default database, when no database is configured (the shipped default URL, whose file
+    does not exist) and the demo's default data directory holds one (or, ``demo_must_exist=False``, will
+    hold one); else None."""
     from hub.config import shipped_defaults
 
-    chosen = chosen_data_dir()
-    if chosen is not None:
-        url = demo_database_url(chosen)
-        return settings.model_copy(update={"database": settings.database.model_copy(update={"url": url})}), None
-    if not find_demo:
-        return settings, None
     shipped_url = (shipped_defaults().get("database") or {}).get("url")
     configured = sqlite_path(settings.database.url)
-    demo_db = DEMO_DATA_DIR / DEMO_DATABASE
-    if settings.database.url != shipped_url or configured is None or configured.exists() or not demo_db.exists():
-        return settings, None
-    url = demo_database_url(DEMO_DATA_DIR)
-    note = (f"no database configured: using the demo's, {demo_db.resolve()} "
-            f"(another: g2bhub --data-dir DIR, or G2BHUB_DATABASE__URL)")
-    return settings.model_copy(update={"database": settings.database.model_copy(update={"url": url})}), note
+    if settings.database.url != shipped_url or configured is None or configured.exists():
+        return None
+    found = (DEMO_DATA_DIR / DEMO_DATABASE).exists() or not demo_must_exist
+    return demo_database_url(DEMO_DATA_DIR) if found else None
 
 
 def load_settings(configure: bool = True, find_demo: bool = True) -> Settings:

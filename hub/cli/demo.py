@@ -13,10 +13,12 @@ from pathlib import Path
 import typer
 
 from hub.cli._common import (
+    DATA_DIR_ENV,
     DEMO_DATA_DIR,
     chosen_data_dir,
     config_errors,
     configure_logging_for,
+    demo_database_fallback,
     fail,
     load_settings,
 )
@@ -74,20 +76,37 @@ def demo(
     """Run the whole hub on this machine: migrate, seed demo organisations, serve API + worker."""
     data_dir = (data_dir or chosen_data_dir() or DEMO_DATA_DIR).expanduser().resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
-    settings = demo_settings(load_settings(configure=False, find_demo=False), data_dir, host, port)
+    configured = load_settings(configure=False, find_demo=False)
+    settings = demo_settings(configured, data_dir, host, port)
     lock = DemoLock(data_dir, settings.api.public_base_url)
     try:
         lock.acquire()  # before anything is touched: no migration, no key, no port
     except DemoAlreadyRunning as exc:
         fail(str(exc))
     try:
-        _run(settings, data_dir, host, port)
+        # whether a plain `g2bhub orgs list` here would find this demo's database (the banner says how)
+        found = _cli_finds(data_dir)
+        _run(settings, data_dir, host, port, found)
     finally:
         lock.release()
     log.info("demo stopped")
 
 
-def _run(settings: Settings, data_dir: Path, host: str, port: int) -> None:
+def _cli_finds(data_dir: Path) -> bool:
+    """Whether a plain ``g2bhub orgs list`` here would work on this demo's database (once it exists)."""
+    import os
+
+    from hub.config import load_settings as load
+
+    named = os.environ.get(DATA_DIR_ENV)
+    if named:
+        return Path(named).expanduser().resolve() == data_dir
+    if data_dir != DEMO_DATA_DIR.resolve():
+        return False
+    return demo_database_fallback(load(), demo_must_exist=False) is not None
+
+
+def _run(settings: Settings, data_dir: Path, host: str, port: int, cli_finds_it: bool) -> None:
     from hub.api.app import create_app
     from hub.bootstrap import bootstrap
 
@@ -103,7 +122,7 @@ def _run(settings: Settings, data_dir: Path, host: str, port: int) -> None:
         _stop(components)  # configured, never started: the sandbox twins may already be listening
         raise
     ctx = DemoContext(hub=hub, settings=settings, data_dir=data_dir, base_url=settings.api.public_base_url,
-                      default_data_dir=data_dir == DEMO_DATA_DIR.resolve())
+                      default_data_dir=cli_finds_it)
     started: list[DemoComponent] = []
     try:
         for component in components:
