@@ -86,8 +86,10 @@ def locate_database(settings: Settings, find_demo: bool = True) -> tuple[Setting
     if url is None and find_demo:
         url = demo_database_fallback(settings)
         if url is not None:
-            note = (f"no database configured: using the demo's, {(DEMO_DATA_DIR / DEMO_DATABASE).resolve()} "
-                    "(another: g2bhub --data-dir DIR, or G2BHUB_DATABASE__URL)")
+            note = (
+                f"no database configured: using the demo's, {(DEMO_DATA_DIR / DEMO_DATABASE).resolve()} "
+                "(another: g2bhub --data-dir DIR, or G2BHUB_DATABASE__URL)"
+            )
     if url is None:
         return settings, None
     return settings.model_copy(update={"database": settings.database.model_copy(update={"url": url})}), note

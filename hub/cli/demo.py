@@ -121,8 +121,13 @@ def _run(settings: Settings, data_dir: Path, host: str, port: int, cli_finds_it:
     except BaseException:
         _stop(components)  # configured, never started: the sandbox twins may already be listening
         raise
-    ctx = DemoContext(hub=hub, settings=settings, data_dir=data_dir, base_url=settings.api.public_base_url,
-                      default_data_dir=cli_finds_it)
+    ctx = DemoContext(
+        hub=hub,
+        settings=settings,
+        data_dir=data_dir,
+        base_url=settings.api.public_base_url,
+        default_data_dir=cli_finds_it,
+    )
     started: list[DemoComponent] = []
     try:
         for component in components:

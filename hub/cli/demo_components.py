@@ -124,9 +124,14 @@ class DemoOrganisations(DemoComponent):
                 log.info("demo organisation reused: %s %s (fresh key)", kind.value, org_id)
             self.keys[kind] = (org_id, name, plaintext)
             ctx.keys[kind] = plaintext
-        path = write_keys(ctx.data_dir, ctx.base_url, {
-            kind.value: {"org_id": org_id, "name": name, "api_key": plaintext}
-            for kind, (org_id, name, plaintext) in self.keys.items()})
+        path = write_keys(
+            ctx.data_dir,
+            ctx.base_url,
+            {
+                kind.value: {"org_id": org_id, "name": name, "api_key": plaintext}
+                for kind, (org_id, name, plaintext) in self.keys.items()
+            },
+        )
 
         width = max(len(k.value) for k in self.keys)
         ctx.add_section(
