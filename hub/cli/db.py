@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import typer
 
-from hub.cli._common import fail, load_settings, quiet
+from hub.cli._common import fail, load_settings, quiet, sqlite_path
 
 app = typer.Typer(help="Database schema (Alembic migrations).", no_args_is_help=True)
 
@@ -29,7 +29,7 @@ def upgrade(revision: str = typer.Argument("head", help="Target revision.")) -> 
     from hub.spine.migrations import current
     from hub.spine.migrations import upgrade as run_upgrade
 
-    settings = load_settings()
+    settings = load_settings(find_demo=False)
     engine = make_engine(settings.database)
     try:
         try:
@@ -51,6 +51,10 @@ def show_current() -> None:
     from hub.spine.migrations import current
 
     settings = load_settings()
+    missing = sqlite_path(settings.database.url)
+    if missing is not None and not missing.exists():  # said, not created
+        typer.echo(f"none (no database at {missing.resolve()})")
+        return
     engine = make_engine(settings.database)
     try:
         try:

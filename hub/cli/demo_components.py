@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from hub.config import Settings
-from hub.organisations.model import IssuedKey, OrgKind
+from hub.organisations.model import OrgKind
 
 __all__ = [
     "DEMO_COMPONENTS",
@@ -48,6 +48,12 @@ class DemoContext:
     data_dir: Path
     base_url: str
     sections: list[tuple[str, list[str]]] = field(default_factory=list)
+    # The demo keys by kind (plaintext), once the organisations component has started.
+    keys: dict[OrgKind, str] = field(default_factory=dict)
+    # The running sandbox twins (connectors.sandbox.server.SandboxServer), once started.
+    sandbox: Any = None
+    # Whether the data directory is the one the CLI finds by itself (no --data-dir needed).
+    default_data_dir: bool = True
 
     def add_section(self, title: str, lines: list[str]) -> None:
         self.sections.append((title, lines))
@@ -71,43 +77,69 @@ class DemoComponent:
 
 
 class DemoOrganisations(DemoComponent):
-    """Seeds one organisation per kind, idempotently, and issues each a fresh demo key.
+    """Seeds one organisation per kind, idempotently, and gives each a demo key kept in the data
+    directory's key file (:mod:`hub.cli.demo_keys`).
 
-    Keys are stored only as hashes, so a restarted demo cannot show the old ones again: it revokes the
-    previous demo keys and prints new ones."""
+    Keys are stored only as hashes, so the file is what lets a restarted demo keep its keys: a key read
+    back from it that is still active is kept; otherwise a fresh one is issued and the organisation's
+    other demo keys are revoked."""
 
     name = "organisations"
 
     def __init__(self) -> None:
-        self.keys: dict[OrgKind, tuple[str, str, IssuedKey]] = {}
+        self.keys: dict[OrgKind, tuple[str, str, str]] = {}  # kind → (org id, name, plaintext key)
+        self.reused: set[OrgKind] = set()
 
     def start(self, ctx: DemoContext) -> None:
+        from hub.cli.demo_keys import read_keys, write_keys
         from hub.organisations.commands import CreateOrganisation, IssueApiKey, RevokeApiKey
+        from hub.organisations.model import parse_api_key
 
         bus = ctx.hub.bus
+        saved = read_keys(ctx.data_dir)
         for kind, name in DEMO_ORGANISATIONS.items():
+            kept: str | None = None
             with ctx.hub.uow() as uow:
                 existing = next((o for o in uow.organisations.list(kind) if o.name == name), None)
-                stale = [k.id for k in existing.api_keys if k.active and k.label == DEMO_KEY_LABEL] if existing else []
+                demo_keys = [k for k in existing.api_keys if k.active and k.label == DEMO_KEY_LABEL] if existing else []
+                stale = [k.id for k in demo_keys]
                 org_id = existing.id if existing else None
+                parsed = parse_api_key(saved.get(kind.value, {}).get("api_key", ""))
+                if parsed is not None:
+                    key_id, secret = parsed
+                    if any(k.id == key_id and k.matches(secret) for k in demo_keys):
+                        kept = saved[kind.value]["api_key"]
             if org_id is None:
                 org, issued = bus.handle(CreateOrganisation(name=name, kind=kind, key_label=DEMO_KEY_LABEL))
-                org_id = org.id
+                org_id, plaintext = org.id, issued.plaintext
                 log.info("demo organisation created: %s %s", kind.value, org_id)
+            elif kept is not None:
+                plaintext = kept
+                self.reused.add(kind)
+                log.info("demo organisation reused: %s %s (key from the key file)", kind.value, org_id)
             else:
                 for key_id in stale:
                     bus.handle(RevokeApiKey(org_id=org_id, key_id=key_id))
-                issued = bus.handle(IssueApiKey(org_id=org_id, label=DEMO_KEY_LABEL))
+                plaintext = bus.handle(IssueApiKey(org_id=org_id, label=DEMO_KEY_LABEL)).plaintext
                 log.info("demo organisation reused: %s %s (fresh key)", kind.value, org_id)
-            self.keys[kind] = (org_id, name, issued)
+            self.keys[kind] = (org_id, name, plaintext)
+            ctx.keys[kind] = plaintext
+        path = write_keys(
+            ctx.data_dir,
+            ctx.base_url,
+            {
+                kind.value: {"org_id": org_id, "name": name, "api_key": plaintext}
+                for kind, (org_id, name, plaintext) in self.keys.items()
+            },
+        )
 
         width = max(len(k.value) for k in self.keys)
         ctx.add_section(
-            "Demo API keys (new on every start; the previous demo keys are revoked)",
-            [f"{kind.value.ljust(width)}  {issued.plaintext}  {name}" for kind, (_, name, issued) in self.keys.items()],
+            f"Demo API keys (also in {path}, readable by you only; kept across restarts)",
+            [f"{kind.value.ljust(width)}  {plaintext}  {name}" for kind, (_, name, plaintext) in self.keys.items()],
         )
-        institution_key = self.keys[OrgKind.INSTITUTION][2].plaintext
-        operator_key = self.keys[OrgKind.OPERATOR][2].plaintext
+        institution_key = ctx.keys[OrgKind.INSTITUTION]
+        operator_key = ctx.keys[OrgKind.OPERATOR]
         ctx.add_section(
             "Try it",
             [
@@ -116,6 +148,8 @@ class DemoOrganisations(DemoComponent):
                 "# every organisation, and the audit trail (operator key)",
                 f"curl -s -H 'Authorization: Bearer {operator_key}' {ctx.base_url}/api/v1/orgs",
                 f"curl -s -H 'Authorization: Bearer {operator_key}' {ctx.base_url}/api/v1/audit",
+                "# the same organisations from the command line (it finds the demo's database)",
+                ("g2bhub orgs list" if ctx.default_data_dir else f"g2bhub --data-dir {ctx.data_dir} orgs list"),
             ],
         )
 
@@ -161,3 +195,13 @@ def _demo_notices() -> DemoComponent:
 
 # Sample notices (one amended, one cancelled) and the open feeds' URLs in the banner.
 DEMO_COMPONENTS.append(_demo_notices)
+
+
+def _demo_pps() -> DemoComponent:
+    from hub.cli.demo_pps import DemoPps
+
+    return DemoPps()
+
+
+# The PPS puller on the sandbox PPS twin (after the twins have started), importing as the demo institution.
+DEMO_COMPONENTS.append(_demo_pps)

@@ -64,7 +64,7 @@ class WebhookRecipe(DemoComponent):
         organisations = next((c for c in self.components if isinstance(c, DemoOrganisations)), None)
         if organisations is None or not {OrgKind.AGENCY, OrgKind.INSTITUTION} <= organisations.keys.keys():
             return
-        agency_key = organisations.keys[OrgKind.AGENCY][2].plaintext
-        institution_key = organisations.keys[OrgKind.INSTITUTION][2].plaintext
+        agency_key = organisations.keys[OrgKind.AGENCY][2]
+        institution_key = organisations.keys[OrgKind.INSTITUTION][2]
         ctx.add_section("Webhooks (a receiver on this machine)",
                         webhook_recipe_lines(ctx.base_url, agency_key, institution_key))

@@ -27,7 +27,13 @@ from hub.config import Settings, shipped_defaults, with_overrides
 from hub.organisations.model import OrgKind
 from hub.suppliers.commands import ApproveControlManually
 
-__all__ = ["Placement", "SandboxSuppliers", "demo_connector_overrides", "sandbox_connector_overrides"]
+__all__ = [
+    "Placement",
+    "SandboxSuppliers",
+    "demo_connector_overrides",
+    "pending_wait_lines",
+    "sandbox_connector_overrides",
+]
 
 log = logging.getLogger("hub.cli.demo")
 
@@ -135,9 +141,13 @@ class SandboxSuppliers(DemoComponent):
 
     def start(self, ctx: DemoContext) -> None:
         hub = ctx.hub
+        ctx.sandbox = self.server
         org_id = _demo_org(ctx, OrgKind.SUPPLIER)
         operator_id = _demo_org(ctx, OrgKind.OPERATOR)
+        supplier_key = ctx.keys.get(OrgKind.SUPPLIER, "<supplier key>")
+        operator_key = ctx.keys.get(OrgKind.OPERATOR, "<operator key>")
         lines = [f"sandbox    {self.server.base_url}  (control: /<system>/_control/faults, /records/<id>)",
+                 "           its suppliers by scenario: g2bhub sandbox suppliers --scenario nts:closed",
                  *self._upstream_lines(ctx.settings)]
         identifier_sets = self._identifier_sets(ctx.settings)
         if not identifier_sets:
@@ -150,23 +160,26 @@ class SandboxSuppliers(DemoComponent):
                         hub.bus.handle(ApproveControlManually(
                             supplier_id=result.supplier.id, scheme=scheme, evidence="demo seed",
                             approved_by="g2bhub demo", actor_org_id=operator_id))
-                lines.append(f"supplier   {result.supplier.id}  {identifiers}  (control approved: demo seed)")
+                shown = ", ".join(f"{scheme}={value}" for scheme, value in identifiers.items())
+                lines.append(f"supplier   {result.supplier.id}  {shown}  (control approved: demo seed)")
         lines += [
+            "# a supplier's credentials with provenance (demo supplier key)",
+            f"curl -s -H 'Authorization: Bearer {supplier_key}' {ctx.base_url}/api/v1/suppliers",
             "# a supplier you register yourself answers eligibility `unknown` until it proves control of its",
             "# identifiers: ask for a challenge, sign its text with a certificate whose organizationIdentifier",
-            "# names the identifier (e.g. NTRKR-<business number>), or have the operator approve by hand:",
-            f"curl -s -X POST -H 'Authorization: Bearer <supplier key>' -d '{{\"scheme\": \"kr_brn\"}}' "
+            "# names the identifier (e.g. NTRKR-<business number>), or have the operator approve by hand",
+            "# (<id>: the id its registration answered; docs/identifier-control.md):",
+            f"curl -s -X POST -H 'Authorization: Bearer {supplier_key}' -d '{{\"scheme\": \"kr_brn\"}}' "
             f"{ctx.base_url}/api/v1/suppliers/<id>/control/challenges",
-            f"curl -s -X POST -H 'Authorization: Bearer <operator key>' -d '{{\"scheme\": \"kr_brn\", "
+            f"curl -s -X POST -H 'Authorization: Bearer {operator_key}' -d '{{\"scheme\": \"kr_brn\", "
             f"\"evidence\": \"called the business\"}}' {ctx.base_url}/api/v1/suppliers/<id>/control/approvals",
-            "# (docs/identifier-control.md)",
-            "# a supplier's credentials with provenance (demo supplier key)",
-            f"curl -s -H 'Authorization: Bearer <supplier key>' {ctx.base_url}/api/v1/suppliers",
         ]
         if self.placement.get("nts") == "sandbox":
             lines += [
-                "# take NTS down, register, then watch the credential go pending → verified",
+                "# take NTS down, register, then watch the credential go pending → verified once it is back",
                 f"curl -s -X POST {self.server.base_url}/nts/_control/faults -d '{{\"outage\": true}}'",
+                f"curl -s -X DELETE {self.server.base_url}/nts/_control/faults",
+                *pending_wait_lines(ctx.settings),
             ]
         real = sorted(system for system, where in self.placement.items() if where == "configured")
         title = ("Register once (every upstream system on its sandbox twin)" if not real else
@@ -177,6 +190,28 @@ class SandboxSuppliers(DemoComponent):
     def stop(self) -> None:
         if self.server is not None:
             self.server.stop()
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:g} s"
+    if seconds < 7200:
+        return f"{seconds / 60:g} min"
+    return f"{seconds / 3600:g} h"
+
+
+def pending_wait_lines(settings: Settings) -> list[str]:
+    """How long a ``pending`` credential waits for its next fetch, from the configured backoff and
+    scheduler interval (a fetch that fails while the system is down starts the wait)."""
+    backoff, scheduler = settings.suppliers.backoff, settings.suppliers.scheduler
+    first = backoff.initial_s * (1 + backoff.jitter_ratio) + scheduler.interval_s
+    return [
+        f"# pending is fetched again {_duration(backoff.initial_s)} after the failed fetch "
+        f"(± {backoff.jitter_ratio:.0%}, growing x{backoff.multiplier:g} per failure up to "
+        f"{_duration(backoff.max_s)}),",
+        f"# found by the scheduler that runs every {_duration(scheduler.interval_s)}: verified within about "
+        f"{_duration(round(first))} of the outage's end if it failed once (suppliers.backoff, suppliers.scheduler)",
+    ]
 
 
 def _demo_org(ctx: DemoContext, kind: OrgKind) -> str | None:

@@ -6,10 +6,12 @@ Heavy imports (SQLAlchemy models, FastAPI, uvicorn) happen inside the commands, 
 from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
 
 import typer
 
 from hub.cli import config_cmd, db, dlq, identifiers, orgs, pps, sandbox, suppliers
+from hub.cli._common import DATA_DIR_ENV, choose_data_dir
 from hub.cli.demo import demo
 from hub.cli.runtime import serve, worker
 
@@ -43,8 +45,16 @@ def main(
     _version: bool = typer.Option(
         False, "--version", callback=_show_version, is_eager=True, help="Print the version and exit."
     ),
+    data_dir: Path | None = typer.Option(
+        None,
+        "--data-dir",
+        envvar=DATA_DIR_ENV,
+        help="Work on the demo database in this data directory (default: the configured database; with none "
+        "configured, the demo's in var/demo when there is one).",
+    ),
 ) -> None:
     """Settings come from config/*.yaml < the file in G2BHUB_CONFIG < G2BHUB_* environment."""
+    choose_data_dir(data_dir)
 
 
 app.command(help="Run the HTTP API (with the in-process broker, also the embedded worker).")(serve)

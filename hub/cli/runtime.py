@@ -7,6 +7,7 @@ process, so with it ``serve`` embeds the worker by default and there must be exa
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import threading
 from collections.abc import Callable
@@ -25,6 +26,20 @@ def should_migrate(settings: Settings, migrate: bool | None) -> bool:
     """``--migrate/--no-migrate`` when given, else ``database.migrate_on_start`` (which, left unset,
     means SQLite only: one process owns the file, while N processes on PostgreSQL must not race)."""
     return bool(settings.database.migrate_on_start) if migrate is None else migrate
+
+
+def follow_listen_address(settings: Settings, host: str, port: int) -> Settings:
+    """The settings for an API listening on ``host:port``: ``api.public_base_url`` follows them unless it
+    was configured (anything other than the shipped default), so ``serve --port 8003`` links to 8003."""
+    from hub.config import shipped_defaults
+
+    shipped = str((shipped_defaults().get("api") or {}).get("public_base_url", "")).rstrip("/")
+    update: dict[str, Any] = {"host": host, "port": port}
+    if settings.api.public_base_url.rstrip("/") == shipped:
+        shown = "127.0.0.1" if host in {"0.0.0.0", "::", ""} else host  # noqa: S104 - only for display
+        shown = f"[{shown}]" if ":" in shown else shown
+        update["public_base_url"] = f"http://{shown}:{port}"
+    return settings.model_copy(update={"api": settings.api.model_copy(update=update)})
 
 
 def uvicorn_options() -> dict[str, Any]:
@@ -91,9 +106,10 @@ def serve(
     ),
 ) -> None:
     """Run the HTTP API (and, with the in-process broker, the embedded worker)."""
-    settings = load_settings()
+    settings = load_settings(find_demo=False)
     host = host or settings.api.host
     port = port or settings.api.port
+    settings = follow_listen_address(settings, host, port)
     inprocess = settings.broker.kind == "inprocess"
     embed = inprocess if worker is None else worker
     do_migrate = should_migrate(settings, migrate)
@@ -114,7 +130,10 @@ def serve(
         if do_migrate:
             _migrate(settings)
         log.info("starting %d API processes on %s:%d", workers, host, port)
-        # Each process builds its own hub from the same layered settings.
+        # Each process builds its own hub from the same layered settings, with what this command decided
+        # on top (the database of --data-dir, the public URL following --port).
+        os.environ["G2BHUB_DATABASE__URL"] = settings.database.url
+        os.environ["G2BHUB_API__PUBLIC_BASE_URL"] = settings.api.public_base_url
         import uvicorn
 
         uvicorn.run("hub.api.app:create_app", host=host, port=port, factory=True, workers=workers,
@@ -183,7 +202,7 @@ def worker(
     """Run the outbox relay and every consumer group until SIGINT/SIGTERM."""
     from hub.bootstrap import bootstrap
 
-    settings = load_settings()
+    settings = load_settings(find_demo=False)
     with config_errors():
         hub = bootstrap(settings)
     try:

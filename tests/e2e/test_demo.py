@@ -10,6 +10,7 @@ import os
 import re
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import threading
@@ -22,6 +23,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.environment import ROOT, free_port
+from tests.support.waiting import eventually
 
 KEY_LINE = re.compile(r"^\s+(institution|agency|supplier|operator)\s+(g2b_[0-9a-f]+_[A-Za-z0-9_-]+)\s", re.M)
 
@@ -93,10 +95,15 @@ def source_copy(tmp_path: Path) -> Path:
     return dest
 
 
-def start_demo(cwd: Path, port: int) -> tuple[subprocess.Popen[str], Output, Output]:
+def demo_environment(cwd: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("G2BHUB_")}
     env["PYTHONPATH"] = str(cwd)
     env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+def start_demo(cwd: Path, port: int) -> tuple[subprocess.Popen[str], Output, Output]:
+    env = demo_environment(cwd)
     proc = subprocess.Popen(
         [sys.executable, "-m", "hub.cli.main", "demo", "--port", str(port)],
         cwd=cwd,
@@ -192,6 +199,35 @@ def test_demo_from_a_fresh_copy_is_ready_and_its_keys_work(source_copy: Path, de
         assert "frame-ancestors 'none'" in docs.headers["Content-Security-Policy"]
     assert (source_copy / "var" / "demo" / "hub.db").exists()  # the demo's data lives in the copy
 
+    # the keys are in the data directory too, for the owner only
+    key_file = source_copy / "var" / "demo" / "demo-keys.json"
+    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+    assert {kind: entry["api_key"] for kind, entry in json.loads(key_file.read_text())["keys"].items()} == keys
+    assert str(key_file) in banner
+
+    # a second demo on the same data directory is refused at once, and the first one keeps working
+    second = subprocess.run([sys.executable, "-m", "hub.cli.main", "demo", "--port", str(free_port())],
+                            cwd=source_copy, env=demo_environment(source_copy), capture_output=True, text=True,
+                            timeout=120)
+    assert second.returncode == 1
+    assert f"a demo is already running on {source_copy / 'var' / 'demo'} (pid {demo.proc.pid}, {base})" in (
+        second.stderr)
+    assert get(f"{base}/api/v1/me", keys["institution"])[0] == 200
+
+    # the command line finds the demo's database by itself
+    listed = subprocess.run([sys.executable, "-m", "hub.cli.main", "orgs", "list", "--json"], cwd=source_copy,
+                            env=demo_environment(source_copy), capture_output=True, text=True, timeout=120)
+    assert listed.returncode == 0, listed.stderr
+    organisations = {org["kind"]: org["id"] for org in json.loads(listed.stdout)}
+    assert set(organisations) == {"institution", "agency", "supplier", "operator"}
+
+    # the PPS puller imports the PPS twin's notices as the demo institution
+    pps_url = f"{base}/api/v1/notices?institution={organisations['institution']}&category=goods&limit=100"
+    assert pps_url.split("&limit")[0] in banner
+    pps_notices = eventually(lambda: [n for n in get(pps_url)[1].get("items", [])  # type: ignore[attr-defined]
+                                      if "조달" in str(n["title"])], timeout=60, what="notices pulled from PPS")
+    assert pps_notices
+
     # the seeded suppliers' control is approved by the demo operator, so their answers are not held back
     assert "/control/challenges" in banner and "/control/approvals" in banner  # how a newcomer proves control
     code, seeded = get_list(f"{base}/api/v1/suppliers", keys["supplier"])
@@ -208,7 +244,7 @@ def test_demo_from_a_fresh_copy_is_ready_and_its_keys_work(source_copy: Path, de
     assert demo.stop() == 0, demo.err.get()
 
 
-def test_demo_restart_reuses_organisations_with_fresh_keys(source_copy: Path, demos: list[Demo]) -> None:
+def test_demo_restart_reuses_organisations_and_the_keys_in_its_key_file(source_copy: Path, demos: list[Demo]) -> None:
     first = Demo(source_copy)
     demos.append(first)
     first.wait_ready()
@@ -220,9 +256,17 @@ def test_demo_restart_reuses_organisations_with_fresh_keys(source_copy: Path, de
     second = Demo(source_copy)
     demos.append(second)
     second.wait_ready()
-    new_key = second.keys["supplier"]
-    assert new_key != old_key
-    code, me_after = get(f"{second.base}/api/v1/me", new_key)
+    assert second.keys == first.keys  # read back from demo-keys.json: the copied commands keep working
+    code, me_after = get(f"{second.base}/api/v1/me", old_key)
     assert code == 200, me_after
     assert me_after["organisation"] == me_before["organisation"]  # the same organisation, not a second one
-    assert get(f"{second.base}/api/v1/me", old_key)[0] == 401  # the previous demo key is revoked
+    assert second.stop() == 0, second.err.get()
+
+    # without the key file the keys cannot be read back: fresh ones, and the old ones stop working
+    (source_copy / "var" / "demo" / "demo-keys.json").unlink()
+    third = Demo(source_copy)
+    demos.append(third)
+    third.wait_ready()
+    assert third.keys["supplier"] != old_key
+    assert get(f"{third.base}/api/v1/me", third.keys["supplier"])[0] == 200
+    assert get(f"{third.base}/api/v1/me", old_key)[0] == 401

@@ -9,7 +9,7 @@ from pathlib import Path
 from hub.cli.demo_components import DemoContext, DemoOrganisations
 from hub.cli.demo_recipe import SAMPLE_NOTICE, WebhookRecipe, webhook_recipe_lines
 from hub.config import Settings
-from hub.organisations.model import IssuedKey, OrgKind
+from hub.organisations.model import OrgKind
 from tests.support.environment import ROOT
 
 
@@ -35,8 +35,7 @@ def test_the_readme_publishes_the_same_notice() -> None:
 def test_the_section_uses_the_demo_organisations_keys(tmp_path: Path) -> None:
     organisations = DemoOrganisations()
     for kind in OrgKind:
-        issued = IssuedKey(key=None, plaintext=f"g2b_{kind.value}")  # type: ignore[arg-type]
-        organisations.keys[kind] = (f"org-{kind.value}", kind.value, issued)
+        organisations.keys[kind] = (f"org-{kind.value}", kind.value, f"g2b_{kind.value}")
     ctx = DemoContext(hub=None, settings=Settings(), data_dir=tmp_path, base_url="http://127.0.0.1:8000")
     WebhookRecipe([organisations]).start(ctx)
     [(title, lines)] = ctx.sections
