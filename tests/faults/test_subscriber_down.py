@@ -8,6 +8,7 @@ import time
 import pytest
 
 from tests.support.faults import Lab, assert_promise_kept
+from tests.support.waiting import eventually
 
 pytestmark = [pytest.mark.faults, pytest.mark.timeout(300)]
 
@@ -16,7 +17,10 @@ def test_a_subscriber_down_past_several_retries_gets_everything_in_order(lab: La
     with lab.stream(rate=25, writes=200) as stream:
         time.sleep(1)
         lab.subscriber_down("everything")
-        time.sleep(4)  # past the attempts at 0, 5 ms, 0.3 s and 1.8 s of the time-scaled schedule
+        # Down until some delivery has failed past the attempts at 0, 5 ms, 0.3 s and 1.8 s of the
+        # time-scaled schedule: waited for, not slept, so a loaded machine cannot cut the outage short.
+        eventually(lambda: lab.most_attempts() >= 5, timeout=60, interval=0.2,
+                   what="a delivery past four failed attempts")
         lab.subscriber_up("everything")
         assert stream.wait(60), "the publisher did not finish"
     verdict = assert_promise_kept(lab)
