@@ -48,8 +48,9 @@ def test_an_amendment_that_changes_nothing_stores_no_version_and_tells_no_one(ap
     assert api.http.get(f"{API}/feeds/changes", params={"after": 0}).json() == feed_before
     assert [(e["notice_id"], e["version"]) for e in api.events()] == [(notice_id, 1)]
 
-    changed = api.http.post(url, json={"reason": "new title", "changes": {"title": "Road resurfacing (revised)"}},
-                            headers=headers)
+    changed = api.http.post(
+        url, json={"reason": "new title", "changes": {"title": "Road resurfacing (revised)"}}, headers=headers
+    )
     assert changed.status_code == 201, changed.text
     assert changed.json()["version"] == 2
     assert [(e["notice_id"], e["version"]) for e in api.events()] == [(notice_id, 1), (notice_id, 2)]
@@ -60,9 +61,9 @@ def test_a_cancelled_notice_still_answers_409_to_an_unchanged_amendment(api: Not
     notice_id = api.publish(headers)["id"]
     cancelled = api.http.post(f"{API}/notices/{notice_id}/cancellation", json={"reason": "withdrawn"}, headers=headers)
     assert cancelled.status_code == 201, cancelled.text
-    again = api.http.post(f"{API}/notices/{notice_id}/amendments", json={"reason": "r", "content": notice_body()},
-                          headers=headers)
+    again = api.http.post(
+        f"{API}/notices/{notice_id}/amendments", json={"reason": "r", "content": notice_body()}, headers=headers
+    )
     assert again.status_code == 409, again.text
-    empty = api.http.post(f"{API}/notices/{notice_id}/amendments", json={"reason": "r", "changes": {}},
-                          headers=headers)
+    empty = api.http.post(f"{API}/notices/{notice_id}/amendments", json={"reason": "r", "changes": {}}, headers=headers)
     assert refused(empty, "changes").startswith("no change")

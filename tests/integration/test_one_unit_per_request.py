@@ -45,15 +45,19 @@ def api_routes(app: FastAPI) -> list[tuple[str, APIRoute]]:
         from fastapi.routing import iter_route_contexts
     except ImportError:  # older FastAPI: included routes carry their full path
         return [(r.path, r) for r in app.routes if isinstance(r, APIRoute)]
-    return [(str(c.path_format), c.original_route) for c in iter_route_contexts(app.routes)
-            if isinstance(c.original_route, APIRoute)]
+    return [
+        (str(c.path_format), c.original_route)
+        for c in iter_route_contexts(app.routes)
+        if isinstance(c.original_route, APIRoute)
+    ]
 
 
 def test_no_route_holds_the_read_unit_of_work_and_the_bus(hub: Hub) -> None:
     routes = api_routes(create_app(hub=hub))
     assert len(routes) > 40
-    both = [f"{sorted(r.methods or ())} {path}" for path, r in routes
-            if {get_uow, get_dispatcher} <= calls(r.dependant)]
+    both = [
+        f"{sorted(r.methods or ())} {path}" for path, r in routes if {get_uow, get_dispatcher} <= calls(r.dependant)
+    ]
     assert both == []
 
 
@@ -63,7 +67,8 @@ def organisation_named(hub: Hub, name: str) -> bool:
 
 
 def test_a_route_that_sends_a_command_while_holding_a_unit_of_work_is_refused(
-        hub: Hub, caplog: pytest.LogCaptureFixture) -> None:
+    hub: Hub, caplog: pytest.LogCaptureFixture
+) -> None:
     router = APIRouter()
 
     @router.post("/nested/{name}")

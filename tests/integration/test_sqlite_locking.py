@@ -99,19 +99,25 @@ def test_a_request_holds_one_unit_of_work_at_a_time(engine: Engine) -> None:
         inner.commit()
 
 
-def test_out_of_tests_a_nested_unit_of_work_is_logged_and_goes_ahead(engine: Engine,
-                                                                      caplog: pytest.LogCaptureFixture) -> None:
+def test_out_of_tests_a_nested_unit_of_work_is_logged_and_goes_ahead(
+    engine: Engine, caplog: pytest.LogCaptureFixture
+) -> None:
     reads, writes = make_read_session_factory(engine), make_session_factory(engine)
     strict_unit_scopes(False)
     try:
-        with caplog.at_level(logging.ERROR, "hub.spine.unit_of_work"), one_unit_at_a_time("GET /x"), \
-                SqlAlchemyUnitOfWork(reads, read_only=True), SqlAlchemyUnitOfWork(writes) as inner:
+        with (
+            caplog.at_level(logging.ERROR, "hub.spine.unit_of_work"),
+            one_unit_at_a_time("GET /x"),
+            SqlAlchemyUnitOfWork(reads, read_only=True),
+            SqlAlchemyUnitOfWork(writes) as inner,
+        ):
             inner.session.execute(text("INSERT INTO marks VALUES (2)"))
             inner.commit()
     finally:
         strict_unit_scopes(True)
     assert [r.getMessage() for r in caplog.records if r.name == "hub.spine.unit_of_work"] == [
         "GET /x opened a unit of work while holding another: finish the read before sending the command, "
-        "or let the command do the read"]
+        "or let the command do the read"
+    ]
     with make_read_session_factory(engine)() as reader:
         assert count(reader) == 2

@@ -26,8 +26,11 @@ pytestmark = pytest.mark.parametrize("backend", ["sqlite-inprocess"])
 @pytest.fixture
 def env(settings_factory: Callable[..., Settings]) -> Iterator[Env]:
     reader = InMemoryNoticeReader()
-    hub = bootstrap(settings_factory(database={"sqlite_busy_timeout_s": 2}, syndication=FAST), migrate=True,
-                    dependencies={"notice_reader": reader})
+    hub = bootstrap(
+        settings_factory(database={"sqlite_busy_timeout_s": 2}, syndication=FAST),
+        migrate=True,
+        dependencies={"notice_reader": reader},
+    )
     _, key = agency_key(hub)
     made = Env(hub, TestClient(create_app(hub=hub)), Publisher(hub, reader), key, [])
     try:
@@ -79,6 +82,8 @@ def test_re_enabling_after_a_410_answers_200_and_catches_up(env: Env) -> None:
     env.publisher.publish(second, 1)  # matched while disabled: kept for the catch-up
 
     assert changed(env, sid, status="active")["status"] == "active"
-    eventually(lambda: [v for v in receiver.versions() if v[0] == second] == [(second, 1)],
-               what="what was published while disabled")
+    eventually(
+        lambda: [v for v in receiver.versions() if v[0] == second] == [(second, 1)],
+        what="what was published while disabled",
+    )
     assert status() == "active"
