@@ -25,7 +25,7 @@ from hub.spine.brokers.base import Broker, unavailable_backoff
 from hub.spine.brokers.inprocess import InProcessBroker
 from hub.spine.budgets import Budgets
 from hub.spine.bus import MessageBus
-from hub.spine.db import WriteCheck, check_writable, make_engine, make_session_factory
+from hub.spine.db import WriteCheck, check_writable, make_engine, make_read_session_factory, make_session_factory
 from hub.spine.messages import Command, Event
 from hub.spine.quota_store import make_bucket_store
 from hub.spine.relay import OutboxRelay
@@ -63,7 +63,8 @@ def make_broker(settings: Settings) -> Broker:
 class Hub:
     settings: Settings
     engine: Engine
-    session_factory: sessionmaker[Session]
+    session_factory: sessionmaker[Session]  # sessions that may write
+    read_session_factory: sessionmaker[Session]  # sessions that only read: no SQLite write lock (hub.spine.db)
     bus: MessageBus
     broker_factory: Callable[[], Broker]
     # Register once: the supplier service and credential scheduler; connectors are built on first use.
@@ -82,7 +83,12 @@ class Hub:
         return self._broker
 
     def uow(self) -> HubUnitOfWork:
+        """A unit of work that writes (on SQLite it begins with the write lock)."""
         return HubUnitOfWork(self.session_factory)
+
+    def read_uow(self) -> HubUnitOfWork:
+        """A unit of work that only reads: it cannot commit, and on SQLite takes no write lock."""
+        return HubUnitOfWork(self.read_session_factory, read_only=True)
 
     def make_worker(self, concurrency: int = 1, with_relay: bool = True, broker: Broker | None = None) -> Worker:
         chosen = broker or self.broker
@@ -236,12 +242,13 @@ def bootstrap(
 
         upgrade(engine)
     session_factory = make_session_factory(engine)
+    read_session_factory = make_read_session_factory(engine)
     delivery_wake = threading.Event()
     # A system switched off in its connector entry is no scheme's applicable system.
     supplier_settings = settings.suppliers.only_systems(
         [name for name, system in settings.connectors.items() if system.enabled])
     subscriptions = SubscriptionService(
-        uow_factory=lambda: HubUnitOfWork(session_factory), queues=subscriber_queues(settings),
+        uow_factory=lambda: HubUnitOfWork(read_session_factory, read_only=True), queues=subscriber_queues(settings),
         resolve=resolve_host, allow_private_targets=settings.syndication.allow_private_targets,
         allow_loopback_targets=settings.syndication.allow_loopback_targets)
     bus = MessageBus(
@@ -260,6 +267,7 @@ def bootstrap(
         settings=settings,
         engine=engine,
         session_factory=session_factory,
+        read_session_factory=read_session_factory,
         bus=bus,
         broker_factory=broker_factory or (lambda: make_broker(settings)),
         subscriptions=subscriptions,

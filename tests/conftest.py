@@ -13,10 +13,14 @@ from typing import TYPE_CHECKING
 import pytest
 
 from hub.config import Settings
+from hub.spine.unit_of_work import strict_unit_scopes
 from tests.support.environment import service_missing
 
 if TYPE_CHECKING:
     from connectors.sandbox.server import SandboxServer
+
+# A request that opens a unit of work while holding another fails the test that drives it.
+strict_unit_scopes(True)
 
 DATABASE_URL = os.environ.get("G2BHUB_TEST_DATABASE_URL")
 AMQP_URL = os.environ.get("G2BHUB_TEST_AMQP_URL")

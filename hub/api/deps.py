@@ -82,8 +82,10 @@ HubDep = Annotated[Hub, Depends(get_hub)]
 
 
 def get_uow(hub: HubDep) -> Iterator[HubUnitOfWork]:
-    """A unit of work for reads; it rolls back at the end, so copy what you need out of it."""
-    with hub.uow() as uow:
+    """A unit of work for reads (no SQLite write lock; it cannot commit); it rolls back at the end, so
+    copy what you need out of it. It stays open until the response is sent: a route that takes it sends
+    no command (the bus's unit of work would be a second one in the same request)."""
+    with hub.read_uow() as uow:
         yield uow
 
 

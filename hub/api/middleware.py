@@ -21,6 +21,7 @@ from hub.api.problems import problem_response
 from hub.api.route_table import iter_templates
 from hub.spine.observability.logging import request_id_var
 from hub.spine.observability.metrics import HTTP_LATENCY
+from hub.spine.unit_of_work import one_unit_at_a_time
 
 __all__ = [
     "REQUEST_ID_HEADER",
@@ -77,7 +78,8 @@ def _state(scope: Scope) -> dict[str, Any]:
 class RequestContextMiddleware:
     """Outermost app middleware: gives each request an id (honouring a sane incoming
     ``X-Request-ID``), echoes it, times the request by route template, writes one access line and
-    answers unhandled exceptions with a bare problem document."""
+    answers unhandled exceptions with a bare problem document. The request is one scope of units of
+    work: it holds at most one at a time (:func:`hub.spine.unit_of_work.one_unit_at_a_time`)."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -104,7 +106,8 @@ class RequestContextMiddleware:
             await send(message)
 
         try:
-            await self.app(scope, receive, send_with_id)
+            with one_unit_at_a_time(f"{scope.get('method', '')} {scope.get('path', '')}"):
+                await self.app(scope, receive, send_with_id)
         except Exception:
             error_log.exception("unhandled error", extra={"path": scope.get("path")})
             if response_started:

@@ -142,8 +142,8 @@ class GaugeRefresher:
     def _refresh_database(self, hub: Hub) -> None:
         try:
             # measure_lag reads only the outbox; the broker is never touched, so pass none.
-            OutboxRelay(hub.session_factory, broker=None).measure_lag()  # type: ignore[arg-type]
-            with hub.session_factory() as session:
+            OutboxRelay(hub.read_session_factory, broker=None).measure_lag()  # type: ignore[arg-type]
+            with hub.read_session_factory() as session:
                 open_count = session.scalar(
                     select(func.count()).select_from(DeadLetterRow).where(DeadLetterRow.replayed_at.is_(None))
                 )

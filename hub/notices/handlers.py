@@ -17,7 +17,15 @@ from hub.notices.events import NoticeVersionPublished
 from hub.notices.formats import FORMATS, ImportedNotice
 from hub.notices.idempotency import Receipt, remember, replay
 from hub.notices.links import notice_path, version_path
-from hub.notices.model import Notice, NoticeStateError, NoticeValidationError, NoticeVersion, VersionKind
+from hub.notices.model import (
+    Notice,
+    NoticeStateError,
+    NoticeStatus,
+    NoticeValidationError,
+    NoticeVersion,
+    VersionKind,
+    unchanged,
+)
 from hub.notices.repository import NoticeRepository, NoticesUnitOfWork
 from hub.notices.services import (
     announce,
@@ -55,11 +63,16 @@ def _owned(repo: NoticeRepository, notice_id: str, institution_org_id: str) -> N
 
 
 def amend_notice(cmd: AmendNotice, uow: NoticesUnitOfWork, settings: Settings) -> Receipt:
+    """An amendment must change something: an empty merge patch, or content equal to the current
+    version's, is refused (422 naming the member) rather than stored as a version every subscriber is
+    sent. Imports keep their own rule (an order the source amended is a version, whatever it changed)."""
     if (prior := _replay(uow, settings, cmd)) is not None:
         return prior
     notice = _owned(uow.notices, cmd.notice_id, cmd.institution_org_id)
     if (cmd.content is None) == (cmd.changes is None):
         raise NoticeValidationError([("content", "give exactly one of content (the whole notice) or changes")])
+    if cmd.changes is not None and not cmd.changes:
+        raise NoticeValidationError([("changes", "no change: name at least one field to change")])
     member = "content" if cmd.content is not None else "changes"
     try:
         if cmd.content is not None:
@@ -67,9 +80,12 @@ def amend_notice(cmd: AmendNotice, uow: NoticesUnitOfWork, settings: Settings) -
         else:
             assert cmd.changes is not None
             content = patched_content(notice.content, cmd.changes)
+        if notice.status is NoticeStatus.ACTIVE and unchanged(notice.content, content):
+            raise NoticeValidationError([(member, f"no change: version {notice.current.number} already has "
+                                                  "this content")])
         version = notice.amend(content, cmd.reason)
     except NoticeValidationError as error:
-        raise prefixed_problems(error, member, keep=("reason", "published_at")) from None
+        raise prefixed_problems(error, member, keep=("reason", "published_at", member)) from None
     except NoticeStateError as error:
         raise Conflict(str(error)) from None
     return _stored_version(uow, cmd, notice, version)

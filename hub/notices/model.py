@@ -57,6 +57,7 @@ __all__ = [
     "Party",
     "Procedure",
     "VersionKind",
+    "unchanged",
 ]
 
 FieldProblem = tuple[str, str]  # (dotted field path such as "dates.opening" or "lots.1.id", message)
@@ -358,6 +359,11 @@ def changed_fields(before: NoticeContent, after: NoticeContent) -> tuple[str, ..
         elif old != new:
             changed.append(name)
     return tuple(changed)
+
+
+def unchanged(before: NoticeContent, after: NoticeContent) -> bool:
+    """Whether ``after`` says exactly what ``before`` says (as published: the JSON form)."""
+    return before.model_dump(mode="json") == after.model_dump(mode="json")
 
 
 def _now() -> datetime:

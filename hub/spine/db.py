@@ -1,5 +1,8 @@
-"""Engines and sessions. SQLite (embedded default) gets WAL, foreign keys, a busy timeout and
-``BEGIN IMMEDIATE`` so concurrent writers queue instead of failing; PostgreSQL uses psycopg 3."""
+"""Engines and sessions. SQLite (embedded default) gets WAL, foreign keys and a busy timeout; a session
+that writes begins ``BEGIN IMMEDIATE`` (it takes the one write lock first, so writers queue instead of
+failing to upgrade), a session that only reads (:func:`make_read_session_factory`) begins a plain
+deferred ``BEGIN``: in WAL mode a reader never waits for a writer and never holds one up. PostgreSQL
+uses psycopg 3 and begins every session the same way."""
 
 from __future__ import annotations
 
@@ -14,10 +17,18 @@ from sqlalchemy.orm import Session, sessionmaker
 from hub.spine.faults import READ_ONLY_SQLSTATE, is_locked, is_read_only, sqlstate
 from hub.spine.settings import DatabaseSettings
 
-__all__ = ["WriteCheck", "check_writable", "make_engine", "make_session_factory", "normalise_url"]
+__all__ = [
+    "READ_ONLY",
+    "WriteCheck",
+    "check_writable",
+    "make_engine",
+    "make_read_session_factory",
+    "make_session_factory",
+    "normalise_url",
+]
 
-
-SQLITE_BUSY_TIMEOUT_MS = 30_000  # a writer waits this long for the write lock before "database is locked"
+# Execution option of the connections a read-only session uses: on SQLite they begin deferred.
+READ_ONLY = "g2bhub_read_only"
 
 
 def normalise_url(url: str) -> str:
@@ -29,20 +40,23 @@ def normalise_url(url: str) -> str:
     return url
 
 
-def _prepare_sqlite(engine: Engine) -> None:
+def _prepare_sqlite(engine: Engine, busy_timeout_ms: int) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
         dbapi_conn.isolation_level = None  # we issue BEGIN ourselves
         cur = dbapi_conn.cursor()
         cur.execute("PRAGMA journal_mode=WAL")
         cur.execute("PRAGMA foreign_keys=ON")
-        cur.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cur.execute(f"PRAGMA busy_timeout={busy_timeout_ms}")  # how long a writer waits for the write lock
         cur.execute("PRAGMA synchronous=NORMAL")
         cur.close()
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        # A reader's deferred BEGIN takes no lock: its snapshot starts at its first read. A writer's
+        # BEGIN IMMEDIATE takes the write lock up front (waiting up to the busy timeout), so it never
+        # has to upgrade a read snapshot another writer has made stale.
+        conn.exec_driver_sql("BEGIN" if conn.get_execution_options().get(READ_ONLY) else "BEGIN IMMEDIATE")
 
 
 def make_engine(settings: DatabaseSettings) -> Engine:
@@ -53,11 +67,11 @@ def make_engine(settings: DatabaseSettings) -> Engine:
         engine = create_engine(
             url,
             echo=settings.echo,
-            connect_args={"check_same_thread": False, "timeout": 30},
+            connect_args={"check_same_thread": False, "timeout": settings.sqlite_busy_timeout_s},
             pool_size=settings.pool_size,
             max_overflow=settings.pool_size,
         )
-        _prepare_sqlite(engine)
+        _prepare_sqlite(engine, int(settings.sqlite_busy_timeout_s * 1000))
         return engine
     connect_args: dict[str, Any] = {}
     if url.get_backend_name() == "postgresql" and "connect_timeout" not in url.query:
@@ -87,7 +101,14 @@ def _read_only_drops_the_pool(engine: Engine) -> None:
 
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:
+    """Sessions that may write (on SQLite they begin ``BEGIN IMMEDIATE``)."""
     return sessionmaker(bind=engine, expire_on_commit=False)
+
+
+def make_read_session_factory(engine: Engine) -> sessionmaker[Session]:
+    """Sessions that only read, on the same pool: on SQLite they begin deferred, so a request that reads
+    (or authenticates) never takes the write lock nor waits for it. PostgreSQL is unaffected."""
+    return sessionmaker(bind=engine.execution_options(**{READ_ONLY: True}), expire_on_commit=False)
 
 
 @dataclass(frozen=True)
@@ -121,6 +142,7 @@ def check_writable(engine: Engine, timeout_s: float = 2.0) -> WriteCheck:
             # with the long timeout.
             raw: Any = conn.connection.dbapi_connection
             if sqlite:
+                configured = raw.execute("PRAGMA busy_timeout").fetchone()[0]
                 raw.execute(f"PRAGMA busy_timeout={int(timeout_s * 1000)}")
             try:
                 transaction = conn.begin()  # on SQLite: BEGIN IMMEDIATE (see _prepare_sqlite)
@@ -144,7 +166,7 @@ def check_writable(engine: Engine, timeout_s: float = 2.0) -> WriteCheck:
                         transaction.rollback()
             finally:
                 if sqlite:
-                    raw.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+                    raw.execute(f"PRAGMA busy_timeout={int(configured)}")
             return WriteCheck("ok")
     except Exception as exc:  # any failure to reach or write is "not writable"; say which kind
         if is_read_only(exc):

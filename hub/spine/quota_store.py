@@ -17,6 +17,7 @@ from sqlalchemy import Engine, Table, bindparam, delete, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
+from hub.spine.db import READ_ONLY
 from hub.spine.quotas import Bucket, Clock, Decision, InMemoryBuckets, Policy, charge
 from hub.spine.tables import RateBucketRow
 
@@ -53,7 +54,7 @@ class DatabaseBuckets:
 
     def peek(self, name: str, policy: Policy) -> Decision:
         """A plain read (no lock, no write): the cheap look before an expensive key check."""
-        with self.engine.connect() as conn:
+        with self.engine.execution_options(**{READ_ONLY: True}).connect() as conn:  # SQLite: deferred BEGIN
             row = conn.execute(select(_table.c.tokens, _table.c.updated_at).where(_table.c.name == name)).first()
         stored = Bucket(row.tokens, row.updated_at) if row is not None else None
         return charge([(policy, stored)], self.clock())[1][0]

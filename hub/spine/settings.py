@@ -38,6 +38,8 @@ class DatabaseSettings(Section):
     echo: bool = False
     pool_size: int = Field(10, ge=1, le=1000)
     connect_timeout_s: int = Field(5, ge=1, le=300)
+    # SQLite: how long a writer waits for the one write lock before "database is locked".
+    sqlite_busy_timeout_s: float = Field(30.0, gt=0, le=600)
     # None: migrate at start only on SQLite (one process owns the file); on a shared PostgreSQL run
     # `g2bhub db upgrade` once instead, so N API processes never race each other's migrations.
     migrate_on_start: bool | None = None

@@ -1,10 +1,17 @@
 """Unit of work: one transaction per message. Events a handler raises are written to the outbox in the
 same transaction as the state change, and a consumer's inbox mark commits with its effect. Nothing is
-kept unless ``commit()`` is called."""
+kept unless ``commit()`` is called.
+
+A unit of work that only reads (``read_only=True``, on a read session factory) never commits, and on
+SQLite takes no write lock. One request opens its units of work one after the other, never one inside
+another (:func:`one_unit_at_a_time`): on SQLite a writer nested in a writer waits for itself."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import logging
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any, Protocol, Self
@@ -16,7 +23,57 @@ from hub.spine.messages import Envelope, Event
 from hub.spine.records import SqlAuditLog, SqlDeadLetters
 from hub.spine.tables import InboxRow, OutboxRow
 
-__all__ = ["AbstractUnitOfWork", "SqlAlchemyUnitOfWork", "UnitOfWork", "outbox_row"]
+__all__ = [
+    "AbstractUnitOfWork",
+    "NestedUnitOfWork",
+    "ReadOnlyUnitOfWork",
+    "SqlAlchemyUnitOfWork",
+    "UnitOfWork",
+    "one_unit_at_a_time",
+    "outbox_row",
+    "strict_unit_scopes",
+]
+
+log = logging.getLogger(__name__)
+
+
+class NestedUnitOfWork(RuntimeError):
+    """A unit of work was opened while another of the same scope (a request) was still open."""
+
+
+class ReadOnlyUnitOfWork(RuntimeError):
+    """``commit()`` on a unit of work opened for reading."""
+
+
+class _UnitScope:
+    """The units of work one scope (a request) holds open. Shared by reference: a worker thread runs in a
+    copy of the request's context, so it sees, and counts in, the same object."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.open = 0
+
+
+_scope: ContextVar[_UnitScope | None] = ContextVar("g2bhub_unit_scope", default=None)
+_strict = False
+
+
+def strict_unit_scopes(strict: bool) -> None:
+    """True: a nested unit of work raises :class:`NestedUnitOfWork` (the tests run so). False (the
+    default): it is logged as an error and goes ahead, so a path no test reached degrades, not fails."""
+    global _strict
+    _strict = strict
+
+
+@contextmanager
+def one_unit_at_a_time(name: str) -> Iterator[None]:
+    """Within this block (an API request), a unit of work opened while another is still open is a
+    defect: reported (or raised, see :func:`strict_unit_scopes`) when it is opened."""
+    token = _scope.set(_UnitScope(name))
+    try:
+        yield
+    finally:
+        _scope.reset(token)
 
 
 class UnitOfWork(Protocol):
@@ -105,11 +162,14 @@ def outbox_row(env: Envelope) -> OutboxRow:
 class SqlAlchemyUnitOfWork(AbstractUnitOfWork):
     session: Session
 
-    def __init__(self, session_factory: sessionmaker[Session]) -> None:
+    def __init__(self, session_factory: sessionmaker[Session], *, read_only: bool = False) -> None:
         super().__init__()
         self.session_factory = session_factory
+        self.read_only = read_only
+        self._in_scope: _UnitScope | None = None
 
     def __enter__(self) -> Self:
+        self._enter_scope()
         self.session = self.session_factory()
         self.attach_repositories(self.session)
         self.dead_letters = SqlDeadLetters(self.session)
@@ -120,8 +180,31 @@ class SqlAlchemyUnitOfWork(AbstractUnitOfWork):
         """Hook for the composed unit of work: put each flow's SQL repository on ``self``."""
 
     def __exit__(self, *args: Any) -> None:
-        super().__exit__(*args)
-        self.session.close()
+        try:
+            super().__exit__(*args)
+            self.session.close()
+        finally:
+            if self._in_scope is not None:
+                self._in_scope.open -= 1
+                self._in_scope = None
+
+    def _enter_scope(self) -> None:
+        scope = _scope.get()
+        if scope is None:
+            return
+        if scope.open:
+            message = (f"{scope.name} opened a unit of work while holding another: finish the read before "
+                       "sending the command, or let the command do the read")
+            if _strict:
+                raise NestedUnitOfWork(message)
+            log.error(message, stack_info=True)
+        scope.open += 1
+        self._in_scope = scope
+
+    def commit(self) -> None:
+        if self.read_only:
+            raise ReadOnlyUnitOfWork("this unit of work was opened for reading; open a writing one to commit")
+        super().commit()
 
     def _commit(self, envelopes: list[Envelope]) -> None:
         self.session.add_all([outbox_row(env) for env in envelopes])

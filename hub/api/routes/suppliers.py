@@ -104,7 +104,7 @@ def _credentials(uow: HubUnitOfWork, request: Request, supplier_id: str,
 
 
 def _supplier_out(hub: Hub, request: Request, supplier_id: str, caller: Principal) -> SupplierOut:
-    with hub.uow() as uow:
+    with hub.read_uow() as uow:
         repo = uow.suppliers
         supplier = repo.get(supplier_id)
         if supplier is None:
@@ -159,7 +159,7 @@ def list_suppliers(caller: SuppliersRead, uow: UowDep, limit: Annotated[int, Que
 
 @router.get("/{supplier_id}", summary="Read a supplier with its credentials and fetch states")
 def read_supplier(supplier_id: str, caller: SuppliersRead, hub: HubDep, request: Request) -> SupplierOut:
-    with hub.uow() as uow:
+    with hub.read_uow() as uow:
         readable_supplier(uow, caller, supplier_id)
     return _supplier_out(hub, request, supplier_id, caller)
 
@@ -212,7 +212,7 @@ def read_credential_raw(supplier_id: str, credential_id: str,
                          "applicable upstream system with the hub's keys. Past the budget: 429 with `Retry-After`.")
 def refresh(supplier_id: str, caller: SuppliersRead, hub: HubDep, service: SupplierServiceDep,
             request: Request, response: Response) -> SupplierOut:
-    with hub.uow() as uow:
+    with hub.read_uow() as uow:
         supplier = uow.suppliers.get(supplier_id)
         if supplier is None or not (supplier.org_id == caller.org_id or caller.cross_org):
             raise NotFound("supplier", supplier_id)
