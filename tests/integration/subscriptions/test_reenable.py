@@ -47,21 +47,21 @@ def test_a_batch_of_410s_disables_once_and_re_enabling_catches_up_in_order(make_
     patch(env, sid, status="disabled")  # the owner pauses it: matching goes on, nothing is sent
     notices = [new_notice_id() for _ in range(4)]
     publish_while_disabled(env, notices)
-    eventually(lambda: len(witness.delivered()) == 7, what="the witness got every version")
+    eventually(lambda: len(witness.delivered()) == 7, timeout=60, what="the witness got every version")
     assert receiver.received == []
     assert len(env.deliveries(sid, "pending")) == 7
 
     receiver.default = Answer(410)  # back on, but the endpoint is gone: every first version dies at once
     patch(env, sid, status="active")
-    eventually(lambda: status(env, sid) == "disabled", what="disabled by the 410s")
-    gone = eventually(lambda: env.deliveries(sid, "dead"), what="the deliveries the 410s ended")
+    eventually(lambda: status(env, sid) == "disabled", timeout=60, what="disabled by the 410s")
+    gone = eventually(lambda: env.deliveries(sid, "dead"), timeout=60, what="the deliveries the 410s ended")
     assert {d["last_status_code"] for d in gone} == {410}
-    eventually(lambda: [c for c, _ in audited(env, sid)].count("disabled") == 1, what="one audit event")
+    eventually(lambda: [c for c, _ in audited(env, sid)].count("disabled") == 1, timeout=60, what="one audit event")
     assert len(receiver.received) == len(gone) >= 1  # one request per claimable first version, no more
 
     receiver.default = Answer(200)
     patch(env, sid, status="active")  # catch_up is the default
-    eventually(lambda: len(receiver.delivered()) == 7, what="everything, after the return")
+    eventually(lambda: len(receiver.delivered()) == 7, timeout=60, what="everything, after the return")
     got = receiver.versions()
     expected = {notices[0]: [1, 2, 3], notices[1]: [1, 2]}
     for notice in notices:
@@ -79,13 +79,13 @@ def test_re_enabling_from_now_skips_what_was_missed(make_env: Callable[..., Env]
     patch(env, sid, status="disabled")
     missed = [new_notice_id() for _ in range(3)]
     publish_while_disabled(env, missed)
-    eventually(lambda: len(env.deliveries(sid, "pending")) == 6, what="matched while disabled")
+    eventually(lambda: len(env.deliveries(sid, "pending")) == 6, timeout=60, what="matched while disabled")
     patch(env, sid, reactivate=True, catch_up=False)
     assert {d["status"] for d in env.deliveries(sid)} == {"skipped"}
     assert all(d["last_error"].startswith("skipped") for d in env.deliveries(sid, "skipped"))
     fresh = new_notice_id()
     env.publisher.publish(fresh, 1)
     env.publisher.publish(missed[2], 2, kind="amendment")  # a missed notice's next version is news again
-    eventually(lambda: len(receiver.delivered()) == 2, what="what was published after the re-enable")
+    eventually(lambda: len(receiver.delivered()) == 2, timeout=60, what="what was published after the re-enable")
     assert sorted(receiver.versions()) == sorted([(fresh, 1), (missed[2], 2)])  # two notices: any order
     assert audited(env, sid)[-1] == ("updated", {"reactivated": True, "catch_up": False, "skipped": 6})
