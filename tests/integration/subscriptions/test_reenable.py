@@ -57,7 +57,11 @@ def test_a_batch_of_410s_disables_once_and_re_enabling_catches_up_in_order(make_
     gone = eventually(lambda: env.deliveries(sid, "dead"), timeout=60, what="the deliveries the 410s ended")
     assert {d["last_status_code"] for d in gone} == {410}
     eventually(lambda: [c for c, _ in audited(env, sid)].count("disabled") == 1, timeout=60, what="one audit event")
-    assert len(receiver.received) == len(gone) >= 1  # one request per claimable first version, no more
+    # One request per claimable first version, never a retry after a 410. Two may be in flight at once
+    # (syndication.subscription_concurrency): the one answered after the disable is not marked dead but
+    # waits, and is caught up with the rest.
+    ids = [r.webhook_id for r in receiver.received]
+    assert len(ids) == len(set(ids)) >= len(gone) >= 1
 
     receiver.default = Answer(200)
     patch(env, sid, status="active")  # catch_up is the default
