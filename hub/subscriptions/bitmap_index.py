@@ -1,0 +1,309 @@
+"""The matcher: compressed bitmaps (pyroaring) of integer subscription slots, one per key per dimension.
+
+Every subscription gets a dense integer slot once, when it is added; from then on matching works on
+slots only and maps the final bitmap back to subscription ids once per notice.
+
+Per dimension, a bitmap per key and one ``open`` bitmap of the subscriptions that leave the dimension
+unconstrained. A notice's candidates in a dimension are ``open | bitmaps of its keys``; dimensions
+combine by intersection (smallest first):
+- classification: one bitmap per filter prefix (``CPV:452``, ``452``, ``PPS-PUBLIC:7612`` …); the notice
+  looks up every prefix of its codes, bare and scheme-qualified (:class:`NoticeFacts.class_keys`);
+- category, region, institution: exact values (a notice's region also looks up its country);
+- value: bands of a third of a decade. A bounded filter sits in the *interior* bitmaps of the bands
+  strictly between its bounds' bands (decided exactly by the band) and in the *edge* bitmaps of its
+  bounds' own bands, where the bounds are checked exactly; keyed by currency (``None`` for any);
+- keywords: one gram (1 to 3 characters) of the filter's longest keyword; the notice looks up the grams
+  of its text, and candidates with keywords are verified exactly (all keywords, case-insensitive
+  substrings) — grams are only consulted when there are many such candidates.
+The result is exactly the linear scan's (:meth:`SubscriptionFilter.matches`), by construction.
+
+Memory: no filter object is kept. Value bounds live in two ``array('d')`` (a bound that is not exactly a
+float is kept as a Decimal aside), keywords in a dict for the subscriptions that have any. Removal marks
+the slot dead (masked out of every result) and purges dead slots from all bitmaps in bulk.
+"""
+
+from __future__ import annotations
+
+from array import array
+from collections import defaultdict
+from collections.abc import Hashable, Iterable, Iterator
+from decimal import Decimal
+
+from pyroaring import BitMap
+
+from hub.notices.model import NoticeContent
+from hub.subscriptions.filters import NoticeFacts, SubscriptionFilter
+
+__all__ = ["BitmapIndex", "value_band"]
+
+_CLASS, _CATEGORY, _REGION, _INSTITUTION, _VALUE, _KEYWORD = range(6)
+_OPEN = None  # the key of a dimension's open bitmap
+_INTERIOR, _EDGE = "interior", "edge"
+_TOP_DECADE = 15
+TOP_BAND = 1 + (_TOP_DECADE + 1) * 3  # values of 10^16 and above share it
+_GRAM = 3
+_VERIFY_WITHOUT_GRAMS = 64  # keyword candidates checked directly below this many; grams narrow above it
+_MIN_PURGE = 1024
+
+Key = tuple[int, object]
+
+
+def value_band(value: Decimal) -> int:
+    """A non-decreasing step function of the value: 0 below 1, then three bands a decade (leading
+    digit 1, 2 to 4, 5 to 9) up to 10^16, then :data:`TOP_BAND`. Exact on Decimals (no float rounding)."""
+    if value < 1:
+        return 0
+    exponent = value.adjusted()
+    if exponent > _TOP_DECADE:
+        return TOP_BAND
+    lead = value.as_tuple().digits[0]
+    return 1 + exponent * 3 + (0 if lead < 2 else 1 if lead < 5 else 2)
+
+
+def _as_float(bound: Decimal | None, unbounded: float) -> tuple[float, bool]:
+    """(the bound as a float, whether the float is exactly the bound)."""
+    if bound is None:
+        return unbounded, True
+    number = float(bound)
+    return number, Decimal(number) == bound
+
+
+def _grams(text: str, lengths: Iterable[int]) -> set[str]:
+    found: set[str] = set()
+    for n in lengths:
+        found.update(text[i : i + n] for i in range(len(text) - n + 1))
+    return found
+
+
+class BitmapIndex:
+    """Add, update and remove subscriptions; ``match_facts`` returns the ids whose filters select a
+    notice (``match_slots`` the integer slots). The same interface as the planned index it replaces."""
+
+    __slots__ = ("_dead", "_exact_bounds", "_gram_lengths", "_highs", "_ids", "_keywords", "_lows", "_maps", "_slots")
+
+    def __init__(self, subscriptions: Iterable[tuple[Hashable, SubscriptionFilter]] = ()) -> None:
+        self._ids: list[Hashable | None] = []
+        self._slots: dict[Hashable, int] = {}
+        self._maps: dict[Key, BitMap] = {}
+        self._lows = array("d")
+        self._highs = array("d")
+        self._exact_bounds: dict[int, tuple[Decimal | None, Decimal | None]] = {}
+        self._keywords: dict[int, tuple[str, ...]] = {}
+        self._gram_lengths: dict[int, int] = {}
+        self._dead = BitMap()
+        self._bulk_add(subscriptions)
+
+    def __len__(self) -> int:
+        return len(self._slots)
+
+    def __contains__(self, subscription_id: object) -> bool:
+        return subscription_id in self._slots
+
+    def __iter__(self) -> Iterator[Hashable]:
+        return iter(self._slots)
+
+    # -- writes -------------------------------------------------------------------------------------
+
+    def add(self, subscription_id: Hashable, flt: SubscriptionFilter) -> None:
+        maps = self._maps
+        for key in self._place(subscription_id, flt):
+            bitmap = maps.get(key)
+            if bitmap is None:
+                bitmap = maps[key] = BitMap()
+            bitmap.add(len(self._ids) - 1)
+
+    def remove(self, subscription_id: Hashable) -> None:
+        slot = self._slots.pop(subscription_id)  # KeyError for an unknown id, like dict
+        self._ids[slot] = None
+        self._exact_bounds.pop(slot, None)
+        keywords = self._keywords.pop(slot, None)
+        if keywords:
+            self._gram_lengths[min(_GRAM, len(max(keywords, key=len)))] -= 1
+        self._dead.add(slot)
+        if len(self._dead) >= max(_MIN_PURGE, len(self._slots) // 8):
+            self._purge()
+
+    def update(self, subscription_id: Hashable, flt: SubscriptionFilter) -> None:
+        if subscription_id in self._slots:
+            self.remove(subscription_id)
+        self.add(subscription_id, flt)
+
+    def _bulk_add(self, subscriptions: Iterable[tuple[Hashable, SubscriptionFilter]]) -> None:
+        pending: defaultdict[Key, array[int]] = defaultdict(lambda: array("I"))
+        for subscription_id, flt in subscriptions:
+            for key in self._place(subscription_id, flt, pending):
+                pending[key].append(len(self._ids) - 1)
+        for key, slots in pending.items():
+            bitmap = self._maps.get(key)
+            if bitmap is None:
+                self._maps[key] = BitMap(slots)
+            else:
+                bitmap.update(slots)
+
+    def _place(
+        self, subscription_id: Hashable, flt: SubscriptionFilter, pending: dict[Key, array[int]] | None = None
+    ) -> list[Key]:
+        """Give the subscription a slot, keep what verification needs, and return its bitmap keys."""
+        if subscription_id in self._slots:
+            raise KeyError(f"subscription {subscription_id!r} is already indexed; use update")
+        slot = len(self._ids)
+        self._ids.append(subscription_id)
+        self._slots[subscription_id] = slot
+        keys: list[Key] = []
+        for dimension, values in (
+            (_CLASS, flt.classifications),
+            (_CATEGORY, flt.categories),
+            (_REGION, flt.regions),
+            (_INSTITUTION, flt.institutions),
+        ):
+            if values:
+                keys.extend((dimension, value) for value in values)
+            else:
+                keys.append((dimension, _OPEN))
+        low, low_exact = _as_float(flt.min_value, float("-inf"))
+        high, high_exact = _as_float(flt.max_value, float("inf"))
+        self._lows.append(low)
+        self._highs.append(high)
+        if flt.has_value_bounds:
+            if not (low_exact and high_exact):
+                self._exact_bounds[slot] = (flt.min_value, flt.max_value)
+            first = -1 if flt.min_value is None else value_band(flt.min_value)
+            last = TOP_BAND + 1 if flt.max_value is None else value_band(flt.max_value)
+            keys.extend((_VALUE, (_INTERIOR, flt.currency, band)) for band in range(first + 1, min(last, TOP_BAND + 1)))
+            keys.extend((_VALUE, (_EDGE, flt.currency, band)) for band in {first, last} if 0 <= band <= TOP_BAND)
+        else:
+            keys.append((_VALUE, _OPEN))
+        if flt.keywords:
+            self._keywords[slot] = flt.keywords
+            keys.append((_KEYWORD, self._keyword_gram(flt.keywords, pending)))
+        else:
+            keys.append((_KEYWORD, _OPEN))
+        return keys
+
+    def _keyword_gram(self, keywords: tuple[str, ...], pending: dict[Key, array[int]] | None) -> str:
+        """The rarest (so far) gram of the longest keyword: any notice holding the keyword holds it."""
+        longest = max(keywords, key=len)
+        length = min(_GRAM, len(longest))
+        self._gram_lengths[length] = self._gram_lengths.get(length, 0) + 1
+        grams = sorted({longest[i : i + length] for i in range(len(longest) - length + 1)})
+
+        def size(gram: str) -> int:
+            key = (_KEYWORD, gram)
+            bitmap = self._maps.get(key)
+            return (len(bitmap) if bitmap is not None else 0) + (len(pending[key]) if pending and key in pending else 0)
+
+        return min(grams, key=size)
+
+    def _purge(self) -> None:
+        dead = self._dead
+        for key in list(self._maps):
+            bitmap = self._maps[key]
+            bitmap.difference_update(dead)
+            if not bitmap:
+                del self._maps[key]
+        self._dead = BitMap()
+
+    # -- matching -----------------------------------------------------------------------------------
+
+    def match(self, content: NoticeContent, institution_id: str) -> set[Hashable]:
+        return self.match_facts(NoticeFacts.of(content, institution_id))
+
+    def match_facts(self, facts: NoticeFacts) -> set[Hashable]:
+        ids = self._ids
+        return {ids[slot] for slot in self.match_slots(facts)}
+
+    def match_slots(self, facts: NoticeFacts) -> BitMap:
+        """The slots of the subscriptions selecting the notice (see :meth:`ids_of`)."""
+        get = self._maps.get
+        per_dimension: list[BitMap] = []
+        for dimension, keys in (
+            (_CLASS, facts.class_keys),
+            (_CATEGORY, (facts.category,)),
+            (_REGION, facts.region_keys),
+            (_INSTITUTION, (facts.institution,)),
+        ):
+            found = [bitmap for key in (_OPEN, *keys) if (bitmap := get((dimension, key))) is not None]
+            if not found:
+                return BitMap()
+            per_dimension.append(found[0] if len(found) == 1 else BitMap.union(*found))
+        per_dimension.sort(key=len)
+        candidates = per_dimension[0]
+        for bitmap in per_dimension[1:]:
+            candidates = candidates & bitmap
+            if not candidates:
+                return candidates
+        if self._dead:
+            candidates = candidates - self._dead
+        candidates = self._by_value(candidates, facts)
+        return self._by_keywords(candidates, facts) if candidates else candidates
+
+    def ids_of(self, slots: Iterable[int]) -> list[Hashable]:
+        ids = self._ids
+        return [ids[slot] for slot in slots]
+
+    def _by_value(self, candidates: BitMap, facts: NoticeFacts) -> BitMap:
+        get = self._maps.get
+        value = facts.value
+        open_ = get((_VALUE, _OPEN))
+        if value is None:
+            return candidates & open_ if open_ is not None else BitMap()
+        band = value_band(value)
+        currencies = (None,) if facts.currency is None else (None, facts.currency)
+        decided = [open_] if open_ is not None else []
+        edges: list[BitMap] = []
+        for currency in currencies:
+            if (bitmap := get((_VALUE, (_INTERIOR, currency, band)))) is not None:
+                decided.append(bitmap)
+            if (bitmap := get((_VALUE, (_EDGE, currency, band)))) is not None:
+                edges.append(bitmap)
+        matched = candidates & BitMap.union(*decided) if decided else BitMap()
+        if edges:
+            lows, highs, exact = self._lows, self._highs, self._exact_bounds
+            at_edge = (candidates & BitMap.union(*edges)) - matched
+            for slot in at_edge:
+                bounds = exact.get(slot)
+                if bounds is None:
+                    ok = lows[slot] <= value <= highs[slot]
+                else:
+                    low, high = bounds
+                    ok = (low is None or value >= low) and (high is None or value <= high)
+                if ok:
+                    matched.add(slot)
+        return matched
+
+    def _by_keywords(self, candidates: BitMap, facts: NoticeFacts) -> BitMap:
+        get = self._maps.get
+        open_ = get((_KEYWORD, _OPEN))
+        matched = candidates & open_ if open_ is not None else BitMap()
+        to_check = candidates - matched if open_ is not None else candidates
+        if not to_check:
+            return matched
+        text = facts.text
+        if len(to_check) > _VERIFY_WITHOUT_GRAMS:
+            lengths = [n for n, count in self._gram_lengths.items() if count > 0]
+            found = [bitmap for gram in _grams(text, lengths) if (bitmap := get((_KEYWORD, gram))) is not None]
+            to_check = to_check & BitMap.union(*found) if found else BitMap()
+        keywords = self._keywords
+        for slot in to_check:
+            if all(keyword in text for keyword in keywords[slot]):
+                matched.add(slot)
+        return matched
+
+    def stats(self) -> dict[str, int]:
+        return {
+            "subscriptions": len(self._slots),
+            "slots": len(self._ids),
+            "tombstones": len(self._dead),
+            "bitmaps": len(self._maps),
+            "bitmap_entries": sum(len(b) for b in self._maps.values()),
+            "bitmap_bytes": sum(_bytes(b) for b in self._maps.values()),
+        }
+
+
+def _bytes(bitmap: BitMap) -> int:
+    statistics = bitmap.get_statistics()
+    return int(
+        statistics["n_bytes_array_containers"]
+        + statistics["n_bytes_run_containers"]
+        + statistics["n_bytes_bitset_containers"]
+    )
