@@ -10,15 +10,17 @@ combine by intersection (smallest first):
   looks up every prefix of its codes, bare and scheme-qualified (:class:`NoticeFacts.class_keys`);
 - category, region, institution: exact values (a notice's region also looks up its country);
 - value: bands of a third of a decade. A bounded filter sits in the *interior* bitmaps of the bands
-  strictly between its bounds' bands (decided exactly by the band) and in the *edge* bitmaps of its
-  bounds' own bands, where the bounds are checked exactly; keyed by currency (``None`` for any);
+  strictly between its bounds' bands (decided by the band alone) and, at each bound's own band (the
+  edge), in a bitmap per distinct bound value: the notice compares its value with each distinct bound
+  of its band (few: bounds are round numbers) instead of with each filter; keyed by currency (``None``
+  for any);
 - keywords: one gram (1 to 3 characters) of the filter's longest keyword; the notice looks up the grams
   of its text, and candidates with keywords are verified exactly (all keywords, case-insensitive
   substrings) — grams are only consulted when there are many such candidates.
 The result is exactly the linear scan's (:meth:`SubscriptionFilter.matches`), by construction.
 
-Memory: no filter object is kept. Value bounds live in two ``array('d')`` (a bound that is not exactly a
-float is kept as a Decimal aside), keywords in a dict for the subscriptions that have any. Removal marks
+Memory: no filter object is kept: bounds live only as bitmap keys, keywords in a dict for the
+subscriptions that have any. Removal marks
 the slot dead (masked out of every result) and purges dead slots from all bitmaps in bulk.
 """
 
@@ -38,7 +40,7 @@ __all__ = ["BitmapIndex", "value_band"]
 
 _CLASS, _CATEGORY, _REGION, _INSTITUTION, _VALUE, _KEYWORD = range(6)
 _OPEN = None  # the key of a dimension's open bitmap
-_INTERIOR, _EDGE = "interior", "edge"
+_INTERIOR, _LOW, _HIGH = "interior", "low", "high"
 _TOP_DECADE = 15
 TOP_BAND = 1 + (_TOP_DECADE + 1) * 3  # values of 10^16 and above share it
 _GRAM = 3
@@ -60,14 +62,6 @@ def value_band(value: Decimal) -> int:
     return 1 + exponent * 3 + (0 if lead < 2 else 1 if lead < 5 else 2)
 
 
-def _as_float(bound: Decimal | None, unbounded: float) -> tuple[float, bool]:
-    """(the bound as a float, whether the float is exactly the bound)."""
-    if bound is None:
-        return unbounded, True
-    number = float(bound)
-    return number, Decimal(number) == bound
-
-
 def _grams(text: str, lengths: Iterable[int]) -> set[str]:
     found: set[str] = set()
     for n in lengths:
@@ -79,15 +73,14 @@ class BitmapIndex:
     """Add, update and remove subscriptions; ``match_facts`` returns the ids whose filters select a
     notice (``match_slots`` the integer slots). The same interface as the planned index it replaces."""
 
-    __slots__ = ("_dead", "_exact_bounds", "_gram_lengths", "_highs", "_ids", "_keywords", "_lows", "_maps", "_slots")
+    __slots__ = ("_bounds", "_dead", "_gram_lengths", "_ids", "_keywords", "_maps", "_slots")
 
     def __init__(self, subscriptions: Iterable[tuple[Hashable, SubscriptionFilter]] = ()) -> None:
         self._ids: list[Hashable | None] = []
         self._slots: dict[Hashable, int] = {}
         self._maps: dict[Key, BitMap] = {}
-        self._lows = array("d")
-        self._highs = array("d")
-        self._exact_bounds: dict[int, tuple[Decimal | None, Decimal | None]] = {}
+        # (low or high, currency, band) -> the distinct bounds of that edge, each with its own bitmap
+        self._bounds: dict[tuple[str, str | None, int], set[Decimal]] = {}
         self._keywords: dict[int, tuple[str, ...]] = {}
         self._gram_lengths: dict[int, int] = {}
         self._dead = BitMap()
@@ -115,7 +108,6 @@ class BitmapIndex:
     def remove(self, subscription_id: Hashable) -> None:
         slot = self._slots.pop(subscription_id)  # KeyError for an unknown id, like dict
         self._ids[slot] = None
-        self._exact_bounds.pop(slot, None)
         keywords = self._keywords.pop(slot, None)
         if keywords:
             self._gram_lengths[min(_GRAM, len(max(keywords, key=len)))] -= 1
@@ -160,17 +152,16 @@ class BitmapIndex:
                 keys.extend((dimension, value) for value in values)
             else:
                 keys.append((dimension, _OPEN))
-        low, low_exact = _as_float(flt.min_value, float("-inf"))
-        high, high_exact = _as_float(flt.max_value, float("inf"))
-        self._lows.append(low)
-        self._highs.append(high)
         if flt.has_value_bounds:
-            if not (low_exact and high_exact):
-                self._exact_bounds[slot] = (flt.min_value, flt.max_value)
             first = -1 if flt.min_value is None else value_band(flt.min_value)
             last = TOP_BAND + 1 if flt.max_value is None else value_band(flt.max_value)
-            keys.extend((_VALUE, (_INTERIOR, flt.currency, band)) for band in range(first + 1, min(last, TOP_BAND + 1)))
-            keys.extend((_VALUE, (_EDGE, flt.currency, band)) for band in {first, last} if 0 <= band <= TOP_BAND)
+            currency = flt.currency
+            keys.extend((_VALUE, (_INTERIOR, currency, band)) for band in range(first + 1, min(last, TOP_BAND + 1)))
+            for side, band, bound in ((_LOW, first, flt.min_value), (_HIGH, last, flt.max_value)):
+                if bound is not None and band <= TOP_BAND:
+                    keys.append((_VALUE, (side, currency, band)))  # every filter with an edge here
+                    keys.append((_VALUE, (side, currency, band, bound)))  # those with this very bound
+                    self._bounds.setdefault((side, currency, band), set()).add(bound)
         else:
             keys.append((_VALUE, _OPEN))
         if flt.keywords:
@@ -201,6 +192,10 @@ class BitmapIndex:
             bitmap.difference_update(dead)
             if not bitmap:
                 del self._maps[key]
+                _, value_key = key
+                if key[0] == _VALUE and isinstance(value_key, tuple) and len(value_key) == 4:
+                    side, currency, band, bound = value_key
+                    self._bounds[(side, currency, band)].discard(bound)
         self._dead = BitMap()
 
     # -- matching -----------------------------------------------------------------------------------
@@ -248,27 +243,28 @@ class BitmapIndex:
         if value is None:
             return candidates & open_ if open_ is not None else BitMap()
         band = value_band(value)
-        currencies = (None,) if facts.currency is None else (None, facts.currency)
         decided = [open_] if open_ is not None else []
-        edges: list[BitMap] = []
-        for currency in currencies:
+        low_edge: list[BitMap] = []  # filters whose lower bound is in this band
+        high_edge: list[BitMap] = []
+        low_ok: list[BitMap] = []  # ... and whose lower bound the value meets
+        high_ok: list[BitMap] = []
+        for currency in (None,) if facts.currency is None else (None, facts.currency):
             if (bitmap := get((_VALUE, (_INTERIOR, currency, band)))) is not None:
                 decided.append(bitmap)
-            if (bitmap := get((_VALUE, (_EDGE, currency, band)))) is not None:
-                edges.append(bitmap)
+            for side, edge, ok in ((_LOW, low_edge, low_ok), (_HIGH, high_edge, high_ok)):
+                if (bitmap := get((_VALUE, (side, currency, band)))) is None:
+                    continue
+                edge.append(bitmap)
+                for bound in self._bounds.get((side, currency, band), ()):
+                    if (value >= bound if side == _LOW else value <= bound) and (
+                        found := get((_VALUE, (side, currency, band, bound)))
+                    ) is not None:
+                        ok.append(found)
         matched = candidates & BitMap.union(*decided) if decided else BitMap()
-        if edges:
-            lows, highs, exact = self._lows, self._highs, self._exact_bounds
-            at_edge = (candidates & BitMap.union(*edges)) - matched
-            for slot in at_edge:
-                bounds = exact.get(slot)
-                if bounds is None:
-                    ok = lows[slot] <= value <= highs[slot]
-                else:
-                    low, high = bounds
-                    ok = (low is None or value >= low) and (high is None or value <= high)
-                if ok:
-                    matched.add(slot)
+        if low_ok or high_ok:
+            # a filter with an edge in this band matches when it meets the bound(s) it has here
+            lows, highs = _union(low_ok), _union(high_ok)
+            matched |= candidates & ((lows - _union(high_edge)) | (highs - _union(low_edge)) | (lows & highs))
         return matched
 
     def _by_keywords(self, candidates: BitMap, facts: NoticeFacts) -> BitMap:
@@ -307,3 +303,7 @@ def _bytes(bitmap: BitMap) -> int:
         + statistics["n_bytes_run_containers"]
         + statistics["n_bytes_bitset_containers"]
     )
+
+
+def _union(bitmaps: list[BitMap]) -> BitMap:
+    return BitMap.union(*bitmaps) if bitmaps else BitMap()
