@@ -14,9 +14,10 @@ combine by intersection (smallest first):
   edge), in a bitmap per distinct bound value: the notice compares its value with each distinct bound
   of its band (few: bounds are round numbers) instead of with each filter; keyed by currency (``None``
   for any);
-- keywords: one gram (1 to 3 characters) of the filter's longest keyword; the notice looks up the grams
-  of its text, and candidates with keywords are verified exactly (all keywords, case-insensitive
-  substrings) — grams are only consulted when there are many such candidates.
+- keywords: a vocabulary of every filter's keywords under their first 1 to 3 characters; the notice finds
+  the keywords its text holds (each distinct keyword checked once, as a case-insensitive substring) and
+  looks up bitmaps keyed by one keyword or by a sorted pair of them, which decide filters with one or
+  two keywords exactly; a filter with more is keyed by its first two and checked for the rest.
 The result is exactly the linear scan's (:meth:`SubscriptionFilter.matches`), by construction.
 
 Memory: no filter object is kept: bounds live only as bitmap keys, keywords in a dict for the
@@ -30,6 +31,7 @@ from array import array
 from collections import defaultdict
 from collections.abc import Hashable, Iterable, Iterator
 from decimal import Decimal
+from itertools import combinations
 
 from pyroaring import BitMap
 
@@ -44,7 +46,7 @@ _INTERIOR, _LOW, _HIGH = "interior", "low", "high"
 _TOP_DECADE = 15
 TOP_BAND = 1 + (_TOP_DECADE + 1) * 3  # values of 10^16 and above share it
 _GRAM = 3
-_VERIFY_WITHOUT_GRAMS = 64  # keyword candidates checked directly below this many; grams narrow above it
+_SOLE, _PAIR, _MORE = "sole", "pair", "more"
 _MIN_PURGE = 1024
 
 Key = tuple[int, object]
@@ -73,7 +75,7 @@ class BitmapIndex:
     """Add, update and remove subscriptions; ``match_facts`` returns the ids whose filters select a
     notice (``match_slots`` the integer slots). The same interface as the planned index it replaces."""
 
-    __slots__ = ("_bounds", "_dead", "_gram_lengths", "_ids", "_keywords", "_maps", "_slots")
+    __slots__ = ("_bounds", "_dead", "_ids", "_keywords", "_maps", "_slots", "_vocabulary")
 
     def __init__(self, subscriptions: Iterable[tuple[Hashable, SubscriptionFilter]] = ()) -> None:
         self._ids: list[Hashable | None] = []
@@ -81,8 +83,10 @@ class BitmapIndex:
         self._maps: dict[Key, BitMap] = {}
         # (low or high, currency, band) -> the distinct bounds of that edge, each with its own bitmap
         self._bounds: dict[tuple[str, str | None, int], set[Decimal]] = {}
-        self._keywords: dict[int, tuple[str, ...]] = {}
-        self._gram_lengths: dict[int, int] = {}
+        self._keywords: dict[int, tuple[str, ...]] = {}  # only filters with more than two keywords
+        # the keywords of every filter, under their first (up to 3) characters: a notice finds the
+        # keywords its text holds by its grams, checking each distinct keyword once
+        self._vocabulary: dict[str, set[str]] = {}
         self._dead = BitMap()
         self._bulk_add(subscriptions)
 
@@ -108,9 +112,7 @@ class BitmapIndex:
     def remove(self, subscription_id: Hashable) -> None:
         slot = self._slots.pop(subscription_id)  # KeyError for an unknown id, like dict
         self._ids[slot] = None
-        keywords = self._keywords.pop(slot, None)
-        if keywords:
-            self._gram_lengths[min(_GRAM, len(max(keywords, key=len)))] -= 1
+        self._keywords.pop(slot, None)
         self._dead.add(slot)
         if len(self._dead) >= max(_MIN_PURGE, len(self._slots) // 8):
             self._purge()
@@ -123,7 +125,7 @@ class BitmapIndex:
     def _bulk_add(self, subscriptions: Iterable[tuple[Hashable, SubscriptionFilter]]) -> None:
         pending: defaultdict[Key, array[int]] = defaultdict(lambda: array("I"))
         for subscription_id, flt in subscriptions:
-            for key in self._place(subscription_id, flt, pending):
+            for key in self._place(subscription_id, flt):
                 pending[key].append(len(self._ids) - 1)
         for key, slots in pending.items():
             bitmap = self._maps.get(key)
@@ -132,9 +134,7 @@ class BitmapIndex:
             else:
                 bitmap.update(slots)
 
-    def _place(
-        self, subscription_id: Hashable, flt: SubscriptionFilter, pending: dict[Key, array[int]] | None = None
-    ) -> list[Key]:
+    def _place(self, subscription_id: Hashable, flt: SubscriptionFilter) -> list[Key]:
         """Give the subscription a slot, keep what verification needs, and return its bitmap keys."""
         if subscription_id in self._slots:
             raise KeyError(f"subscription {subscription_id!r} is already indexed; use update")
@@ -165,25 +165,19 @@ class BitmapIndex:
         else:
             keys.append((_VALUE, _OPEN))
         if flt.keywords:
-            self._keywords[slot] = flt.keywords
-            keys.append((_KEYWORD, self._keyword_gram(flt.keywords, pending)))
+            for keyword in flt.keywords:
+                self._vocabulary.setdefault(keyword[:_GRAM], set()).add(keyword)
+            lead, *rest = sorted(flt.keywords)
+            if not rest:
+                keys.append((_KEYWORD, (_SOLE, lead)))
+            elif len(rest) == 1:
+                keys.append((_KEYWORD, (_PAIR, lead, rest[0])))
+            else:
+                keys.append((_KEYWORD, (_MORE, lead, rest[0])))
+                self._keywords[slot] = tuple(rest[1:])
         else:
             keys.append((_KEYWORD, _OPEN))
         return keys
-
-    def _keyword_gram(self, keywords: tuple[str, ...], pending: dict[Key, array[int]] | None) -> str:
-        """The rarest (so far) gram of the longest keyword: any notice holding the keyword holds it."""
-        longest = max(keywords, key=len)
-        length = min(_GRAM, len(longest))
-        self._gram_lengths[length] = self._gram_lengths.get(length, 0) + 1
-        grams = sorted({longest[i : i + length] for i in range(len(longest) - length + 1)})
-
-        def size(gram: str) -> int:
-            key = (_KEYWORD, gram)
-            bitmap = self._maps.get(key)
-            return (len(bitmap) if bitmap is not None else 0) + (len(pending[key]) if pending and key in pending else 0)
-
-        return min(grams, key=size)
 
     def _purge(self) -> None:
         dead = self._dead
@@ -268,22 +262,40 @@ class BitmapIndex:
         return matched
 
     def _by_keywords(self, candidates: BitMap, facts: NoticeFacts) -> BitMap:
+        """Exact by bitmaps for filters with one or two keywords (keyed by the keyword, or the sorted
+        pair); filters with more are keyed by their first two and checked for the rest."""
         get = self._maps.get
-        open_ = get((_KEYWORD, _OPEN))
-        matched = candidates & open_ if open_ is not None else BitMap()
-        to_check = candidates - matched if open_ is not None else candidates
-        if not to_check:
-            return matched
         text = facts.text
-        if len(to_check) > _VERIFY_WITHOUT_GRAMS:
-            lengths = [n for n, count in self._gram_lengths.items() if count > 0]
-            found = [bitmap for gram in _grams(text, lengths) if (bitmap := get((_KEYWORD, gram))) is not None]
-            to_check = to_check & BitMap.union(*found) if found else BitMap()
-        keywords = self._keywords
-        for slot in to_check:
-            if all(keyword in text for keyword in keywords[slot]):
-                matched.add(slot)
+        present = self._present_keywords(text)
+        decided = [bitmap] if (bitmap := get((_KEYWORD, _OPEN))) is not None else []
+        more: list[BitMap] = []
+        for keyword in present:
+            if (bitmap := get((_KEYWORD, (_SOLE, keyword)))) is not None:
+                decided.append(bitmap)
+        if len(present) > 1:
+            for pair in combinations(sorted(present), 2):
+                if (bitmap := get((_KEYWORD, (_PAIR, *pair)))) is not None:
+                    decided.append(bitmap)
+                if (bitmap := get((_KEYWORD, (_MORE, *pair)))) is not None:
+                    more.append(bitmap)
+        matched = candidates & _union(decided)
+        if more:
+            keywords = self._keywords
+            for slot in candidates & _union(more):
+                if all(keyword in present for keyword in keywords[slot]):
+                    matched.add(slot)
         return matched
+
+    def _present_keywords(self, text: str) -> set[str]:
+        vocabulary = self._vocabulary
+        if not vocabulary:
+            return set()
+        present: set[str] = set()
+        for gram in _grams(text, range(1, _GRAM + 1)):
+            for keyword in vocabulary.get(gram, ()):
+                if keyword in text:
+                    present.add(keyword)
+        return present
 
     def stats(self) -> dict[str, int]:
         return {
