@@ -204,7 +204,7 @@ class BitmapIndex:
     def match_slots(self, facts: NoticeFacts) -> BitMap:
         """The slots of the subscriptions selecting the notice (see :meth:`ids_of`)."""
         get = self._maps.get
-        per_dimension: list[BitMap] = []
+        per_dimension: list[tuple[int, list[BitMap]]] = []
         for dimension, keys in (
             (_CLASS, facts.class_keys),
             (_CATEGORY, (facts.category,)),
@@ -214,11 +214,13 @@ class BitmapIndex:
             found = [bitmap for key in (_OPEN, *keys) if (bitmap := get((dimension, key))) is not None]
             if not found:
                 return BitMap()
-            per_dimension.append(found[0] if len(found) == 1 else BitMap.union(*found))
-        per_dimension.sort(key=len)
-        candidates = per_dimension[0]
-        for bitmap in per_dimension[1:]:
-            candidates = candidates & bitmap
+            per_dimension.append((sum(len(bitmap) for bitmap in found), found))
+        # the most selective dimension generates the candidates; the others only restrict them, which
+        # costs in proportion to the candidates, never a copy of a large (open) bitmap
+        per_dimension.sort(key=lambda sized: sized[0])
+        candidates = _union(per_dimension[0][1])
+        for _, found in per_dimension[1:]:
+            candidates = _restrict(candidates, found)
             if not candidates:
                 return candidates
         if self._dead:
@@ -254,7 +256,7 @@ class BitmapIndex:
                         found := get((_VALUE, (side, currency, band, bound)))
                     ) is not None:
                         ok.append(found)
-        matched = candidates & BitMap.union(*decided) if decided else BitMap()
+        matched = _restrict(candidates, decided)
         if low_ok or high_ok:
             # a filter with an edge in this band matches when it meets the bound(s) it has here
             lows, highs = _union(low_ok), _union(high_ok)
@@ -278,7 +280,7 @@ class BitmapIndex:
                     decided.append(bitmap)
                 if (bitmap := get((_KEYWORD, (_MORE, *pair)))) is not None:
                     more.append(bitmap)
-        matched = candidates & _union(decided)
+        matched = _restrict(candidates, decided)
         if more:
             keywords = self._keywords
             for slot in candidates & _union(more):
@@ -319,3 +321,17 @@ def _bytes(bitmap: BitMap) -> int:
 
 def _union(bitmaps: list[BitMap]) -> BitMap:
     return BitMap.union(*bitmaps) if bitmaps else BitMap()
+
+
+def _restrict(candidates: BitMap, bitmaps: list[BitMap]) -> BitMap:
+    """The candidates in any of the bitmaps. The first (an open bitmap, often most of the
+    subscriptions) is intersected on its own rather than copied into a union; the rest, per-key
+    bitmaps, are unioned in one call first."""
+    if not bitmaps:
+        return BitMap()
+    result = candidates & bitmaps[0]
+    if len(bitmaps) == 2:
+        result |= candidates & bitmaps[1]
+    elif len(bitmaps) > 2:
+        result |= candidates & BitMap.union(*bitmaps[1:])
+    return result
