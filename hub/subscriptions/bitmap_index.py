@@ -15,9 +15,10 @@ combine by intersection (smallest first):
   of its band (few: bounds are round numbers) instead of with each filter; keyed by currency (``None``
   for any);
 - keywords: a vocabulary of every filter's keywords under their first 1 to 3 characters; the notice finds
-  the keywords its text holds (each distinct keyword checked once, as a case-insensitive substring) and
-  looks up bitmaps keyed by one keyword or by a sorted pair of them, which decide filters with one or
-  two keywords exactly; a filter with more is keyed by its first two and checked for the rest.
+  the keywords its text holds (each distinct keyword checked once, as a case-insensitive substring).
+  A filter's sorted keywords are in one bitmap per (position, keyword), its keyword count in another;
+  at position i a candidate passes if it has at most i keywords or its i-th keyword is in the text, so
+  passing every position is exactly "all keywords occur", with no per-filter check.
 The result is exactly the linear scan's (:meth:`SubscriptionFilter.matches`), by construction.
 
 Memory: no filter object is kept: bounds live only as bitmap keys, keywords in a dict for the
@@ -31,12 +32,11 @@ from array import array
 from collections import defaultdict
 from collections.abc import Hashable, Iterable, Iterator
 from decimal import Decimal
-from itertools import combinations
 
 from pyroaring import BitMap
 
 from hub.notices.model import NoticeContent
-from hub.subscriptions.filters import NoticeFacts, SubscriptionFilter
+from hub.subscriptions.filters import MAX_KEYWORDS, NoticeFacts, SubscriptionFilter
 
 __all__ = ["BitmapIndex", "value_band"]
 
@@ -46,7 +46,7 @@ _INTERIOR, _LOW, _HIGH = "interior", "low", "high"
 _TOP_DECADE = 15
 TOP_BAND = 1 + (_TOP_DECADE + 1) * 3  # values of 10^16 and above share it
 _GRAM = 3
-_SOLE, _PAIR, _MORE = "sole", "pair", "more"
+_COUNT = "count"
 _MIN_PURGE = 1024
 
 Key = tuple[int, object]
@@ -75,7 +75,7 @@ class BitmapIndex:
     """Add, update and remove subscriptions; ``match_facts`` returns the ids whose filters select a
     notice (``match_slots`` the integer slots). The same interface as the planned index it replaces."""
 
-    __slots__ = ("_bounds", "_dead", "_ids", "_keywords", "_maps", "_slots", "_vocabulary")
+    __slots__ = ("_bounds", "_dead", "_ids", "_maps", "_slots", "_vocabulary")
 
     def __init__(self, subscriptions: Iterable[tuple[Hashable, SubscriptionFilter]] = ()) -> None:
         self._ids: list[Hashable | None] = []
@@ -83,7 +83,6 @@ class BitmapIndex:
         self._maps: dict[Key, BitMap] = {}
         # (low or high, currency, band) -> the distinct bounds of that edge, each with its own bitmap
         self._bounds: dict[tuple[str, str | None, int], set[Decimal]] = {}
-        self._keywords: dict[int, tuple[str, ...]] = {}  # only filters with more than two keywords
         # the keywords of every filter, under their first (up to 3) characters: a notice finds the
         # keywords its text holds by its grams, checking each distinct keyword once
         self._vocabulary: dict[str, set[str]] = {}
@@ -112,7 +111,6 @@ class BitmapIndex:
     def remove(self, subscription_id: Hashable) -> None:
         slot = self._slots.pop(subscription_id)  # KeyError for an unknown id, like dict
         self._ids[slot] = None
-        self._keywords.pop(slot, None)
         self._dead.add(slot)
         if len(self._dead) >= max(_MIN_PURGE, len(self._slots) // 8):
             self._purge()
@@ -164,19 +162,11 @@ class BitmapIndex:
                     self._bounds.setdefault((side, currency, band), set()).add(bound)
         else:
             keys.append((_VALUE, _OPEN))
-        if flt.keywords:
-            for keyword in flt.keywords:
-                self._vocabulary.setdefault(keyword[:_GRAM], set()).add(keyword)
-            lead, *rest = sorted(flt.keywords)
-            if not rest:
-                keys.append((_KEYWORD, (_SOLE, lead)))
-            elif len(rest) == 1:
-                keys.append((_KEYWORD, (_PAIR, lead, rest[0])))
-            else:
-                keys.append((_KEYWORD, (_MORE, lead, rest[0])))
-                self._keywords[slot] = tuple(rest[1:])
-        else:
-            keys.append((_KEYWORD, _OPEN))
+        # keywords, sorted: the i-th in a bitmap of position i; the keyword count in its own bitmap
+        for position, keyword in enumerate(sorted(flt.keywords)):
+            self._vocabulary.setdefault(keyword[:_GRAM], set()).add(keyword)
+            keys.append((_KEYWORD, (position, keyword)))
+        keys.append((_KEYWORD, (_COUNT, len(flt.keywords))))
         return keys
 
     def _purge(self) -> None:
@@ -264,29 +254,22 @@ class BitmapIndex:
         return matched
 
     def _by_keywords(self, candidates: BitMap, facts: NoticeFacts) -> BitMap:
-        """Exact by bitmaps for filters with one or two keywords (keyed by the keyword, or the sorted
-        pair); filters with more are keyed by their first two and checked for the rest."""
+        """Exact, by bitmaps only: at each position i, a candidate passes when it has at most i keywords
+        or its i-th keyword (in sorted order) occurs in the text; passing every position means having
+        every keyword in the text."""
         get = self._maps.get
-        text = facts.text
-        present = self._present_keywords(text)
-        decided = [bitmap] if (bitmap := get((_KEYWORD, _OPEN))) is not None else []
-        more: list[BitMap] = []
-        for keyword in present:
-            if (bitmap := get((_KEYWORD, (_SOLE, keyword)))) is not None:
-                decided.append(bitmap)
-        if len(present) > 1:
-            for pair in combinations(sorted(present), 2):
-                if (bitmap := get((_KEYWORD, (_PAIR, *pair)))) is not None:
-                    decided.append(bitmap)
-                if (bitmap := get((_KEYWORD, (_MORE, *pair)))) is not None:
-                    more.append(bitmap)
-        matched = _restrict(candidates, decided)
-        if more:
-            keywords = self._keywords
-            for slot in candidates & _union(more):
-                if all(keyword in present for keyword in keywords[slot]):
-                    matched.add(slot)
-        return matched
+        by_count = [get((_KEYWORD, (_COUNT, count))) for count in range(MAX_KEYWORDS + 1)]
+        most = max((count for count, bitmap in enumerate(by_count) if bitmap is not None), default=0)
+        if not most:
+            return candidates
+        present = self._present_keywords(facts.text)
+        for position in range(most):
+            fewer = [bitmap for bitmap in by_count[: position + 1] if bitmap is not None]
+            here = [bitmap for keyword in present if (bitmap := get((_KEYWORD, (position, keyword)))) is not None]
+            candidates = _restrict(candidates, fewer + here)
+            if not candidates:
+                break
+        return candidates
 
     def _present_keywords(self, text: str) -> set[str]:
         vocabulary = self._vocabulary

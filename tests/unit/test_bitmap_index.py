@@ -64,7 +64,7 @@ def filters(draw: st.DrawFn) -> SubscriptionFilter:
         min_value=low,
         max_value=high,
         currency=draw(st.sampled_from([None, *CURRENCIES])),
-        keywords=tuple(draw(st.lists(st.sampled_from(WORDS), max_size=2))),
+        keywords=tuple(draw(st.lists(st.sampled_from(WORDS), max_size=3))),
     )
 
 
