@@ -228,8 +228,12 @@ class BitmapIndex:
         open_ = get((_VALUE, _OPEN))
         if value is None:
             return candidates & open_ if open_ is not None else BitMap()
+        # the filters without bounds are decided already; only the rest (usually few) go on
+        rest = candidates - open_ if open_ is not None else candidates
+        if not rest:
+            return candidates
         band = value_band(value)
-        decided = [open_] if open_ is not None else []
+        decided: list[BitMap] = []
         low_edge: list[BitMap] = []  # filters whose lower bound is in this band
         high_edge: list[BitMap] = []
         low_ok: list[BitMap] = []  # ... and whose lower bound the value meets
@@ -246,12 +250,12 @@ class BitmapIndex:
                         found := get((_VALUE, (side, currency, band, bound)))
                     ) is not None:
                         ok.append(found)
-        matched = _restrict(candidates, decided)
+        matched = _restrict(rest, decided)
         if low_ok or high_ok:
             # a filter with an edge in this band matches when it meets the bound(s) it has here
-            lows, highs = _union(low_ok), _union(high_ok)
-            matched |= candidates & ((lows - _union(high_edge)) | (highs - _union(low_edge)) | (lows & highs))
-        return matched
+            lows, highs = _restrict(rest, low_ok), _restrict(rest, high_ok)
+            matched |= (lows - _restrict(rest, high_edge)) | (highs - _restrict(rest, low_edge)) | (lows & highs)
+        return (candidates & open_) | matched if open_ is not None else matched
 
     def _by_keywords(self, candidates: BitMap, facts: NoticeFacts) -> BitMap:
         """Exact, by bitmaps only: at each position i, a candidate passes when it has at most i keywords
@@ -262,14 +266,18 @@ class BitmapIndex:
         most = max((count for count, bitmap in enumerate(by_count) if bitmap is not None), default=0)
         if not most:
             return candidates
+        without = by_count[0]  # no keywords: decided already; only the rest (usually few) go on
+        rest = candidates - without if without is not None else candidates
+        if not rest:
+            return candidates
         present = self._present_keywords(facts.text)
         for position in range(most):
-            fewer = [bitmap for bitmap in by_count[: position + 1] if bitmap is not None]
+            fewer = [bitmap for bitmap in by_count[1 : position + 1] if bitmap is not None]
             here = [bitmap for keyword in present if (bitmap := get((_KEYWORD, (position, keyword)))) is not None]
-            candidates = _restrict(candidates, fewer + here)
-            if not candidates:
+            rest = _restrict(rest, fewer + here)
+            if not rest:
                 break
-        return candidates
+        return (candidates & without) | rest if without is not None else rest
 
     def _present_keywords(self, text: str) -> set[str]:
         vocabulary = self._vocabulary
