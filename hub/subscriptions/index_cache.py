@@ -1,4 +1,4 @@
-"""Each worker process keeps one in-memory :class:`SubscriptionIndex` per database, in sync with it.
+"""Each worker process keeps one in-memory :class:`BitmapIndex` per database, in sync with it.
 
 Choice: a change log, not events. Every subscription write appends a row to ``subscription_changes``
 in the same transaction; before matching, the cache asks for rows after the last one it applied (one
@@ -17,8 +17,8 @@ import threading
 from collections.abc import Sequence
 from typing import Protocol
 
+from hub.subscriptions.bitmap_index import BitmapIndex
 from hub.subscriptions.filters import NoticeFacts, SubscriptionFilter
-from hub.subscriptions.matching import SubscriptionIndex
 
 __all__ = ["ChangeLog", "IndexCache"]
 
@@ -37,7 +37,7 @@ class IndexCache:
     """One per hub process, built by bootstrap and handed to the matching consumer."""
 
     def __init__(self) -> None:
-        self.index = SubscriptionIndex()
+        self.index = BitmapIndex()
         self.high_water: int | None = None
         self._applied: set[int] = set()
         self.lock = threading.Lock()
@@ -51,12 +51,13 @@ class IndexCache:
 
     def match(self, facts: NoticeFacts) -> set[str]:
         with self.lock:
-            return {str(sid) for sid in self.index.match_facts(facts)}
+            index = self.index
+            return {str(sid) for sid in index.ids_of(index.match_slots(facts))}
 
     def _load_all(self, log: ChangeLog) -> None:
         # The mark is read first: a change committed while loading is replayed on the next sync.
         mark = log.last_change()
-        self.index = SubscriptionIndex(log.matchable_filters().items())
+        self.index = BitmapIndex(log.matchable_filters().items())  # the filters are not kept
         self.high_water = mark
         self._applied = set()
 

@@ -1,4 +1,5 @@
-"""Subscription matching: the index returns exactly what the linear scan returns, without scanning."""
+"""Subscription matching: the indexes (the bitmap matcher the hub uses, and the planned index) return
+exactly what the linear scan returns, without scanning."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from typing import Any
 import pytest
 
 from hub.notices.model import NoticeContent, NoticeValidationError
+from hub.subscriptions.bitmap_index import BitmapIndex
 from hub.subscriptions.filters import NoticeFacts, SubscriptionFilter
 from hub.subscriptions.matching import SubscriptionIndex
 from tests.support.subscriptions import linear_scan_match
@@ -18,6 +20,7 @@ UNSPSC = ["43211503", "72141100", "56101700", "80111600"]
 PPS_GOODS = ["4321150301", "4321150302", "5610170001"]  # 세부품명번호: UNSPSC + 2 digits
 PPS_PUBLIC = ["76121598", "81112299", "72101599"]  # 공공조달분류번호
 REGIONS = ["KR-11", "KR-26", "KR-41", "KR-49", "KR", "JP-13"]
+INDEXES = [BitmapIndex, SubscriptionIndex]
 WORDS = ["도로", "포장", "road", "Paving", "청소", "software", "보안", "cctv", "유지보수", "desk"]
 
 
@@ -37,9 +40,9 @@ def notice(**overrides: Any) -> NoticeContent:
 
 
 def both(filters: dict[str, SubscriptionFilter], content: NoticeContent, institution: str = "org-1") -> set[Any]:
-    index = SubscriptionIndex(filters.items())
     expected = linear_scan_match(filters, content, institution)
-    assert index.match(content, institution) == expected
+    for kind in INDEXES:
+        assert kind(filters.items()).match(content, institution) == expected, kind.__name__
     return expected
 
 
@@ -113,8 +116,9 @@ def test_all_dimensions_combine_with_and() -> None:
     assert both({"p": precise}, notice(delivery_region="KR-26")) == set()
 
 
-def test_remove_and_update() -> None:
-    index = SubscriptionIndex()
+@pytest.mark.parametrize("kind", INDEXES)
+def test_remove_and_update(kind: type[BitmapIndex | SubscriptionIndex]) -> None:
+    index = kind()
     index.add("a", SubscriptionFilter(classifications=("45",)))
     index.add("b", SubscriptionFilter(regions=("KR-11",)))
     assert index.match(notice(), "org-1") == {"a", "b"}
@@ -131,8 +135,9 @@ def test_remove_and_update() -> None:
         index.remove("missing")
 
 
-def test_compaction_after_many_removals_keeps_results() -> None:
-    index = SubscriptionIndex((i, SubscriptionFilter(classifications=("45",))) for i in range(3000))
+@pytest.mark.parametrize("kind", INDEXES)
+def test_compaction_after_many_removals_keeps_results(kind: type[BitmapIndex | SubscriptionIndex]) -> None:
+    index = kind((i, SubscriptionFilter(classifications=("45",))) for i in range(3000))
     for i in range(0, 3000, 2):
         index.remove(i)
     assert index.stats()["tombstones"] < 1500  # compacted at least once
@@ -219,11 +224,14 @@ def random_notice(rng: random.Random) -> tuple[NoticeContent, str]:
     return content, f"org-{rng.randrange(6)}"
 
 
+@pytest.mark.parametrize("kind", INDEXES)
 @pytest.mark.parametrize("seed", [1, 2, 3])
-def test_index_equals_linear_scan_on_random_subscriptions(seed: int) -> None:
+def test_index_equals_linear_scan_on_random_subscriptions(
+    seed: int, kind: type[BitmapIndex | SubscriptionIndex]
+) -> None:
     rng = random.Random(seed)
     filters = {f"s{i}": random_filter(rng) for i in range(2000)}
-    index = SubscriptionIndex(filters.items())
+    index = kind(filters.items())
     total = 0
     for _ in range(120):
         content, institution = random_notice(rng)
