@@ -46,13 +46,16 @@ lint: install
 	$(BIN)/mypy hub connectors mappings
 	$(BIN)/lint-imports
 
-bench: install           ## every benchmark in turn; each prints its figures (bus and chaos need PostgreSQL + RabbitMQ)
+# bench/kday.py's share of a full peak day (1.0 is the whole day: half an hour or more)
+KDAY_SCALE ?= 0.1
+bench: install           ## every benchmark in turn; each prints its figures (bus, chaos and kday need PostgreSQL + RabbitMQ)
 	$(BIN)/python bench/bus.py
 	$(BIN)/python bench/register.py
 	$(BIN)/python bench/syndication.py
 	$(BIN)/python bench/matching.py
 	$(BIN)/python bench/chaos.py
 	$(BIN)/python bench/hostile_webhook.py
+	$(BIN)/python bench/kday.py --scale $(KDAY_SCALE)
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache
