@@ -700,6 +700,14 @@ def refreshes_done(database_url: str) -> int:
     return int(row[0]) if row else 0
 
 
+def refreshes_by_system(database_url: str) -> dict[str, int]:
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        rows = conn.execute("SELECT system, coalesce(sum(identifier_count), 0), count(*) FROM upstream_calls "
+                            "WHERE purpose = 'refresh' AND requested_by = 'hub-scheduler' GROUP BY system").fetchall()
+    return {f"{system}_identifiers": int(n) for system, n, _calls in rows} | {
+        f"{system}_calls": int(calls) for system, _n, calls in rows}
+
+
 async def refresh_until(lab: Lab, target: int, registrations_done: list[float]) -> tuple[float, int]:
     """Start the refresher, wait for ``target`` refreshes, stop it. Returns (seconds, refreshes)."""
     started = time.perf_counter()
@@ -884,6 +892,7 @@ async def day(lab: Lab, args: argparse.Namespace, counts: Counts, rng: random.Ra
         day_s = time.perf_counter() - t0
         lab.sample_rss()
         result = await tally(lab, client, expected, plans, subscribers)
+        by_system = refreshes_by_system(lab.database_url)
 
     deliveries_span = max(result.last_arrival - day_started, 1e-9)
     exactly_once = (result.missing == 0 and result.unexpected == 0 and result.duplicates_in_effect == 0
@@ -913,6 +922,8 @@ async def day(lab: Lab, args: argparse.Namespace, counts: Counts, rng: random.Ra
         "errors": len(errors), "exactly_once": exactly_once,
         "peak_rss_max_mib": max(peaks.values()),
     }
+    for name, value in sorted(by_system.items()):
+        figures[f"refresh_{name}"] = value
     for name, mib in sorted(peaks.items()):
         figures[f"peak_rss_{name.replace('-', '_').replace('.', '_')}_mib"] = mib
     print()
@@ -924,7 +935,8 @@ async def day(lab: Lab, args: argparse.Namespace, counts: Counts, rng: random.Ra
           f"({figures['deliveries_per_s']:.0f}/s), {result.requests} webhook requests")
     print(f"registrations           : {counts.registrations} in {register_s:.1f} s "
           f"({figures['registrations_per_s']:.1f}/s)")
-    print(f"refreshes               : {refreshed} in {refresh_s:.1f} s ({figures['refreshes_per_s']:.0f}/s)")
+    print(f"refreshes               : {refreshed} in {refresh_s:.1f} s ({figures['refreshes_per_s']:.0f}/s; "
+          + ", ".join(f"{k} {v}" for k, v in sorted(by_system.items())) + ")")
     print(f"exactly once            : {exactly_once}  (expected {len(expected.keys)}, received {result.received}, "
           f"missing {result.missing}, unexpected {result.unexpected}, duplicates {result.duplicates_raw} raw / "
           f"{result.duplicates_in_effect} in effect, bad signatures {result.bad_signatures}, errors {len(errors)})")
