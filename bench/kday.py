@@ -630,7 +630,7 @@ async def load_alert_subscriptions(lab: Lab, client: httpx.AsyncClient, counts: 
 # -- the day ---------------------------------------------------------------------------------------
 
 async def publish_all(client: httpx.AsyncClient, plans: list[NoticePlan], orgs: Orgs, concurrency: int,
-                      errors: list[str]) -> float:
+                      errors: list[str], progress: Progress) -> float:
     """Every notice's versions in order (original, amendment, cancellation), ``concurrency`` requests
     in flight across notices. Returns the seconds it took."""
     semaphore = asyncio.Semaphore(concurrency)
@@ -640,7 +640,9 @@ async def publish_all(client: httpx.AsyncClient, plans: list[NoticePlan], orgs: 
         key = orgs.institutions[plan.institution][1]
         async with semaphore:
             plan.started[version] = time.time()
-            return await post(client, path, key, body)
+            made = await post(client, path, key, body)
+            progress.published += 1
+            return made
 
     async def notice(plan: NoticePlan) -> None:
         try:
@@ -676,8 +678,19 @@ def registration_sets(dataset: SandboxDataset, n: int) -> list[dict[str, str]]:
     return found[:n]
 
 
+@dataclass
+class Progress:
+    """What the day has done so far, for the progress lines."""
+
+    published: int = 0
+    registered: int = 0
+    refreshed: int = 0
+    received: int = 0
+    requests: int = 0
+
+
 async def register_all(client: httpx.AsyncClient, sets: list[dict[str, str]], orgs: Orgs, concurrency: int,
-                       errors: list[str], done_at: list[float]) -> float:
+                       errors: list[str], progress: Progress) -> float:
     started = time.perf_counter()
 
     async def one(index: int) -> None:
@@ -686,9 +699,9 @@ async def register_all(client: httpx.AsyncClient, sets: list[dict[str, str]], or
             await post(client, f"{API}/suppliers", key, {"identifiers": sets[index], "consent": True})
         except Exception as exc:
             errors.append(f"registration {index}: {exc!r}")
+        progress.registered += 1
 
     await bounded(concurrency, [lambda i=i: one(i) for i in range(len(sets))])
-    done_at.append(time.time())
     return time.perf_counter() - started
 
 
@@ -708,7 +721,7 @@ def refreshes_by_system(database_url: str) -> dict[str, int]:
         f"{system}_calls": int(calls) for system, _n, calls in rows}
 
 
-async def refresh_until(lab: Lab, target: int, registrations_done: list[float]) -> tuple[float, int]:
+async def refresh_until(lab: Lab, target: int, progress: Progress) -> tuple[float, int]:
     """Start the refresher, wait for ``target`` refreshes, stop it. Returns (seconds, refreshes)."""
     started = time.perf_counter()
     lab.start_refresher()
@@ -716,7 +729,7 @@ async def refresh_until(lab: Lab, target: int, registrations_done: list[float]) 
     done = 0
     while True:
         await asyncio.sleep(1.0)
-        done = await asyncio.to_thread(refreshes_done, lab.database_url)
+        done = progress.refreshed = await asyncio.to_thread(refreshes_done, lab.database_url)
         lab.refresher.sample_rss()
         if done >= target:
             break
@@ -732,27 +745,33 @@ async def receiver_summaries(lab: Lab, client: httpx.AsyncClient) -> list[dict[s
 
 
 async def wait_delivered(lab: Lab, client: httpx.AsyncClient, expected: int, publishing: asyncio.Task[Any],
-                         stall_s: float) -> None:
+                         stall_s: float, progress: Progress) -> None:
     """Until the receivers hold ``expected`` keys (after publishing is over), or nothing new arrives for
-    ``stall_s``; prints progress every ten seconds."""
-    last, last_change, last_print = -1, time.monotonic(), 0.0
-    started = time.monotonic()
+    ``stall_s``."""
+    last, last_change = -1, time.monotonic()
     while True:
         await asyncio.sleep(1.0)
         lab.sample_rss()
         summaries = await receiver_summaries(lab, client)
-        received = sum(s["keys"] for s in summaries)
-        if received != last:
-            last, last_change = received, time.monotonic()
-        if time.monotonic() - last_print >= 10:
-            last_print = time.monotonic()
-            print(f"  {time.monotonic() - started:6.0f} s: {received}/{expected} deliveries received, "
-                  f"{sum(s['requests'] for s in summaries)} requests", flush=True)
-        if publishing.done() and received >= expected:
+        progress.received = sum(s["keys"] for s in summaries)
+        progress.requests = sum(s["requests"] for s in summaries)
+        if progress.received != last:
+            last, last_change = progress.received, time.monotonic()
+        if publishing.done() and progress.received >= expected:
             return
         if publishing.done() and time.monotonic() - last_change > stall_s:
-            print(f"  no progress for {stall_s:.0f} s: giving up waiting", flush=True)
+            print(f"  no delivery for {stall_s:.0f} s: giving up waiting", flush=True)
             return
+
+
+async def report_progress(progress: Progress, counts: Counts, versions: int, expected: int) -> None:
+    started = time.monotonic()
+    while True:
+        await asyncio.sleep(10.0)
+        print(f"  {time.monotonic() - started:6.0f} s: published {progress.published}/{versions}, received "
+              f"{progress.received}/{expected} ({progress.requests} requests), registered "
+              f"{progress.registered}/{counts.registrations}, refreshed {progress.refreshed}/{counts.refreshes}",
+              flush=True)
 
 
 # -- the run ---------------------------------------------------------------------------------------
@@ -878,18 +897,21 @@ async def day(lab: Lab, args: argparse.Namespace, counts: Counts, rng: random.Ra
 
         print("the day begins", flush=True)
         errors: list[str] = []
-        registrations_done: list[float] = []
+        progress = Progress()
+        reporting = asyncio.create_task(report_progress(progress, counts, versions, len(expected.keys)))
         day_started = time.time()
         t0 = time.perf_counter()
-        publishing = asyncio.create_task(publish_all(client, plans, orgs, args.publish_concurrency, errors))
+        publishing = asyncio.create_task(publish_all(client, plans, orgs, args.publish_concurrency, errors,
+                                                     progress))
         registering = asyncio.create_task(register_all(client, sets, orgs, args.register_concurrency, errors,
-                                                       registrations_done))
-        refreshing = asyncio.create_task(refresh_until(lab, counts.refreshes, registrations_done))
-        await wait_delivered(lab, client, len(expected.keys), publishing, args.drain_timeout_s)
+                                                       progress))
+        refreshing = asyncio.create_task(refresh_until(lab, counts.refreshes, progress))
+        await wait_delivered(lab, client, len(expected.keys), publishing, args.drain_timeout_s, progress)
         publish_s = await publishing
         register_s = await registering
         refresh_s, refreshed = await refreshing
         day_s = time.perf_counter() - t0
+        reporting.cancel()
         lab.sample_rss()
         result = await tally(lab, client, expected, plans, subscribers)
         by_system = refreshes_by_system(lab.database_url)
