@@ -14,9 +14,10 @@ every count (``--scale 0.02`` runs in a minute or two); the deliveries owed grow
 (versions times subscriptions).
 
 The processes: ``g2bhub serve --no-worker --workers K`` (the API), ``--workers`` ``g2bhub worker``
-processes (relay, consumers, delivery dispatcher; credential scheduler off), one more ``g2bhub worker``
-with the credential scheduler on (it refreshes every verified credential again a few seconds after
-its last fetch, and is stopped once the refreshes are done), the sandbox, and ``--receivers`` asyncio
+processes (relay, consumers, delivery dispatcher; credential scheduler off), ``--refreshers`` more
+``g2bhub worker`` processes with the credential scheduler on (it refreshes every verified credential
+again a few seconds after its last fetch; they are stopped once the refreshes are done), the sandbox,
+and ``--receivers`` asyncio
 webhook receivers (bench/_kday_receiver.py) that verify every signature with ``standardwebhooks`` and
 dedupe on ``webhook-id``. One config file (``G2BHUB_CONFIG``) serves them all.
 
@@ -344,7 +345,7 @@ class Lab:
     api_url: str = ""
     sandbox_url: str = ""
     receiver_urls: list[str] = field(default_factory=list)
-    refresher: Proc | None = None
+    refreshers: list[Proc] = field(default_factory=list)
     operator_key: str = ""
 
     def base_env(self) -> dict[str, str]:
@@ -393,7 +394,7 @@ class Lab:
                 "fetch": {"max_parallel": 64},
                 # The scheduler (on in the refresher only) finds every verified credential due again a
                 # few seconds after its fetch: a day's refreshes in minutes.
-                "scheduler": {"enabled": False, "interval_s": 0.5, "max_claims_per_run": 2000},
+                "scheduler": {"enabled": False, "interval_s": 0.5, "max_claims_per_run": 500},
                 "freshness": {"default_refresh_s": 3.0, "refresh_margin_s": 0, "refresh_margin_ratio": 0},
             },
             "syndication": {"allow_private_targets": True, "dispatch_interval_s": 0.05},
@@ -425,9 +426,10 @@ class Lab:
                 raise RuntimeError(f"the API did not come up:\n{api.tail()}")
             time.sleep(0.2)
 
-    def start_refresher(self) -> None:
+    def start_refreshers(self) -> None:
         env = {**self.env, "G2BHUB_SUPPLIERS__SCHEDULER__ENABLED": "true"}
-        self.refresher = self.spawn("refresher", cli("worker"), env)
+        for index in range(self.args.refreshers):
+            self.refreshers.append(self.spawn(f"refresher-{index}", cli("worker"), env))
 
     def start_receivers(self) -> None:
         for index in range(self.args.receivers):
@@ -722,21 +724,22 @@ def refreshes_by_system(database_url: str) -> dict[str, int]:
 
 
 async def refresh_until(lab: Lab, target: int, progress: Progress) -> tuple[float, int]:
-    """Start the refresher, wait for ``target`` refreshes, stop it. Returns (seconds, refreshes)."""
+    """Start the refreshers, wait for ``target`` refreshes, stop them. Returns (seconds, refreshes)."""
     started = time.perf_counter()
-    lab.start_refresher()
-    assert lab.refresher is not None
+    lab.start_refreshers()
     done = 0
     while True:
         await asyncio.sleep(1.0)
         done = progress.refreshed = await asyncio.to_thread(refreshes_done, lab.database_url)
-        lab.refresher.sample_rss()
+        for refresher in lab.refreshers:
+            refresher.sample_rss()
+            if refresher.process is not None and refresher.process.poll() is not None:
+                raise RuntimeError(f"{refresher.name} exited:\n{refresher.tail()}")
         if done >= target:
             break
-        if lab.refresher.process is not None and lab.refresher.process.poll() is not None:
-            raise RuntimeError(f"the refresher exited:\n{lab.refresher.tail()}")
     elapsed = time.perf_counter() - started
-    await asyncio.to_thread(lab.refresher.stop)
+    for refresher in lab.refreshers:
+        await asyncio.to_thread(refresher.stop)
     return elapsed, done
 
 
@@ -852,7 +855,7 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Figure]:
             return asyncio.run(day(lab, args, counts, rng, setup_started))
         except BaseException:
             for proc in lab.procs:
-                if proc.name.startswith(("worker", "api", "refresher")):
+                if proc.name.startswith(("worker", "api", "refresher")):  # what failed, if the hub did
                     print(f"--- {proc.name} ---\n{proc.tail()}", file=sys.stderr)
             raise
         finally:
@@ -928,7 +931,8 @@ async def day(lab: Lab, args: argparse.Namespace, counts: Counts, rng: random.Ra
         "alert_endpoints": counts.alert_endpoints if alerts.ran else 0,
         "alert_subscriptions_run": alerts.ran,
         "registrations": counts.registrations, "refreshes": refreshed,
-        "setup_s": setup_s, "agency_subscribe_per_s": len(agency_ids) / subscribe_s,
+        "setup_s": setup_s, "expected_compute_s": expected_s, "agency_subscribe_s": subscribe_s,
+        "agency_subscribe_per_s": len(agency_ids) / subscribe_s,
         "alert_load_s": alerts.seconds if alerts.ran else None,
         "wall_s": day_s, "publish_s": publish_s, "publish_versions_per_s": versions / publish_s,
         "latency_p50_s": statistics.median(result.latencies) if result.latencies else None,
@@ -981,6 +985,8 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2, help="g2bhub worker processes (besides the refresher)")
     parser.add_argument("--api-processes", type=int, default=2, help="g2bhub serve --workers")
     parser.add_argument("--receivers", type=int, default=2, help="webhook receiver processes")
+    parser.add_argument("--refreshers", type=int, default=1,
+                        help="g2bhub worker processes with the credential scheduler on (stopped once done)")
     parser.add_argument("--publish-concurrency", type=int, default=8)
     parser.add_argument("--register-concurrency", type=int, default=32)
     parser.add_argument("--upstream-latency-ms", dest="upstream_latency", type=latency_range, default=(50, 300),
