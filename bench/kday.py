@@ -494,12 +494,15 @@ async def bounded(concurrency: int, jobs: list[Any]) -> list[Any]:
     return results
 
 
-async def post(client: httpx.AsyncClient, path: str, key: str, body: dict[str, Any], expect: int = 201) -> Any:
+async def post(client: httpx.AsyncClient, path: str, key: str, body: dict[str, Any], expect: int = 201,
+               idempotent: bool = False) -> Any:
+    """POST, retried on 429 and 503 (nothing was done); on a lost connection only when ``idempotent``,
+    since a retried publish or subscribe could do it twice and the count would blame the hub."""
     for attempt in range(5):
         try:
             response = await client.post(path, json=body, headers=bearer(key))
         except httpx.TransportError:
-            if attempt == 4:
+            if attempt == 4 or not idempotent:
                 raise
             await asyncio.sleep(0.5 * (attempt + 1))
             continue
@@ -698,7 +701,9 @@ async def register_all(client: httpx.AsyncClient, sets: list[dict[str, str]], or
     async def one(index: int) -> None:
         key = orgs.suppliers[index % len(orgs.suppliers)][1]
         try:
-            await post(client, f"{API}/suppliers", key, {"identifiers": sets[index], "consent": True})
+            # The same identifiers again answer 200 with the supplier: a retry registers nothing twice.
+            await post(client, f"{API}/suppliers", key, {"identifiers": sets[index], "consent": True},
+                       idempotent=True)
         except Exception as exc:
             errors.append(f"registration {index}: {exc!r}")
         progress.registered += 1
