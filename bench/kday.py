@@ -495,12 +495,17 @@ async def bounded(concurrency: int, jobs: list[Any]) -> list[Any]:
 
 
 async def post(client: httpx.AsyncClient, path: str, key: str, body: dict[str, Any], expect: int = 201,
-               idempotent: bool = False) -> Any:
-    """POST, retried on 429 and 503 (nothing was done); on a lost connection only when ``idempotent``,
-    since a retried publish or subscribe could do it twice and the count would blame the hub."""
+               idempotent: bool = False, idempotency_key: str | None = None) -> Any:
+    """POST, retried on 429 and 503 (nothing was done); on a lost connection only when ``idempotent`` or
+    with an ``Idempotency-Key``, since a retried subscribe could act twice and the count would blame the
+    hub."""
+    headers = bearer(key)
+    if idempotency_key is not None:
+        headers["Idempotency-Key"] = idempotency_key
+        idempotent = True
     for attempt in range(5):
         try:
-            response = await client.post(path, json=body, headers=bearer(key))
+            response = await client.post(path, json=body, headers=headers)
         except httpx.TransportError:
             if attempt == 4 or not idempotent:
                 raise
@@ -641,11 +646,14 @@ async def publish_all(client: httpx.AsyncClient, plans: list[NoticePlan], orgs: 
     semaphore = asyncio.Semaphore(concurrency)
     started = time.perf_counter()
 
+    run = uuid.uuid4().hex[:8]
+
     async def call(plan: NoticePlan, version: int, path: str, body: dict[str, Any]) -> Any:
         key = orgs.institutions[plan.institution][1]
         async with semaphore:
             plan.started[version] = time.time()
-            made = await post(client, path, key, body)
+            # As an institution's system publishes: with an idempotency key, so a lost answer is retried.
+            made = await post(client, path, key, body, idempotency_key=f"kday-{run}-{plan.index}-{version}")
             progress.published += 1
             return made
 
@@ -869,7 +877,8 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Figure]:
 
 async def day(lab: Lab, args: argparse.Namespace, counts: Counts, rng: random.Random,
               setup_started: float) -> dict[str, Figure]:
-    limits = httpx.Limits(max_connections=256, max_keepalive_connections=256)
+    # Idle connections are dropped before uvicorn's 5 s keep-alive timeout can close one under a request.
+    limits = httpx.Limits(max_connections=256, max_keepalive_connections=256, keepalive_expiry=2.0)
     async with httpx.AsyncClient(base_url=lab.api_url, timeout=120, limits=limits) as client:
         orgs = await create_orgs(lab, client, counts)
         institution_ids = [org_id for org_id, _ in orgs.institutions]
