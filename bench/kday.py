@@ -9,9 +9,10 @@ cancelled, through their routes), 10,000 agency webhook subscriptions created th
 ``POST /api/v1/subscriptions``, 1,000,000 supplier alert subscriptions bulk-loaded behind 100 batched
 webhook endpoints, 20,000 supplier registrations through ``POST /api/v1/suppliers`` and 100,000
 credential refreshes done by the hub's own refresh scheduler, both against the sandbox twins
-(``g2bhub sandbox``, every answer after a uniform ``--upstream-latency-ms``). ``--scale`` multiplies
-every count (``--scale 0.02`` runs in a minute or two); the deliveries owed grow with its square
-(versions times subscriptions).
+(``g2bhub sandbox``, every answer after a uniform ``--upstream-latency-ms``; the systems the shipped
+configuration fetches from, so not the national certificates registry unless ``--national-certs``).
+``--scale`` multiplies every count (``--scale 0.02`` runs in a minute or two); the deliveries owed grow
+with its square (versions times subscriptions).
 
 The processes: ``g2bhub serve --no-worker --workers K`` (the API), ``--workers`` ``g2bhub worker``
 processes (relay, consumers, delivery dispatcher; credential scheduler off), ``--refreshers`` more
@@ -380,6 +381,9 @@ class Lab:
     def write_config(self) -> None:
         endpoints = httpx.get(self.sandbox_url + "/", timeout=10).json()
         connectors = sandbox_connector_overrides(endpoints, SANDBOX_KEYS)
+        # The national certificates registry has no real counterpart and ships switched off: a deployment
+        # fetches nothing from it unless asked to (--national-certs).
+        connectors["national_certs"]["enabled"] = bool(self.args.national_certs)
         api_port = free_port()
         self.api_url = f"http://127.0.0.1:{api_port}"
         config = {
@@ -1005,6 +1009,8 @@ def main() -> None:
     parser.add_argument("--register-concurrency", type=int, default=32)
     parser.add_argument("--upstream-latency-ms", dest="upstream_latency", type=latency_range, default=(50, 300),
                         help="every twin answers after a uniform LOW,HIGH milliseconds")
+    parser.add_argument("--national-certs", action="store_true",
+                        help="also fetch from the national certificates twin (off in the shipped configuration)")
     parser.add_argument("--drain-timeout-s", type=float, default=120.0,
                         help="after publishing, give up when no delivery arrives for this long")
     parser.add_argument("--seed", type=int, default=20261125)
