@@ -403,6 +403,12 @@ class Lab:
             },
             "syndication": {"allow_private_targets": True, "dispatch_interval_s": 0.05},
         }
+        from hub.config import ApiSettings
+
+        if "threads" in ApiSettings.model_fields:
+            # Registrations hold a request thread while the twins answer: enough threads that they do not
+            # queue the publishing institutions behind them.
+            config["api"]["threads"] = self.args.api_threads
         path = self.workdir / "kday.yaml"
         path.write_text(yaml.safe_dump(config, allow_unicode=True))
         self.env = {**self.base_env(), "G2BHUB_CONFIG": str(path)}
@@ -1005,8 +1011,9 @@ def main() -> None:
     parser.add_argument("--receivers", type=int, default=2, help="webhook receiver processes")
     parser.add_argument("--refreshers", type=int, default=1,
                         help="g2bhub worker processes with the credential scheduler on (stopped once done)")
+    parser.add_argument("--api-threads", type=int, default=24, help="api.threads of each API process")
     parser.add_argument("--publish-concurrency", type=int, default=8)
-    parser.add_argument("--register-concurrency", type=int, default=32)
+    parser.add_argument("--register-concurrency", type=int, default=16)
     parser.add_argument("--upstream-latency-ms", dest="upstream_latency", type=latency_range, default=(50, 300),
                         help="every twin answers after a uniform LOW,HIGH milliseconds")
     parser.add_argument("--national-certs", action="store_true",
