@@ -85,6 +85,7 @@ class UnitOfWork(Protocol):
 
     def publish(self, event: Event) -> Envelope: ...
     def enqueue(self, envelope: Envelope) -> None: ...
+    def before_commit(self, callback: Callable[[], object]) -> None: ...
     def after_commit(self, callback: Callable[[], object]) -> None: ...
 
 
@@ -95,10 +96,12 @@ class AbstractUnitOfWork:
 
     def __init__(self) -> None:
         self._pending: list[Envelope] = []
+        self._before_commit: list[Callable[[], object]] = []
         self._after_commit: list[Callable[[], object]] = []
 
     def __enter__(self) -> Self:
         self._pending = []
+        self._before_commit = []
         self._after_commit = []
         return self
 
@@ -120,12 +123,22 @@ class AbstractUnitOfWork:
         """Record a ready-made envelope (replays keep their original message id)."""
         self._pending.append(envelope)
 
+    def before_commit(self, callback: Callable[[], object]) -> None:
+        """Run ``callback`` as the last step of the transaction, after the handler and before the outbox
+        rows and the COMMIT: for work whose locks should be held as briefly as possible (the changes
+        feed's counter row). Callbacks may still change the pending events; one that raises rolls the
+        unit of work back like a failing handler."""
+        self._before_commit.append(callback)
+
     def after_commit(self, callback: Callable[[], object]) -> None:
         """Run ``callback`` once this unit of work has committed (never if it rolls back): e.g. wake a
         worker that should now see the committed rows."""
         self._after_commit.append(callback)
 
     def commit(self) -> None:
+        before, self._before_commit = self._before_commit, []
+        for callback in before:
+            callback()
         pending, self._pending = self._pending, []
         self._commit(pending)
         callbacks, self._after_commit = self._after_commit, []
@@ -134,6 +147,7 @@ class AbstractUnitOfWork:
 
     def rollback(self) -> None:
         self._pending = []
+        self._before_commit = []
         self._after_commit = []
         self._rollback()
 

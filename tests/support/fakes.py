@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, MutableMapping, Sequence
 from datetime import UTC, datetime, timedelta
 from itertools import count
 from typing import Any
@@ -97,6 +97,12 @@ class InMemoryNoticeRepository:
             self.notices[notice.id] = Notice(notice.id, notice.institution_id, list(notice.versions))
         self.stored.extend(recorded)
         return recorded
+
+    def carry_seqs(self, document: MutableMapping[str, Any]) -> None:
+        """Seqs are final as soon as they are recorded here: nothing to rewrite."""
+
+    def settle_seqs(self) -> Mapping[int, int]:
+        return {}
 
 
 class InMemoryIdempotencyStore:
