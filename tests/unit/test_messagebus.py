@@ -117,3 +117,24 @@ def test_dependencies_are_bound_once_by_parameter_name() -> None:
     bus.dependencies["clock"] = "changed later"  # bound at construction: later changes do not leak in
     bus.handle(CreateOrganisation(name="A", kind=OrgKind.INSTITUTION))
     assert seen == [("A", "c1")]
+
+
+def test_before_commit_runs_last_and_may_still_change_the_pending_events(uow: FakeUnitOfWork) -> None:
+    steps: list[str] = []
+    with uow:
+        envelope = uow.publish(events.OrganisationCreated(org_id="o1", name="Gwangju", kind="institution"))
+        uow.before_commit(lambda: (steps.append("before"), envelope.payload.update(name="Gwangju city")))
+        uow.after_commit(lambda: steps.append(f"after, {len(uow.outbox)} in the outbox"))
+        assert steps == []
+        uow.commit()
+    assert steps == ["before", "after, 1 in the outbox"]
+    assert uow.outbox[0].payload["name"] == "Gwangju city"
+
+
+def test_before_commit_never_runs_when_the_unit_of_work_rolls_back(uow: FakeUnitOfWork) -> None:
+    steps: list[str] = []
+    with uow:
+        uow.before_commit(lambda: steps.append("before"))
+    with uow:
+        uow.commit()
+    assert steps == [] and uow.committed == 1
