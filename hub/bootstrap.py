@@ -29,6 +29,7 @@ from hub.spine.db import WriteCheck, check_writable, make_engine, make_read_sess
 from hub.spine.messages import Command, Event
 from hub.spine.quota_store import make_bucket_store
 from hub.spine.relay import OutboxRelay
+from hub.spine.ttl_cache import TtlCache
 from hub.spine.worker import Worker
 from hub.subscriptions.dispatcher import DeliveryDispatcher
 from hub.subscriptions.index_cache import IndexCache
@@ -73,6 +74,8 @@ class Hub:
     delivery_wake: threading.Event  # set by the matching consumer's commits, awaited by the dispatcher
     quotas: Budgets  # request, refresh and upstream budgets (in the database on PostgreSQL)
     pps: PpsPuller  # pulls KONEPS notices from the PPS open API (scheduled when pps.enabled)
+    # Authenticated API keys, kept api.key_cache_ttl_s (hub.api.auth): key digest → who is calling.
+    api_keys: TtlCache[str, object] = field(default_factory=lambda: TtlCache(0.0), repr=False)
     _broker: Broker | None = field(default=None, repr=False)
     _workers: list[Worker] = field(default_factory=list, repr=False)
 
@@ -275,4 +278,5 @@ def bootstrap(
         suppliers=suppliers,
         quotas=quotas,
         pps=pps_puller(settings, bus, session_factory),
+        api_keys=TtlCache(settings.api.key_cache_ttl_s),
     )
