@@ -31,10 +31,8 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench._report import Figure, emit
 from hub.bootstrap import bootstrap
@@ -46,6 +44,7 @@ from hub.organisations.model import OrgKind
 from tests.support.db import throwaway_database
 from tests.support.notices import notice_body
 
+ROOT = Path(__file__).resolve().parent.parent
 BARE_APP = """
 import json, sys, uvicorn
 BODY = json.dumps({"id": "00000000-0000-0000-0000-000000000000", "version": 1, "seq": 1}).encode()
@@ -94,7 +93,7 @@ class Server:
 
     def __init__(self, argv: list[str], env: dict[str, str], ready_path: str) -> None:
         self.port = free_port()
-        self.log = tempfile.TemporaryFile()
+        self.log = tempfile.TemporaryFile()  # noqa: SIM115 - closed in __exit__, with the process
         self.process = subprocess.Popen([*argv, str(self.port)], env=env, stdout=self.log, stderr=subprocess.STDOUT,
                                         cwd=ROOT)
         self.ready_path = ready_path
