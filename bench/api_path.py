@@ -118,8 +118,9 @@ class Server:
         self.log.close()
 
 
-def hub_server(database_url: str) -> Server:
-    env = {**os.environ, **NO_LIMITS, "G2BHUB_DATABASE__URL": database_url, "G2BHUB_BROKER__KIND": "inprocess",
+def hub_server(database_url: str, extra: list[str]) -> Server:
+    env = {**os.environ, **NO_LIMITS, **dict(item.split("=", 1) for item in extra),
+           "G2BHUB_DATABASE__URL": database_url, "G2BHUB_BROKER__KIND": "inprocess",
            "G2BHUB_LOGGING__LEVEL": "WARNING", "PYTHONPATH": str(ROOT)}
     env.pop("G2BHUB_CONFIG", None)
     argv = [sys.executable, "-c", "from hub.cli.main import app; app()", "serve", "--no-worker", "--no-migrate",
@@ -227,6 +228,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=300, help="notices stored before the SQLite list is read")
     parser.add_argument("--post-clients", type=int, default=8)
     parser.add_argument("--get-clients", type=int, default=16)
+    parser.add_argument("--hub-env", action="append", default=[], metavar="NAME=VALUE",
+                        help="extra environment of the hub process (G2BHUB_API__THREADS=40 …)")
     args = parser.parse_args()
     figures: dict[str, Figure] = {}
 
@@ -238,7 +241,7 @@ def main() -> None:
 
     with throwaway_database(args.database_url, prefix="g2bhub_bench") as db_url:
         key = prepare(db_url, 0)
-        with hub_server(db_url) as hub:
+        with hub_server(db_url, args.hub_env) as hub:
             drive(hub.port, args.post_clients, 100, posts(hub.port, key), 201)  # warm up
             post = summary(f"POST /api/v1/notices, {args.post_clients} clients, PostgreSQL",
                            *drive(hub.port, args.post_clients, args.posts, posts(hub.port, key), 201))
@@ -246,7 +249,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         sqlite_url = f"sqlite:///{tmp}/bench.db"
         prepare(sqlite_url, args.seed)
-        with hub_server(sqlite_url) as hub:
+        with hub_server(sqlite_url, args.hub_env) as hub:
             drive(hub.port, args.get_clients, 200, gets, 200)  # warm up
             get = summary(f"GET /api/v1/notices, {args.get_clients} clients, SQLite",
                           *drive(hub.port, args.get_clients, args.gets, gets, 200))
