@@ -1,6 +1,6 @@
 """A worker process that dies the moment its first effect (one message's, or a whole batch's) has
-committed, before the broker hears the ack — the crash window that the inbox exists for. Used by ``test_rabbitmq.py``; it wraps the bus
-instead of putting test hooks into production code.
+committed, before the broker hears the ack — the crash window that the inbox exists for. Used by
+``test_rabbitmq.py``; it wraps the bus instead of putting test hooks into production code.
 
 Usage: python -m tests.integration.dying_consumer DATABASE_URL AMQP_URL NAMESPACE
 Prints the ids of the messages it applied, one a line, then exits with :data:`DIED_AFTER_EFFECT`."""
