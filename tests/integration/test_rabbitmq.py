@@ -22,6 +22,7 @@ from hub.organisations.commands import CreateOrganisation
 from hub.organisations.model import OrgKind
 from hub.registry import EVENT_HANDLERS
 from hub.spine.audit import record_audit_entry
+from hub.spine.brokers.rabbitmq.consumer import run_consumer, subscribe_group
 from hub.spine.brokers.rabbitmq.topology import Topology, connection_parameters, queue_arguments
 from hub.spine.bus import MessageBus, Outcome
 from hub.spine.dead_letters import ReplayDeadLetters
@@ -281,3 +282,55 @@ def test_a_process_that_declared_nothing_still_reports_queue_depths(hubs: Callab
         assert "nobody" not in api_side.queue_depths(["nobody"])  # undeclared queues are left out
     finally:
         api_side.close()
+
+
+class AckRecorder:
+    """The consumer's real channel, with its acks written down on the way through."""
+
+    def __init__(self, channel: Any) -> None:
+        self.channel = channel
+        self.acks: list[tuple[int, bool]] = []
+
+    def basic_ack(self, delivery_tag: int = 0, multiple: bool = False) -> None:
+        self.acks.append((delivery_tag, multiple))
+        self.channel.basic_ack(delivery_tag, multiple=multiple)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.channel, name)
+
+
+def test_a_batch_is_settled_with_one_multiple_ack(hubs: Callable[..., Hub]) -> None:
+    hub = hubs()
+    hub.broker.setup({name: g.binding_keys for name, g in hub.bus.groups.items()})
+    for i in range(10):
+        hub.bus.handle(CreateOrganisation(name=f"Agency {i}", kind=OrgKind.AGENCY))
+    assert OutboxRelay(hub.session_factory, hub.broker).run_once() == 20  # all queued before consuming
+
+    settings = hub.settings.broker
+    batches: list[int] = []
+    recorders: list[AckRecorder] = []
+    subscribe = subscribe_group(Topology(settings.namespace).queue("audit"), "audit",
+                                handler=lambda e: hub.bus.consume("audit", e),
+                                batch=lambda envelopes: batches.append(len(hub.bus.consume_batch("audit", envelopes))))
+
+    def recorded(channel: Any) -> Callable[[], None] | None:
+        recorders.append(AckRecorder(channel))
+        return subscribe(recorders[-1])
+
+    stop = threading.Event()
+    consumer = threading.Thread(target=run_consumer,
+                                args=(settings, connection_parameters(settings), recorded, stop, "ack-recorder"))
+    consumer.start()
+    try:
+        eventually(lambda: count(hub, InboxRow) == 20, what="20 events applied")
+    finally:
+        stop.set()
+        consumer.join(10)
+    acks = [ack for recorder in recorders for ack in recorder.acks]
+    assert sum(batches) + sum(1 for _, multiple in acks if not multiple) == 20
+    assert batches and max(batches) > 1
+    assert sum(1 for _, multiple in acks if multiple) == len(batches)  # one ack per batch
+    assert len(acks) < 20
+    # nothing was left unacknowledged: the closed connection gave nothing back to the queue
+    assert hub.broker.queue_depths()["audit"] == 0
+    assert count(hub, AuditRow) == 20
