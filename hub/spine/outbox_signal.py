@@ -4,8 +4,9 @@ Two signals, both only ever for committed rows:
 
 - **In the process**: a unit of work that committed outbox rows sets every wake event registered for
   its engine (the relay of ``g2bhub serve``, or of a worker in the same process as the writer).
-- **PostgreSQL, across processes**: the unit of work issues ``NOTIFY g2bhub_outbox`` inside the
-  transaction that writes the rows; PostgreSQL delivers a notification only when (and if) that
+- **PostgreSQL, across processes**: a statement trigger on ``outbox`` (migration 0012) runs
+  ``pg_notify('g2bhub_outbox', '')`` inside the transaction that inserts the rows, whichever code
+  wrote them and at no extra round trip; PostgreSQL delivers the notification only when (and if) that
   transaction commits. Each relay ``LISTEN``s on a dedicated connection (:func:`listen`) and
   reconnects after an outage.
 
@@ -18,16 +19,15 @@ import logging
 import threading
 import weakref
 
-from sqlalchemy import Engine, text
-from sqlalchemy.orm import Session
+from sqlalchemy import Engine
 
 from hub.spine.retry import Backoff, Jitter
 
-__all__ = ["CHANNEL", "announce", "committed", "conninfo", "listen", "register", "unregister"]
+__all__ = ["CHANNEL", "committed", "conninfo", "listen", "register", "unregister"]
 
 log = logging.getLogger(__name__)
 
-CHANNEL = "g2bhub_outbox"
+CHANNEL = "g2bhub_outbox"  # the name migration 0012's trigger notifies
 LISTEN_TIMEOUT_S = 1.0  # how often the listener looks at its stop event
 
 _waiters: weakref.WeakKeyDictionary[Engine, set[threading.Event]] = weakref.WeakKeyDictionary()
@@ -43,13 +43,6 @@ def register(engine: Engine, wake: threading.Event) -> None:
 def unregister(engine: Engine, wake: threading.Event) -> None:
     with _lock:
         _waiters.get(engine, set()).discard(wake)
-
-
-def announce(session: Session) -> None:
-    """Inside the transaction that writes outbox rows: on PostgreSQL, a notification that is sent
-    only if the transaction commits (several in one transaction arrive as one)."""
-    if session.get_bind().dialect.name == "postgresql":
-        session.execute(text(f"NOTIFY {CHANNEL}"))
 
 
 def committed(engine: Engine) -> None:

@@ -217,8 +217,7 @@ class SqlAlchemyUnitOfWork(AbstractUnitOfWork):
             self.session.commit()
             return
         engine = self.session.get_bind()
-        outbox_signal.announce(self.session)  # PostgreSQL: NOTIFY, delivered only if this commits
-        self.session.commit()
+        self.session.commit()  # on PostgreSQL the outbox's trigger has queued a NOTIFY, sent on commit
         if isinstance(engine, Engine):
             outbox_signal.committed(engine)  # this process's relays: the rows are there now
 
