@@ -9,16 +9,17 @@ another (:func:`one_unit_at_a_time`): on SQLite a writer nested in a writer wait
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any, Protocol, Self
 
-from sqlalchemy import select
+from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from hub.spine import outbox_signal
 from hub.spine.messages import Envelope, Event
 from hub.spine.records import SqlAuditLog, SqlDeadLetters
 from hub.spine.tables import InboxRow, OutboxRow
@@ -157,6 +158,10 @@ class AbstractUnitOfWork:
     def mark_handled(self, consumer_group: str, message_id: str) -> None:
         raise NotImplementedError
 
+    def handled_among(self, consumer_group: str, message_ids: Sequence[str]) -> set[str]:
+        """Which of ``message_ids`` the group has handled already (a batch's one inbox look-up)."""
+        return {m for m in message_ids if self.already_handled(consumer_group, m)}
+
     def _commit(self, envelopes: list[Envelope]) -> None:
         raise NotImplementedError
 
@@ -222,7 +227,13 @@ class SqlAlchemyUnitOfWork(AbstractUnitOfWork):
 
     def _commit(self, envelopes: list[Envelope]) -> None:
         self.session.add_all([outbox_row(env) for env in envelopes])
-        self.session.commit()
+        if not envelopes:
+            self.session.commit()
+            return
+        engine = self.session.get_bind()
+        self.session.commit()  # on PostgreSQL the outbox's trigger has queued a NOTIFY, sent on commit
+        if isinstance(engine, Engine):
+            outbox_signal.committed(engine)  # this process's relays: the rows are there now
 
     def _rollback(self) -> None:
         self.session.rollback()
@@ -232,6 +243,14 @@ class SqlAlchemyUnitOfWork(AbstractUnitOfWork):
             InboxRow.consumer_group == consumer_group, InboxRow.message_id == message_id
         )
         return self.session.execute(stmt).first() is not None
+
+    def handled_among(self, consumer_group: str, message_ids: Sequence[str]) -> set[str]:
+        if not message_ids:
+            return set()
+        stmt = select(InboxRow.message_id).where(
+            InboxRow.consumer_group == consumer_group, InboxRow.message_id.in_(list(message_ids))
+        )
+        return set(self.session.scalars(stmt))
 
     def mark_handled(self, consumer_group: str, message_id: str) -> None:
         self.session.add(InboxRow(consumer_group=consumer_group, message_id=message_id, handled_at=_now()))
