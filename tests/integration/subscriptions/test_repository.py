@@ -192,4 +192,4 @@ def test_a_fan_out_is_written_in_subscription_id_order_once_per_subscription(uow
     with uow_factory() as uow:
         first = {sid: uow.deliveries.page(sid, None, None, 1)[0].id for sid in sids}
         assert sorted(sids, key=first.__getitem__) == sorted(sids)
-        assert uow.deliveries.add_deliveries(sids[:3] + ["s-new"], "N-1", 1, 1, "original") == 1
+        assert uow.deliveries.add_deliveries([*sids[:3], "s-new"], "N-1", 1, 1, "original") == 1
