@@ -7,7 +7,8 @@ Subscriptions are mapped row ⇄ aggregate by hand: the row keeps the filter as 
 to the change log (``subscription_changes``) in the same transaction, which is how every worker's
 matching index learns of it.
 
-Inserts of matched deliveries use ``ON CONFLICT DO NOTHING`` (PostgreSQL and SQLite both have it):
+Inserts of matched deliveries use ``ON CONFLICT DO NOTHING`` (PostgreSQL and SQLite both have it), all
+of a version's rows in one statement (on PostgreSQL the ids as one array parameter):
 a notice version matched twice — a replayed event under a new message id — adds nothing and does not
 abort the unit of work, while the inbox already absorbs plain redeliveries.
 
@@ -23,11 +24,12 @@ from dataclasses import fields
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
-from sqlalchemy import and_, exists, func, select, update
+from sqlalchemy import and_, bindparam, exists, func, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, aliased
 
 from hub.spine import leases
+from hub.spine.tables import UTCDateTime
 from hub.spine.unit_of_work import UnitOfWork
 from hub.subscriptions.filters import SubscriptionFilter
 from hub.subscriptions.model import (
@@ -104,7 +106,9 @@ class DeliveryRepository(Protocol):
     def add_payload(self, notice_id: str, version: int, kind: str, seq: int, routing_key: str,
                     body: dict[str, Any]) -> None: ...
     def add_deliveries(self, subscription_ids: Iterable[str], notice_id: str, version: int, seq: int,
-                       kind: str) -> int: ...
+                       kind: str) -> int:
+        """A pending delivery of the version per subscription id (in any order, duplicates allowed),
+        written in id order; ids that have one already are skipped. Returns the rows created."""
     def earlier_recipients(self, notice_id: str, version: int) -> set[str]: ...
     def end_open(self, subscription_id: str, reason: str) -> None: ...
     def resume(self, subscription_id: str, now: datetime) -> list[int]:
@@ -200,6 +204,16 @@ class SqlSubscriptionRepository:
         return {str(sid): SubscriptionFilter.parse(data) for sid, data in self.session.execute(stmt).all()}
 
 
+_BULK_DELIVERIES = text(
+    "INSERT INTO deliveries (subscription_id, notice_id, version, seq, kind, status, attempts, next_attempt_at,"
+    " created_at, updated_at)"
+    " SELECT sid, :notice_id, :version, :seq, :kind, :status, 0, :now, :now, :now"
+    " FROM (SELECT DISTINCT unnest(CAST(:ids AS text[])) AS sid) AS matched"
+    ' ORDER BY sid COLLATE "C"'
+    " ON CONFLICT DO NOTHING"
+).bindparams(bindparam("now", type_=UTCDateTime()))
+
+
 def _insert(session: Session, table: Any) -> Any:
     dialect = session.get_bind().dialect.name
     return (postgresql.insert(table) if dialect == "postgresql" else sqlite.insert(table))
@@ -225,16 +239,28 @@ class SqlDeliveryRepository:
 
     def add_deliveries(self, subscription_ids: Iterable[str], notice_id: str, version: int, seq: int,
                        kind: str) -> int:
+        """One statement for the whole fan-out: on PostgreSQL the ids travel as one ``text[]`` parameter
+        (``unnest``), de-duplicated and ordered by id in the database (``COLLATE "C"``: code point
+        order, as Python sorts), so no Python row object is built per delivery; on SQLite one
+        executemany. Existing rows are kept (``ON CONFLICT DO NOTHING``). Returns the rows created."""
+        ids = subscription_ids if isinstance(subscription_ids, list) else list(subscription_ids)
+        if not ids:
+            return 0
         now = utcnow()
-        rows = [
-            {"subscription_id": sid, "notice_id": notice_id, "version": version, "seq": seq, "kind": kind,
-             "status": DeliveryStatus.PENDING.value, "attempts": 0, "next_attempt_at": now,
-             "created_at": now, "updated_at": now}
-            for sid in subscription_ids
-        ]
-        if rows:
-            self.session.execute(_insert(self.session, DeliveryRow).on_conflict_do_nothing(), rows)
-        return len(rows)
+        connection = self.session.connection()  # a Core result: it has the rowcount
+        if connection.dialect.name == "postgresql":
+            result = connection.execute(_BULK_DELIVERIES, {
+                "ids": ids, "notice_id": notice_id, "version": version, "seq": seq, "kind": kind,
+                "status": DeliveryStatus.PENDING.value, "now": now})
+        else:
+            rows = [
+                {"subscription_id": sid, "notice_id": notice_id, "version": version, "seq": seq, "kind": kind,
+                 "status": DeliveryStatus.PENDING.value, "attempts": 0, "next_attempt_at": now,
+                 "created_at": now, "updated_at": now}
+                for sid in sorted(set(ids))
+            ]
+            result = connection.execute(_insert(self.session, DeliveryRow).on_conflict_do_nothing(), rows)
+        return int(result.rowcount)
 
     def earlier_recipients(self, notice_id: str, version: int) -> set[str]:
         """Who got, or is owed, an earlier version of this notice: they hear of its amendments and

@@ -314,9 +314,9 @@ class InMemoryDeliveryRepository:
                        kind: str) -> int:
         now, count = datetime.now(UTC), 0
         taken = {(sid, r.notice_id, r.version) for sid, r in self.rows.values()}
-        for sid in subscription_ids:
-            count += 1
+        for sid in sorted(set(subscription_ids)):  # in id order, like the SQL repository
             if (sid, notice_id, version) not in taken:
+                count += 1
                 record = DeliveryRecord(id=len(self.rows) + 1, notice_id=notice_id, version=version, seq=seq,
                                         kind=kind, status=DeliveryStatus.PENDING.value, attempts=0,
                                         next_attempt_at=now, last_status_code=None, last_error=None,
