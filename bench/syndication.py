@@ -31,6 +31,7 @@ import asyncio
 import json
 import os
 import random
+import signal
 import statistics
 import subprocess
 import sys
@@ -419,6 +420,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--only", choices=["latency", "throughput", "matching"], default=None)
     args = parser.parse_args()
+    # A TERM (a timeout, an impatient operator) still stops the hub's processes and drops the databases.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     if not args.database_url or not args.amqp_url or not args.database_url.startswith("postgresql"):
         parser.error("needs PostgreSQL and RabbitMQ: --database-url/--amqp-url or G2BHUB_TEST_DATABASE_URL/"
                      "G2BHUB_TEST_AMQP_URL")
