@@ -35,6 +35,7 @@ import signal
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Iterator
@@ -158,20 +159,24 @@ class HubProcesses:
 
     def start(self) -> None:
         settings = json.dumps(self.data)
-        log = open(os.devnull, "wb")  # noqa: SIM115 - the processes' own logs are not the figures
+        # The processes' own logs, shown if one fails; closed with the hub.
+        self.logs = [tempfile.TemporaryFile() for _ in range(2)]  # noqa: SIM115
         self.processes.append(subprocess.Popen([sys.executable, "-m", "bench._hub_process", "worker", settings],
-                                               cwd=ROOT, stdout=log, stderr=log))
+                                               cwd=ROOT, stdout=self.logs[0], stderr=self.logs[0]))
         self.processes.append(subprocess.Popen(
             [sys.executable, "-m", "bench._hub_process", "api", settings, str(self.port)],
-            cwd=ROOT, stdout=log, stderr=log))
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
+            cwd=ROOT, stdout=self.logs[1], stderr=self.logs[1]))
+        deadline = time.monotonic() + 180  # a loaded machine imports slowly
+        while time.monotonic() < deadline and all(p.poll() is None for p in self.processes):
             try:
                 if httpx.get(f"{self.base}/healthz", trust_env=False).status_code == 200:
                     return
             except httpx.HTTPError:
                 pass
-            time.sleep(0.1)
+            time.sleep(0.2)
+        for log in self.logs:
+            log.seek(0)
+            print(log.read().decode(errors="replace")[-3000:], file=sys.stderr)
         raise RuntimeError("the API did not start")
 
     def deliveries(self) -> tuple[int, int]:
@@ -190,6 +195,8 @@ class HubProcesses:
                 process.wait(30)
             except subprocess.TimeoutExpired:
                 process.kill()
+        for log in getattr(self, "logs", []):
+            log.close()
         self.hub.close()
         self.hub.engine.dispose()
 
