@@ -282,12 +282,15 @@ def latency_bench(args: argparse.Namespace, rng: random.Random) -> dict[str, Fig
     latencies = list(first.values())
     print(f"latency: {args.notices} notices POSTed at {args.rate}/s (publisher lag {lag:.2f} s), "
           f"{args.subscriptions:,} subscriptions, {len(latencies)} webhooks of {rows} delivery rows "
-          f"({len(latencies) / args.notices:.0f} per notice), unverified {stats['unverified']}")
+          f"({len(latencies) / args.notices:.0f} per notice), unverified {stats['unverified']}, "
+          f"missing {rows - len(latencies)}")
     figures: dict[str, Figure] = {
         "latency_notices": args.notices, "latency_publish_rate_per_s": args.rate,
         "latency_subscriptions": args.subscriptions, "latency_delivery_rows": rows,
         "latency_webhooks": len(latencies), "latency_webhooks_per_notice": len(latencies) / args.notices,
         "latency_unverified_webhooks": stats["unverified"], "latency_relay_poll_s": args.relay_poll,
+        # Not received when the wait gave up: the hub could not keep up with the rate (a saturated run).
+        "latency_missing_webhooks": rows - len(latencies),
     }
     if latencies:
         p50, p99, mean = percentile(latencies, 0.5), percentile(latencies, 0.99), statistics.fmean(latencies)
