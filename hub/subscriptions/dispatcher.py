@@ -61,6 +61,10 @@ log = logging.getLogger(__name__)
 
 Claimed = tuple[DeliveryRow, SubscriptionRow, PayloadRow]
 
+# While webhook attempts complete with every sender busy, claims (of AMQP deliveries then) are made at
+# most this often rather than at every completion.
+CLAIM_GAP_S = 0.05
+
 # Retrying to record outcomes: a dropped connection is usually replaced at the first retry.
 RECORD_BACKOFF = Backoff(0.05, 2.0, jitter=Jitter.around(0.2))
 
@@ -154,17 +158,26 @@ class DeliveryDispatcher:
         failures = 0  # in a row
         try:
             with self.keeper:
+                claimed_at = 0.0
                 while not stop.is_set():
                     try:
-                        self.record_finished()
-                        busy = self.dispatch_once()
+                        recorded = self.record_finished()
+                        busy = False
+                        pause = interval
+                        # Woken by completions while every sender is still busy: nothing to claim for
+                        # webhooks, so only the AMQP claim is due, and it waits up to CLAIM_GAP_S.
+                        if recorded and self._room() == 0 and time.monotonic() - claimed_at < CLAIM_GAP_S:
+                            pause = min(interval, CLAIM_GAP_S)
+                        else:
+                            claimed_at = time.monotonic()
+                            busy = self.dispatch_once()
                         failures = 0
                     except Exception:  # the database or broker is down: keep the loop, back off
                         log.exception("delivery dispatch failed; retrying")
-                        busy = False
+                        busy, pause = False, interval
                         failures += 1
                     if not busy:
-                        self.wake.wait(backoff.delay(failures) if failures else interval)
+                        self.wake.wait(backoff.delay(failures) if failures else pause)
                         self.wake.clear()
                 self._drain()
         finally:
