@@ -44,6 +44,7 @@ from hub.spine.retry import Backoff, Jitter
 from hub.spine.unit_of_work import outbox_row
 from hub.subscriptions import repository as store
 from hub.subscriptions.amqp_channel import AmqpChannel
+from hub.subscriptions.batching import batched_body
 from hub.subscriptions.config import SyndicationSettings
 from hub.subscriptions.events import SubscriptionChanged
 from hub.subscriptions.model import Channel, DeliveryStatus, live_secrets
@@ -239,15 +240,15 @@ class DeliveryDispatcher:
         self.pool.shutdown(wait=True, cancel_futures=True)
         self.record_finished()
 
-    def _body(self, payload: PayloadRow) -> bytes:
+    def _body(self, payload: PayloadRow, recipients: list[str] | None = None) -> bytes:
         url = f"{self.settings.api.public_base_url}/api/v1/notices/{payload.notice_id}"
-        return encode_body(payload.body, self.config.max_payload_bytes, url)
+        return encode_body(batched_body(payload.body, recipients), self.config.max_payload_bytes, url)
 
     def _send_webhook(self, item: Claimed) -> Attempt:
         delivery, subscription, payload = item
         secrets = [self.box.open(stored) for stored in live_secrets(subscription.secrets or [], store.utcnow())]
         return send_webhook(self.client, self.config, self.resolve, subscription.url or "", secrets,
-                            delivery_message_id(delivery.id), self._body(payload))
+                            delivery_message_id(delivery.id), self._body(payload, delivery.recipients))
 
     def _send_amqp(self, items: list[Claimed]) -> dict[int, Attempt]:
         messages = []
