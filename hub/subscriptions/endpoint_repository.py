@@ -6,17 +6,18 @@ it are rows of channel ``endpoint`` naming it in ``endpoint_id``. Matched ids ar
 (one ``= ANY(array)`` lookup on PostgreSQL, chunked ``IN`` on SQLite) rather than kept in each worker's
 memory: at a million subscriptions, a map of them per process would cost more than the index itself.
 
-Bulk loads write rows with ``executemany`` in chunks and append ONE change-log entry,
+Bulk loads write rows with ``COPY`` (PostgreSQL) or ``executemany`` (SQLite) in chunks and append ONE change-log entry,
 :data:`~hub.subscriptions.index_cache.RELOAD_ALL`, which makes every worker's index reload in full
 instead of replaying a million single changes."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
-from sqlalchemy import String, any_, bindparam, delete, func, insert, select
+from sqlalchemy import String, Table, any_, bindparam, delete, func, insert, select
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
@@ -81,8 +82,20 @@ class SqlEndpointRepository:
         return int(result.rowcount)  # type: ignore[attr-defined]
 
     def add_many(self, rows: Sequence[Mapping[str, Any]]) -> None:
-        if rows:
-            self.session.execute(insert(SubscriptionRow), list(rows))
+        """COPY on PostgreSQL (several times faster than row-wise inserts); one executemany on SQLite."""
+        if not rows:
+            return
+        table = cast(Table, SubscriptionRow.__table__)
+        if self.session.get_bind().dialect.name != "postgresql":
+            self.session.connection().execute(insert(table), list(rows))
+            return
+        columns = list(rows[0])
+        json_columns = {"filter", "secrets"}
+        raw = self.session.connection().connection.driver_connection
+        with raw.cursor() as cursor, cursor.copy(  # type: ignore[union-attr]
+                f"COPY {table.name} ({', '.join(columns)}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row([json.dumps(row[c]) if c in json_columns else row[c] for c in columns])
 
     def reload_all(self) -> None:
         note_change(self.session, RELOAD_ALL)
