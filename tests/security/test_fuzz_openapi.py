@@ -93,7 +93,7 @@ def fuzz(schema: Any, world: World, headers: dict[str, str], at_seed: int) -> Fi
     return found
 
 
-# The run grows with the operations (every route, 2 × EXAMPLES cases each): past the suite's default
+# The run grows with the operations (every route, twice EXAMPLES cases each): past the suite's default
 # per-test timeout on a loaded machine, though bounded.
 @pytest.mark.timeout(600)
 @pytest.mark.parametrize("caller", list(CALLERS))
