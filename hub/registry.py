@@ -25,6 +25,7 @@ from hub.spine.messages import Command, Event
 from hub.spine.unit_of_work import SqlAlchemyUnitOfWork
 from hub.subscriptions import handlers as subscriptions
 from hub.subscriptions import tables as subscription_tables
+from hub.subscriptions.endpoint_repository import SqlEndpointRepository
 from hub.subscriptions.matcher import match_notice_version
 from hub.subscriptions.notice_store import SqlNoticeReader
 from hub.subscriptions.repository import (
@@ -97,6 +98,7 @@ class HubUnitOfWork(SqlAlchemyUnitOfWork):
     deliveries: SqlDeliveryRepository
     notice_versions: SqlNoticeReader
     matching_cursor: SqlMatchingCursor
+    endpoints: SqlEndpointRepository
 
     def attach_repositories(self, session: Session) -> None:
         self.organisations = SqlOrganisationRepository(session)
@@ -107,6 +109,7 @@ class HubUnitOfWork(SqlAlchemyUnitOfWork):
         self.deliveries = SqlDeliveryRepository(session)
         self.notice_versions = SqlNoticeReader(session)
         self.matching_cursor = SqlMatchingCursor(session, MATCHING_CURSOR)
+        self.endpoints = SqlEndpointRepository(session)
 
 
 _mapped = False

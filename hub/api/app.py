@@ -28,6 +28,7 @@ from hub.api.routes import (
     audit,
     dead_letters,
     eligibility,
+    endpoints,
     health,
     keys,
     me,
@@ -57,6 +58,7 @@ API_ROUTERS: list[APIRouter] = [
     eligibility.router,
     notices.router,
     subscriptions.router,
+    endpoints.router,
 ]
 ROOT_ROUTERS: list[APIRouter] = [health.router]
 

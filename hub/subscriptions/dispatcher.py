@@ -46,6 +46,7 @@ from hub.spine.retry import Backoff, Jitter
 from hub.spine.unit_of_work import outbox_row
 from hub.subscriptions import repository as store
 from hub.subscriptions.amqp_channel import AmqpChannel
+from hub.subscriptions.batching import batched_body
 from hub.subscriptions.config import SyndicationSettings
 from hub.subscriptions.events import SubscriptionChanged
 from hub.subscriptions.model import Channel, DeliveryStatus, live_secrets
@@ -264,15 +265,15 @@ class DeliveryDispatcher:
             self._loop.close(list(self._attempts.values()), self.config.attempt_deadline_s + 1.0)
         self.record_finished()
 
-    def _body(self, payload: PayloadRow) -> bytes:
+    def _body(self, payload: PayloadRow, recipients: list[str] | None = None) -> bytes:
         url = f"{self.settings.api.public_base_url}/api/v1/notices/{payload.notice_id}"
-        return encode_body(payload.body, self.config.max_payload_bytes, url)
+        return encode_body(batched_body(payload.body, recipients), self.config.max_payload_bytes, url)
 
     async def _send_webhook(self, client: httpx.AsyncClient, item: Claimed) -> Attempt:
         delivery, subscription, payload = item
         secrets = [self.box.open(stored) for stored in live_secrets(subscription.secrets or [], store.utcnow())]
         return await send_webhook(client, self.config, self.resolve, subscription.url or "", secrets,
-                                  delivery_message_id(delivery.id), self._body(payload))
+                                  delivery_message_id(delivery.id), self._body(payload, delivery.recipients))
 
     def _send_amqp(self, items: list[Claimed]) -> dict[int, Attempt]:
         messages = []

@@ -27,6 +27,7 @@ from typing import Any, Protocol
 
 from hub.notices.events import NoticeVersionPublished
 from hub.notices.model import NoticeContent
+from hub.subscriptions.batching import divert_batched
 from hub.subscriptions.filters import NoticeFacts
 from hub.subscriptions.index_cache import IndexCache
 from hub.subscriptions.model import notice_routing_key
@@ -87,7 +88,9 @@ def _match_version(item: FeedVersion, uow: SubscriptionsUnitOfWork, index: Index
     uow.deliveries.add_payload(event.notice_id, event.version, event.kind, event.seq,
                                notice_routing_key(event.category, event.region),
                                build_payload(event, item.content, item.metadata))
-    created = uow.deliveries.add_deliveries(matched, event.notice_id, event.version, event.seq, event.kind)
+    own, batched = divert_batched(uow, matched, event)  # subscriptions on endpoints: one per endpoint
+    created = batched + uow.deliveries.add_deliveries(own, event.notice_id, event.version, event.seq,
+                                                      event.kind)
     log.info("notice version matched", extra={"notice_id": event.notice_id, "version": event.version,
                                               "seq": event.seq, "subscriptions": created})
     return created

@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import fields
 from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from sqlalchemy import and_, bindparam, exists, func, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -49,6 +49,9 @@ from hub.subscriptions.tables import (
     SubscriptionChangeRow,
     SubscriptionRow,
 )
+
+if TYPE_CHECKING:
+    from hub.subscriptions.endpoint_repository import EndpointRepository
 
 __all__ = [
     "MATCHING_CURSOR",
@@ -133,6 +136,8 @@ class SubscriptionsUnitOfWork(UnitOfWork, Protocol):
     def notice_versions(self) -> NoticeReader: ...
     @property
     def matching_cursor(self) -> MatchingCursor: ...
+    @property
+    def endpoints(self) -> EndpointRepository: ...
 
 
 def note_change(session: Session, subscription_id: str) -> None:
@@ -144,7 +149,8 @@ def _to_aggregate(row: SubscriptionRow) -> Subscription:
     return Subscription(id=row.id, org_id=row.org_id, name=row.name, channel=Channel(row.channel),
                         filter=SubscriptionFilter.parse(row.filter), url=row.url, status=row.status,
                         disabled_reason=row.disabled_reason, secrets=list(row.secrets or []),
-                        created_at=row.created_at, updated_at=row.updated_at)
+                        created_at=row.created_at, updated_at=row.updated_at, endpoint_id=row.endpoint_id,
+                        batch=bool(row.batch))
 
 
 def _copy_onto(row: SubscriptionRow, sub: Subscription) -> None:
@@ -152,6 +158,7 @@ def _copy_onto(row: SubscriptionRow, sub: Subscription) -> None:
     row.filter, row.routable = filter_json(sub.filter), sub.routable
     row.status, row.disabled_reason, row.secrets = sub.status, sub.disabled_reason, list(sub.secrets)
     row.created_at, row.updated_at = sub.created_at, sub.updated_at
+    row.endpoint_id, row.batch = sub.endpoint_id, sub.batch
 
 
 class SqlSubscriptionRepository:
@@ -185,7 +192,10 @@ class SqlSubscriptionRepository:
         note_change(self.session, subscription.id)
 
     def list_for(self, org_id: str) -> list[Subscription]:
-        stmt = select(SubscriptionRow).where(SubscriptionRow.org_id == org_id).order_by(SubscriptionRow.created_at)
+        """Subscriptions with a channel of their own (endpoints and what is on them are listed apart)."""
+        stmt = (select(SubscriptionRow).where(SubscriptionRow.org_id == org_id, ~SubscriptionRow.batch,
+                                              SubscriptionRow.endpoint_id.is_(None))
+                .order_by(SubscriptionRow.created_at))
         return [_to_aggregate(row) for row in self.session.scalars(stmt)]
 
     def last_change(self) -> int:
@@ -198,7 +208,7 @@ class SqlSubscriptionRepository:
 
     def matchable_filters(self, ids: Sequence[str] | None = None) -> dict[str, SubscriptionFilter]:
         stmt = select(SubscriptionRow.id, SubscriptionRow.filter).where(
-            ~((SubscriptionRow.channel == Channel.AMQP.value) & SubscriptionRow.routable))
+            ~((SubscriptionRow.channel == Channel.AMQP.value) & SubscriptionRow.routable), ~SubscriptionRow.batch)
         if ids is not None:
             stmt = stmt.where(SubscriptionRow.id.in_(list(ids)))
         return {str(sid): SubscriptionFilter.parse(data) for sid, data in self.session.execute(stmt).all()}
