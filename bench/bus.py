@@ -1,24 +1,31 @@
 """End-to-end throughput of the message bus, beside what raw pika does on the same broker.
 
-    python bench/bus.py [--events N] [--amqp-url URL] [--database-url URL]
+    python bench/bus.py [--events N] [--rounds R] [--amqp-url URL] [--database-url URL]
 
-End to end means: ``bus.handle`` commits a command and its event (outbox) → relay → broker → consumer
-applies the event (effect row + inbox row, one transaction) → the effect is visible in the database.
-Commits happen while the worker runs, so the figure is the sustained rate of the whole pipeline.
+The backends come from the flags, else from G2BHUB_TEST_DATABASE_URL / G2BHUB_TEST_AMQP_URL.
 
-Baselines, on the same broker and message size, no database:
+End to end means: ``bus.handle`` commits a command and its event (outbox) → relay (woken by the
+commit) → broker → consumer applies the events (effect rows + inbox rows, in batches of up to the
+prefetch, one transaction each) → the effect is visible in the database. Commits happen while the
+worker runs, so the figure is the sustained rate of the whole pipeline.
+
+Baselines, on the same broker, message size and number of messages, in the same run:
   raw pika   — BlockingChannel with publisher confirms (pika waits for each confirm) and a consumer
                on its own connection acking each message; what a straightforward pika program gets.
   hub publisher — the adapter's pipelined-confirm publisher (batches of the relay's size) + the same
                consumer: the broker-side ceiling of the RabbitMQ path.
-Prints figures only; no assertions. Creates (and drops) a throw-away PostgreSQL database.
-The last line of stdout is the figures as one JSON line,
+Every figure is measured ``--rounds`` times, rounds interleaved (raw pika, then the hub, then raw pika
+again …) so load on the machine hits both alike; the mean and the median of the rounds are printed, and
+the ratios are taken of the medians. Prints figures only; no assertions. Creates (and drops) throw-away
+PostgreSQL databases. The last line of stdout is the figures as one JSON line,
 {"bench": "bus", "figures": {...}}."""
 
 from __future__ import annotations
 
 import argparse
 import logging
+import os
+import statistics
 import sys
 import tempfile
 import threading
@@ -87,17 +94,22 @@ def end_to_end(settings: Settings, events: int, concurrency: int = 1) -> float:
         hub.close()
 
 
-def consume_ceiling(settings: Settings, events: int) -> float:
-    """``bus.consume`` called directly (no broker, no relay): what one consumer thread's database
-    transactions allow, i.e. the ceiling of the end-to-end figure with one consumer per group."""
+def consume_ceiling(settings: Settings, events: int, batch: int = 1) -> float:
+    """``bus.consume`` (``batch`` 1) or ``bus.consume_batch`` called directly (no broker, no relay):
+    what one consumer thread's database transactions allow, i.e. the ceiling of the end-to-end
+    figure with one consumer per group."""
     hub: Hub = bootstrap(settings, migrate=True, command_handlers={PingBench: ping},
                          event_handlers={BenchPinged: [bench_effect]}, group_names={bench_effect: "bench"})
     try:
         envelopes = [Envelope.wrap(BenchPinged(seq=seq, note=PADDING)) for seq in range(events + 1)]
         hub.bus.consume("bench", envelopes[0])
         started = time.perf_counter()
-        for envelope in envelopes[1:]:
-            hub.bus.consume("bench", envelope)
+        if batch == 1:
+            for envelope in envelopes[1:]:
+                hub.bus.consume("bench", envelope)
+        else:
+            for offset in range(1, events + 1, batch):
+                hub.bus.consume_batch("bench", envelopes[offset:offset + batch])
         return events / (time.perf_counter() - started)
     finally:
         hub.close()
@@ -168,60 +180,107 @@ def raw_pika(settings: BrokerSettings, events: int, size: int, pipelined_batch: 
     return events / elapsed
 
 
+class Rounds:
+    """One figure measured several times: its mean, its median."""
+
+    def __init__(self, label: str) -> None:
+        self.label = label
+        self.values: list[float] = []
+
+    @property
+    def mean(self) -> float:
+        return statistics.fmean(self.values)
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.values)
+
+    def line(self, unit: str, baseline: Rounds | None = None) -> str:
+        text = (f"{self.label:<52}: median {self.median:7.0f} {unit}, mean {self.mean:7.0f} "
+                f"(rounds: {', '.join(f'{v:.0f}' for v in self.values)})")
+        if baseline is not None:
+            text += f"  {self.median / baseline.median:.2f} x {baseline.label.split(',')[0]} (medians)"
+        return text
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--events", type=int, default=1000)
-    parser.add_argument("--amqp-url", default="amqp://guest:guest@127.0.0.1:5672/")
-    parser.add_argument("--database-url", default="postgresql://postgres@127.0.0.1:5432/test",
-                        help="a PostgreSQL server URL; a throw-away database is created on it")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--amqp-url", default=os.environ.get("G2BHUB_TEST_AMQP_URL",
+                                                             "amqp://guest:guest@127.0.0.1:5672/"))
+    parser.add_argument("--database-url", default=os.environ.get("G2BHUB_TEST_DATABASE_URL",
+                                                                 "postgresql://postgres@127.0.0.1:5432/postgres"),
+                        help="a PostgreSQL server URL; throw-away databases are created on it")
     args = parser.parse_args()
     logging.basicConfig(level=logging.ERROR)
     n, size = args.events, body_size()
-    namespace = f"bench{uuid.uuid4().hex[:8]}"
-    broker = BrokerSettings(kind="rabbitmq", url=args.amqp_url, namespace=namespace)
+    base_namespace = f"bench{uuid.uuid4().hex[:8]}"
+    broker = BrokerSettings(kind="rabbitmq", url=args.amqp_url, namespace=base_namespace)
     relay_batch = Settings().relay.batch_size
 
-    print(f"events: {n}, message body: {size} bytes, quorum queues, persistent, confirms, manual acks")
-    raw = raw_pika(broker, n, size, pipelined_batch=None)
-    print(f"raw pika, per-message confirms + consume     : {raw:9.0f} msg/s   (baseline)")
-    piped = raw_pika(broker, n, size, pipelined_batch=relay_batch)
-    print(f"hub publisher, pipelined confirms ({relay_batch}) + consume: {piped:9.0f} msg/s   "
-          f"({piped / raw:.2f} x baseline)")
+    print(f"events: {n} per round, {args.rounds} rounds, message body: {size} bytes, prefetch {broker.prefetch}, "
+          "quorum queues, persistent, confirms, manual acks")
+    raw = Rounds("raw pika, per-message confirms + consume")
+    piped = Rounds(f"hub publisher, pipelined confirms ({relay_batch}) + consume")
+    e2e = Rounds("end to end, PostgreSQL + RabbitMQ")
+    e2e4 = Rounds("  the same, 4 consumer threads per group")
+    alone = Rounds("  bus.consume alone on PostgreSQL, one at a time")
+    alone_batched = Rounds(f"  bus.consume_batch alone on PostgreSQL, batches of {broker.prefetch}")
+    embedded = Rounds("end to end, SQLite + in-process broker")
+    for round_no in range(args.rounds):
+        namespace = f"{base_namespace}r{round_no}"
+        round_broker = broker.model_copy(update={"namespace": namespace})
+        raw.values.append(raw_pika(round_broker, n, size, pipelined_batch=None))
+        piped.values.append(raw_pika(round_broker, n, size, pipelined_batch=relay_batch))
+        with throwaway_database(args.database_url, prefix="g2bhub_bench") as db_url:
+            try:
+                e2e.values.append(end_to_end(Settings(database={"url": db_url}, broker=round_broker), n))
+            finally:
+                delete_topology(round_broker, groups=["bench"])
+        with throwaway_database(args.database_url, prefix="g2bhub_bench") as db_url:
+            broker4 = broker.model_copy(update={"namespace": namespace + "c4"})
+            try:
+                e2e4.values.append(end_to_end(Settings(database={"url": db_url}, broker=broker4), n, concurrency=4))
+            finally:
+                delete_topology(broker4, groups=["bench"])
+        with throwaway_database(args.database_url, prefix="g2bhub_bench") as db_url:
+            alone.values.append(consume_ceiling(Settings(database={"url": db_url}, broker=round_broker), n))
+        with throwaway_database(args.database_url, prefix="g2bhub_bench") as db_url:
+            alone_batched.values.append(consume_ceiling(Settings(database={"url": db_url}, broker=round_broker), n,
+                                                        batch=broker.prefetch))
+        with tempfile.TemporaryDirectory() as tmp:
+            settings = Settings(database={"url": f"sqlite:///{tmp}/bench.db"},
+                                broker={"kind": "inprocess", "namespace": namespace})
+            embedded.values.append(end_to_end(settings, n))
 
-    with throwaway_database(args.database_url, prefix="g2bhub_bench") as db_url:
-        settings = Settings(database={"url": db_url}, broker=broker)
-        try:
-            pg_rabbit = end_to_end(settings, n)
-        finally:
-            delete_topology(broker, groups=["bench"])
-        broker4 = broker.model_copy(update={"namespace": namespace + "c4"})
-        try:
-            pg_rabbit4 = end_to_end(Settings(database={"url": db_url}, broker=broker4), n, concurrency=4)
-        finally:
-            delete_topology(broker4, groups=["bench"])
-        ceiling = consume_ceiling(settings, n)
-    print(f"end to end, PostgreSQL + RabbitMQ             : {pg_rabbit:9.0f} events/s "
-          f"({pg_rabbit / raw:.2f} x raw pika baseline)")
-    print(f"  the same with 4 consumer threads per group   : {pg_rabbit4:9.0f} events/s "
-          f"({pg_rabbit4 / raw:.2f} x raw pika baseline)")
-    print(f"  bus.consume alone on PostgreSQL (no broker)  : {ceiling:9.0f} events/s "
-          f"(end to end reaches {pg_rabbit / ceiling:.2f} of it)")
-
-    with tempfile.TemporaryDirectory() as tmp:
-        settings = Settings(database={"url": f"sqlite:///{tmp}/bench.db"},
-                            broker={"kind": "inprocess", "namespace": namespace})
-        embedded = end_to_end(settings, n)
-    print(f"end to end, SQLite + in-process broker        : {embedded:9.0f} events/s "
-          f"({embedded / raw:.2f} x raw pika baseline)")
+    print(raw.line("msg/s"))
+    print(piped.line("msg/s", raw))
+    print(e2e.line("events/s", raw))
+    print(e2e4.line("events/s", raw))
+    print(alone.line("events/s"))
+    print(alone_batched.line("events/s", alone))
+    print(embedded.line("events/s", raw))
     figures: dict[str, Figure] = {
-        "events": n, "message_body_bytes": size, "relay_batch_size": relay_batch,
-        "raw_pika_msg_per_s": raw,
-        "hub_publisher_pipelined_msg_per_s": piped, "hub_publisher_pipelined_vs_raw": piped / raw,
-        "end_to_end_pg_rabbit_events_per_s": pg_rabbit, "end_to_end_pg_rabbit_vs_raw": pg_rabbit / raw,
-        "end_to_end_pg_rabbit_4_consumers_events_per_s": pg_rabbit4,
-        "end_to_end_pg_rabbit_4_consumers_vs_raw": pg_rabbit4 / raw,
-        "consume_alone_pg_events_per_s": ceiling, "end_to_end_pg_rabbit_vs_consume_alone": pg_rabbit / ceiling,
-        "end_to_end_sqlite_inprocess_events_per_s": embedded, "end_to_end_sqlite_inprocess_vs_raw": embedded / raw,
+        "events": n, "rounds": args.rounds, "message_body_bytes": size, "relay_batch_size": relay_batch,
+        "prefetch": broker.prefetch,
+        "raw_pika_msg_per_s_median": raw.median, "raw_pika_msg_per_s_mean": raw.mean,
+        "hub_publisher_pipelined_msg_per_s_median": piped.median,
+        "hub_publisher_pipelined_msg_per_s_mean": piped.mean,
+        "hub_publisher_pipelined_vs_raw": piped.median / raw.median,
+        "end_to_end_pg_rabbit_events_per_s_median": e2e.median, "end_to_end_pg_rabbit_events_per_s_mean": e2e.mean,
+        "end_to_end_pg_rabbit_vs_raw": e2e.median / raw.median,
+        "end_to_end_pg_rabbit_vs_raw_means": e2e.mean / raw.mean,
+        "end_to_end_pg_rabbit_4_consumers_events_per_s_median": e2e4.median,
+        "end_to_end_pg_rabbit_4_consumers_events_per_s_mean": e2e4.mean,
+        "end_to_end_pg_rabbit_4_consumers_vs_raw": e2e4.median / raw.median,
+        "consume_alone_pg_events_per_s_median": alone.median, "consume_alone_pg_events_per_s_mean": alone.mean,
+        "consume_batch_alone_pg_events_per_s_median": alone_batched.median,
+        "consume_batch_alone_pg_events_per_s_mean": alone_batched.mean,
+        "end_to_end_pg_rabbit_vs_consume_batch_alone": e2e.median / alone_batched.median,
+        "end_to_end_sqlite_inprocess_events_per_s_median": embedded.median,
+        "end_to_end_sqlite_inprocess_events_per_s_mean": embedded.mean,
+        "end_to_end_sqlite_inprocess_vs_raw": embedded.median / raw.median,
     }
     emit("bus", figures)
 

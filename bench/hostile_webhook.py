@@ -74,10 +74,10 @@ class HubTimings:
         self._send = dispatcher_module.send_webhook
 
     def install(self) -> None:
-        def timed(client: Any, settings: Any, resolve: Any, url: str, *rest: Any) -> Any:
+        async def timed(client: Any, settings: Any, resolve: Any, url: str, *rest: Any) -> Any:
             started = time.monotonic()
             try:
-                return self._send(client, settings, resolve, url, *rest)
+                return await self._send(client, settings, resolve, url, *rest)
             finally:
                 with self._lock:
                     self.records.append((url, time.monotonic() - started))

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
@@ -20,7 +20,14 @@ from hub.notices.formats import check_formats
 from hub.notices.pps_checkpoints import SqlPpsCheckpoints
 from hub.notices.pps_puller import PpsPuller
 from hub.organisations.repository import SqlOrganisationRepository
-from hub.registry import COMMAND_HANDLERS, CONSUMER_GROUPS, EVENT_HANDLERS, HubUnitOfWork, start_mappers
+from hub.registry import (
+    COMMAND_HANDLERS,
+    CONSUMER_GROUPS,
+    EVENT_HANDLERS,
+    ONE_AT_A_TIME_GROUPS,
+    HubUnitOfWork,
+    start_mappers,
+)
 from hub.spine.brokers.base import Broker, unavailable_backoff
 from hub.spine.brokers.inprocess import InProcessBroker
 from hub.spine.budgets import Budgets
@@ -29,6 +36,7 @@ from hub.spine.db import WriteCheck, check_writable, make_engine, make_read_sess
 from hub.spine.messages import Command, Event
 from hub.spine.quota_store import make_bucket_store
 from hub.spine.relay import OutboxRelay
+from hub.spine.ttl_cache import TtlCache
 from hub.spine.worker import Worker
 from hub.subscriptions.dispatcher import DeliveryDispatcher
 from hub.subscriptions.index_cache import IndexCache
@@ -56,6 +64,7 @@ def make_broker(settings: Settings) -> Broker:
         delivery_limit=settings.broker.delivery_limit,
         confirm_timeout_s=settings.relay.confirm_timeout_s,
         unavailable_backoff=unavailable_backoff(settings.broker.reconnect_max_backoff_s),
+        batch_limit=settings.broker.prefetch,
     )
 
 
@@ -73,6 +82,8 @@ class Hub:
     delivery_wake: threading.Event  # set by the matching consumer's commits, awaited by the dispatcher
     quotas: Budgets  # request, refresh and upstream budgets (in the database on PostgreSQL)
     pps: PpsPuller  # pulls KONEPS notices from the PPS open API (scheduled when pps.enabled)
+    # Authenticated API keys, kept api.key_cache_ttl_s (hub.api.auth): key digest → who is calling.
+    api_keys: TtlCache[str, object] = field(default_factory=lambda: TtlCache(0.0), repr=False)
     _broker: Broker | None = field(default=None, repr=False)
     _workers: list[Worker] = field(default_factory=list, repr=False)
 
@@ -227,6 +238,7 @@ def bootstrap(
     event_handlers: Mapping[type[Event], Sequence[Callable[..., Any]]] | None = None,
     dependencies: Mapping[str, Any] | None = None,
     group_names: Mapping[Callable[..., Any], str] | None = None,
+    one_at_a_time: Collection[str] = (),
     migrate: bool = False,
 ) -> Hub:
     settings = settings or get_settings()
@@ -259,6 +271,7 @@ def bootstrap(
                       "control_schemes": control_schemes(settings),
                       "subscription_index": IndexCache(), "delivery_wake": delivery_wake, **(dependencies or {})},
         group_names={**CONSUMER_GROUPS, **(group_names or {})},
+        one_at_a_time={*ONE_AT_A_TIME_GROUPS, *one_at_a_time},
     )
     quotas = Budgets(settings.quotas, make_bucket_store(settings.quotas.store, engine))
     suppliers = SupplierAdapters(supplier_settings, settings.connectors, bus, session_factory,
@@ -275,4 +288,5 @@ def bootstrap(
         suppliers=suppliers,
         quotas=quotas,
         pps=pps_puller(settings, bus, session_factory),
+        api_keys=TtlCache(settings.api.key_cache_ttl_s),
     )

@@ -74,6 +74,11 @@ class ApiSettings(Section):
     port: int = Field(8000, ge=1, le=65535)
     public_base_url: str = "http://127.0.0.1:8000"
     max_body_bytes: int = Field(5 * 1024 * 1024, ge=1024)
+    # How long an authenticated API key is answered from memory without the database: a revoked key or
+    # a disabled organisation is refused at most this long after the change (0: look up every request).
+    key_cache_ttl_s: float = Field(5.0, ge=0, le=300)
+    # Threads that run requests (routes and the key check) in one API process; more requests queue, in order.
+    threads: int = Field(8, ge=1, le=1000)
 
 
 class ConfigError(ValueError):

@@ -25,6 +25,7 @@ from hub.spine.messages import Command, Event
 from hub.spine.unit_of_work import SqlAlchemyUnitOfWork
 from hub.subscriptions import handlers as subscriptions
 from hub.subscriptions import tables as subscription_tables
+from hub.subscriptions.endpoint_repository import SqlEndpointRepository
 from hub.subscriptions.matcher import match_notice_version
 from hub.subscriptions.notice_store import SqlNoticeReader
 from hub.subscriptions.repository import (
@@ -37,7 +38,8 @@ from hub.suppliers import handlers as suppliers
 from hub.suppliers import tables as supplier_tables
 from hub.suppliers.repository import SqlSupplierRepository
 
-__all__ = ["COMMAND_HANDLERS", "CONSUMER_GROUPS", "EVENT_HANDLERS", "FLOWS", "HubUnitOfWork", "start_mappers"]
+__all__ = ["COMMAND_HANDLERS", "CONSUMER_GROUPS", "EVENT_HANDLERS", "FLOWS", "ONE_AT_A_TIME_GROUPS", "HubUnitOfWork",
+           "start_mappers"]
 
 FLOWS: tuple[ModuleType, ...] = (organisations, suppliers, notices, subscriptions)
 FLOW_TABLES: tuple[ModuleType, ...] = (
@@ -62,6 +64,13 @@ CONSUMER_GROUPS: dict[Callable[..., Any], str] = {
     record_audit_entry: "audit",
     match_notice_version: "syndication-matching",
 }
+
+# Consumer groups that take their messages one transaction each instead of in batches: for a handler
+# whose effects cannot share a transaction with other messages' (a call out of the process, a lock it
+# must not hold across messages). Neither group above needs it: ``audit`` writes one row per event, and
+# ``syndication-matching`` matches the feed from its locked cursor, so several of its events in one
+# transaction match the feed once (the later ones find the cursor past them).
+ONE_AT_A_TIME_GROUPS: frozenset[str] = frozenset()
 
 
 def _merge() -> None:
@@ -89,6 +98,7 @@ class HubUnitOfWork(SqlAlchemyUnitOfWork):
     deliveries: SqlDeliveryRepository
     notice_versions: SqlNoticeReader
     matching_cursor: SqlMatchingCursor
+    endpoints: SqlEndpointRepository
 
     def attach_repositories(self, session: Session) -> None:
         self.organisations = SqlOrganisationRepository(session)
@@ -99,6 +109,7 @@ class HubUnitOfWork(SqlAlchemyUnitOfWork):
         self.deliveries = SqlDeliveryRepository(session)
         self.notice_versions = SqlNoticeReader(session)
         self.matching_cursor = SqlMatchingCursor(session, MATCHING_CURSOR)
+        self.endpoints = SqlEndpointRepository(session)
 
 
 _mapped = False

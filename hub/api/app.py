@@ -15,6 +15,7 @@ from contextlib import asynccontextmanager
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
+from anyio import to_thread
 from fastapi import APIRouter, FastAPI
 
 from hub.api.admission import AdmissionMiddleware
@@ -27,6 +28,7 @@ from hub.api.routes import (
     audit,
     dead_letters,
     eligibility,
+    endpoints,
     health,
     keys,
     me,
@@ -56,6 +58,7 @@ API_ROUTERS: list[APIRouter] = [
     eligibility.router,
     notices.router,
     subscriptions.router,
+    endpoints.router,
 ]
 ROOT_ROUTERS: list[APIRouter] = [health.router]
 
@@ -109,6 +112,10 @@ def create_app(hub: Hub | None = None, settings: Settings | None = None) -> Fast
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        # Every synchronous route and the admission check run on this pool. Few threads queue requests
+        # in arrival order on the event loop; many would all hold a request and fight over the GIL (and,
+        # on SQLite, over the pool), and the unluckiest would wait for seconds.
+        to_thread.current_default_thread_limiter().total_tokens = settings.api.threads
         try:
             yield
         finally:

@@ -11,10 +11,17 @@ Authorisation rules, in one place so every route applies them the same way:
 The key is checked in a unit of work that only reads (on SQLite it takes no write lock).
 ``last_used_at`` is written at most once per :data:`LAST_USED_RESOLUTION` per key, in a short write of
 its own after the check: enough to spot dormant keys, without turning every read into a write.
+
+A key that passed is remembered for ``api.key_cache_ttl_s`` (5 s by default, :attr:`Hub.api_keys`), keyed
+by a digest of the whole key (id *and* secret, so a wrong secret never matches it): a busy client is not
+looked up on every request. The price is that revoking a key, or disabling its organisation, reaches
+other API processes up to that long later; this process forgets its cached keys at once (:func:`forget_keys`).
+Failures are never cached, so a key issued or re-enabled works on its next request.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -23,7 +30,7 @@ from hub.bootstrap import Hub
 from hub.organisations.model import OrgKind, Scope, hash_secret, parse_api_key
 from hub.spine.faults import is_locked
 
-__all__ = ["LAST_USED_RESOLUTION", "Principal", "authenticate"]
+__all__ = ["LAST_USED_RESOLUTION", "Principal", "authenticate", "forget_keys"]
 
 LAST_USED_RESOLUTION = timedelta(minutes=1)
 
@@ -55,6 +62,22 @@ class Principal:
 def authenticate(hub: Hub, raw_key: str) -> Principal | None:
     """None for a malformed, unknown, wrong, revoked key or a disabled organisation (the caller
     learns only "not authenticated"; the log says why, by key id, never the secret)."""
+    digest = hashlib.sha256(raw_key.encode()).hexdigest()
+    cached = hub.api_keys.get(digest)
+    if isinstance(cached, Principal):
+        return cached
+    principal = _look_up(hub, raw_key)
+    if principal is not None:
+        hub.api_keys.put(digest, principal)
+    return principal
+
+
+def forget_keys(hub: Hub) -> None:
+    """Drop every cached key of this process (after a revocation, so it takes effect here at once)."""
+    hub.api_keys.clear()
+
+
+def _look_up(hub: Hub, raw_key: str) -> Principal | None:
     parsed = parse_api_key(raw_key)
     if parsed is None:
         log.info("api key rejected", extra={"reason": "malformed"})

@@ -155,6 +155,13 @@ REQUEST_EXAMPLES: dict[str, dict[str, Any]] = {
     },
     "update_subscription": {JSON: {"status": "active", "catch_up": False}},
     "replay_deliveries": {JSON: {"delivery_ids": [101, 102]}},
+    # batched webhook endpoints
+    "register_endpoint": {JSON: {"name": "supplier alerts", "url": "https://alerts.example.kr/hooks/g2b",
+                                 "batch": True}},
+    "update_endpoint": {JSON: {"status": "active", "catch_up": True}},
+    "create_endpoint_subscription": {JSON: {"name": "supplier 42: Seoul works",
+                                            "filter": {"categories": ["works"], "regions": ["KR-11"]}}},
+    "replay_endpoint_deliveries": {JSON: {"delivery_ids": [101, 102]}},
 }
 
 

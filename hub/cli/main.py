@@ -10,7 +10,7 @@ from pathlib import Path
 
 import typer
 
-from hub.cli import config_cmd, db, dlq, identifiers, orgs, pps, sandbox, suppliers
+from hub.cli import config_cmd, db, dlq, identifiers, orgs, pps, sandbox, subscriptions, suppliers
 from hub.cli._common import DATA_DIR_ENV, choose_data_dir
 from hub.cli.demo import demo
 from hub.cli.runtime import serve, worker
@@ -65,6 +65,7 @@ app.add_typer(db.app, name="db")
 app.add_typer(orgs.app, name="orgs")
 app.add_typer(dlq.app, name="dlq")
 app.add_typer(suppliers.app, name="suppliers")
+app.add_typer(subscriptions.app, name="subscriptions")
 app.add_typer(config_cmd.app, name="config")
 app.add_typer(identifiers.app, name="identifiers")
 app.add_typer(pps.app, name="pps")

@@ -39,12 +39,21 @@ def is_signing_secret(secret: str) -> bool:
         return False
 
 
+SHOWN_IDS = 10  # a batch naming more subscriptions is shown by its count, first and last
+
+
 def describe(payload: Any) -> str:
-    """``<type>  notice <id>  v<version>`` of a delivery's body (``?`` for what it lacks)."""
+    """``<type>  notice <id>  v<version>`` of a delivery's body (``?`` for what it lacks), and the
+    subscriptions a batched delivery names: ``subscriptions s1,s2`` or ``subscriptions 4000 (s1 … s9)``."""
     data = payload.get("data") if isinstance(payload, dict) else None
     data = data if isinstance(data, dict) else {}
     kind = payload.get("type", "?") if isinstance(payload, dict) else "?"
-    return f"{kind}  notice {data.get('notice_id', '?')}  v{data.get('version', '?')}"
+    line = f"{kind}  notice {data.get('notice_id', '?')}  v{data.get('version', '?')}"
+    ids = payload.get("subscription_ids") if isinstance(payload, dict) else None
+    if isinstance(ids, list) and ids:
+        shown = ",".join(map(str, ids)) if len(ids) <= SHOWN_IDS else f"{len(ids)} ({ids[0]} … {ids[-1]})"
+        line += f"  subscriptions {shown}"
+    return line
 
 
 class WebhookReceiver:

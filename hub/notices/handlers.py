@@ -15,7 +15,7 @@ from hub.config import Settings
 from hub.notices.commands import AmendNotice, CancelNotice, ImportNotices, PublishNotice
 from hub.notices.events import NoticeVersionPublished
 from hub.notices.formats import FORMATS, ImportedNotice
-from hub.notices.idempotency import Receipt, remember, replay
+from hub.notices.idempotency import Receipt, replay
 from hub.notices.links import notice_path, version_path
 from hub.notices.model import (
     Notice,
@@ -29,6 +29,7 @@ from hub.notices.model import (
 from hub.notices.repository import NoticeRepository, NoticesUnitOfWork
 from hub.notices.services import (
     announce,
+    answer,
     new_notice_id,
     patched_content,
     prefixed_problems,
@@ -52,7 +53,7 @@ def publish_notice(cmd: PublishNotice, uow: NoticesUnitOfWork, settings: Setting
     notice = Notice.publish(new_notice_id(), cmd.institution_org_id, cmd.content)
     [stored] = announce(uow, [(notice, notice.versions)], cmd.actor_org_id)
     receipt = Receipt(201, version_receipt_body(stored), location=notice_path(notice.id))
-    return remember(uow.idempotency, cmd.institution_org_id, cmd.idempotency, receipt)
+    return answer(uow, cmd.institution_org_id, cmd.idempotency, receipt)
 
 
 def _owned(repo: NoticeRepository, notice_id: str, institution_org_id: str) -> Notice:
@@ -106,7 +107,7 @@ def _stored_version(uow: NoticesUnitOfWork, cmd: AmendNotice | CancelNotice, not
                     version: NoticeVersion) -> Receipt:
     [stored] = announce(uow, [(notice, [version])], cmd.actor_org_id)
     receipt = Receipt(201, version_receipt_body(stored), location=version_path(notice.id, version.number))
-    return remember(uow.idempotency, cmd.institution_org_id, cmd.idempotency, receipt)
+    return answer(uow, cmd.institution_org_id, cmd.idempotency, receipt)
 
 
 def import_notices(cmd: ImportNotices, uow: NoticesUnitOfWork, settings: Settings) -> Receipt:
@@ -163,7 +164,7 @@ def import_notices(cmd: ImportNotices, uow: NoticesUnitOfWork, settings: Setting
         stored = seqs[(notice.id, version.number)]
         report[index].update(notice_id=notice.id, version=version.number, seq=stored.seq, url=notice_path(notice.id))
     receipt = Receipt(200, {fmt.report_key: report, **_counts(report)})
-    return remember(uow.idempotency, cmd.institution_org_id, cmd.idempotency, receipt)
+    return answer(uow, cmd.institution_org_id, cmd.idempotency, receipt)
 
 
 def _imported(uow: NoticesUnitOfWork, institution_org_id: str, source: str, item: ImportedNotice,

@@ -44,6 +44,9 @@ class PublicationSettings(BaseModel):
     # (409, naming Idempotency-Key) before anything is stored; the same request without a key, or a
     # replay of a remembered key, still works.
     idempotency_max_keys_per_org: int = Field(10_000, ge=1, le=10_000_000)
+    # Public reads and feeds say ``Cache-Control: public, max-age=<this>, must-revalidate``: a CDN or a
+    # proxy may answer them this long, then revalidates with If-None-Match (a 304 is one indexed read).
+    cache_max_age_s: int = Field(5, ge=0, le=86_400)
 
     def publisher(self) -> dict[str, Any]:
         found = {"name": self.publisher_name, "uri": self.publisher_uri, "scheme": self.publisher_scheme,

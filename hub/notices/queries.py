@@ -189,6 +189,12 @@ def load_notices(session: Session, notice_ids: Sequence[str]) -> dict[str, Notic
     return {nid: notice_from_rows(row, versions.get(nid, [])) for nid, row in rows.items()}
 
 
+def notice_last_seq(session: Session, notice_id: str) -> int | None:
+    """The seq of a notice's newest version (None for an unknown notice): what its reads depend on."""
+    value = session.scalar(select(NoticeRow.last_seq).where(NoticeRow.id == notice_id))
+    return None if value is None else int(value)
+
+
 def feed_head(session: Session) -> int:
     """The highest committed seq (0 before the first publication)."""
     value = session.scalar(select(NoticeFeedCounterRow.value).where(NoticeFeedCounterRow.name == FEED_COUNTER))

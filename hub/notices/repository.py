@@ -1,16 +1,22 @@
 """Persistence of notices: the repositories the unit of work exposes (``uow.notices``,
 ``uow.idempotency``), their SQL implementations, and the unit of work the notices handlers see.
 
-Sequence numbers are allocated by :meth:`NoticeRepository.record`, in one ``UPDATE … RETURNING`` of the
-counter row for all versions a transaction stores, and as its *last* lock: every other lock a publisher
-takes (the notice rows it amends) comes first, so publishers never wait on each other in a cycle. The
-counter's row lock is then held until commit, which makes seq order equal commit order on PostgreSQL;
-SQLite runs one writer at a time (``BEGIN IMMEDIATE``) and gets the same order for free.
+Sequence numbers are given at the very end of the transaction. :meth:`NoticeRepository.record` stores
+each version under a placeholder (a random negative number, unique among concurrent transactions, so no
+publisher waits on another's unique index), and the documents that quote a seq (the events' payloads,
+the receipt answered and remembered for the Idempotency-Key) are handed to :meth:`carry_seqs`.
+:meth:`settle_seqs`, run by the unit of work just before COMMIT (``before_commit``), flushes everything
+else, takes the real numbers in one ``UPDATE … RETURNING`` of the counter row, and rewrites the
+placeholders. The counter's row lock is the transaction's *last* lock and is held only for that step
+and the COMMIT, which makes seq order equal commit order on PostgreSQL while publishers do the rest of
+their work side by side; SQLite runs one writer at a time (``BEGIN IMMEDIATE``) and gets the same order
+for free.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import secrets
+from collections.abc import Mapping, MutableMapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
@@ -18,6 +24,7 @@ from typing import Any, Protocol
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm.attributes import flag_modified
 
 from hub.notices.codes import classification_digits
 from hub.notices.idempotency import IdempotencyKeyRaced, IdempotencyStore, Receipt, StoredRequest
@@ -42,6 +49,7 @@ __all__ = [
     "StoredVersion",
     "notice_from_rows",
     "purge_expired",
+    "replace_seqs",
 ]
 
 
@@ -69,6 +77,14 @@ class NoticeRepository(Protocol):
                       order: int) -> None: ...
     def record(self, changes: Sequence[tuple[Notice, Sequence[NoticeVersion]]],
                actor_org_id: str | None) -> list[StoredVersion]: ...
+    def carry_seqs(self, document: MutableMapping[str, Any]) -> None:
+        """``document`` quotes seqs given by :meth:`record` (under any ``"seq"`` key, at any depth): they
+        are rewritten to the final numbers when the seqs are settled."""
+        ...
+    def settle_seqs(self) -> Mapping[int, int]:
+        """Give the versions recorded in this transaction their final seqs (run just before COMMIT);
+        returns what each seq :meth:`record` gave became. Nothing to do: an empty mapping."""
+        ...
 
 
 class NoticesUnitOfWork(UnitOfWork, Protocol):
@@ -95,10 +111,32 @@ def _version(row: NoticeVersionRow) -> NoticeVersion:
     )
 
 
+def _placeholder() -> int:
+    """A stand-in seq until the transaction's end: negative (never a real seq) and random over 62 bits,
+    so two transactions in flight practically never hold the same one."""
+    return -1 - secrets.randbits(62)
+
+
+def replace_seqs(document: Any, final: Mapping[int, int]) -> None:
+    """Rewrite, in place, every ``"seq"`` member of ``document`` (at any depth) found in ``final``."""
+    if isinstance(document, MutableMapping):
+        for key, value in document.items():
+            if key == "seq" and isinstance(value, int) and value in final:
+                document[key] = final[value]
+            else:
+                replace_seqs(value, final)
+    elif isinstance(document, list):
+        for item in document:
+            replace_seqs(item, final)
+
+
 class SqlNoticeRepository:
     def __init__(self, session: Session) -> None:
         self.session = session
         self._rows: dict[str, NoticeRow] = {}
+        self._placeholders: list[int] = []  # in the order the final seqs follow
+        self._version_rows: list[NoticeVersionRow] = []
+        self._documents: list[MutableMapping[str, Any]] = []
 
     def get(self, notice_id: str, *, for_update: bool = False) -> Notice | None:
         """The aggregate; ``for_update`` locks its row so concurrent amendments of one notice queue."""
@@ -157,7 +195,7 @@ class SqlNoticeRepository:
         total = sum(len(versions) for _, versions in grouped.values())
         if total == 0:
             return []
-        seqs = iter(self.allocate_seqs(total))
+        seqs = iter([_placeholder() for _ in range(total)])
         now = datetime.now(UTC)
         stored: list[StoredVersion] = []
         for notice, versions in grouped.values():
@@ -166,7 +204,8 @@ class SqlNoticeRepository:
             # The notice row first (flushed): the version and classification rows refer to it.
             self._refresh_current(notice, numbered[-1][0], first_seq)
             for seq, version in numbered:
-                self.session.add(NoticeVersionRow(
+                self._placeholders.append(seq)
+                self._version_rows.append(row := NoticeVersionRow(
                     notice_id=notice.id,
                     number=version.number,
                     kind=version.kind.value,
@@ -178,9 +217,35 @@ class SqlNoticeRepository:
                     actor_org_id=actor_org_id,
                     recorded_at=now,
                 ))
+                self.session.add(row)
                 stored.append(StoredVersion(notice, version, seq))
         self.session.flush()
         return stored
+
+    def carry_seqs(self, document: MutableMapping[str, Any]) -> None:
+        self._documents.append(document)
+
+    def settle_seqs(self) -> Mapping[int, int]:
+        """Everything else is flushed first, so between the counter's lock and COMMIT only the rewrite of
+        this transaction's own rows goes to the database."""
+        if not self._placeholders:
+            return {}
+        self.session.flush()
+        placeholders, self._placeholders = self._placeholders, []
+        final = dict(zip(placeholders, self.allocate_seqs(len(placeholders)), strict=True))
+        for version_row in self._version_rows:
+            version_row.seq = final[version_row.seq]
+        for notice_row in self._rows.values():
+            notice_row.created_seq = final.get(notice_row.created_seq, notice_row.created_seq)
+            notice_row.last_seq = final.get(notice_row.last_seq, notice_row.last_seq)
+        documents = {id(document) for document in self._documents}
+        for document in self._documents:
+            replace_seqs(document, final)
+        for held in self.session.identity_map.values():  # a remembered receipt is one of the documents
+            if isinstance(held, IdempotencyRow) and id(held.body) in documents:
+                flag_modified(held, "body")
+        self._version_rows, self._documents = [], []
+        return final
 
     def _refresh_current(self, notice: Notice, last_seq: int, first_seq: int | None) -> None:
         content, current = notice.content, notice.current
@@ -216,6 +281,8 @@ class SqlIdempotencyStore:
 
     def __init__(self, session: Session) -> None:
         self.session = session
+        # Held, so the session keeps them: their bodies quote seqs that are settled just before COMMIT.
+        self._stored: list[IdempotencyRow] = []
 
     def get(self, org_id: str, key: str) -> StoredRequest | None:
         row = self.session.get(IdempotencyRow, (org_id, key))
@@ -228,10 +295,12 @@ class SqlIdempotencyStore:
         """Flushed now: a concurrent first request with the same key waits on the primary key here
         (PostgreSQL) and fails as IdempotencyKeyRaced once the other commits."""
         receipt = stored.receipt
-        self.session.add(IdempotencyRow(
+        row = IdempotencyRow(
             org_id=org_id, key=key, request_hash=stored.request_hash, status_code=receipt.status_code,
             body=receipt.body, location=receipt.location, created_at=stored.created_at,
-        ))
+        )
+        self.session.add(row)
+        self._stored.append(row)
         try:
             self.session.flush()
         except IntegrityError:

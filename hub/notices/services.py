@@ -12,12 +12,14 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from hub.notices.events import NoticeVersionPublished
+from hub.notices.idempotency import IdempotencyTicket, Receipt, remember
 from hub.notices.links import notice_path, ocds_record_path, ocds_releases_path, version_path
 from hub.notices.model import FieldProblem, Notice, NoticeContent, NoticeValidationError, NoticeVersion
 from hub.notices.repository import NoticesUnitOfWork, StoredVersion
 
 __all__ = [
     "announce",
+    "answer",
     "merge_patch",
     "new_notice_id",
     "patched_content",
@@ -35,11 +37,15 @@ def announce(
     changes: Sequence[tuple[Notice, Sequence[NoticeVersion]]],
     actor_org_id: str | None,
 ) -> list[StoredVersion]:
-    """Store the new versions with their seqs and raise one event per version, in seq order."""
+    """Store the new versions and raise one event per version, in seq order. The seqs are final only
+    when the unit of work commits (see :mod:`hub.notices.repository`): the events carry them through
+    ``carry_seqs``, and so must any answer that quotes them (:func:`answer`)."""
     stored = uow.notices.record(changes, actor_org_id)
+    if stored:
+        uow.before_commit(uow.notices.settle_seqs)
     for item in stored:
         content = item.version.content
-        uow.publish(
+        envelope = uow.publish(
             NoticeVersionPublished(
                 notice_id=item.notice.id,
                 version=item.version.number,
@@ -52,7 +58,15 @@ def announce(
                 actor_org_id=actor_org_id,
             )
         )
+        uow.notices.carry_seqs(envelope.payload)
     return stored
+
+
+def answer(uow: NoticesUnitOfWork, org_id: str, ticket: IdempotencyTicket | None, receipt: Receipt) -> Receipt:
+    """The receipt a write answers, remembered for its Idempotency-Key; the seqs it quotes become the
+    final ones when the unit of work commits, in the answer and in what is remembered alike."""
+    uow.notices.carry_seqs(receipt.body)
+    return remember(uow.idempotency, org_id, ticket, receipt)
 
 
 def version_receipt_body(stored: StoredVersion) -> dict[str, Any]:

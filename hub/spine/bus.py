@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import inspect
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -32,11 +32,14 @@ class Outcome(StrEnum):
 
 @dataclass(frozen=True)
 class ConsumerGroup:
-    """One queue per event handler: its name, the events it takes and the handler itself."""
+    """One queue per event handler: its name, the events it takes and the handler itself. ``batched``
+    False makes the group take its messages one transaction each (:meth:`MessageBus.consume_batch` is
+    not used for it): for a handler whose effects cannot share a transaction with another message's."""
 
     name: str
     handler: Handler
     event_types: tuple[type[Event], ...]
+    batched: bool = True
 
     @property
     def binding_keys(self) -> list[str]:
@@ -59,10 +62,11 @@ def bind(handler: Handler, dependencies: Mapping[str, Any]) -> BoundHandler:
 
 
 def consumer_groups(
-    event_handlers: Mapping[type[Event], Sequence[Handler]], names: Mapping[Handler, str] | None = None
+    event_handlers: Mapping[type[Event], Sequence[Handler]], names: Mapping[Handler, str] | None = None,
+    one_at_a_time: Collection[str] = (),
 ) -> dict[str, ConsumerGroup]:
     """One group per event handler, named in ``names`` (the registry declares them) or by the
-    handler's function name."""
+    handler's function name. Groups named in ``one_at_a_time`` are not batched."""
     by_handler: dict[Handler, list[type[Event]]] = {}
     for event_type, handlers in event_handlers.items():
         for handler in handlers:
@@ -72,7 +76,8 @@ def consumer_groups(
         name = (names or {}).get(handler) or handler.__name__
         if name in groups:
             raise ValueError(f"two event handlers share the consumer group name {name!r}")
-        groups[name] = ConsumerGroup(name=name, handler=handler, event_types=tuple(types))
+        groups[name] = ConsumerGroup(name=name, handler=handler, event_types=tuple(types),
+                                     batched=name not in one_at_a_time)
     return groups
 
 
@@ -84,11 +89,13 @@ class MessageBus:
         event_handlers: Mapping[type[Event], Sequence[Handler]],
         dependencies: Mapping[str, Any] | None = None,
         group_names: Mapping[Handler, str] | None = None,
+        one_at_a_time: Collection[str] = (),
     ) -> None:
         self.uow_factory = uow_factory
         self.command_handlers = dict(command_handlers)
         self.group_names = dict(group_names or {})
-        self.groups = consumer_groups(event_handlers, self.group_names)
+        self.one_at_a_time = frozenset(one_at_a_time)
+        self.groups = consumer_groups(event_handlers, self.group_names, self.one_at_a_time)
         self.dependencies = dict(dependencies or {})
         self._commands = {t: bind(h, self.dependencies) for t, h in self.command_handlers.items()}
         self._consumers = {name: bind(g.handler, self.dependencies) for name, g in self.groups.items()}
@@ -130,3 +137,34 @@ class MessageBus:
                 log.info("duplicate delivery resolved by inbox", extra={"message_id": envelope.message_id})
                 return Outcome.DUPLICATE
         return Outcome.APPLIED
+
+    def consume_batch(self, group_name: str, envelopes: Sequence[Envelope]) -> list[Outcome]:
+        """Apply several delivered events for one consumer group in one transaction: one inbox look-up
+        for the whole batch, each handler call in delivery order, one inbox mark per applied message,
+        one commit. Returns one outcome per envelope, in order.
+
+        All or nothing: if any handler raises, or the commit fails (a competing consumer committed one
+        of these messages first), nothing of the batch is kept and the exception propagates. The
+        caller then takes the messages one at a time through :meth:`consume`, so a poison message is
+        retried and dead-lettered on its own while the others are applied, once each."""
+        group = self.groups[group_name]
+        handler = self._consumers[group_name]
+        events = [envelope.to_event() for envelope in envelopes]
+        outcomes = [Outcome.IGNORED] * len(envelopes)
+        wanted = [i for i, event in enumerate(events) if isinstance(event, group.event_types)]
+        if not wanted:
+            return outcomes
+        with self.uow_factory() as uow:
+            handled = uow.handled_among(group_name, [envelopes[i].message_id for i in wanted])
+            for i in wanted:
+                envelope = envelopes[i]
+                if envelope.message_id in handled:  # applied before, or earlier in this very batch
+                    outcomes[i] = Outcome.DUPLICATE
+                    continue
+                uow.correlation_id = envelope.correlation_id
+                handler(events[i], uow, envelope)
+                uow.mark_handled(group_name, envelope.message_id)
+                handled.add(envelope.message_id)
+                outcomes[i] = Outcome.APPLIED
+            uow.commit()
+        return outcomes

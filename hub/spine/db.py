@@ -68,8 +68,10 @@ def make_engine(settings: DatabaseSettings) -> Engine:
             url,
             echo=settings.echo,
             connect_args={"check_same_thread": False, "timeout": settings.sqlite_busy_timeout_s},
-            pool_size=settings.pool_size,
-            max_overflow=settings.pool_size,
+            # As many connections at most as on PostgreSQL, but all of them kept: an overflow connection
+            # would be opened (four PRAGMAs) and closed again for every request beyond pool_size.
+            pool_size=2 * settings.pool_size,
+            max_overflow=0,
         )
         _prepare_sqlite(engine, int(settings.sqlite_busy_timeout_s * 1000))
         return engine

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from datetime import UTC, datetime
 
-from sqlalchemy import Select, func, select, update
+from sqlalchemy import Engine, Select, func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from hub.spine import leases
+from hub.spine import leases, outbox_signal
 from hub.spine.brokers.base import Broker, BrokerUnavailable
 from hub.spine.faults import is_infrastructure_failure
 from hub.spine.messages import Envelope
@@ -22,6 +23,12 @@ __all__ = ["OutboxRelay"]
 
 log = logging.getLogger(__name__)
 
+LAG_INTERVAL_S = 1.0  # the backlog gauges need no fresher figures than this
+# Woken by commits, the relay still runs at most once per this long: an idle hub relays an event at
+# once, a busy one gathers the commits of a few milliseconds into one batch (one broker round trip and
+# one marking transaction for many rows, and batches for the consumers to apply together).
+GATHER_S = 0.02
+
 
 class OutboxRelay:
     def __init__(
@@ -31,14 +38,20 @@ class OutboxRelay:
         batch_size: int = 200,
         poll_interval_s: float = 0.2,
         max_backoff_s: float = 30.0,
+        listen: bool = True,
     ) -> None:
+        """``listen``: be woken when outbox rows commit (:mod:`hub.spine.outbox_signal`), not only
+        every ``poll_interval_s``."""
         self.session_factory = session_factory
         self.broker = broker
         self.batch_size = batch_size
         self.poll_interval_s = poll_interval_s
         # After a failure: twice the poll interval (half a second at least), doubling while failures last.
         self.backoff = Backoff(max(0.5, 2 * poll_interval_s), max_backoff_s)
+        self.max_backoff_s = max_backoff_s
+        self.listen = listen
         self.wake = threading.Event()
+        self._lag_measured = 0.0
 
     def _pending(self) -> Select[OutboxRow]:
         return (
@@ -99,8 +112,30 @@ class OutboxRelay:
         return int(pending), lag
 
     def run_forever(self, stop: threading.Event) -> None:
+        """Relay until ``stop``; between batches, sleep until woken by a commit (or the poll interval)."""
+        engine = getattr(self.session_factory, "kw", {}).get("bind")
+        if not self.listen or not isinstance(engine, Engine):
+            self._relay_loop(stop)
+            return
+        outbox_signal.register(engine, self.wake)
+        dsn = outbox_signal.conninfo(engine)
+        listener = None
+        if dsn is not None:
+            listener = threading.Thread(target=outbox_signal.listen, args=(dsn, self.wake, stop, self.max_backoff_s),
+                                        name="outbox-listener", daemon=True)
+            listener.start()
+        try:
+            self._relay_loop(stop)
+        finally:
+            outbox_signal.unregister(engine, self.wake)
+            if listener is not None:
+                listener.join(outbox_signal.LISTEN_TIMEOUT_S * 3)
+
+    def _relay_loop(self, stop: threading.Event) -> None:
         failures = 0  # in a row
+        gather_s = min(GATHER_S, self.poll_interval_s)
         while not stop.is_set():
+            started = time.monotonic()
             try:
                 moved = self.run_once()
             except Exception as exc:
@@ -116,9 +151,14 @@ class OutboxRelay:
                 continue
             failures = 0
             if moved < self.batch_size:
-                try:
-                    self.measure_lag()
-                except Exception:
-                    log.exception("could not measure outbox lag")
-                self.wake.wait(self.poll_interval_s)
+                if time.monotonic() - self._lag_measured >= LAG_INTERVAL_S:
+                    self._lag_measured = time.monotonic()
+                    try:
+                        self.measure_lag()
+                    except Exception:
+                        log.exception("could not measure outbox lag")
+                if self.wake.wait(self.poll_interval_s):  # a commit, not the poll
+                    rest = gather_s - (time.monotonic() - started)
+                    if rest > 0:
+                        stop.wait(rest)
                 self.wake.clear()

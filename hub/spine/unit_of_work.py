@@ -9,16 +9,17 @@ another (:func:`one_unit_at_a_time`): on SQLite a writer nested in a writer wait
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any, Protocol, Self
 
-from sqlalchemy import select
+from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from hub.spine import outbox_signal
 from hub.spine.messages import Envelope, Event
 from hub.spine.records import SqlAuditLog, SqlDeadLetters
 from hub.spine.tables import InboxRow, OutboxRow
@@ -85,6 +86,7 @@ class UnitOfWork(Protocol):
 
     def publish(self, event: Event) -> Envelope: ...
     def enqueue(self, envelope: Envelope) -> None: ...
+    def before_commit(self, callback: Callable[[], object]) -> None: ...
     def after_commit(self, callback: Callable[[], object]) -> None: ...
 
 
@@ -95,10 +97,12 @@ class AbstractUnitOfWork:
 
     def __init__(self) -> None:
         self._pending: list[Envelope] = []
+        self._before_commit: list[Callable[[], object]] = []
         self._after_commit: list[Callable[[], object]] = []
 
     def __enter__(self) -> Self:
         self._pending = []
+        self._before_commit = []
         self._after_commit = []
         return self
 
@@ -120,12 +124,22 @@ class AbstractUnitOfWork:
         """Record a ready-made envelope (replays keep their original message id)."""
         self._pending.append(envelope)
 
+    def before_commit(self, callback: Callable[[], object]) -> None:
+        """Run ``callback`` as the last step of the transaction, after the handler and before the outbox
+        rows and the COMMIT: for work whose locks should be held as briefly as possible (the changes
+        feed's counter row). Callbacks may still change the pending events; one that raises rolls the
+        unit of work back like a failing handler."""
+        self._before_commit.append(callback)
+
     def after_commit(self, callback: Callable[[], object]) -> None:
         """Run ``callback`` once this unit of work has committed (never if it rolls back): e.g. wake a
         worker that should now see the committed rows."""
         self._after_commit.append(callback)
 
     def commit(self) -> None:
+        before, self._before_commit = self._before_commit, []
+        for callback in before:
+            callback()
         pending, self._pending = self._pending, []
         self._commit(pending)
         callbacks, self._after_commit = self._after_commit, []
@@ -134,6 +148,7 @@ class AbstractUnitOfWork:
 
     def rollback(self) -> None:
         self._pending = []
+        self._before_commit = []
         self._after_commit = []
         self._rollback()
 
@@ -142,6 +157,10 @@ class AbstractUnitOfWork:
 
     def mark_handled(self, consumer_group: str, message_id: str) -> None:
         raise NotImplementedError
+
+    def handled_among(self, consumer_group: str, message_ids: Sequence[str]) -> set[str]:
+        """Which of ``message_ids`` the group has handled already (a batch's one inbox look-up)."""
+        return {m for m in message_ids if self.already_handled(consumer_group, m)}
 
     def _commit(self, envelopes: list[Envelope]) -> None:
         raise NotImplementedError
@@ -208,7 +227,13 @@ class SqlAlchemyUnitOfWork(AbstractUnitOfWork):
 
     def _commit(self, envelopes: list[Envelope]) -> None:
         self.session.add_all([outbox_row(env) for env in envelopes])
-        self.session.commit()
+        if not envelopes:
+            self.session.commit()
+            return
+        engine = self.session.get_bind()
+        self.session.commit()  # on PostgreSQL the outbox's trigger has queued a NOTIFY, sent on commit
+        if isinstance(engine, Engine):
+            outbox_signal.committed(engine)  # this process's relays: the rows are there now
 
     def _rollback(self) -> None:
         self.session.rollback()
@@ -218,6 +243,14 @@ class SqlAlchemyUnitOfWork(AbstractUnitOfWork):
             InboxRow.consumer_group == consumer_group, InboxRow.message_id == message_id
         )
         return self.session.execute(stmt).first() is not None
+
+    def handled_among(self, consumer_group: str, message_ids: Sequence[str]) -> set[str]:
+        if not message_ids:
+            return set()
+        stmt = select(InboxRow.message_id).where(
+            InboxRow.consumer_group == consumer_group, InboxRow.message_id.in_(list(message_ids))
+        )
+        return set(self.session.scalars(stmt))
 
     def mark_handled(self, consumer_group: str, message_id: str) -> None:
         self.session.add(InboxRow(consumer_group=consumer_group, message_id=message_id, handled_at=_now()))

@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from functools import partial
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from hub.spine.brokers.base import Broker, InfrastructureUnavailable
+from hub.spine.brokers.base import BatchHandler, Broker, InfrastructureUnavailable
 from hub.spine.bus import MessageBus
 from hub.spine.db import check_writable
 from hub.spine.faults import Fault, classify
@@ -118,9 +118,31 @@ class Worker:
 
         return handle
 
+    def _batch_handler_for(self, group: str) -> BatchHandler | None:
+        """The group's messages applied together (:meth:`MessageBus.consume_batch`), unless the group
+        takes them one at a time. A failure that is not an outage is not counted here: the broker then
+        hands each message to the single-message handler, which counts its own failures."""
+        if not self.bus.groups[group].batched:
+            return None
+
+        def handle(envelopes: Sequence[Envelope]) -> object:
+            try:
+                outcomes = self.bus.consume_batch(group, envelopes)
+            except Exception as exc:
+                if self.unavailable(exc):
+                    metrics.INFRASTRUCTURE_RETRIES.labels(group=group).inc()
+                    raise InfrastructureUnavailable(f"database or broker unavailable: {type(exc).__name__}") from exc
+                raise
+            for outcome in outcomes:
+                metrics.EVENTS_HANDLED.labels(group=group, outcome=outcome.value).inc()
+            return outcomes
+
+        return handle
+
     def _consumer_loop(self, group: str) -> Callable[[], None]:
         handler = self._handler_for(group)
-        return lambda: self.broker.consume(group, handler, self.store_dead_letter, self.stop_event)
+        batch = self._batch_handler_for(group)
+        return lambda: self.broker.consume(group, handler, self.store_dead_letter, self.stop_event, batch)
 
     def _spawn(self, name: str, target: Callable[[], None]) -> None:
         def run() -> None:

@@ -3,9 +3,12 @@
 Every subscription gets a dense integer slot once, when it is added; from then on matching works on
 slots only and maps the final bitmap back to subscription ids once per notice.
 
-Per dimension, a bitmap per key and one ``open`` bitmap of the subscriptions that leave the dimension
-unconstrained. A notice's candidates in a dimension are ``open | bitmaps of its keys``; dimensions
-combine by intersection (smallest first):
+Per dimension, a bitmap per key, one ``open`` bitmap of the subscriptions that leave the dimension
+unconstrained and one of those that constrain it. A notice's candidates in a dimension are ``open |
+bitmaps of its keys``; the most selective dimension generates the candidates, every other one only
+drops some: category and region by one intersection with a kept union (their keys are few), the
+others by removing "candidates constraining the dimension minus those with one of the notice's keys"
+(which touches only the constraining filters); a dimension nobody constrains is skipped.
 - classification: one bitmap per filter prefix (``CPV:452``, ``452``, ``PPS-PUBLIC:7612`` …); the notice
   looks up every prefix of its codes, bare and scheme-qualified (:class:`NoticeFacts.class_keys`);
 - category, region, institution: exact values (a notice's region also looks up its country);
@@ -16,9 +19,10 @@ combine by intersection (smallest first):
   for any);
 - keywords: a vocabulary of every filter's keywords under their first 1 to 3 characters; the notice finds
   the keywords its text holds (each distinct keyword checked once, as a case-insensitive substring).
-  A filter's sorted keywords are in one bitmap per (position, keyword), its keyword count in another;
-  at position i a candidate passes if it has at most i keywords or its i-th keyword is in the text, so
-  passing every position is exactly "all keywords occur", with no per-filter check.
+  A filter's sorted keywords are in one bitmap per (position, keyword), and it is in the bitmap of the
+  filters having an i-th keyword for each of its positions; at position i a candidate with an i-th
+  keyword fails unless that keyword is in the text, so passing every position is exactly "all
+  keywords occur", with no per-filter check.
 The result is exactly the linear scan's (:meth:`SubscriptionFilter.matches`), by construction.
 
 Memory: no filter object is kept: bounds live only as bitmap keys, keywords in a dict for the
@@ -36,18 +40,20 @@ from decimal import Decimal
 from pyroaring import BitMap
 
 from hub.notices.model import NoticeContent
-from hub.subscriptions.filters import MAX_KEYWORDS, NoticeFacts, SubscriptionFilter
+from hub.subscriptions.filters import NoticeFacts, SubscriptionFilter
 
 __all__ = ["BitmapIndex", "value_band"]
 
 _CLASS, _CATEGORY, _REGION, _INSTITUTION, _VALUE, _KEYWORD = range(6)
 _OPEN = None  # the key of a dimension's open bitmap
+_CONSTRAINED = ("constrained",)  # the key of the bitmap of every filter constraining a dimension
 _INTERIOR, _LOW, _HIGH = "interior", "low", "high"
 _TOP_DECADE = 15
 TOP_BAND = 1 + (_TOP_DECADE + 1) * 3  # values of 10^16 and above share it
 _GRAM = 3
-_COUNT = "count"
 _MIN_PURGE = 1024
+_KEPT_UNIONS = frozenset({_CATEGORY, _REGION})  # dimensions with few keys: their unions are kept
+_MAX_KEPT_UNIONS = 512
 
 Key = tuple[int, object]
 
@@ -64,18 +70,11 @@ def value_band(value: Decimal) -> int:
     return 1 + exponent * 3 + (0 if lead < 2 else 1 if lead < 5 else 2)
 
 
-def _grams(text: str, lengths: Iterable[int]) -> set[str]:
-    found: set[str] = set()
-    for n in lengths:
-        found.update(text[i : i + n] for i in range(len(text) - n + 1))
-    return found
-
-
 class BitmapIndex:
     """Add, update and remove subscriptions; ``match_facts`` returns the ids whose filters select a
     notice (``match_slots`` the integer slots). The same interface as the planned index it replaces."""
 
-    __slots__ = ("_bounds", "_dead", "_ids", "_maps", "_slots", "_vocabulary")
+    __slots__ = ("_bounds", "_dead", "_ids", "_maps", "_slots", "_unions", "_vocabulary")
 
     def __init__(self, subscriptions: Iterable[tuple[Hashable, SubscriptionFilter]] = ()) -> None:
         self._ids: list[Hashable | None] = []
@@ -87,6 +86,8 @@ class BitmapIndex:
         # keywords its text holds by its grams, checking each distinct keyword once
         self._vocabulary: dict[str, set[str]] = {}
         self._dead = BitMap()
+        # (category or region, the notice's keys) -> open | their bitmaps, kept up to date by add
+        self._unions: dict[tuple[int, tuple[str, ...]], BitMap] = {}
         self._bulk_add(subscriptions)
 
     def __len__(self) -> int:
@@ -102,11 +103,18 @@ class BitmapIndex:
 
     def add(self, subscription_id: Hashable, flt: SubscriptionFilter) -> None:
         maps = self._maps
-        for key in self._place(subscription_id, flt):
+        keys = self._place(subscription_id, flt)
+        slot = len(self._ids) - 1
+        for key in keys:
             bitmap = maps.get(key)
             if bitmap is None:
                 bitmap = maps[key] = BitMap()
-            bitmap.add(len(self._ids) - 1)
+            bitmap.add(slot)
+        if self._unions:
+            placed = set(keys)
+            for (dimension, union_keys), union in self._unions.items():
+                if (dimension, _OPEN) in placed or any((dimension, key) in placed for key in union_keys):
+                    union.add(slot)
 
     def remove(self, subscription_id: Hashable) -> None:
         slot = self._slots.pop(subscription_id)  # KeyError for an unknown id, like dict
@@ -121,6 +129,7 @@ class BitmapIndex:
         self.add(subscription_id, flt)
 
     def _bulk_add(self, subscriptions: Iterable[tuple[Hashable, SubscriptionFilter]]) -> None:
+        self._unions.clear()
         pending: defaultdict[Key, array[int]] = defaultdict(lambda: array("I"))
         for subscription_id, flt in subscriptions:
             for key in self._place(subscription_id, flt):
@@ -148,12 +157,14 @@ class BitmapIndex:
         ):
             if values:
                 keys.extend((dimension, value) for value in values)
+                keys.append((dimension, _CONSTRAINED))
             else:
                 keys.append((dimension, _OPEN))
         if flt.has_value_bounds:
             first = -1 if flt.min_value is None else value_band(flt.min_value)
             last = TOP_BAND + 1 if flt.max_value is None else value_band(flt.max_value)
             currency = flt.currency
+            keys.append((_VALUE, _CONSTRAINED))
             keys.extend((_VALUE, (_INTERIOR, currency, band)) for band in range(first + 1, min(last, TOP_BAND + 1)))
             for side, band, bound in ((_LOW, first, flt.min_value), (_HIGH, last, flt.max_value)):
                 if bound is not None and band <= TOP_BAND:
@@ -162,15 +173,19 @@ class BitmapIndex:
                     self._bounds.setdefault((side, currency, band), set()).add(bound)
         else:
             keys.append((_VALUE, _OPEN))
-        # keywords, sorted: the i-th in a bitmap of position i; the keyword count in its own bitmap
+        # keywords, sorted: the i-th in a bitmap of (position i, keyword) and in the bitmap of the filters
+        # having an i-th keyword (position 0: every filter with keywords, the dimension's constrained set)
         for position, keyword in enumerate(sorted(flt.keywords)):
             self._vocabulary.setdefault(keyword[:_GRAM], set()).add(keyword)
             keys.append((_KEYWORD, (position, keyword)))
-        keys.append((_KEYWORD, (_COUNT, len(flt.keywords))))
+            keys.append((_KEYWORD, _CONSTRAINED if position == 0 else position))
+        if not flt.keywords:
+            keys.append((_KEYWORD, _OPEN))
         return keys
 
     def _purge(self) -> None:
         dead = self._dead
+        self._unions.clear()
         for key in list(self._maps):
             bitmap = self._maps[key]
             bitmap.difference_update(dead)
@@ -192,46 +207,89 @@ class BitmapIndex:
         return {ids[slot] for slot in self.match_slots(facts)}
 
     def match_slots(self, facts: NoticeFacts) -> BitMap:
-        """The slots of the subscriptions selecting the notice (see :meth:`ids_of`)."""
+        """The slots of the subscriptions selecting the notice (see :meth:`ids_of`).
+
+        The most selective dimension generates the candidates; every other one only drops some. A
+        dimension that no filter constrains is skipped. Category and region, whose keys are few, are
+        each one intersection with a kept union (open | the notice's keys); classification and
+        institution drop "the candidates constraining the dimension minus those with a key", which
+        touches only the constraining filters. Operations build new bitmaps: pyroaring's in-place
+        forms measured slower here."""
         get = self._maps.get
-        per_dimension: list[tuple[int, list[BitMap]]] = []
+        steps: list[tuple[int, int, tuple[str, ...], BitMap | None, list[BitMap], BitMap]] = []
+        everyone: BitMap | None = None
         for dimension, keys in (
-            (_CLASS, facts.class_keys),
+            (_CLASS, tuple(facts.class_keys)),
             (_CATEGORY, (facts.category,)),
             (_REGION, facts.region_keys),
             (_INSTITUTION, (facts.institution,)),
         ):
-            found = [bitmap for key in (_OPEN, *keys) if (bitmap := get((dimension, key))) is not None]
-            if not found:
+            open_ = get((dimension, _OPEN))
+            constrained = get((dimension, _CONSTRAINED))
+            if constrained is None:
+                everyone = open_  # nobody constrains it: its open bitmap holds every slot
+                continue
+            found = [bitmap for key in keys if (bitmap := get((dimension, key))) is not None]
+            size = (0 if open_ is None else len(open_)) + sum(len(bitmap) for bitmap in found)
+            if not size:
                 return BitMap()
-            per_dimension.append((sum(len(bitmap) for bitmap in found), found))
-        # the most selective dimension generates the candidates; the others only restrict them, which
-        # costs in proportion to the candidates, never a copy of a large (open) bitmap
-        per_dimension.sort(key=lambda sized: sized[0])
-        candidates = _union(per_dimension[0][1])
-        for _, found in per_dimension[1:]:
-            candidates = _restrict(candidates, found)
-            if not candidates:
-                return candidates
+            steps.append((size, dimension, keys, open_, found, constrained))
+        if steps:
+            steps.sort(key=lambda step: step[0])
+            _, dimension, keys, open_, found, _ = steps[0]
+            candidates = self._allowed(dimension, keys, open_, found)
+            # one intersection each first (they shrink the candidates most), then the others
+            steps[1:] = sorted(steps[1:], key=lambda step: step[1] not in _KEPT_UNIONS)
+            for _, dimension, keys, open_, found, constrained in steps[1:]:
+                if dimension in _KEPT_UNIONS:
+                    candidates = candidates & self._allowed(dimension, keys, open_, found)
+                else:
+                    unmatched = candidates & constrained
+                    for bitmap in found:
+                        unmatched = unmatched - bitmap
+                    candidates = candidates - unmatched
+                if not candidates:
+                    return candidates
+        elif everyone is None:
+            return BitMap()  # nothing indexed
+        else:
+            candidates = everyone
         if self._dead:
             candidates = candidates - self._dead
         candidates = self._by_value(candidates, facts)
         return self._by_keywords(candidates, facts) if candidates else candidates
+
+    def _allowed(self, dimension: int, keys: tuple[str, ...], open_: BitMap | None, found: list[BitMap]) -> BitMap:
+        """The filters of the dimension that leave it open or have one of the keys (not to be changed:
+        it may be a kept union, updated as filters are added)."""
+        if dimension in _KEPT_UNIONS:
+            kept = self._unions.get((dimension, keys))
+            if kept is not None:
+                return kept
+        bitmaps = found if open_ is None else [open_, *found]
+        allowed = BitMap.union(*bitmaps) if len(bitmaps) > 1 else BitMap(bitmaps[0])
+        if dimension in _KEPT_UNIONS:
+            if len(self._unions) >= _MAX_KEPT_UNIONS:
+                self._unions.clear()
+            self._unions[(dimension, keys)] = allowed
+        return allowed
 
     def ids_of(self, slots: Iterable[int]) -> list[Hashable]:
         ids = self._ids
         return [ids[slot] for slot in slots]
 
     def _by_value(self, candidates: BitMap, facts: NoticeFacts) -> BitMap:
+        """The candidates whose value bounds (if any) the notice's value meets."""
         get = self._maps.get
-        value = facts.value
-        open_ = get((_VALUE, _OPEN))
-        if value is None:
-            return candidates & open_ if open_ is not None else BitMap()
-        # the filters without bounds are decided already; only the rest (usually few) go on
-        rest = candidates - open_ if open_ is not None else candidates
+        constrained = get((_VALUE, _CONSTRAINED))
+        if constrained is None:
+            return candidates
+        rest = candidates & constrained  # the filters without bounds are decided already
         if not rest:
             return candidates
+        value = facts.value
+        if value is None:
+            return candidates - rest
         band = value_band(value)
         decided: list[BitMap] = []
         low_edge: list[BitMap] = []  # filters whose lower bound is in this band
@@ -255,40 +313,42 @@ class BitmapIndex:
             # a filter with an edge in this band matches when it meets the bound(s) it has here
             lows, highs = _restrict(rest, low_ok), _restrict(rest, high_ok)
             matched |= (lows - _restrict(rest, high_edge)) | (highs - _restrict(rest, low_edge)) | (lows & highs)
-        return (candidates & open_) | matched if open_ is not None else matched
+        return candidates - (rest - matched)
 
     def _by_keywords(self, candidates: BitMap, facts: NoticeFacts) -> BitMap:
-        """Exact, by bitmaps only: at each position i, a candidate passes when it has at most i keywords
-        or its i-th keyword (in sorted order) occurs in the text; passing every position means having
-        every keyword in the text."""
+        """The candidates whose keywords (if any) all occur in the text, by bitmaps only: at each
+        position i, a filter with an i-th keyword (in sorted order) fails unless that keyword occurs in
+        the text; passing every position means having every keyword in the text."""
         get = self._maps.get
-        by_count = [get((_KEYWORD, (_COUNT, count))) for count in range(MAX_KEYWORDS + 1)]
-        most = max((count for count, bitmap in enumerate(by_count) if bitmap is not None), default=0)
-        if not most:
+        constrained = get((_KEYWORD, _CONSTRAINED))
+        if constrained is None:
             return candidates
-        without = by_count[0]  # no keywords: decided already; only the rest (usually few) go on
-        rest = candidates - without if without is not None else candidates
+        rest = candidates & constrained  # those without keywords are decided already
         if not rest:
             return candidates
         present = self._present_keywords(facts.text)
-        for position in range(most):
-            fewer = [bitmap for bitmap in by_count[1 : position + 1] if bitmap is not None]
-            here = [bitmap for keyword in present if (bitmap := get((_KEYWORD, (position, keyword)))) is not None]
-            rest = _restrict(rest, fewer + here)
-            if not rest:
-                break
-        return (candidates & without) | rest if without is not None else rest
+        if not present:
+            return candidates - rest
+        passing, position = rest, 0
+        having: BitMap | None = constrained
+        while having is not None and passing:
+            failing = passing & having
+            for keyword in present:
+                if failing and (bitmap := get((_KEYWORD, (position, keyword)))) is not None:
+                    failing = failing - bitmap
+            passing = passing - failing
+            position += 1
+            having = get((_KEYWORD, position))
+        return candidates - (rest - passing)
 
     def _present_keywords(self, text: str) -> set[str]:
+        """The vocabulary's keywords occurring in the text: each keyword under a prefix the text
+        holds is checked once, as a substring."""
         vocabulary = self._vocabulary
         if not vocabulary:
             return set()
-        present: set[str] = set()
-        for gram in _grams(text, range(1, _GRAM + 1)):
-            for keyword in vocabulary.get(gram, ()):
-                if keyword in text:
-                    present.add(keyword)
-        return present
+        grams = {text[i : i + n] for n in range(1, _GRAM + 1) for i in range(len(text) - n + 1)}
+        return {keyword for gram in grams & vocabulary.keys() for keyword in vocabulary[gram] if keyword in text}
 
     def stats(self) -> dict[str, int]:
         return {
@@ -310,19 +370,11 @@ def _bytes(bitmap: BitMap) -> int:
     )
 
 
-def _union(bitmaps: list[BitMap]) -> BitMap:
-    return BitMap.union(*bitmaps) if bitmaps else BitMap()
-
-
 def _restrict(candidates: BitMap, bitmaps: list[BitMap]) -> BitMap:
-    """The candidates in any of the bitmaps. The first (an open bitmap, often most of the
-    subscriptions) is intersected on its own rather than copied into a union; the rest, per-key
-    bitmaps, are unioned in one call first."""
+    """The candidates in any of the bitmaps, without building their (possibly large) union."""
     if not bitmaps:
         return BitMap()
     result = candidates & bitmaps[0]
-    if len(bitmaps) == 2:
-        result |= candidates & bitmaps[1]
-    elif len(bitmaps) > 2:
-        result |= candidates & BitMap.union(*bitmaps[1:])
+    for bitmap in bitmaps[1:]:
+        result |= candidates & bitmap
     return result

@@ -6,8 +6,8 @@ from typing import Any
 
 from hub.spine.messages import Command
 
-__all__ = ["CreateSubscription", "DeleteSubscription", "ReplayDeliveries", "RotateSubscriptionSecret",
-           "UpdateSubscription"]
+__all__ = ["CreateSubscription", "DeleteSubscription", "RegisterEndpoint", "ReplayDeliveries",
+           "RotateSubscriptionSecret", "UpdateSubscription"]
 
 
 class CreateSubscription(Command):
@@ -15,13 +15,25 @@ class CreateSubscription(Command):
     org_id: str
     name: str = ""
     filter: dict[str, Any]
-    channel: str  # webhook | amqp
+    channel: str  # webhook | amqp | endpoint
     url: str | None = None
+    endpoint_id: str | None = None  # channel endpoint: the caller's registered endpoint that delivers it
+
+
+class RegisterEndpoint(Command):
+    """A webhook endpoint registered once (URL and signing secret) for many subscriptions, each
+    notice version reaching it in one batched request."""
+
+    endpoint_id: str
+    org_id: str
+    name: str = ""
+    url: str
 
 
 class UpdateSubscription(Command):
     subscription_id: str
     org_id: str
+    endpoint: bool = False  # the target is a registered endpoint (``subscription_id`` is its id)
     name: str | None = None
     filter: dict[str, Any] | None = None
     url: str | None = None
@@ -34,11 +46,13 @@ class UpdateSubscription(Command):
 class DeleteSubscription(Command):
     subscription_id: str
     org_id: str
+    endpoint: bool = False  # the target is a registered endpoint (``subscription_id`` is its id)
 
 
 class RotateSubscriptionSecret(Command):
     subscription_id: str
     org_id: str
+    endpoint: bool = False  # the target is a registered endpoint (``subscription_id`` is its id)
 
 
 class ReplayDeliveries(Command):
@@ -47,3 +61,4 @@ class ReplayDeliveries(Command):
     subscription_id: str
     org_id: str
     delivery_ids: list[int] | None = None
+    endpoint: bool = False  # the target is a registered endpoint

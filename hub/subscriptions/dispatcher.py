@@ -1,6 +1,7 @@
 """The delivery dispatcher: a worker's periodic job that claims due deliveries (leased, in notice
-order), sends them — webhooks concurrently on a pool, AMQP in one confirmed batch — and records each
-outcome.
+order), sends them — webhooks concurrently as coroutines on the dispatcher's own event loop
+(:class:`~hub.subscriptions.webhook_loop.WebhookLoop`, one ``httpx.AsyncClient``), AMQP in one confirmed
+batch — and records the outcomes in bulk (one statement per kind of outcome).
 
 Webhook attempts are pipelined: the dispatcher records each outcome as its attempt completes and keeps
 claiming while slower attempts are still in flight, up to ``dispatch_concurrency`` attempts at once and
@@ -27,14 +28,15 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
-from concurrent.futures import CancelledError, Future, ThreadPoolExecutor
+from concurrent.futures import CancelledError, Future
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 from types import TracebackType
+from typing import cast
 
 import httpx
-from sqlalchemy import update
+from sqlalchemy import Table, bindparam, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -44,6 +46,7 @@ from hub.spine.retry import Backoff, Jitter
 from hub.spine.unit_of_work import outbox_row
 from hub.subscriptions import repository as store
 from hub.subscriptions.amqp_channel import AmqpChannel
+from hub.subscriptions.batching import batched_body
 from hub.subscriptions.config import SyndicationSettings
 from hub.subscriptions.events import SubscriptionChanged
 from hub.subscriptions.model import Channel, DeliveryStatus, live_secrets
@@ -51,12 +54,17 @@ from hub.subscriptions.retry import next_delay_s
 from hub.subscriptions.sender import Attempt, encode_body, make_client, send_webhook
 from hub.subscriptions.ssrf import Resolver
 from hub.subscriptions.tables import DeliveryRow, PayloadRow, SubscriptionRow
+from hub.subscriptions.webhook_loop import WebhookLoop
 
 __all__ = ["DeliveryDispatcher", "LeaseKeeper"]
 
 log = logging.getLogger(__name__)
 
 Claimed = tuple[DeliveryRow, SubscriptionRow, PayloadRow]
+
+# While webhook attempts complete with every sender busy, claims (of AMQP deliveries then) are made at
+# most this often rather than at every completion.
+CLAIM_GAP_S = 0.05
 
 # Retrying to record outcomes: a dropped connection is usually replaced at the first retry.
 RECORD_BACKOFF = Backoff(0.05, 2.0, jitter=Jitter.around(0.2))
@@ -110,32 +118,34 @@ def attempt_of(delivery_id: int, future: Future[Attempt]) -> Attempt | None:
         return Attempt(ok=False, error=f"not sent: {exc}"[:500])
 
 
-def by_owner(finished: Iterable[Finished]) -> dict[str, list[Finished]]:
-    groups: dict[str, list[Finished]] = {}
-    for done in finished:
-        groups.setdefault(done.owner, []).append(done)
-    return groups
-
-
 class DeliveryDispatcher:
     """``wake`` is set by the matching consumer once new deliveries are committed (bootstrap gives both
     the same object) and by the dispatcher itself when an attempt completes; ``resolve`` is the
     resolver of the SSRF check made before every send."""
 
     def __init__(self, session_factory: sessionmaker[Session], settings: Settings, wake: threading.Event,
-                 resolve: Resolver, transport: httpx.BaseTransport | None = None) -> None:
+                 resolve: Resolver, transport: httpx.AsyncBaseTransport | None = None) -> None:
         self.session_factory = session_factory
         self.settings = settings
         self.wake = wake
         self.resolve = resolve
         self.config: SyndicationSettings = settings.syndication
         self.box = self.config.secret_box()
-        self.client = make_client(self.config, transport)
-        self.pool = ThreadPoolExecutor(self.config.dispatch_concurrency, thread_name_prefix="webhook")
+        self.transport = transport
         self.keeper = LeaseKeeper(session_factory, timedelta(seconds=self.config.lease), self.config.lease_renewal)
         self._finished: queue.SimpleQueue[Finished] = queue.SimpleQueue()
         self._in_flight: dict[int, str] = {}  # webhook deliveries started, not yet recorded: their subscription
+        self._attempts: dict[int, Future[Attempt]] = {}  # the same deliveries' attempts
+        self._loop: WebhookLoop | None = None
         self._amqp: AmqpChannel | None = None
+
+    @property
+    def webhooks(self) -> WebhookLoop:
+        """The event loop the webhook attempts run on, started on first use."""
+        if self._loop is None:
+            self._loop = WebhookLoop(lambda: make_client(self.config, self.transport),
+                                     self.config.dispatch_concurrency)
+        return self._loop
 
     @property
     def amqp(self) -> AmqpChannel:
@@ -149,17 +159,26 @@ class DeliveryDispatcher:
         failures = 0  # in a row
         try:
             with self.keeper:
+                claimed_at = 0.0
                 while not stop.is_set():
                     try:
-                        self.record_finished()
-                        busy = self.dispatch_once()
+                        recorded = self.record_finished()
+                        busy = False
+                        pause = interval
+                        # Woken by completions while every sender is still busy: nothing to claim for
+                        # webhooks, so only the AMQP claim is due, and it waits up to CLAIM_GAP_S.
+                        if recorded and self._room() == 0 and time.monotonic() - claimed_at < CLAIM_GAP_S:
+                            pause = min(interval, CLAIM_GAP_S)
+                        else:
+                            claimed_at = time.monotonic()
+                            busy = self.dispatch_once()
                         failures = 0
                     except Exception:  # the database or broker is down: keep the loop, back off
                         log.exception("delivery dispatch failed; retrying")
-                        busy = False
+                        busy, pause = False, interval
                         failures += 1
                     if not busy:
-                        self.wake.wait(backoff.delay(failures) if failures else interval)
+                        self.wake.wait(backoff.delay(failures) if failures else pause)
                         self.wake.clear()
                 self._drain()
         finally:
@@ -218,6 +237,7 @@ class DeliveryDispatcher:
             finally:
                 for done in finished:
                     self._in_flight.pop(done.item[0].id, None)
+                    self._attempts.pop(done.item[0].id, None)
         return len(finished)
 
     def _per_subscription(self) -> Counter[str]:
@@ -225,29 +245,35 @@ class DeliveryDispatcher:
 
     def _start(self, item: Claimed, owner: str) -> None:
         self._in_flight[item[0].id] = item[1].id
-        future = self.pool.submit(self._send_webhook, item)
+
+        async def send(client: httpx.AsyncClient) -> Attempt:
+            return await self._send_webhook(client, item)
+
+        future = self.webhooks.submit(send)
+        self._attempts[item[0].id] = future
         future.add_done_callback(lambda f: self._complete(item, owner, f))
 
     def _complete(self, item: Claimed, owner: str, future: Future[Attempt]) -> None:
-        """On the pool's thread, as an attempt ends: queue its outcome and wake the dispatcher."""
+        """On the loop's thread, as an attempt ends: queue its outcome and wake the dispatcher."""
         self._finished.put(Finished(item, owner, attempt_of(item[0].id, future)))
         self.wake.set()
 
     def _drain(self) -> None:
         """Stopping: attempts not started are cancelled (released, no attempt counted); those under way
         are waited for (at most ``attempt_deadline_s``) and recorded."""
-        self.pool.shutdown(wait=True, cancel_futures=True)
+        if self._loop is not None:
+            self._loop.close(list(self._attempts.values()), self.config.attempt_deadline_s + 1.0)
         self.record_finished()
 
-    def _body(self, payload: PayloadRow) -> bytes:
+    def _body(self, payload: PayloadRow, recipients: list[str] | None = None) -> bytes:
         url = f"{self.settings.api.public_base_url}/api/v1/notices/{payload.notice_id}"
-        return encode_body(payload.body, self.config.max_payload_bytes, url)
+        return encode_body(batched_body(payload.body, recipients), self.config.max_payload_bytes, url)
 
-    def _send_webhook(self, item: Claimed) -> Attempt:
+    async def _send_webhook(self, client: httpx.AsyncClient, item: Claimed) -> Attempt:
         delivery, subscription, payload = item
         secrets = [self.box.open(stored) for stored in live_secrets(subscription.secrets or [], store.utcnow())]
-        return send_webhook(self.client, self.config, self.resolve, subscription.url or "", secrets,
-                            delivery_message_id(delivery.id), self._body(payload))
+        return await send_webhook(client, self.config, self.resolve, subscription.url or "", secrets,
+                                  delivery_message_id(delivery.id), self._body(payload, delivery.recipients))
 
     def _send_amqp(self, items: list[Claimed]) -> dict[int, Attempt]:
         messages = []
@@ -277,9 +303,7 @@ class DeliveryDispatcher:
         while True:
             try:
                 with self.keeper.paused():  # one writer on these rows at a time: no lock-order deadlock
-                    for owner, group in by_owner(finished).items():
-                        self._record([done.item for done in group],
-                                     {done.item[0].id: done.attempt for done in group if done.attempt}, owner)
+                    self._record(finished)
                     self.keeper.drop(ids)  # recorded: nothing left to renew
                 return
             except SQLAlchemyError:
@@ -294,56 +318,72 @@ class DeliveryDispatcher:
                             exc_info=True)
                 time.sleep(delay)
 
-    def _record(self, claimed: list[Claimed], outcomes: dict[int, Attempt], owner: str) -> None:
-        """Each outcome, on rows this batch still holds (``owner``); rows without an outcome are
+    def _record(self, finished: Sequence[Finished]) -> None:
+        """Each outcome, on rows its claim still holds (its owner token), in one transaction: one
+        statement per kind of outcome — successes by status code, failures and dead rows each in one
+        ``executemany`` — and one per 410 (it disables the subscription); rows without an outcome are
         released. A row another dispatcher took over meanwhile is theirs to record."""
         now = store.utcnow()
-        mine = DeliveryRow.lease_owner == owner
         released = {"lease_until": None, "lease_owner": None, "updated_at": now}
+        successes: dict[tuple[int | None, str], list[int]] = {}
+        retried: list[dict[str, object]] = []
+        dead: list[dict[str, object]] = []
+        gone: list[tuple[Finished, Attempt]] = []
+        unsent: dict[str, list[int]] = {}
+        for done in finished:
+            delivery, attempt = done.item[0], done.attempt
+            if attempt is None:
+                unsent.setdefault(done.owner, []).append(delivery.id)
+            elif attempt.ok:
+                successes.setdefault((attempt.status_code, done.owner), []).append(delivery.id)
+            elif attempt.gone:
+                gone.append((done, attempt))
+            else:
+                row: dict[str, object] = {"b_id": delivery.id, "b_owner": done.owner, "b_code": attempt.status_code,
+                                          "b_error": attempt.error}
+                delay = next_delay_s(delivery.attempts + 1, self.config, attempt.retry_after_s)
+                if delay is None:
+                    dead.append(row)
+                else:
+                    retried.append({**row, "b_next": now + timedelta(seconds=delay)})
         recorded = 0
         with self.session_factory() as session:
-            # Plain first-time successes (the bulk of the traffic) share one statement per status code.
-            first_ok: dict[int | None, list[int]] = {}
-            for delivery, _, _ in claimed:
-                attempt = outcomes.get(delivery.id)
-                if attempt is not None and attempt.ok and delivery.attempts == 0:
-                    first_ok.setdefault(attempt.status_code, []).append(delivery.id)
-            for status_code, ids in first_ok.items():
-                result = session.execute(update(DeliveryRow).where(DeliveryRow.id.in_(ids), mine).values(
-                    **released, attempts=1, last_status_code=status_code, last_error=None,
-                    status=DeliveryStatus.DELIVERED.value, delivered_at=now))
+            for (status_code, owner), ids in successes.items():
+                result = session.execute(
+                    update(DeliveryRow).where(DeliveryRow.id.in_(ids), DeliveryRow.lease_owner == owner)
+                    .values(**released, attempts=DeliveryRow.attempts + 1, last_status_code=status_code,
+                            last_error=None, status=DeliveryStatus.DELIVERED.value, delivered_at=now)
+                    .execution_options(synchronize_session=False))
                 recorded += result.rowcount  # type: ignore[attr-defined]
-            done = {i for ids in first_ok.values() for i in ids}
-            for delivery, subscription, _ in claimed:
-                attempt = outcomes.get(delivery.id)
-                if delivery.id in done or attempt is None:
-                    continue
-                attempts = delivery.attempts + 1
-                values: dict[str, object] = {**released, "attempts": attempts,
-                                             "last_status_code": attempt.status_code, "last_error": attempt.error}
-                if attempt.ok:
-                    values.update(status=DeliveryStatus.DELIVERED.value, delivered_at=now)
-                elif attempt.gone:
-                    values.update(status=DeliveryStatus.DEAD.value)
-                else:
-                    delay = next_delay_s(attempts, self.config, attempt.retry_after_s)
-                    if delay is None:
-                        values.update(status=DeliveryStatus.DEAD.value)
-                    else:
-                        values.update(status=DeliveryStatus.FAILED.value,
-                                      next_attempt_at=now + timedelta(seconds=delay))
-                result = session.execute(update(DeliveryRow).where(DeliveryRow.id == delivery.id, mine)
-                                         .values(**values))
+            table = cast(Table, DeliveryRow.__table__)
+            by_row = (table.c.id == bindparam("b_id")) & (table.c.lease_owner == bindparam("b_owner"))
+            failed = {**released, "attempts": table.c.attempts + 1, "last_status_code": bindparam("b_code"),
+                      "last_error": bindparam("b_error")}
+            if retried:
+                result = session.connection().execute(update(table).where(by_row).values(
+                    **failed, status=DeliveryStatus.FAILED.value, next_attempt_at=bindparam("b_next")), retried)
+                recorded += max(0, result.rowcount)
+            if dead:
+                result = session.connection().execute(update(table).where(by_row).values(
+                    **failed, status=DeliveryStatus.DEAD.value), dead)
+                recorded += max(0, result.rowcount)
+            for done, attempt in gone:
+                delivery, subscription, _ = done.item
+                result = session.execute(
+                    update(DeliveryRow).where(DeliveryRow.id == delivery.id, DeliveryRow.lease_owner == done.owner)
+                    .values(**released, attempts=DeliveryRow.attempts + 1, last_status_code=attempt.status_code,
+                            last_error=attempt.error, status=DeliveryStatus.DEAD.value)
+                    .execution_options(synchronize_session=False))
                 if result.rowcount:  # type: ignore[attr-defined]
                     recorded += 1
-                    if attempt.gone:
-                        self._disable(session, subscription.id, "the endpoint answered 410 Gone")
-            unsent = [d.id for d, _, _ in claimed if d.id not in outcomes]
-            store.release_claims(session, unsent, owner)
+                    self._disable(session, subscription.id, "the endpoint answered 410 Gone")
+            for owner, ids in unsent.items():
+                store.release_claims(session, ids, owner)
             session.commit()
-        if recorded < len(outcomes):
+        outcomes = len(finished) - sum(len(ids) for ids in unsent.values())
+        if recorded < outcomes:
             log.warning("%d delivery outcomes were not recorded: their leases ran out and another dispatcher "
-                        "took them over", len(outcomes) - recorded)
+                        "took them over", outcomes - recorded)
 
     @staticmethod
     def _disable(session: Session, subscription_id: str, reason: str) -> None:
@@ -361,8 +401,8 @@ class DeliveryDispatcher:
         log.warning("subscription disabled", extra={"subscription_id": subscription.id, "reason": reason})
 
     def close(self) -> None:
-        self.pool.shutdown(wait=False, cancel_futures=True)
-        self.client.close()
+        if self._loop is not None:
+            self._loop.close()
         if self._amqp is not None:
             self._amqp.close()
 

@@ -18,6 +18,7 @@ from hub.spine.messages import Command, Event
 from hub.subscriptions.commands import (
     CreateSubscription,
     DeleteSubscription,
+    RegisterEndpoint,
     ReplayDeliveries,
     RotateSubscriptionSecret,
     UpdateSubscription,
@@ -33,11 +34,13 @@ __all__ = ["COMMAND_HANDLERS", "EVENT_HANDLERS", "owned"]
 SKIPPED_FROM_NOW = "skipped: the subscription was re-enabled from now on, without catching up"
 
 
-def owned(subscriptions: SubscriptionRepository, subscription_id: str, org_id: str) -> Subscription:
-    """Another organisation's subscription is indistinguishable from a missing one (404)."""
+def owned(subscriptions: SubscriptionRepository, subscription_id: str, org_id: str,
+          endpoint: bool = False) -> Subscription:
+    """Another organisation's subscription is indistinguishable from a missing one (404); so is an
+    endpoint asked for as a subscription, and the other way round."""
     subscription = subscriptions.get(subscription_id)
-    if subscription is None or not subscription.owned_by(org_id):
-        raise NotFound("subscription", subscription_id)
+    if subscription is None or not subscription.owned_by(org_id) or subscription.batch != endpoint:
+        raise NotFound("endpoint" if endpoint else "subscription", subscription_id)
     return subscription
 
 
@@ -51,6 +54,14 @@ def create_subscription(
     cmd: CreateSubscription, uow: SubscriptionsUnitOfWork, settings: Settings
 ) -> tuple[Subscription, str | None]:
     now = utcnow()
+    if cmd.channel == Channel.ENDPOINT.value:
+        if not cmd.endpoint_id:
+            raise Rejected("channel.endpoint_id", "a subscription on an endpoint names the endpoint")
+        endpoint = owned(uow.subscriptions, cmd.endpoint_id, cmd.org_id, endpoint=True)
+        sub = Subscription.on_endpoint(cmd.subscription_id, endpoint, cmd.name, parse_filter(cmd.filter), now)
+        uow.subscriptions.add(sub)
+        _changed(uow, sub, "created", filter=filter_json(sub.filter), endpoint_id=endpoint.id)
+        return sub, None
     sub = Subscription.new(cmd.subscription_id, cmd.org_id, cmd.name, cmd.channel, parse_filter(cmd.filter),
                            cmd.url, now)
     secret: str | None = None
@@ -67,8 +78,20 @@ def create_subscription(
     return sub, secret
 
 
+def register_endpoint(cmd: RegisterEndpoint, uow: SubscriptionsUnitOfWork, settings: Settings
+                      ) -> tuple[Subscription, str]:
+    endpoint = Subscription.endpoint(cmd.endpoint_id, cmd.org_id, cmd.name, cmd.url, utcnow())
+    secret = new_secret()
+    endpoint.add_first_secret(settings.syndication.secret_box().seal(secret))
+    uow.subscriptions.add(endpoint)
+    _changed(uow, endpoint, "endpoint_registered", url=endpoint.url)
+    return endpoint, secret
+
+
 def update_subscription(cmd: UpdateSubscription, uow: SubscriptionsUnitOfWork) -> Subscription:
-    sub = owned(uow.subscriptions, cmd.subscription_id, cmd.org_id)
+    sub = owned(uow.subscriptions, cmd.subscription_id, cmd.org_id, cmd.endpoint)
+    if sub.channel is Channel.ENDPOINT and (cmd.disable or cmd.reactivate):
+        raise Rejected("status", "a subscription on an endpoint is paused and re-enabled with its endpoint")
     now = utcnow()
     if cmd.name is not None:
         sub.rename(cmd.name, now)
@@ -95,15 +118,18 @@ def update_subscription(cmd: UpdateSubscription, uow: SubscriptionsUnitOfWork) -
 
 
 def delete_subscription(cmd: DeleteSubscription, uow: SubscriptionsUnitOfWork) -> Subscription:
-    sub = owned(uow.subscriptions, cmd.subscription_id, cmd.org_id)
-    uow.deliveries.end_open(sub.id, "subscription deleted")
+    sub = owned(uow.subscriptions, cmd.subscription_id, cmd.org_id, cmd.endpoint)
+    uow.deliveries.end_open(sub.id, "endpoint deleted" if sub.batch else "subscription deleted")
+    details: dict[str, Any] = {}
+    if sub.batch:
+        details["subscriptions_deleted"] = uow.endpoints.remove_subscriptions_on(sub.id)
     uow.subscriptions.remove(sub)
-    _changed(uow, sub, "deleted")
+    _changed(uow, sub, "deleted", **details)
     return sub
 
 
 def rotate_secret(cmd: RotateSubscriptionSecret, uow: SubscriptionsUnitOfWork, settings: Settings) -> tuple[str, str]:
-    sub = owned(uow.subscriptions, cmd.subscription_id, cmd.org_id)
+    sub = owned(uow.subscriptions, cmd.subscription_id, cmd.org_id, cmd.endpoint)
     config = settings.syndication
     secret = new_secret()
     until = sub.rotate_secret(config.secret_box().seal(secret), utcnow(),
@@ -115,7 +141,7 @@ def rotate_secret(cmd: RotateSubscriptionSecret, uow: SubscriptionsUnitOfWork, s
 
 def replay_deliveries(cmd: ReplayDeliveries, uow: SubscriptionsUnitOfWork) -> list[int]:
     """Dead deliveries back to pending, as if never tried (the receiver has been fixed)."""
-    sub = owned(uow.subscriptions, cmd.subscription_id, cmd.org_id)
+    sub = owned(uow.subscriptions, cmd.subscription_id, cmd.org_id, cmd.endpoint)
     ids = uow.deliveries.dead(sub.id, cmd.delivery_ids)
     if ids:
         uow.deliveries.replay(ids, utcnow())
@@ -125,6 +151,7 @@ def replay_deliveries(cmd: ReplayDeliveries, uow: SubscriptionsUnitOfWork) -> li
 
 COMMAND_HANDLERS: dict[type[Command], Callable[..., Any]] = {
     CreateSubscription: create_subscription,
+    RegisterEndpoint: register_endpoint,
     UpdateSubscription: update_subscription,
     DeleteSubscription: delete_subscription,
     RotateSubscriptionSecret: rotate_secret,

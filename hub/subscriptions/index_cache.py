@@ -15,14 +15,15 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
-from typing import Protocol
+from typing import Protocol, cast
 
 from hub.subscriptions.bitmap_index import BitmapIndex
 from hub.subscriptions.filters import NoticeFacts, SubscriptionFilter
 
-__all__ = ["ChangeLog", "IndexCache"]
+__all__ = ["RELOAD_ALL", "ChangeLog", "IndexCache"]
 
 GAP_WINDOW = 256  # change ids below the high-water mark that are re-read for late commits
+RELOAD_ALL = "*"  # a change-log entry for a bulk change: reload every subscription
 
 
 class ChangeLog(Protocol):
@@ -49,17 +50,22 @@ class IndexCache:
             else:
                 self._apply_changes(log)
 
-    def match(self, facts: NoticeFacts) -> set[str]:
+    def match(self, facts: NoticeFacts) -> list[str]:
+        """The ids of the subscriptions selecting the notice, in slot order: the index's own id strings
+        (no object made per match), looked up from the matched slots in one pass."""
         with self.lock:
             index = self.index
-            return {str(sid) for sid in index.ids_of(index.match_slots(facts))}
+            return cast(list[str], index.ids_of(index.match_slots(facts)))
 
     def _load_all(self, log: ChangeLog) -> None:
         # The mark is read first: a change committed while loading is replayed on the next sync.
         mark = log.last_change()
+        # The changes already visible are in the load; a late commit below the mark is not, and is
+        # replayed (a full-reload entry among them must not reload again at the next sync).
+        seen = {cid for cid, _ in log.changes_after(mark - GAP_WINDOW) if cid <= mark}
         self.index = BitmapIndex(log.matchable_filters().items())  # the filters are not kept
         self.high_water = mark
-        self._applied = set()
+        self._applied = seen
 
     def _apply_changes(self, log: ChangeLog) -> None:
         assert self.high_water is not None
@@ -68,6 +74,9 @@ class IndexCache:
         if not fresh:
             return
         ids = list(dict.fromkeys(sid for _, sid in fresh))
+        if RELOAD_ALL in ids:
+            self._load_all(log)
+            return
         filters = log.matchable_filters(ids)
         for sid in ids:
             if sid in filters:

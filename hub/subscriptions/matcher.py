@@ -27,6 +27,7 @@ from typing import Any, Protocol
 
 from hub.notices.events import NoticeVersionPublished
 from hub.notices.model import NoticeContent
+from hub.subscriptions.batching import divert_batched
 from hub.subscriptions.filters import NoticeFacts
 from hub.subscriptions.index_cache import IndexCache
 from hub.subscriptions.model import notice_routing_key
@@ -79,15 +80,17 @@ def build_payload(event: NoticeVersionPublished, content: dict[str, Any] | None,
 
 def _match_version(item: FeedVersion, uow: SubscriptionsUnitOfWork, index: IndexCache) -> int:
     event = item.event
-    matched: set[str] = set()
+    matched: list[str] = []  # ids in any order, duplicates allowed: the writer orders and de-duplicates
     if item.content is not None:
         matched = index.match(NoticeFacts.of(NoticeContent.parse(item.content), event.institution_org_id))
     if event.version > 1:
-        matched |= uow.deliveries.earlier_recipients(event.notice_id, event.version)
+        matched = [*matched, *uow.deliveries.earlier_recipients(event.notice_id, event.version)]
     uow.deliveries.add_payload(event.notice_id, event.version, event.kind, event.seq,
                                notice_routing_key(event.category, event.region),
                                build_payload(event, item.content, item.metadata))
-    created = uow.deliveries.add_deliveries(sorted(matched), event.notice_id, event.version, event.seq, event.kind)
+    own, batched = divert_batched(uow, matched, event)  # subscriptions on endpoints: one per endpoint
+    created = batched + uow.deliveries.add_deliveries(own, event.notice_id, event.version, event.seq,
+                                                      event.kind)
     log.info("notice version matched", extra={"notice_id": event.notice_id, "version": event.version,
                                               "seq": event.seq, "subscriptions": created})
     return created

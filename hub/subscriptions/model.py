@@ -49,6 +49,7 @@ class Channel(StrEnum):
     WEBHOOK = "webhook"
     AMQP = "amqp"
     EXCHANGE = "exchange"  # the hub's own fan-out publication to <ns>.notices
+    ENDPOINT = "endpoint"  # delivered through a registered webhook endpoint (see batching)
 
 
 class DeliveryStatus(StrEnum):
@@ -164,6 +165,16 @@ def _webhook_url(url: str | None) -> str:
     return url
 
 
+def _endpoint_url(url: str | None) -> str:
+    if not url:
+        raise Rejected("url", "an endpoint needs a URL")
+    try:
+        check_url_syntax(url)
+    except UnsafeTarget as exc:
+        raise Rejected("url", str(exc)) from exc
+    return url
+
+
 @dataclass
 class Subscription:
     """One organisation's standing order for notices: what (filter), how (channel) and whether (status).
@@ -182,6 +193,8 @@ class Subscription:
     status: str = ACTIVE
     disabled_reason: str | None = None
     secrets: list[dict[str, Any]] = field(default_factory=list)
+    endpoint_id: str | None = None  # ENDPOINT channel: the endpoint that delivers it
+    batch: bool = False  # a registered webhook endpoint (no filter of its own), not a subscription
 
     @classmethod
     def new(cls, subscription_id: str, org_id: str, name: str, channel: str, flt: SubscriptionFilter,
@@ -201,6 +214,23 @@ class Subscription:
         return cls(id=FANOUT_SUBSCRIPTION_ID, org_id=None, name="notices exchange fan-out",
                    channel=Channel.EXCHANGE, filter=SubscriptionFilter(), created_at=now, updated_at=now)
 
+    @classmethod
+    def endpoint(cls, endpoint_id: str, org_id: str, name: str, url: str | None, now: datetime) -> Subscription:
+        """A webhook endpoint an organisation registers once; subscriptions on it carry no URL. Its
+        deliveries are batched: one per notice version, naming every matched subscription of it."""
+        return cls(id=endpoint_id, org_id=org_id, name=_name(name), channel=Channel.WEBHOOK,
+                   filter=SubscriptionFilter(), url=_endpoint_url(url), created_at=now, updated_at=now, batch=True)
+
+    @classmethod
+    def on_endpoint(cls, subscription_id: str, endpoint: Subscription, name: str, flt: SubscriptionFilter,
+                    now: datetime) -> Subscription:
+        """A subscription delivered through ``endpoint`` (its owner's): matched on its own filter,
+        sent in the endpoint's batch."""
+        if not endpoint.batch:
+            raise ValueError(f"{endpoint.id} is not an endpoint")
+        return cls(id=subscription_id, org_id=endpoint.org_id, name=_name(name), channel=Channel.ENDPOINT,
+                   filter=flt, created_at=now, updated_at=now, endpoint_id=endpoint.id)
+
     def owned_by(self, org_id: str) -> bool:
         return self.org_id is not None and self.org_id == org_id
 
@@ -217,16 +247,22 @@ class Subscription:
     def matchable(self) -> bool:
         """Whether the matching index selects it (routable ones are matched by RabbitMQ instead). A
         disabled subscription still is: its deliveries are written and wait, unsent, until it is
-        re-enabled (and catches up) or deleted."""
-        return not self.routable
+        re-enabled (and catches up) or deleted. An endpoint is not: it has no filter, its
+        subscriptions do."""
+        return not (self.routable or self.batch)
 
     def rename(self, name: str, now: datetime) -> None:
         self.name, self.updated_at = _name(name), now
 
     def change_filter(self, flt: SubscriptionFilter, now: datetime) -> None:
+        if self.batch:
+            raise Rejected("filter", "an endpoint has no filter: its subscriptions have")
         self.filter, self.updated_at = flt, now
 
     def change_url(self, url: str, now: datetime) -> None:
+        if self.batch:
+            self.url, self.updated_at = _endpoint_url(url), now
+            return
         if self.channel is not Channel.WEBHOOK:
             raise Rejected("channel.url", "only a webhook subscription has a URL")
         self.url, self.updated_at = _webhook_url(url), now

@@ -7,7 +7,8 @@ Subscriptions are mapped row ⇄ aggregate by hand: the row keeps the filter as 
 to the change log (``subscription_changes``) in the same transaction, which is how every worker's
 matching index learns of it.
 
-Inserts of matched deliveries use ``ON CONFLICT DO NOTHING`` (PostgreSQL and SQLite both have it):
+Inserts of matched deliveries use ``ON CONFLICT DO NOTHING`` (PostgreSQL and SQLite both have it), all
+of a version's rows in one statement (on PostgreSQL the ids as one array parameter):
 a notice version matched twice — a replayed event under a new message id — adds nothing and does not
 abort the unit of work, while the inbox already absorbs plain redeliveries.
 
@@ -21,13 +22,14 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import fields
 from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from sqlalchemy import and_, exists, func, select, update
+from sqlalchemy import and_, bindparam, exists, func, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, aliased
 
 from hub.spine import leases
+from hub.spine.tables import UTCDateTime
 from hub.spine.unit_of_work import UnitOfWork
 from hub.subscriptions.filters import SubscriptionFilter
 from hub.subscriptions.model import (
@@ -47,6 +49,9 @@ from hub.subscriptions.tables import (
     SubscriptionChangeRow,
     SubscriptionRow,
 )
+
+if TYPE_CHECKING:
+    from hub.subscriptions.endpoint_repository import EndpointRepository
 
 __all__ = [
     "MATCHING_CURSOR",
@@ -104,7 +109,9 @@ class DeliveryRepository(Protocol):
     def add_payload(self, notice_id: str, version: int, kind: str, seq: int, routing_key: str,
                     body: dict[str, Any]) -> None: ...
     def add_deliveries(self, subscription_ids: Iterable[str], notice_id: str, version: int, seq: int,
-                       kind: str) -> int: ...
+                       kind: str) -> int:
+        """A pending delivery of the version per subscription id (in any order, duplicates allowed),
+        written in id order; ids that have one already are skipped. Returns the rows created."""
     def earlier_recipients(self, notice_id: str, version: int) -> set[str]: ...
     def end_open(self, subscription_id: str, reason: str) -> None: ...
     def resume(self, subscription_id: str, now: datetime) -> list[int]:
@@ -129,6 +136,8 @@ class SubscriptionsUnitOfWork(UnitOfWork, Protocol):
     def notice_versions(self) -> NoticeReader: ...
     @property
     def matching_cursor(self) -> MatchingCursor: ...
+    @property
+    def endpoints(self) -> EndpointRepository: ...
 
 
 def note_change(session: Session, subscription_id: str) -> None:
@@ -140,7 +149,8 @@ def _to_aggregate(row: SubscriptionRow) -> Subscription:
     return Subscription(id=row.id, org_id=row.org_id, name=row.name, channel=Channel(row.channel),
                         filter=SubscriptionFilter.parse(row.filter), url=row.url, status=row.status,
                         disabled_reason=row.disabled_reason, secrets=list(row.secrets or []),
-                        created_at=row.created_at, updated_at=row.updated_at)
+                        created_at=row.created_at, updated_at=row.updated_at, endpoint_id=row.endpoint_id,
+                        batch=bool(row.batch))
 
 
 def _copy_onto(row: SubscriptionRow, sub: Subscription) -> None:
@@ -148,6 +158,7 @@ def _copy_onto(row: SubscriptionRow, sub: Subscription) -> None:
     row.filter, row.routable = filter_json(sub.filter), sub.routable
     row.status, row.disabled_reason, row.secrets = sub.status, sub.disabled_reason, list(sub.secrets)
     row.created_at, row.updated_at = sub.created_at, sub.updated_at
+    row.endpoint_id, row.batch = sub.endpoint_id, sub.batch
 
 
 class SqlSubscriptionRepository:
@@ -181,7 +192,10 @@ class SqlSubscriptionRepository:
         note_change(self.session, subscription.id)
 
     def list_for(self, org_id: str) -> list[Subscription]:
-        stmt = select(SubscriptionRow).where(SubscriptionRow.org_id == org_id).order_by(SubscriptionRow.created_at)
+        """Subscriptions with a channel of their own (endpoints and what is on them are listed apart)."""
+        stmt = (select(SubscriptionRow).where(SubscriptionRow.org_id == org_id, ~SubscriptionRow.batch,
+                                              SubscriptionRow.endpoint_id.is_(None))
+                .order_by(SubscriptionRow.created_at))
         return [_to_aggregate(row) for row in self.session.scalars(stmt)]
 
     def last_change(self) -> int:
@@ -194,10 +208,20 @@ class SqlSubscriptionRepository:
 
     def matchable_filters(self, ids: Sequence[str] | None = None) -> dict[str, SubscriptionFilter]:
         stmt = select(SubscriptionRow.id, SubscriptionRow.filter).where(
-            ~((SubscriptionRow.channel == Channel.AMQP.value) & SubscriptionRow.routable))
+            ~((SubscriptionRow.channel == Channel.AMQP.value) & SubscriptionRow.routable), ~SubscriptionRow.batch)
         if ids is not None:
             stmt = stmt.where(SubscriptionRow.id.in_(list(ids)))
         return {str(sid): SubscriptionFilter.parse(data) for sid, data in self.session.execute(stmt).all()}
+
+
+_BULK_DELIVERIES = text(
+    "INSERT INTO deliveries (subscription_id, notice_id, version, seq, kind, status, attempts, next_attempt_at,"
+    " created_at, updated_at)"
+    " SELECT sid, :notice_id, :version, :seq, :kind, :status, 0, :now, :now, :now"
+    " FROM (SELECT DISTINCT unnest(CAST(:ids AS text[])) AS sid) AS matched"
+    ' ORDER BY sid COLLATE "C"'
+    " ON CONFLICT DO NOTHING"
+).bindparams(bindparam("now", type_=UTCDateTime()))
 
 
 def _insert(session: Session, table: Any) -> Any:
@@ -225,16 +249,28 @@ class SqlDeliveryRepository:
 
     def add_deliveries(self, subscription_ids: Iterable[str], notice_id: str, version: int, seq: int,
                        kind: str) -> int:
+        """One statement for the whole fan-out: on PostgreSQL the ids travel as one ``text[]`` parameter
+        (``unnest``), de-duplicated and ordered by id in the database (``COLLATE "C"``: code point
+        order, as Python sorts), so no Python row object is built per delivery; on SQLite one
+        executemany. Existing rows are kept (``ON CONFLICT DO NOTHING``). Returns the rows created."""
+        ids = subscription_ids if isinstance(subscription_ids, list) else list(subscription_ids)
+        if not ids:
+            return 0
         now = utcnow()
-        rows = [
-            {"subscription_id": sid, "notice_id": notice_id, "version": version, "seq": seq, "kind": kind,
-             "status": DeliveryStatus.PENDING.value, "attempts": 0, "next_attempt_at": now,
-             "created_at": now, "updated_at": now}
-            for sid in subscription_ids
-        ]
-        if rows:
-            self.session.execute(_insert(self.session, DeliveryRow).on_conflict_do_nothing(), rows)
-        return len(rows)
+        connection = self.session.connection()  # a Core result: it has the rowcount
+        if connection.dialect.name == "postgresql":
+            result = connection.execute(_BULK_DELIVERIES, {
+                "ids": ids, "notice_id": notice_id, "version": version, "seq": seq, "kind": kind,
+                "status": DeliveryStatus.PENDING.value, "now": now})
+        else:
+            rows = [
+                {"subscription_id": sid, "notice_id": notice_id, "version": version, "seq": seq, "kind": kind,
+                 "status": DeliveryStatus.PENDING.value, "attempts": 0, "next_attempt_at": now,
+                 "created_at": now, "updated_at": now}
+                for sid in sorted(set(ids))
+            ]
+            result = connection.execute(_insert(self.session, DeliveryRow).on_conflict_do_nothing(), rows)
+        return int(result.rowcount)
 
     def earlier_recipients(self, notice_id: str, version: int) -> set[str]:
         """Who got, or is owed, an earlier version of this notice: they hear of its amendments and

@@ -1,24 +1,26 @@
 """One webhook attempt: SSRF check at send time, Standard Webhooks signature, no redirects, no proxies
 from the environment, and bounded in time and memory whatever the receiver does.
 
-Every attempt has a total deadline (``attempt_deadline_s``) enforced on each socket operation — connect,
-TLS handshake, each write and each read, response headers included — so a receiver that dribbles its
-reply a byte at a time holds an attempt no longer than the deadline (httpx's own read timeout is per
-chunk). At most ``max_reply_bytes`` of the reply are read off the wire; the rest is discarded with the
-connection. The delivery log keeps a short excerpt of those bytes with anything unprintable replaced.
+Attempts are coroutines on the dispatcher's event loop, sharing one ``httpx.AsyncClient``: a slow
+receiver costs a suspended task, not a thread, and the connection pool is never contended across
+threads. Every attempt has a total deadline (``attempt_deadline_s``) covering connect, TLS handshake,
+the request, the reply's headers and what is read of its body — the task is cancelled when it passes,
+so a receiver that dribbles its reply a byte at a time holds an attempt no longer than the deadline
+(httpx's own read timeout is per chunk). At most ``max_reply_bytes`` of the reply are read off the wire;
+the rest is discarded with the connection. The delivery log keeps a short excerpt of those bytes with
+anything unprintable replaced. Name resolution for the SSRF check runs off the loop (it blocks).
 Returns what happened; never raises."""
 
 from __future__ import annotations
 
+import asyncio
+import ipaddress
 import json
-import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
-import httpcore
 import httpx
 
 from hub.subscriptions.config import SyndicationSettings
@@ -26,7 +28,7 @@ from hub.subscriptions.retry import is_success, parse_retry_after
 from hub.subscriptions.signing import webhook_headers
 from hub.subscriptions.ssrf import Resolver, UnsafeTarget, check_target, pin
 
-__all__ = ["Attempt", "DeadlineTransport", "encode_body", "make_client", "reply_excerpt", "send_webhook"]
+__all__ = ["Attempt", "encode_body", "make_client", "reply_excerpt", "send_webhook"]
 
 MAX_ERROR_CHARS = 500
 EXCERPT_CHARS = 200  # of a failed reply's body, kept in the delivery log
@@ -41,94 +43,17 @@ class Attempt:
     gone: bool = False  # 410: the receiver asks us to stop
 
 
-# The deadline of the attempt the current thread is making (a monotonic time), read by every socket
-# operation of the connections it uses. Threads, not connections: a pooled connection serves attempts
-# with different deadlines.
-_attempt = threading.local()
-
-
-@contextmanager
-def attempt_deadline(seconds: float) -> Iterator[float]:
-    """Every socket operation of this thread fails with a timeout once ``seconds`` have passed."""
-    previous = getattr(_attempt, "deadline", None)
-    _attempt.deadline = deadline = time.monotonic() + seconds
-    try:
-        yield deadline
-    finally:
-        _attempt.deadline = previous
-
-
-def _bounded(timeout: float | None, error: type[Exception]) -> float | None:
-    deadline: float | None = getattr(_attempt, "deadline", None)
-    if deadline is None:
-        return timeout
-    left = deadline - time.monotonic()
-    if left <= 0:
-        raise error("the attempt's deadline has passed")
-    return left if timeout is None else min(timeout, left)
-
-
-class _DeadlineStream(httpcore.NetworkStream):
-    def __init__(self, stream: httpcore.NetworkStream) -> None:
-        self._stream = stream
-
-    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
-        return self._stream.read(max_bytes, _bounded(timeout, httpcore.ReadTimeout))
-
-    def write(self, buffer: bytes, timeout: float | None = None) -> None:
-        self._stream.write(buffer, _bounded(timeout, httpcore.WriteTimeout))
-
-    def close(self) -> None:
-        self._stream.close()
-
-    def start_tls(self, ssl_context: Any, server_hostname: str | None = None,
-                  timeout: float | None = None) -> httpcore.NetworkStream:
-        return _DeadlineStream(self._stream.start_tls(ssl_context, server_hostname,
-                                                      _bounded(timeout, httpcore.ConnectTimeout)))
-
-    def get_extra_info(self, info: str) -> Any:
-        return self._stream.get_extra_info(info)
-
-
-class _DeadlineBackend(httpcore.NetworkBackend):
-    def __init__(self) -> None:
-        self._backend = httpcore.SyncBackend()
-
-    def connect_tcp(self, host: str, port: int, timeout: float | None = None, local_address: str | None = None,
-                    socket_options: Any = None) -> httpcore.NetworkStream:
-        bounded = _bounded(timeout, httpcore.ConnectTimeout)
-        return _DeadlineStream(self._backend.connect_tcp(host, port, bounded, local_address, socket_options))
-
-    def connect_unix_socket(self, path: str, timeout: float | None = None,
-                            socket_options: Any = None) -> httpcore.NetworkStream:  # pragma: no cover
-        raise httpcore.ConnectError("webhooks are sent over TCP only")
-
-    def sleep(self, seconds: float) -> None:  # pragma: no cover - httpcore's retries are not used
-        self._backend.sleep(seconds)
-
-
-class DeadlineTransport(httpx.HTTPTransport):
-    """httpx's transport over a connection pool whose sockets honour the attempt deadline."""
-
-    def __init__(self, max_connections: int, max_keepalive_connections: int) -> None:
-        super().__init__(trust_env=False)
-        self._pool.close()
-        self._pool = httpcore.ConnectionPool(
-            ssl_context=httpx.create_ssl_context(trust_env=False),
-            max_connections=max_connections,
-            max_keepalive_connections=max_keepalive_connections,
-            keepalive_expiry=5.0,
-            network_backend=_DeadlineBackend(),
-        )
-
-
-def make_client(settings: SyndicationSettings, transport: httpx.BaseTransport | None = None) -> httpx.Client:
+def make_client(settings: SyndicationSettings,
+                transport: httpx.AsyncBaseTransport | None = None) -> httpx.AsyncClient:
+    """The client of one dispatcher's event loop (use it on that loop only)."""
     timeout = httpx.Timeout(settings.read_timeout_s, connect=settings.connect_timeout_s)
     if transport is None:
-        transport = DeadlineTransport(settings.dispatch_concurrency * 2, settings.dispatch_concurrency)
+        limits = httpx.Limits(max_connections=settings.dispatch_concurrency * 2,
+                              max_keepalive_connections=settings.dispatch_concurrency, keepalive_expiry=5.0)
+        transport = httpx.AsyncHTTPTransport(trust_env=False, limits=limits)
     # Receivers are asked not to compress: the reply's first bytes are read as they come off the wire.
-    return httpx.Client(timeout=timeout, follow_redirects=False, trust_env=False, transport=transport,
-                        headers={"user-agent": "g2b-hub-webhooks/1", "accept-encoding": "identity"})
+    return httpx.AsyncClient(timeout=timeout, follow_redirects=False, trust_env=False, transport=transport,
+                             headers={"user-agent": "g2b-hub-webhooks/1", "accept-encoding": "identity"})
 
 
 def encode_body(payload: dict[str, Any], max_bytes: int, notice_url: str) -> bytes:
@@ -150,25 +75,42 @@ def reply_excerpt(body: bytes, limit: int = EXCERPT_CHARS) -> str:
     return cleaned if len(cleaned) <= limit else cleaned[: limit - 1] + "…"
 
 
-def _read_capped(response: httpx.Response, cap: int, deadline: float) -> bytes:
+async def _read_capped(response: httpx.Response, cap: int, deadline: float) -> bytes:
     """The first ``cap`` bytes of the body as sent (compressed or not); the rest is never read. A reply
     cut short (the deadline, the connection dropped) yields what had arrived: its status is known."""
     kept = bytearray()
     try:
-        for chunk in response.iter_raw(max(1, min(cap, 64 * 1024))):
-            kept += chunk[: cap - len(kept)]
-            if len(kept) >= cap or time.monotonic() >= deadline:
-                break
-    except httpx.HTTPError:
+        async with asyncio.timeout_at(deadline):
+            async for chunk in response.aiter_raw(max(1, min(cap, 64 * 1024))):
+                kept += chunk[: cap - len(kept)]
+                if len(kept) >= cap:
+                    break
+    except (httpx.HTTPError, TimeoutError):
         pass
     return bytes(kept)
 
 
-def send_webhook(client: httpx.Client, settings: SyndicationSettings, resolve: Resolver, url: str,
-                 secrets: list[str], msg_id: str, body: bytes) -> Attempt:
+def _is_literal(url: str) -> bool:
     try:
-        addresses = check_target(url, resolve, allow_private=settings.allow_private_targets,
-                                 allow_loopback=settings.allow_loopback_targets)
+        ipaddress.ip_address((urlsplit(url).hostname or "").split("%", 1)[0])
+    except ValueError:
+        return False
+    return True
+
+
+async def _check(url: str, resolve: Resolver, settings: SyndicationSettings) -> list[str]:
+    """:func:`check_target`; a name is resolved on a thread so the loop's other attempts go on."""
+    def check() -> list[str]:
+        return check_target(url, resolve, allow_private=settings.allow_private_targets,
+                            allow_loopback=settings.allow_loopback_targets)
+
+    return check() if _is_literal(url) else await asyncio.to_thread(check)
+
+
+async def send_webhook(client: httpx.AsyncClient, settings: SyndicationSettings, resolve: Resolver, url: str,
+                       secrets: list[str], msg_id: str, body: bytes) -> Attempt:
+    try:
+        addresses = await _check(url, resolve, settings)
     except UnsafeTarget as exc:
         return Attempt(ok=False, error=f"refused target: {exc}")
     if not secrets:
@@ -177,28 +119,35 @@ def send_webhook(client: httpx.Client, settings: SyndicationSettings, resolve: R
     headers = {**webhook_headers(secrets, msg_id, int(time.time()), body), "host": target.host_header}
     extensions = {"sni_hostname": target.sni_hostname} if target.sni_hostname else None
     budget = settings.attempt_deadline_s
-    with attempt_deadline(budget) as deadline:
-        # The pool wait is bounded too: an attempt never waits for a connection past its deadline.
-        timeout = httpx.Timeout(min(settings.read_timeout_s, budget), connect=min(settings.connect_timeout_s, budget),
-                                pool=budget)
-        try:
-            with client.stream("POST", target.url, content=body, headers=headers, extensions=extensions,
-                               timeout=timeout) as response:
-                status = response.status_code
-                # Read (up to the cap) even after a 2xx: a short reply read to its end keeps the
-                # connection for the next attempt; a longer one is cut off with it.
-                reply = _read_capped(response, settings.max_reply_bytes, deadline)
-                if is_success(status):
-                    return Attempt(ok=True, status_code=status)
-                excerpt = reply_excerpt(reply)
-                return Attempt(
-                    ok=False, status_code=status, gone=status == 410,
-                    error=f"HTTP {status}: {excerpt}" if excerpt else f"HTTP {status}",
-                    retry_after_s=parse_retry_after(response.headers.get("retry-after")),
-                )
-        except httpx.TimeoutException as exc:
-            overrun = time.monotonic() >= deadline
-            return Attempt(ok=False, error=(f"deadline: no complete reply within {budget:g} s" if overrun
-                                            else f"timeout: {type(exc).__name__}"))
-        except httpx.HTTPError as exc:
-            return Attempt(ok=False, error=reply_excerpt(f"{type(exc).__name__}: {exc}".encode(), MAX_ERROR_CHARS))
+    deadline = asyncio.get_running_loop().time() + budget
+    # The pool wait is bounded too: an attempt never waits for a connection past its deadline.
+    timeout = httpx.Timeout(min(settings.read_timeout_s, budget), connect=min(settings.connect_timeout_s, budget),
+                            pool=budget)
+    request = client.build_request("POST", target.url, content=body, headers=headers, extensions=extensions,
+                                   timeout=timeout)
+    try:
+        async with asyncio.timeout_at(deadline):
+            response = await client.send(request, stream=True)
+    except TimeoutError:
+        return Attempt(ok=False, error=f"deadline: no complete reply within {budget:g} s")
+    except httpx.TimeoutException as exc:
+        overrun = asyncio.get_running_loop().time() >= deadline
+        return Attempt(ok=False, error=(f"deadline: no complete reply within {budget:g} s" if overrun
+                                        else f"timeout: {type(exc).__name__}"))
+    except httpx.HTTPError as exc:
+        return Attempt(ok=False, error=reply_excerpt(f"{type(exc).__name__}: {exc}".encode(), MAX_ERROR_CHARS))
+    try:
+        status = response.status_code
+        # Read (up to the cap) even after a 2xx: a short reply read to its end keeps the connection for
+        # the next attempt; a longer one is cut off with it.
+        reply = await _read_capped(response, settings.max_reply_bytes, deadline)
+    finally:
+        await response.aclose()
+    if is_success(status):
+        return Attempt(ok=True, status_code=status)
+    excerpt = reply_excerpt(reply)
+    return Attempt(
+        ok=False, status_code=status, gone=status == 410,
+        error=f"HTTP {status}: {excerpt}" if excerpt else f"HTTP {status}",
+        retry_after_s=parse_retry_after(response.headers.get("retry-after")),
+    )

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from hub.spine.errors import Rejected
-from hub.subscriptions.commands import CreateSubscription, DeleteSubscription, UpdateSubscription
+from hub.subscriptions.commands import CreateSubscription, DeleteSubscription, RegisterEndpoint, UpdateSubscription
 from hub.subscriptions.handlers import owned
 from hub.subscriptions.model import Channel, Subscription, amqp_bindings, parse_filter
 from hub.subscriptions.repository import SubscriptionsUnitOfWork
@@ -65,12 +65,18 @@ class SubscriptionService:
     allow_private_targets: bool = False
     allow_loopback_targets: bool = False
 
-    def check_url(self, url: str) -> None:
+    def check_url(self, url: str, field: str = "channel.url") -> None:
         try:
             check_target(url, self.resolve, allow_private=self.allow_private_targets,
                          allow_loopback=self.allow_loopback_targets)
         except UnsafeTarget as exc:
-            raise Rejected("channel.url", str(exc)) from exc
+            raise Rejected(field, str(exc)) from exc
+
+    def register_endpoint(self, bus: CommandBus, cmd: RegisterEndpoint) -> tuple[Subscription, str]:
+        if cmd.url:
+            self.check_url(cmd.url, "url")
+        result: tuple[Subscription, str] = bus.handle(cmd)
+        return result
 
     def create(self, bus: CommandBus, cmd: CreateSubscription) -> tuple[Subscription, str | None]:
         if cmd.channel == Channel.WEBHOOK.value and cmd.url:
@@ -88,9 +94,9 @@ class SubscriptionService:
 
     def update(self, bus: CommandBus, cmd: UpdateSubscription) -> Subscription:
         with self.uow_factory() as uow:
-            before = owned(uow.subscriptions, cmd.subscription_id, cmd.org_id)
+            before = owned(uow.subscriptions, cmd.subscription_id, cmd.org_id, cmd.endpoint)
         if cmd.url is not None and before.channel is Channel.WEBHOOK:
-            self.check_url(cmd.url)
+            self.check_url(cmd.url, "url" if before.batch else "channel.url")
         added: list[str] = []
         stale: list[str] = []
         if before.channel is Channel.AMQP:

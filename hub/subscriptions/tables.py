@@ -10,7 +10,8 @@ on the rows set-wise.
 - ``syndication_payloads`` (the table keeps its first name): the body of one notice version, built
   once and shared by its deliveries, so retries send identical bytes and the dispatcher needs no
   notice store.
-- ``deliveries``: one row per (subscription, notice version); unique, so matching is idempotent.
+- ``deliveries``: one row per (subscription, notice version); unique, so matching is idempotent. A
+  batched endpoint's row is keyed by the endpoint and lists the matched subscriptions (``recipients``).
 - ``matching_cursors``: how far along the changes feed (``notice_versions.seq``) a matcher has matched;
   the row is locked while matching, so one matcher at a time walks the feed, in seq order."""
 
@@ -42,6 +43,10 @@ class SubscriptionRow(Base):
     secrets: Mapped[list[dict[str, Any]]] = mapped_column(JsonDoc, default=list)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # A subscription on a registered endpoint (channel ``endpoint``) names it; the endpoint's own row
+    # (channel ``webhook``, no filter) has ``batch`` set and is the target of its batched deliveries.
+    endpoint_id: Mapped[str | None] = mapped_column(String(36), nullable=True, index=True)
+    batch: Mapped[bool] = mapped_column(Boolean(), default=False)
 
 
 class SubscriptionChangeRow(Base):
@@ -80,6 +85,8 @@ class DeliveryRow(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
     delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    # A batched delivery (to an endpoint): the matched subscription ids it carries, sorted.
+    recipients: Mapped[list[str] | None] = mapped_column(JsonDoc, nullable=True)
 
     __table_args__ = (
         UniqueConstraint("subscription_id", "notice_id", "version", name="uq_deliveries_subscription_version"),

@@ -106,6 +106,7 @@ def test_disabled_organisation_is_unauthenticated(api: Api, kind: str) -> None:
         assert org is not None
         org.disabled_at = datetime.now(UTC)
         uow.commit()
+    api.outlive_cached_keys()
     assert_unauthenticated(api.client.get(f"{API}/me", headers=bearer(member.key)))
 
 

@@ -1,16 +1,16 @@
-"""A worker process that dies the moment its first effect has committed, before the broker hears the
-ack — the crash window that the inbox exists for. Used by ``test_rabbitmq.py``; it wraps the bus
-instead of putting test hooks into production code.
+"""A worker process that dies the moment its first effect (one message's, or a whole batch's) has
+committed, before the broker hears the ack — the crash window that the inbox exists for. Used by
+``test_rabbitmq.py``; it wraps the bus instead of putting test hooks into production code.
 
 Usage: python -m tests.integration.dying_consumer DATABASE_URL AMQP_URL NAMESPACE
-Prints the id of the message it applied, then exits with :data:`DIED_AFTER_EFFECT`."""
+Prints the ids of the messages it applied, one a line, then exits with :data:`DIED_AFTER_EFFECT`."""
 
 from __future__ import annotations
 
 import os
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 from hub.bootstrap import bootstrap
@@ -32,6 +32,14 @@ class DyingBus(MessageBus):
             print(envelope.message_id, flush=True)
             os._exit(DIED_AFTER_EFFECT)  # no ack, no cleanup: like a kill -9 at the worst moment
         return outcome
+
+    def consume_batch(self, group_name: str, envelopes: Sequence[Envelope]) -> list[Outcome]:
+        outcomes = super().consume_batch(group_name, envelopes)  # the whole batch is committed now
+        applied = [e.message_id for e, o in zip(envelopes, outcomes, strict=True) if o is Outcome.APPLIED]
+        if applied:
+            print("\n".join(applied), flush=True)
+            os._exit(DIED_AFTER_EFFECT)  # no ack of any of them
+        return outcomes
 
 
 def rebuild(cls: type[B], bus: MessageBus) -> B:

@@ -7,7 +7,7 @@ import shutil
 import subprocess
 import sys
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import pika
@@ -22,6 +22,7 @@ from hub.organisations.commands import CreateOrganisation
 from hub.organisations.model import OrgKind
 from hub.registry import EVENT_HANDLERS
 from hub.spine.audit import record_audit_entry
+from hub.spine.brokers.rabbitmq.consumer import run_consumer, subscribe_group
 from hub.spine.brokers.rabbitmq.topology import Topology, connection_parameters, queue_arguments
 from hub.spine.bus import MessageBus, Outcome
 from hub.spine.dead_letters import ReplayDeadLetters
@@ -79,13 +80,22 @@ class RecordingBus(MessageBus):
             self.outcomes.append((envelope.message_id, outcome))
         return outcome
 
+    def consume_batch(self, group_name: str, envelopes: Sequence[Envelope]) -> list[Outcome]:
+        outcomes = super().consume_batch(group_name, envelopes)
+        with self._lock:
+            self.outcomes.extend((e.message_id, o) for e, o in zip(envelopes, outcomes, strict=True))
+        return outcomes
+
 
 def test_consumer_killed_between_effect_and_ack(hubs: Callable[..., Hub], amqp_url: str) -> None:
+    """The dying worker takes what is queued (a batch, when several messages arrive together), commits
+    it and dies before its ack: every message of that commit comes back, and none is applied twice."""
     hub = hubs()
     hub.broker.setup({name: g.binding_keys for name, g in hub.bus.groups.items()})
-    hub.bus.handle(CreateOrganisation(name="Incheon Airport", kind=OrgKind.INSTITUTION))  # two events
+    for name in ("Incheon Airport", "Gimpo Airport", "Jeju Airport"):  # two events each
+        hub.bus.handle(CreateOrganisation(name=name, kind=OrgKind.INSTITUTION))
     relay = OutboxRelay(hub.session_factory, hub.broker)
-    assert relay.run_once() == 2
+    assert relay.run_once() == 6
 
     dying = subprocess.run(
         [sys.executable, "-m", "tests.integration.dying_consumer",
@@ -93,22 +103,23 @@ def test_consumer_killed_between_effect_and_ack(hubs: Callable[..., Hub], amqp_u
         cwd=ROOT, capture_output=True, text=True, timeout=90, check=False,
     )
     assert dying.returncode == DIED_AFTER_EFFECT, dying.stderr[-3000:]
-    applied_then_died = dying.stdout.strip()
-    assert count(hub, AuditRow) == 1
-    assert count(hub, InboxRow, InboxRow.message_id == applied_then_died) == 1
+    applied_then_died = dying.stdout.split()
+    assert applied_then_died
+    assert count(hub, AuditRow) == len(applied_then_died)
+    assert count(hub, InboxRow, InboxRow.message_id.in_(applied_then_died)) == len(applied_then_died)
 
     bus = rebuild(RecordingBus, hub.bus)
     fresh = Worker(bus, hub.broker, hub.session_factory, relay=None)
     fresh.start()
     try:
-        eventually(lambda: (applied_then_died, Outcome.DUPLICATE) in bus.outcomes, timeout=30,
-                   what="the unacked message redelivered to the fresh worker")
-        eventually(lambda: count(hub, InboxRow) == 2, what="the other event applied")
+        eventually(lambda: all((m, Outcome.DUPLICATE) in bus.outcomes for m in applied_then_died), timeout=30,
+                   what="every unacked message redelivered to the fresh worker")
+        eventually(lambda: count(hub, InboxRow) == 6, what="the other events applied")
     finally:
         fresh.stop()
-    assert count(hub, AuditRow) == 2
-    assert count(hub, AuditRow, AuditRow.message_id == applied_then_died) == 1
-    assert (applied_then_died, Outcome.APPLIED) not in bus.outcomes
+    assert count(hub, AuditRow) == 6
+    assert duplicated_audit_ids(hub) == []
+    assert not any((m, Outcome.APPLIED) in bus.outcomes for m in applied_then_died)
 
 
 def test_two_workers_with_two_relays_apply_every_event_once(hubs: Callable[..., Hub]) -> None:
@@ -271,3 +282,55 @@ def test_a_process_that_declared_nothing_still_reports_queue_depths(hubs: Callab
         assert "nobody" not in api_side.queue_depths(["nobody"])  # undeclared queues are left out
     finally:
         api_side.close()
+
+
+class AckRecorder:
+    """The consumer's real channel, with its acks written down on the way through."""
+
+    def __init__(self, channel: Any) -> None:
+        self.channel = channel
+        self.acks: list[tuple[int, bool]] = []
+
+    def basic_ack(self, delivery_tag: int = 0, multiple: bool = False) -> None:
+        self.acks.append((delivery_tag, multiple))
+        self.channel.basic_ack(delivery_tag, multiple=multiple)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.channel, name)
+
+
+def test_a_batch_is_settled_with_one_multiple_ack(hubs: Callable[..., Hub]) -> None:
+    hub = hubs()
+    hub.broker.setup({name: g.binding_keys for name, g in hub.bus.groups.items()})
+    for i in range(10):
+        hub.bus.handle(CreateOrganisation(name=f"Agency {i}", kind=OrgKind.AGENCY))
+    assert OutboxRelay(hub.session_factory, hub.broker).run_once() == 20  # all queued before consuming
+
+    settings = hub.settings.broker
+    batches: list[int] = []
+    recorders: list[AckRecorder] = []
+    subscribe = subscribe_group(Topology(settings.namespace).queue("audit"), "audit",
+                                handler=lambda e: hub.bus.consume("audit", e),
+                                batch=lambda envelopes: batches.append(len(hub.bus.consume_batch("audit", envelopes))))
+
+    def recorded(channel: Any) -> Callable[[], None] | None:
+        recorders.append(AckRecorder(channel))
+        return subscribe(recorders[-1])
+
+    stop = threading.Event()
+    consumer = threading.Thread(target=run_consumer,
+                                args=(settings, connection_parameters(settings), recorded, stop, "ack-recorder"))
+    consumer.start()
+    try:
+        eventually(lambda: count(hub, InboxRow) == 20, what="20 events applied")
+    finally:
+        stop.set()
+        consumer.join(10)
+    acks = [ack for recorder in recorders for ack in recorder.acks]
+    assert sum(batches) + sum(1 for _, multiple in acks if not multiple) == 20
+    assert batches and max(batches) > 1
+    assert sum(1 for _, multiple in acks if multiple) == len(batches)  # one ack per batch
+    assert len(acks) < 20
+    # nothing was left unacknowledged: the closed connection gave nothing back to the queue
+    assert hub.broker.queue_depths()["audit"] == 0
+    assert count(hub, AuditRow) == 20

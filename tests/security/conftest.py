@@ -215,6 +215,9 @@ def _seed(world: World, sandbox: SandboxServer) -> None:
                                        "type": "webhook", "url": "https://hooks.example/in"}},
                                    headers=bearer(agency.key))
     assert subscription.status_code == 201, subscription.text
+    endpoint = world.http.post(f"{API}/webhook-endpoints", json={"name": "owned", "url": "https://hooks.example/batch"},
+                               headers=bearer(agency.key))
+    assert endpoint.status_code == 201, endpoint.text
     _, spare_key_id = world.issue_key(supplier)
 
     world.objects.update({
@@ -227,6 +230,7 @@ def _seed(world: World, sandbox: SandboxServer) -> None:
         "notice_id": notice.json()["id"],
         "number": "1",
         "subscription_id": subscription.json()["subscription"]["id"],
+        "endpoint_id": endpoint.json()["endpoint"]["id"],
         # an identifier the owner supplier registered (``/identifier-claims/{scheme}/{identifier}``)
         "scheme": "kr_brn",
         "identifier": identifiers["kr_brn"],

@@ -55,6 +55,9 @@ BODIES: dict[tuple[str, str], Any] = {
     ("POST", f"{API}/suppliers/{{supplier_id}}/eligibility"): {"requirements": [{"kind": "business_not_closed"}]},
     ("PATCH", f"{API}/subscriptions/{{subscription_id}}"): {"name": "hijacked"},
     ("POST", f"{API}/subscriptions/{{subscription_id}}/deliveries/replay"): {},
+    ("PATCH", f"{API}/webhook-endpoints/{{endpoint_id}}"): {"name": "hijacked"},
+    ("POST", f"{API}/webhook-endpoints/{{endpoint_id}}/subscriptions"): {"filter": {}},
+    ("POST", f"{API}/webhook-endpoints/{{endpoint_id}}/deliveries/replay"): {},
     # control of identifiers and operator repair of fetch slots
     ("POST", f"{API}/suppliers/{{supplier_id}}/control/challenges"): {"scheme": "kr_brn"},
     ("POST", f"{API}/suppliers/{{supplier_id}}/control/proofs"): {"challenge_id": str(uuid.UUID(int=7)),

@@ -93,6 +93,9 @@ def fuzz(schema: Any, world: World, headers: dict[str, str], at_seed: int) -> Fi
     return found
 
 
+# The run grows with the operations (every route, twice EXAMPLES cases each): past the suite's default
+# per-test timeout on a loaded machine, though bounded.
+@pytest.mark.timeout(600)
 @pytest.mark.parametrize("caller", list(CALLERS))
 def test_no_generated_request_gets_a_server_error_or_an_undocumented_answer(
         caller: str, schema: Any, fuzz_world: World) -> None:

@@ -5,9 +5,9 @@ log keeps a short printable excerpt. Against real loopback sockets; memory is co
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import tracemalloc
-from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -27,19 +27,27 @@ def settings(**overrides: Any) -> SyndicationSettings:
     return SyndicationSettings(allow_private_targets=True, read_timeout_s=5.0, connect_timeout_s=1.0, **overrides)
 
 
-def attempt_within(config: SyndicationSettings, url: str, seconds: float) -> Attempt:
-    """The attempt's outcome, failing the test if it has none within ``seconds`` (the thread is left
-    behind rather than waited for: today's unbounded attempt would hang the suite)."""
-    client = make_client(config)
+def attempts_within(config: SyndicationSettings, urls: list[str], seconds: float) -> list[Attempt]:
+    """The outcomes of attempts to ``urls``, made at once on one client and event loop as the dispatcher
+    makes them, failing the test unless all end within ``seconds`` (the loop's thread is left behind
+    rather than waited for: an unbounded attempt would hang the suite)."""
     outcome: list[Attempt] = []
-    worker = threading.Thread(target=lambda: outcome.append(
-        send_webhook(client, config, loopback, url + "/hook", [SECRET], "dlv_1", b'{"type":"notice.published"}')),
-        daemon=True)
+
+    async def run() -> None:
+        async with make_client(config) as client:
+            outcome.extend(await asyncio.gather(*(
+                send_webhook(client, config, loopback, url, [SECRET], "dlv_1", b'{"type":"notice.published"}')
+                for url in urls)))
+
+    worker = threading.Thread(target=lambda: asyncio.run(run()), daemon=True)
     worker.start()
     worker.join(seconds)
-    assert outcome, f"the attempt was still running after {seconds} s"
-    client.close()
-    return outcome[0]
+    assert len(outcome) == len(urls), f"the attempts were still running after {seconds} s"
+    return outcome
+
+
+def attempt_within(config: SyndicationSettings, url: str, seconds: float) -> Attempt:
+    return attempts_within(config, [url + "/hook"], seconds)[0]
 
 
 def test_a_huge_error_reply_is_read_up_to_the_cap_and_only_an_excerpt_is_kept() -> None:
@@ -85,26 +93,9 @@ def test_a_slow_accepting_receiver_is_still_a_success_and_its_body_is_not_waited
 
 def test_sixteen_slow_receivers_do_not_hold_the_others_past_the_deadline() -> None:
     config = settings(attempt_deadline_s=1.0, dispatch_concurrency=16)
-    client = make_client(config)
-    results: list[Attempt] = []
-    lock = threading.Lock()
-
-    def send(url: str) -> Callable[[], None]:
-        def run() -> None:
-            outcome = send_webhook(client, config, loopback, url, [SECRET], "dlv_1", b"{}")
-            with lock:
-                results.append(outcome)
-        return run
-
     with HostileServer(dribble(500, 0.2, headers_too=True)) as slow:
-        workers = [threading.Thread(target=send(slow.url + f"/{i}"), daemon=True) for i in range(16)]
-        for worker in workers:
-            worker.start()
-        for worker in workers:
-            worker.join(6.0)
-        assert len(results) == 16, "slow receivers held their attempts past the deadline"
+        results = attempts_within(config, [slow.url + f"/{i}" for i in range(16)], 6.0)
     assert all(not r.ok and r.error is not None and "deadline" in r.error for r in results)
-    client.close()
 
 
 @pytest.mark.parametrize(("raw", "expected"), [

@@ -19,7 +19,18 @@ from hub.organisations.commands import CreateOrganisation
 from hub.organisations.model import OrgKind
 from tests.support.api import API, bearer
 
-__all__ = ["ApiSession", "Member", "api_session", "assert_problem"]
+__all__ = ["ApiSession", "ManualClock", "Member", "api_session", "assert_problem"]
+
+
+class ManualClock:
+    """A monotonic clock that moves only when told: the API key cache's, so a test passes its TTL
+    without sleeping."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
 
 
 @dataclass
@@ -34,6 +45,12 @@ class ApiSession:
     hub: Hub
     client: TestClient
     operator: Member
+    clock: ManualClock
+
+    def outlive_cached_keys(self) -> None:
+        """Move past ``api.key_cache_ttl_s``: a key changed behind the API's back (on the bus, in the
+        database) is looked up again on its next request."""
+        self.clock.now += self.hub.api_keys.ttl_s + 0.001
 
     def create_org(self, kind: str, name: str | None = None) -> Member:
         response = self.client.post(
@@ -65,10 +82,13 @@ def api_session(database_url: str) -> Iterator[ApiSession]:
     write the outbox. The first operator cannot come through the API (nobody could authorise it): it is
     seeded on the bus."""
     hub = bootstrap(Settings(database={"url": database_url}, broker={"kind": "inprocess"}), migrate=True)
+    clock = ManualClock()
+    hub.api_keys.clock = clock
     org, issued = hub.bus.handle(CreateOrganisation(name="Hub operations", kind=OrgKind.OPERATOR))
     try:
         with TestClient(create_app(hub=hub)) as client:
-            yield ApiSession(hub=hub, client=client, operator=Member(org.id, issued.plaintext, issued.key.id))
+            yield ApiSession(hub=hub, client=client, operator=Member(org.id, issued.plaintext, issued.key.id),
+                             clock=clock)
     finally:
         hub.close()
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, MutableMapping, Sequence
 from datetime import UTC, datetime, timedelta
 from itertools import count
 from typing import Any
@@ -20,7 +20,8 @@ from hub.spine.messages import Envelope
 from hub.spine.records import DeadLetter
 from hub.spine.unit_of_work import AbstractUnitOfWork
 from hub.subscriptions.filters import SubscriptionFilter
-from hub.subscriptions.model import GONE_STATUS, OPEN, DeliveryRecord, DeliveryStatus, Subscription
+from hub.subscriptions.index_cache import RELOAD_ALL
+from hub.subscriptions.model import GONE_STATUS, OPEN, Channel, DeliveryRecord, DeliveryStatus, Subscription
 from hub.subscriptions.reader import FeedVersion, NoticeUnavailable
 from hub.subscriptions.ssrf import UnsafeTarget
 from hub.suppliers.control import IdentifierTaken
@@ -97,6 +98,12 @@ class InMemoryNoticeRepository:
             self.notices[notice.id] = Notice(notice.id, notice.institution_id, list(notice.versions))
         self.stored.extend(recorded)
         return recorded
+
+    def carry_seqs(self, document: MutableMapping[str, Any]) -> None:
+        """Seqs are final as soon as they are recorded here: nothing to rewrite."""
+
+    def settle_seqs(self) -> Mapping[int, int]:
+        return {}
 
 
 class InMemoryIdempotencyStore:
@@ -280,7 +287,8 @@ class InMemorySubscriptionRepository:
         self._log(subscription.id)
 
     def list_for(self, org_id: str) -> list[Subscription]:
-        return [copy.deepcopy(s) for s in self.stored.values() if s.org_id == org_id]
+        return [copy.deepcopy(s) for s in self.stored.values()
+                if s.org_id == org_id and not s.batch and s.endpoint_id is None]
 
     def last_change(self) -> int:
         return len(self.change_log)
@@ -308,9 +316,9 @@ class InMemoryDeliveryRepository:
                        kind: str) -> int:
         now, count = datetime.now(UTC), 0
         taken = {(sid, r.notice_id, r.version) for sid, r in self.rows.values()}
-        for sid in subscription_ids:
-            count += 1
+        for sid in sorted(set(subscription_ids)):  # in id order, like the SQL repository
             if (sid, notice_id, version) not in taken:
+                count += 1
                 record = DeliveryRecord(id=len(self.rows) + 1, notice_id=notice_id, version=version, seq=seq,
                                         kind=kind, status=DeliveryStatus.PENDING.value, attempts=0,
                                         next_attempt_at=now, last_status_code=None, last_error=None,
@@ -376,6 +384,72 @@ class InMemoryDeliveryRepository:
             if sid == subscription_id:
                 counts[record.status] = counts.get(record.status, 0) + 1
         return counts
+
+
+class InMemoryEndpointRepository:
+    """Endpoints live among the subscriptions (``batch``), batched deliveries among the deliveries,
+    their recipients beside them (``recipients``: delivery id -> sorted ids), as in the SQL schema."""
+
+    def __init__(self, subscriptions: InMemorySubscriptionRepository, deliveries: InMemoryDeliveryRepository) -> None:
+        self.subscriptions = subscriptions
+        self.deliveries = deliveries
+        self.recipients: dict[int, list[str]] = {}
+
+    def list_for(self, org_id: str) -> list[Subscription]:
+        return [copy.deepcopy(s) for s in self.subscriptions.stored.values() if s.org_id == org_id and s.batch]
+
+    def subscriptions_on(self, endpoint_id: str, after: str | None, limit: int) -> list[Subscription]:
+        found = sorted((s for s in self.subscriptions.stored.values() if s.endpoint_id == endpoint_id),
+                       key=lambda s: s.id)
+        return [copy.deepcopy(s) for s in found if after is None or s.id > after][:limit]
+
+    def count_on(self, endpoint_id: str) -> int:
+        return sum(1 for s in self.subscriptions.stored.values() if s.endpoint_id == endpoint_id)
+
+    def remove_subscriptions_on(self, endpoint_id: str) -> int:
+        gone = [sid for sid, s in self.subscriptions.stored.items() if s.endpoint_id == endpoint_id]
+        for sid in gone:
+            del self.subscriptions.stored[sid]
+        self.reload_all()
+        return len(gone)
+
+    def add_many(self, rows: Sequence[Mapping[str, Any]]) -> None:
+        for row in rows:
+            assert row["id"] not in self.subscriptions.stored, f"duplicate subscription {row['id']}"
+            self.subscriptions.stored[row["id"]] = Subscription(
+                id=row["id"], org_id=row["org_id"], name=row["name"], channel=Channel(row["channel"]),
+                filter=SubscriptionFilter.parse(row["filter"]), created_at=row["created_at"],
+                updated_at=row["updated_at"], endpoint_id=row["endpoint_id"])
+
+    def reload_all(self) -> None:
+        self.subscriptions._log(RELOAD_ALL)
+
+    def classify(self, ids: Iterable[str]) -> tuple[dict[str, str], set[str]]:
+        stored = self.subscriptions.stored
+        members = {sid: e for sid in ids if sid in stored and (e := stored[sid].endpoint_id) is not None}
+        return members, {sid for sid in ids if sid in stored and stored[sid].batch}
+
+    def earlier_batches(self, notice_id: str, version: int, endpoint_ids: Iterable[str]) -> dict[str, set[str]]:
+        wanted = set(endpoint_ids)
+        earlier: dict[str, set[str]] = {}
+        for delivery_id, (sid, record) in self.deliveries.rows.items():
+            if sid in wanted and record.notice_id == notice_id and record.version < version:
+                earlier.setdefault(sid, set()).update(self.recipients.get(delivery_id, []))
+        stored = self.subscriptions.stored
+        return {e: {s for s in ids if s in stored and stored[s].endpoint_id == e} for e, ids in earlier.items()}
+
+    def add_batched(self, recipients: Mapping[str, Sequence[str]], notice_id: str, version: int, seq: int,
+                    kind: str) -> int:
+        written = 0
+        for endpoint_id, ids in recipients.items():
+            if not ids:
+                continue
+            before = set(self.deliveries.rows)
+            self.deliveries.add_deliveries([endpoint_id], notice_id, version, seq, kind)
+            for delivery_id in set(self.deliveries.rows) - before:
+                self.recipients[delivery_id] = sorted(ids)
+            written += 1
+        return written
 
 
 class InMemoryNoticeReader:
@@ -512,6 +586,7 @@ class FakeUnitOfWork(AbstractUnitOfWork):
         self.deliveries = InMemoryDeliveryRepository(self.subscriptions)
         self.notice_versions = InMemoryNoticeReader()
         self.matching_cursor = InMemoryMatchingCursor()
+        self.endpoints = InMemoryEndpointRepository(self.subscriptions, self.deliveries)
         self.outbox: list[Envelope] = []
         self.inbox: set[tuple[str, str]] = set()
         self._inbox_pending: set[tuple[str, str]] = set()

@@ -3,6 +3,7 @@ removals and updates (every dimension, open ones included), and the value bands'
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from decimal import Decimal
 
 import pytest
@@ -11,6 +12,7 @@ from hypothesis import strategies as st
 
 from hub.subscriptions.bitmap_index import TOP_BAND, BitmapIndex, value_band
 from hub.subscriptions.filters import NoticeFacts, SubscriptionFilter
+from hub.subscriptions.index_cache import IndexCache
 from tests.support.subscriptions import linear_scan_match
 
 SCHEMES = ["", "CPV:", "UNSPSC:", "PPS-GOODS:", "PPS-PUBLIC:"]
@@ -162,3 +164,41 @@ def test_bounds_that_are_not_floats_are_compared_as_decimals() -> None:
     assert index.match_facts(at) == set()
     above = NoticeFacts(frozenset(), "goods", (), "org-1", Decimal("1000000.0000000000000000002"), None, "")
     assert index.match_facts(above) == {"s"}
+
+
+def test_kept_unions_follow_later_additions_and_removals() -> None:
+    """Category and region unions are kept between notices: filters added after a match (open, by
+    country, by region, by category) must be in the next match, removed ones not."""
+    index = BitmapIndex([("seoul", SubscriptionFilter(regions=("KR-11",)))])
+    facts = NoticeFacts(frozenset({"45", "CPV:45"}), "works", ("KR-11", "KR"), "org-1", None, None, "road")
+    assert index.match_facts(facts) == {"seoul"}
+    index.add("open", SubscriptionFilter())
+    index.add("country", SubscriptionFilter(regions=("KR",), categories=("works",)))
+    index.add("busan", SubscriptionFilter(regions=("KR-26",)))
+    index.add("goods", SubscriptionFilter(categories=("goods",)))
+    assert index.match_facts(facts) == {"seoul", "open", "country"}
+    index.remove("seoul")
+    index.update("country", SubscriptionFilter(regions=("JP",)))
+    assert index.match_facts(facts) == {"open"}
+
+
+def test_the_cache_hands_over_the_index_id_strings_once_each() -> None:
+    filters = {f"sub-{n}": SubscriptionFilter(keywords=("road",) if n % 2 else ()) for n in range(50)}
+
+    class Log:
+        def last_change(self) -> int:
+            return 0
+
+        def changes_after(self, floor: int) -> list[tuple[int, str]]:
+            return []
+
+        def matchable_filters(self, ids: Sequence[str] | None = None) -> dict[str, SubscriptionFilter]:
+            return {sid: flt for sid, flt in filters.items() if ids is None or sid in ids}
+
+    cache = IndexCache()
+    cache.sync(Log())
+    facts = NoticeFacts(frozenset(), "works", (), "org-1", None, None, "a road")
+    matched = cache.match(facts)
+    assert isinstance(matched, list) and sorted(matched) == sorted(filters)
+    assert cache.match(NoticeFacts(frozenset(), "works", (), "org-1", None, None, "")) == [
+        f"sub-{n}" for n in range(0, 50, 2)]

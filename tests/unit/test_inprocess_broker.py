@@ -117,3 +117,75 @@ def test_competing_consumers_share_a_queue(stop: threading.Event) -> None:
     broker.publish([env(str(i)) for i in range(50)])
     assert sum(by_thread.values()) == 50
     assert len(by_thread) == 2
+
+
+def run_batched(broker: InProcessBroker, group: str, handler, batch, dead, stop: threading.Event) -> threading.Thread:  # type: ignore[no-untyped-def]
+    thread = threading.Thread(target=broker.consume, args=(group, handler, dead, stop, batch), daemon=True)
+    thread.start()
+    return thread
+
+
+class AllOrNothing:
+    """A batch applier like the bus's: keeps nothing of a batch that holds the poison message."""
+
+    def __init__(self, poison: set[str]) -> None:
+        self.poison = poison
+        self.applied: list[str] = []
+        self.batches: list[list[str]] = []
+        self.single_attempts: list[str] = []
+
+    def batch(self, envelopes: list[Envelope]) -> None:
+        ids = [e.message_id for e in envelopes]
+        self.batches.append(ids)
+        if self.poison & set(ids):
+            raise RuntimeError("poison in the batch")
+        self.applied.extend(ids)
+
+    def one(self, envelope: Envelope) -> None:
+        self.single_attempts.append(envelope.message_id)
+        if envelope.message_id in self.poison:
+            raise RuntimeError("poison")
+        self.applied.append(envelope.message_id)
+
+
+def test_a_poison_message_in_a_batch_is_isolated_and_dead_lettered(stop: threading.Event) -> None:
+    broker = InProcessBroker(delivery_limit=2, batch_limit=32)
+    broker.setup({"a": ["event.#"]})
+    messages = [env(str(i)) for i in range(10)]
+    poison = messages[4].message_id
+    applier = AllOrNothing({poison})
+    dead: list[tuple[str, int]] = []
+    run_batched(broker, "a", applier.one, applier.batch, lambda g, e, reason, n: dead.append((e.message_id, n)),
+                stop)
+    broker.publish(messages)
+    assert any(poison in b and len(b) > 1 for b in applier.batches)  # it did arrive in a batch
+    assert sorted(applier.applied) == sorted(m.message_id for m in messages if m.message_id != poison)
+    assert applier.single_attempts.count(poison) == 3  # the batch attempt is not counted
+    assert dead == [(poison, 3)]
+
+
+def test_a_batch_is_held_while_the_infrastructure_is_unavailable(stop: threading.Event) -> None:
+    from hub.spine.brokers.base import InfrastructureUnavailable
+    from hub.spine.retry import Backoff
+
+    broker = InProcessBroker(delivery_limit=1, batch_limit=32, unavailable_backoff=Backoff(0.01, 0.01))
+    broker.setup({"a": ["event.#"]})
+    outages = [3]
+    batches: list[list[str]] = []
+
+    def batch(envelopes: list[Envelope]) -> None:
+        if outages[0]:
+            outages[0] -= 1
+            raise InfrastructureUnavailable("database down")
+        batches.append([e.message_id for e in envelopes])
+
+    singles: list[str] = []
+    dead: list[str] = []
+    messages = [env(str(i)) for i in range(5)]
+    run_batched(broker, "a", lambda e: singles.append(e.message_id), batch,
+                lambda g, e, reason, n: dead.append(e.message_id), stop)
+    broker.publish(messages)
+    applied = [m for b in batches for m in b] + singles
+    assert sorted(applied) == sorted(m.message_id for m in messages)
+    assert outages == [0] and batches  # the held batch went through once the outage was over
+    assert dead == []  # three failed attempts, delivery limit 1: none of them counted

@@ -117,3 +117,58 @@ def test_dependencies_are_bound_once_by_parameter_name() -> None:
     bus.dependencies["clock"] = "changed later"  # bound at construction: later changes do not leak in
     bus.handle(CreateOrganisation(name="A", kind=OrgKind.INSTITUTION))
     assert seen == [("A", "c1")]
+
+
+def test_before_commit_runs_last_and_may_still_change_the_pending_events(uow: FakeUnitOfWork) -> None:
+    steps: list[str] = []
+    with uow:
+        envelope = uow.publish(events.OrganisationCreated(org_id="o1", name="Gwangju", kind="institution"))
+        uow.before_commit(lambda: (steps.append("before"), envelope.payload.update(name="Gwangju city")))
+        uow.after_commit(lambda: steps.append(f"after, {len(uow.outbox)} in the outbox"))
+        assert steps == []
+        uow.commit()
+    assert steps == ["before", "after, 1 in the outbox"]
+    assert uow.outbox[0].payload["name"] == "Gwangju city"
+
+
+def test_before_commit_never_runs_when_the_unit_of_work_rolls_back(uow: FakeUnitOfWork) -> None:
+    steps: list[str] = []
+    with uow:
+        uow.before_commit(lambda: steps.append("before"))
+    with uow:
+        uow.commit()
+    assert steps == [] and uow.committed == 1
+def test_a_batch_commits_once_and_a_redelivered_batch_changes_nothing(bus: MessageBus, uow: FakeUnitOfWork) -> None:
+    created = [Envelope.wrap(events.OrganisationCreated(org_id=f"o{i}", name=f"O{i}", kind="agency"))
+               for i in range(3)]
+    key_issued = Envelope.wrap(events.ApiKeyIssued(org_id="o", key_id="k", scopes=[]))
+    batch = [created[0], key_issued, created[1], created[0], created[2]]  # a copy of one inside the batch
+    assert bus.consume_batch("count_orgs", batch) == [
+        Outcome.APPLIED, Outcome.IGNORED, Outcome.APPLIED, Outcome.DUPLICATE, Outcome.APPLIED]
+    assert uow.committed == 1
+    assert applied == [e.message_id for e in created]
+    # the whole batch again, as after a consumer died before its ack
+    assert bus.consume_batch("count_orgs", batch) == [
+        Outcome.DUPLICATE, Outcome.IGNORED, Outcome.DUPLICATE, Outcome.DUPLICATE, Outcome.DUPLICATE]
+    assert applied == [e.message_id for e in created]
+
+
+def test_a_failing_batch_keeps_no_inbox_mark(uow: FakeUnitOfWork) -> None:
+    def picky(event: events.OrganisationCreated, uow: AbstractUnitOfWork, envelope: Envelope) -> None:
+        if event.name == "poison":
+            raise RuntimeError("bad message")
+
+    bus = MessageBus(lambda: uow, COMMAND_HANDLERS, {events.OrganisationCreated: [picky]})
+    good = Envelope.wrap(events.OrganisationCreated(org_id="a", name="good", kind="agency"))
+    bad = Envelope.wrap(events.OrganisationCreated(org_id="b", name="poison", kind="agency"))
+    with pytest.raises(RuntimeError):
+        bus.consume_batch("picky", [good, bad])
+    assert uow.inbox == set()
+    assert bus.consume("picky", good) is Outcome.APPLIED  # one at a time, the good one goes through
+
+
+def test_groups_can_take_their_messages_one_at_a_time(uow: FakeUnitOfWork) -> None:
+    bus = MessageBus(lambda: uow, COMMAND_HANDLERS, {events.OrganisationCreated: [count_orgs, record_audit_entry]},
+                     group_names={record_audit_entry: "audit"}, one_at_a_time={"audit"})
+    assert bus.groups["count_orgs"].batched
+    assert not bus.groups["audit"].batched

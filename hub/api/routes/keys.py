@@ -12,8 +12,8 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Response
 
-from hub.api.auth import Principal
-from hub.api.deps import BusDep, UowDep, ensure_reachable_org, require_scope
+from hub.api.auth import Principal, forget_keys
+from hub.api.deps import BusDep, HubDep, UowDep, ensure_reachable_org, require_scope
 from hub.api.problems import Forbidden
 from hub.api.schemas import ApiKeyOut, IssuedKeyOut, IssueKeyIn
 from hub.organisations.commands import IssueApiKey, RevokeApiKey
@@ -53,9 +53,11 @@ def issue_key(org_id: str, body: IssueKeyIn, caller: KeysManager, bus: BusDep, r
 
 
 @router.delete("/{key_id}", status_code=204, summary="Revoke an API key")
-def revoke_key(org_id: str, key_id: str, caller: KeysManager, bus: BusDep) -> Response:
-    """Takes effect on the next request. Revoking an already revoked key is a no-op (204)."""
+def revoke_key(org_id: str, key_id: str, caller: KeysManager, bus: BusDep, hub: HubDep) -> Response:
+    """Takes effect on this API process's next request, and on the others' within
+    ``api.key_cache_ttl_s``. Revoking an already revoked key is a no-op (204)."""
     ensure_reachable_org(caller, org_id)
     _handle(bus, RevokeApiKey(org_id=org_id, key_id=key_id, actor_org_id=caller.org_id,
                               actor_scopes=sorted(caller.scopes)))
+    forget_keys(hub)
     return Response(status_code=204)

@@ -17,6 +17,7 @@ from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.responses import JSONResponse, Response
 
+from hub.api.conditional import cache_headers, etag_for, not_modified
 from hub.api.deps import PUBLIC_ROUTE, HubDep, UowDep
 from hub.api.schemas import INT64_MAX
 from hub.notices import queries
@@ -84,18 +85,35 @@ def _settings(hub: HubDep) -> PublicationSettings:
 PublicationDep = Annotated[PublicationSettings, Depends(_settings)]
 
 
+def _feed_tag(request: Request, uow: Any) -> str:
+    """Answers over many notices depend on the request and on what has been published: the feed's head."""
+    return etag_for(request, queries.feed_head(uow.session))
+
+
+def _notice_tag(request: Request, uow: Any, notice_id: str) -> str | None:
+    """Answers about one notice change only with its versions; None: no such notice (answered 404)."""
+    last_seq = queries.notice_last_seq(uow.session, notice_id)
+    return None if last_seq is None else etag_for(request, last_seq)
+
+
 def _with_query(request: Request, **replace: Any) -> str:
     params = [(k, v) for k, v in request.query_params.multi_items() if k not in replace]
     params += [(k, str(v)) for k, v in replace.items() if v is not None]
     return f"{request.url.path}?{urlencode(params)}" if params else request.url.path
 
 
-@router.get("/notices", summary="Search published notices (newest first, cursor pagination)", **PUBLIC_ROUTE)
+@router.get("/notices", summary="Search published notices (newest first, cursor pagination)",
+            response_model=dict[str, Any],
+            **PUBLIC_ROUTE)
 def list_notices(
-    request: Request, uow: UowDep, query: QueryDep, publication: PublicationDep,
+    request: Request, response: Response, uow: UowDep, query: QueryDep, publication: PublicationDep,
     cursor: Annotated[str | None, Query(max_length=100, description="`next_cursor` of the previous page")] = None,
     limit: Annotated[int | None, Query(ge=1, le=INT64_MAX, description="Page size; capped by configuration")] = None,
-) -> dict[str, Any]:
+) -> Any:
+    tag = _feed_tag(request, uow)
+    if (unchanged := not_modified(request, tag, publication.cache_max_age_s)) is not None:
+        return unchanged
+    cache_headers(response, tag, publication.cache_max_age_s)
     before = None
     if cursor is not None:
         try:
@@ -121,19 +139,41 @@ def _load(uow: Any, notice_id: str) -> tuple[Any, list[Any]]:
     return found
 
 
-@router.get("/notices/{notice_id}", summary="A notice: its current content and every version", **PUBLIC_ROUTE)
-def read_notice(notice_id: str, uow: UowDep) -> dict[str, Any]:
+@router.get("/notices/{notice_id}", summary="A notice: its current content and every version",
+            response_model=dict[str, Any],
+            **PUBLIC_ROUTE)
+def read_notice(notice_id: str, request: Request, response: Response, uow: UowDep,
+                publication: PublicationDep) -> Any:
+    if (unchanged := _notice_unchanged(request, response, uow, notice_id, publication)) is not None:
+        return unchanged
     row, versions = _load(uow, notice_id)
     return queries.notice_detail(row, versions)
 
 
-@router.get("/notices/{notice_id}/versions/{number}", summary="One version of a notice", **PUBLIC_ROUTE)
-def read_version(notice_id: str, number: Annotated[int, Path(ge=1, le=INT64_MAX)], uow: UowDep) -> dict[str, Any]:
+@router.get("/notices/{notice_id}/versions/{number}", summary="One version of a notice",
+            response_model=dict[str, Any],
+            **PUBLIC_ROUTE)
+def read_version(notice_id: str, number: Annotated[int, Path(ge=1, le=INT64_MAX)], request: Request,
+                 response: Response, uow: UowDep, publication: PublicationDep) -> Any:
+    if (unchanged := _notice_unchanged(request, response, uow, notice_id, publication)) is not None:
+        return unchanged
     _, versions = _load(uow, notice_id)
     found = next((v for v in versions if v.number == number), None)
     if found is None:
         raise NotFound("version", f"{notice_id}/{number}")
     return queries.version_detail(found)
+
+
+def _notice_unchanged(request: Request, response: Response, uow: Any, notice_id: str,
+                      publication: PublicationSettings) -> Response | None:
+    """A 304 if the caller holds the current answer; else its headers are set on ``response``."""
+    tag = _notice_tag(request, uow, notice_id)
+    if tag is None:
+        return None
+    if (unchanged := not_modified(request, tag, publication.cache_max_age_s)) is not None:
+        return unchanged
+    cache_headers(response, tag, publication.cache_max_age_s)
+    return None
 
 
 def _ocds(body: dict[str, Any]) -> JSONResponse:
@@ -144,26 +184,33 @@ def _base(hub: Any) -> str:
     return str(hub.settings.api.public_base_url)
 
 
-def _notice_package(notice_id: str, uow: Any, hub: Any, publication: Any,
-                    package: Callable[..., dict[str, Any]], path: Callable[[str], str]) -> JSONResponse:
+def _notice_package(request: Request, notice_id: str, uow: Any, hub: Any, publication: Any,
+                    package: Callable[..., dict[str, Any]], path: Callable[[str], str]) -> Response:
+    headers = Response()
+    if (unchanged := _notice_unchanged(request, headers, uow, notice_id, publication)) is not None:
+        return unchanged
     notice = queries.load_notices(uow.session, [notice_id]).get(notice_id)
     if notice is None:
         raise NotFound("notice", notice_id)
     releases = releases_for(notice, publication.ocid_prefix)
-    return _ocds(package(releases, absolute(_base(hub), path(notice_id)), publication.publisher(),
-                         notice.current.published_at))
+    answer = _ocds(package(releases, absolute(_base(hub), path(notice_id)), publication.publisher(),
+                           notice.current.published_at))
+    answer.headers.update({name: headers.headers[name] for name in ("ETag", "Cache-Control")})
+    return answer
 
 
 @router.get("/notices/{notice_id}/ocds/releases", summary="OCDS 1.1 release package: one release per version",
             **PUBLIC_ROUTE)
-def notice_releases(notice_id: str, uow: UowDep, hub: HubDep, publication: PublicationDep) -> JSONResponse:
-    return _notice_package(notice_id, uow, hub, publication, release_package, ocds_releases_path)
+def notice_releases(notice_id: str, request: Request, uow: UowDep, hub: HubDep,
+                    publication: PublicationDep) -> Response:
+    return _notice_package(request, notice_id, uow, hub, publication, release_package, ocds_releases_path)
 
 
 @router.get("/notices/{notice_id}/ocds/record", summary="OCDS 1.1 record package with the compiled release",
             **PUBLIC_ROUTE)
-def notice_record(notice_id: str, uow: UowDep, hub: HubDep, publication: PublicationDep) -> JSONResponse:
-    return _notice_package(notice_id, uow, hub, publication, record_package, ocds_record_path)
+def notice_record(notice_id: str, request: Request, uow: UowDep, hub: HubDep,
+                  publication: PublicationDep) -> Response:
+    return _notice_package(request, notice_id, uow, hub, publication, record_package, ocds_record_path)
 
 
 @router.get("/ocds/releases", summary="OCDS 1.1 release package over the changes feed", **PUBLIC_ROUTE)
@@ -171,8 +218,11 @@ def ocds_feed(
     request: Request, uow: UowDep, hub: HubDep, publication: PublicationDep,
     after: Annotated[int, Query(ge=0, le=INT64_MAX, description="Releases of versions with seq > after")] = 0,
     limit: Annotated[int, Query(ge=1, le=INT64_MAX)] = _OCDS_LIMIT,
-) -> JSONResponse:
+) -> Response:
     """Releases in seq order; ``links.next`` continues after the last one (OCDS pagination)."""
+    tag = _feed_tag(request, uow)
+    if (unchanged := not_modified(request, tag, publication.cache_max_age_s)) is not None:
+        return unchanged
     size = min(limit, publication.max_page_size)
     versions = queries.versions_after(uow.session, after, size)
     notices = queries.load_notices(uow.session, [v.notice_id for v in versions])
@@ -182,20 +232,28 @@ def ocds_feed(
     package = release_package(releases, absolute(base, _with_query(request)), publication.publisher(), published)
     next_after = versions[-1].seq if versions else after
     package["links"] = {"next": absolute(base, f"{ocds_feed_path()}?{urlencode({'after': next_after, 'limit': size})}")}
-    return _ocds(package)
+    answer = _ocds(package)
+    cache_headers(answer, tag, publication.cache_max_age_s)
+    return answer
 
 
-@router.get("/feeds/changes", summary="Changes feed: every version in seq order, from any cursor", **PUBLIC_ROUTE)
+@router.get("/feeds/changes", summary="Changes feed: every version in seq order, from any cursor",
+            response_model=dict[str, Any],
+            **PUBLIC_ROUTE)
 def changes_feed(
-    uow: UowDep, publication: PublicationDep,
+    request: Request, response: Response, uow: UowDep, publication: PublicationDep,
     after: Annotated[int, Query(ge=0, le=INT64_MAX, description="Last seq you processed (0: from the beginning)")] = 0,
     limit: Annotated[int | None, Query(ge=1, le=INT64_MAX)] = None,
-) -> dict[str, Any]:
+) -> Any:
     """``next_after`` is the cursor for the next call; ``head`` the newest seq; a cancellation is a
     tombstone. Versions are never rewritten, so any cursor replays the same history."""
+    head = queries.feed_head(uow.session)
+    tag = etag_for(request, head)
+    if (unchanged := not_modified(request, tag, publication.cache_max_age_s)) is not None:
+        return unchanged
+    cache_headers(response, tag, publication.cache_max_age_s)
     size = publication.clamp(limit)
     rows = queries.changes_after(uow.session, after, size)
-    head = queries.feed_head(uow.session)
     return {
         "changes": [queries.change_entry(r.seq, r.notice_id, r.number, r.kind, r.published_at, r.recorded_at)
                     for r in rows],
@@ -208,6 +266,9 @@ def changes_feed(
 @router.get("/feeds/notices.atom", summary="Atom feed of notice versions (same filters as the list)",
             response_class=Response, responses={200: {"content": {"application/atom+xml": {}}}}, **PUBLIC_ROUTE)
 def atom_feed(request: Request, uow: UowDep, hub: HubDep, query: QueryDep, publication: PublicationDep) -> Response:
+    tag = _feed_tag(request, uow)
+    if (unchanged := not_modified(request, tag, publication.cache_max_age_s)) is not None:
+        return unchanged
     base = _base(hub)
     authority = publication.authority(base)
     found = queries.versions_matching(uow.session, query, publication.feed_entries)
@@ -237,5 +298,7 @@ def atom_feed(request: Request, uow: UowDep, hub: HubDep, query: QueryDep, publi
         author=publication.publisher_name,
         entries=entries,
     )
-    return Response(body, media_type=ATOM_CONTENT_TYPE)
+    answer = Response(body, media_type=ATOM_CONTENT_TYPE)
+    cache_headers(answer, tag, publication.cache_max_age_s)
+    return answer
 

@@ -68,6 +68,7 @@ class ChannelOut(BaseModel):
     exchange: str | None = None
     binding_keys: list[str] | None = None  # None: the hub puts matched notices straight into the queue
     how_to_consume: str | None = None
+    endpoint_id: str | None = None  # type "endpoint": the webhook endpoint that delivers it, batched
 
 
 class SubscriptionOut(Out):
@@ -127,6 +128,8 @@ def _view(sub: Subscription, namespace: str) -> SubscriptionOut:
         channel = ChannelOut(type=sub.channel.value, queue=topology.queue(sub.id),
                              dead_letter_queue=topology.dead_letter_queue(sub.id), exchange=topology.notices_exchange,
                              binding_keys=sub.bindings or None, how_to_consume=HOW_TO_CONSUME)
+    elif sub.channel is Channel.ENDPOINT:
+        channel = ChannelOut(type=sub.channel.value, endpoint_id=sub.endpoint_id)
     else:
         channel = ChannelOut(type=sub.channel.value, url=sub.url)
     return SubscriptionOut.of(sub, filter=filter_json(sub.filter), channel=channel)

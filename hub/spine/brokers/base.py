@@ -10,10 +10,12 @@ from typing import Protocol
 from hub.spine.messages import Envelope
 from hub.spine.retry import Backoff, Jitter
 
-__all__ = ["Broker", "BrokerUnavailable", "DeadLetterSink", "InfrastructureUnavailable", "MessageHandler",
-           "topic_regex", "unavailable_backoff"]
+__all__ = ["BatchHandler", "Broker", "BrokerUnavailable", "DeadLetterSink", "InfrastructureUnavailable",
+           "MessageHandler", "topic_regex", "unavailable_backoff"]
 
 MessageHandler = Callable[[Envelope], object]
+# Applies several messages at once, all or nothing (:meth:`hub.spine.bus.MessageBus.consume_batch`).
+BatchHandler = Callable[[Sequence[Envelope]], object]
 DeadLetterSink = Callable[[str, Envelope, str, int], None]
 
 
@@ -44,12 +46,19 @@ class Broker(Protocol):
         :class:`BrokerUnavailable` otherwise. Envelopes with ``target_group`` go to that queue only."""
 
     def consume(
-        self, group: str, handler: MessageHandler, dead_letter: DeadLetterSink, stop: threading.Event
+        self, group: str, handler: MessageHandler, dead_letter: DeadLetterSink, stop: threading.Event,
+        batch: BatchHandler | None = None,
     ) -> None:
         """Deliver the group's messages to ``handler`` until ``stop`` is set. A handler that raises gets
         the message again, up to the delivery limit; then it is dead-lettered. A handler (or sink) that
         raises :class:`InfrastructureUnavailable` gets the same message again after a backoff, and that
-        attempt does not count."""
+        attempt does not count.
+
+        With ``batch``, the messages waiting (up to the prefetch) go to ``batch`` together and are
+        acknowledged together once it returns. If it raises :class:`InfrastructureUnavailable` the
+        whole batch is held and retried the same way; if it raises anything else, nothing of it was
+        kept, and each message of the batch goes to ``handler`` on its own, as above (so a poison
+        message is retried and dead-lettered alone, and the batch attempt is not counted)."""
 
     def archive_dead_letters(self, dead_letter: DeadLetterSink, stop: threading.Event) -> None:
         """Move dead-lettered messages from the broker into ``dead_letter`` (no-op if none kept there)."""

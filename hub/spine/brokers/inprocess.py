@@ -16,6 +16,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from hub.spine.brokers.base import (
+    BatchHandler,
     BrokerUnavailable,
     DeadLetterSink,
     InfrastructureUnavailable,
@@ -70,8 +71,9 @@ UNAVAILABLE_BACKOFF = unavailable_backoff(5.0)
 
 class InProcessBroker:
     def __init__(self, delivery_limit: int = 5, confirm_timeout_s: float = 30.0, retry_delay_s: float = 0.0,
-                 unavailable_backoff: Backoff = UNAVAILABLE_BACKOFF) -> None:
+                 unavailable_backoff: Backoff = UNAVAILABLE_BACKOFF, batch_limit: int = 32) -> None:
         self.delivery_limit = delivery_limit
+        self.batch_limit = max(1, batch_limit)  # at most this many messages per batch, like a prefetch
         self.confirm_timeout_s = confirm_timeout_s
         self.retry_delay_s = retry_delay_s
         self.unavailable_backoff = unavailable_backoff
@@ -115,22 +117,62 @@ class InProcessBroker:
                 raise BrokerUnavailable("in-process consumers did not settle the batch in time")
 
     def consume(
-        self, group: str, handler: MessageHandler, dead_letter: DeadLetterSink, stop: threading.Event
+        self, group: str, handler: MessageHandler, dead_letter: DeadLetterSink, stop: threading.Event,
+        batch: BatchHandler | None = None,
     ) -> None:
         queue = self._queues[group]
+        limit = self.batch_limit if batch is not None else 1
         while not stop.is_set():
             with queue.cond:
                 if not queue.items:
                     queue.cond.wait(timeout=0.1)
                     continue
-                delivery = queue.items.popleft()
-            self._deliver(queue, delivery, handler, dead_letter, stop)
+                taken = [queue.items.popleft() for _ in range(min(limit, len(queue.items)))]
+            if batch is None or len(taken) == 1:
+                self._deliver(queue, taken[0], handler, dead_letter, stop)
+            else:
+                self._deliver_batch(queue, taken, handler, batch, dead_letter, stop)
+
+    def _deliver_batch(self, queue: _Queue, taken: list[_Delivery], handler: MessageHandler,
+                       batch: BatchHandler, dead_letter: DeadLetterSink, stop: threading.Event) -> None:
+        """Several messages in one call of ``batch``, all settled once it returns. While it reports the
+        infrastructure unavailable the batch is held (no attempt counted); any other failure means
+        nothing of it was kept, and each message goes through :meth:`_deliver` alone."""
+        group = queue.name
+        outage = 0
+        while True:
+            try:
+                batch([d.envelope for d in taken])
+            except InfrastructureUnavailable as exc:
+                outage += 1
+                delay = self.unavailable_backoff.delay(outage)
+                log.warning("database or broker unavailable; holding the batch",
+                            extra={"group": group, "messages": len(taken),
+                                   "error": repr(exc.__cause__ or exc), "retry_in_s": round(delay, 3)})
+                if stop.wait(delay):
+                    self._requeue_front(queue, taken)
+                    return
+                continue
+            except Exception as exc:
+                log.info("batch failed; delivering its messages one at a time",
+                         extra={"group": group, "messages": len(taken), "error": repr(exc)})
+                for i, delivery in enumerate(taken):
+                    if stop.is_set():
+                        self._requeue_front(queue, taken[i:])
+                        return
+                    if self._deliver(queue, delivery, handler, dead_letter, stop, behind=taken[i + 1:]):
+                        return  # stopped while holding it: it and the rest are back at the head
+                return
+            for delivery in taken:
+                self._settle(queue, delivery)
+            return
 
     def _deliver(self, queue: _Queue, delivery: _Delivery, handler: MessageHandler, dead_letter: DeadLetterSink,
-                 stop: threading.Event) -> None:
+                 stop: threading.Event, behind: Sequence[_Delivery] = ()) -> bool:
         """One message until it is settled, back in the queue for a later attempt, or (on stop) back
-        at the head of the queue. While the handler reports the infrastructure unavailable, the
-        message stays with this consumer, ahead of everything behind it, and no attempt is counted."""
+        at the head of the queue, followed by ``behind`` (the rest of its batch). While the handler
+        reports the infrastructure unavailable, the message stays with this consumer, ahead of
+        everything behind it, and no attempt is counted. True when stopped with the message held."""
         group = queue.name
         outage = 0  # consecutive "unavailable" failures of this message
         while True:
@@ -143,8 +185,8 @@ class InProcessBroker:
                             extra={"group": group, "message_id": delivery.envelope.message_id,
                                    "error": repr(exc.__cause__ or exc), "retry_in_s": round(delay, 3)})
                 if stop.wait(delay):
-                    self._requeue(queue, delivery, front=True)
-                    return
+                    self._requeue_front(queue, [delivery, *behind])
+                    return True
                 continue
             except Exception as exc:
                 delivery.attempts += 1
@@ -156,17 +198,16 @@ class InProcessBroker:
                 # Like RabbitMQ's x-delivery-limit, the limit counts redeliveries: a message is
                 # tried delivery_limit + 1 times before it is dead-lettered.
                 if delivery.attempts > self.delivery_limit:
-                    self._dead_letter(queue, delivery, dead_letter, exc, stop)
-                    return
+                    return self._dead_letter(queue, delivery, dead_letter, exc, stop, behind)
                 if self.retry_delay_s:
                     stop.wait(self.retry_delay_s)
                 self._requeue(queue, delivery)
-                return
+                return False
             self._settle(queue, delivery)
-            return
+            return False
 
     def _dead_letter(self, queue: _Queue, delivery: _Delivery, dead_letter: DeadLetterSink, exc: Exception,
-                     stop: threading.Event) -> None:
+                     stop: threading.Event, behind: Sequence[_Delivery] = ()) -> bool:
         reason = f"delivery limit {self.delivery_limit} exceeded; last error: {exc!r}"
         outage = 0
         while True:
@@ -175,24 +216,30 @@ class InProcessBroker:
             except InfrastructureUnavailable:
                 outage += 1
                 if stop.wait(self.unavailable_backoff.delay(outage)):
-                    self._requeue(queue, delivery, front=True)
-                    return
+                    self._requeue_front(queue, [delivery, *behind])
+                    return True
                 continue
             except Exception:
                 log.exception("could not store dead letter; will redeliver")
                 self._requeue(queue, delivery)
-                return
+                return False
             self._settle(queue, delivery)
-            return
+            return False
 
     @staticmethod
-    def _requeue(queue: _Queue, delivery: _Delivery, front: bool = False) -> None:
+    def _requeue(queue: _Queue, delivery: _Delivery) -> None:
         with queue.cond:
-            if front:
-                queue.items.appendleft(delivery)
-            else:
-                queue.items.append(delivery)
+            queue.items.append(delivery)
             queue.cond.notify()
+
+    @staticmethod
+    def _requeue_front(queue: _Queue, deliveries: Sequence[_Delivery]) -> None:
+        """Put ``deliveries`` back at the head of the queue, in their order (a stopping consumer's)."""
+        if not deliveries:
+            return
+        with queue.cond:
+            queue.items.extendleft(reversed(deliveries))
+            queue.cond.notify_all()
 
     @staticmethod
     def _settle(queue: _Queue, delivery: _Delivery) -> None:

@@ -79,9 +79,10 @@ def test_deliveries_are_added_once_ended_replayed_and_paged(uow_factory: Callabl
             uow.subscriptions.add(subscription(sid))
         uow.deliveries.add_payload("N-1", 1, "original", 1, "notice.works.KR.KR-11", {"data": {}})
         uow.deliveries.add_payload("N-1", 1, "original", 1, "notice.works.KR.KR-11", {"data": {}})  # no-op
-        uow.deliveries.add_deliveries(["a", "b"], "N-1", 1, 1, "original")
-        uow.deliveries.add_deliveries(["a"], "N-1", 1, 1, "original")  # matched twice: nothing new
-        uow.deliveries.add_deliveries(["a"], "N-2", 1, 2, "original")
+        assert uow.deliveries.add_deliveries(["b", "a", "b"], "N-1", 1, 1, "original") == 2
+        assert uow.deliveries.add_deliveries(["a"], "N-1", 1, 1, "original") == 0  # matched twice: nothing new
+        assert uow.deliveries.add_deliveries(iter(["a"]), "N-2", 1, 2, "original") == 1
+        assert uow.deliveries.add_deliveries([], "N-3", 1, 3, "original") == 0
         uow.commit()
     with uow_factory() as uow:
         assert uow.deliveries.earlier_recipients("N-1", 2) == {"a", "b"}
@@ -179,3 +180,16 @@ def test_the_matching_cursor_starts_at_zero_and_advances(uow_factory: Callable[[
         uow.commit()
     with uow_factory() as uow:
         assert uow.matching_cursor.position() == 7 and uow.matching_cursor.hold(wait=False) == 7
+
+
+def test_a_fan_out_is_written_in_subscription_id_order_once_per_subscription(uow_factory: Callable[[], Any]) -> None:
+    sids = [f"s-{n}" for n in (2, 10, 1, 30, 3)] + ["S-9", "가-1"]  # code point order: S-9 < s-1 < ... < 가-1
+    with uow_factory() as uow:
+        for sid in sids:
+            uow.subscriptions.add(subscription(sid))
+        assert uow.deliveries.add_deliveries([*sids, *reversed(sids)], "N-1", 1, 1, "original") == len(sids)
+        uow.commit()
+    with uow_factory() as uow:
+        first = {sid: uow.deliveries.page(sid, None, None, 1)[0].id for sid in sids}
+        assert sorted(sids, key=first.__getitem__) == sorted(sids)
+        assert uow.deliveries.add_deliveries([*sids[:3], "s-new"], "N-1", 1, 1, "original") == 1

@@ -12,7 +12,13 @@ import pika
 import pika.exceptions
 from pika.spec import BasicProperties
 
-from hub.spine.brokers.base import BrokerUnavailable, DeadLetterSink, MessageHandler, unavailable_backoff
+from hub.spine.brokers.base import (
+    BatchHandler,
+    BrokerUnavailable,
+    DeadLetterSink,
+    MessageHandler,
+    unavailable_backoff,
+)
 from hub.spine.brokers.rabbitmq.consumer import (
     run_consumer,
     subscribe_archiver,
@@ -101,12 +107,14 @@ class RabbitMQBroker:
 
     # -- consuming --------------------------------------------------------------------------------
     def consume(
-        self, group: str, handler: MessageHandler, dead_letter: DeadLetterSink, stop: threading.Event
+        self, group: str, handler: MessageHandler, dead_letter: DeadLetterSink, stop: threading.Event,
+        batch: BatchHandler | None = None,
     ) -> None:
-        """Dead letters are kept by RabbitMQ itself; :meth:`archive_dead_letters` files them."""
+        """Dead letters are kept by RabbitMQ itself; :meth:`archive_dead_letters` files them. A batch
+        is at most ``broker.prefetch`` messages (what the channel may hold unacknowledged)."""
         run_consumer(self.settings, connection_parameters(self.settings),
                      subscribe_group(self.topology.queue(group), group, handler,
-                                     unavailable_backoff(self.settings.reconnect_max_backoff_s), stop),
+                                     unavailable_backoff(self.settings.reconnect_max_backoff_s), stop, batch),
                      stop, f"group:{group}")
 
     def archive_dead_letters(self, dead_letter: DeadLetterSink, stop: threading.Event) -> None:

@@ -8,6 +8,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping
+from functools import partial
 from typing import Any
 
 import pika
@@ -15,7 +16,13 @@ import pika.exceptions
 from pika.adapters.blocking_connection import BlockingChannel
 from pika.spec import Basic, BasicProperties
 
-from hub.spine.brokers.base import DeadLetterSink, InfrastructureUnavailable, MessageHandler, unavailable_backoff
+from hub.spine.brokers.base import (
+    BatchHandler,
+    DeadLetterSink,
+    InfrastructureUnavailable,
+    MessageHandler,
+    unavailable_backoff,
+)
 from hub.spine.messages import Envelope
 from hub.spine.retry import Backoff, Jitter
 from hub.spine.settings import BrokerSettings
@@ -25,7 +32,9 @@ __all__ = ["dead_letter_details", "hold_while_unavailable", "run_consumer", "sub
 
 log = logging.getLogger(__name__)
 
-Subscribe = Callable[[BlockingChannel], None]
+# Starts consuming on a fresh channel; may return what to run after each round of deliveries (a
+# batching consumer applies what the round brought).
+Subscribe = Callable[[BlockingChannel], Callable[[], None] | None]
 POLL_S = 0.5  # how often a consumer looks at its stop event
 
 
@@ -44,11 +53,13 @@ def run_consumer(settings: BrokerSettings, parameters: pika.ConnectionParameters
             connection = pika.BlockingConnection(parameters)
             channel = connection.channel()
             channel.basic_qos(prefetch_count=settings.prefetch)
-            subscribe(channel)
+            after_round = subscribe(channel)
             failures = 0
             log.info("consumer connected", extra={"consumer": name})
             while not stop.is_set():
                 connection.process_data_events(time_limit=POLL_S)
+                if after_round is not None:
+                    after_round()
         except Exception as exc:  # every failure means: reconnect later
             if stop.is_set():
                 break
@@ -99,37 +110,95 @@ def hold_while_unavailable(channel: BlockingChannel, attempt: Callable[[], objec
 
 
 def subscribe_group(queue: str, group: str, handler: MessageHandler, backoff: Backoff | None = None,
-                    stop: threading.Event | None = None) -> Subscribe:
+                    stop: threading.Event | None = None, batch: BatchHandler | None = None) -> Subscribe:
     """Handler returns → ack. Handler raises → nack with requeue: the quorum queue counts the
     delivery and dead-letters the message at ``x-delivery-limit``. Handler raises
     :class:`InfrastructureUnavailable` → the message is held and the handler retried in place, which
     costs no delivery (:func:`hold_while_unavailable`). A body that is not an envelope can never
-    succeed, so it is rejected straight to the dead-letter queue."""
+    succeed, so it is rejected straight to the dead-letter queue.
+
+    With ``batch``, the deliveries of one round (at most the prefetch) go to ``batch`` together and
+    one ``basic.ack`` with ``multiple`` settles them all. A batch held while the infrastructure is
+    unavailable keeps its place (nothing is nacked); a batch that fails otherwise kept nothing, and its
+    messages go through ``handler`` one at a time, in order, as above."""
     hold_backoff = backoff or unavailable_backoff(30.0)
     stopping = stop or threading.Event()
 
-    def on_message(channel: BlockingChannel, method: Basic.Deliver, properties: BasicProperties,
-                   body: bytes) -> None:
-        try:
-            envelope = Envelope.from_body(body)
-        except Exception as exc:  # any parse error makes it poison
-            log.error("unreadable message rejected to the dead-letter queue",
-                      extra={"group": group, "message_id": properties.message_id, "error": repr(exc)})
-            channel.basic_reject(method.delivery_tag, requeue=False)
-            return
+    def deliver_one(channel: BlockingChannel, tag: int, envelope: Envelope, properties: BasicProperties) -> bool:
+        """False if stopping during an outage: unacked, the broker gives it to the next consumer."""
         try:
             if not hold_while_unavailable(channel, lambda: handler(envelope), hold_backoff, stopping,
                                           f"group:{group}"):
-                return  # stopping during an outage: unacked, the broker gives it to the next consumer
+                return False
         except Exception as exc:  # the broker decides between retry and dead letter
             log.warning("handler failed; message goes back to the queue",
                         extra={"group": group, "message_id": envelope.message_id, "error": repr(exc),
                                "deliveries_before": (properties.headers or {}).get("x-delivery-count", 0)})
-            channel.basic_nack(method.delivery_tag, requeue=True)
-            return
-        channel.basic_ack(method.delivery_tag)
+            channel.basic_nack(tag, requeue=True)
+            return True
+        channel.basic_ack(tag)
+        return True
 
-    return lambda channel: channel.basic_consume(queue, on_message)
+    def readable(channel: BlockingChannel, method: Basic.Deliver, properties: BasicProperties,
+                 body: bytes) -> Envelope | None:
+        try:
+            return Envelope.from_body(body)
+        except Exception as exc:  # any parse error makes it poison
+            log.error("unreadable message rejected to the dead-letter queue",
+                      extra={"group": group, "message_id": properties.message_id, "error": repr(exc)})
+            channel.basic_reject(method.delivery_tag, requeue=False)
+            return None
+
+    def subscribe_single(channel: BlockingChannel) -> None:
+        def on_message(channel: BlockingChannel, method: Basic.Deliver, properties: BasicProperties,
+                       body: bytes) -> None:
+            envelope = readable(channel, method, properties, body)
+            if envelope is not None:
+                deliver_one(channel, method.delivery_tag, envelope, properties)
+
+        channel.basic_consume(queue, on_message)
+
+    def subscribe_batched(apply: BatchHandler) -> Subscribe:
+        def subscribe(channel: BlockingChannel) -> Callable[[], None]:
+            arrived: list[tuple[int, Envelope, BasicProperties]] = []  # this connection's, in delivery order
+
+            def on_message(channel: BlockingChannel, method: Basic.Deliver, properties: BasicProperties,
+                           body: bytes) -> None:
+                envelope = readable(channel, method, properties, body)
+                if envelope is not None:
+                    arrived.append((method.delivery_tag, envelope, properties))
+
+            def apply_round() -> None:
+                # Deliveries that arrive while a batch is held (the wait keeps dispatching) form the next.
+                while arrived and not stopping.is_set():
+                    taken = arrived[:]
+                    arrived.clear()
+                    if len(taken) == 1:
+                        tag, envelope, properties = taken[0]
+                        if not deliver_one(channel, tag, envelope, properties):
+                            return
+                        continue
+                    envelopes = [envelope for _, envelope, _ in taken]
+                    try:
+                        if not hold_while_unavailable(channel, partial(apply, envelopes), hold_backoff, stopping,
+                                                      f"group:{group}"):
+                            return
+                    except Exception as exc:
+                        log.info("batch failed; delivering its messages one at a time",
+                                 extra={"group": group, "messages": len(taken), "error": repr(exc)})
+                        for tag, envelope, properties in taken:
+                            if not deliver_one(channel, tag, envelope, properties):
+                                return
+                        continue
+                    # Every earlier delivery on this channel is settled already: one ack settles the batch.
+                    channel.basic_ack(taken[-1][0], multiple=True)
+
+            channel.basic_consume(queue, on_message)
+            return apply_round
+
+        return subscribe
+
+    return subscribe_single if batch is None else subscribe_batched(batch)
 
 
 def dead_letter_details(headers: Mapping[str, Any] | None, delivery_limit: int) -> tuple[str, int]:
