@@ -20,7 +20,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Boolean, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import Boolean, Index, Integer, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from hub.spine.tables import Base, BigId, JsonDoc, UTCDateTime
@@ -93,6 +93,13 @@ class DeliveryRow(Base):
         Index("ix_deliveries_due", "status", "next_attempt_at"),
         Index("ix_deliveries_log", "subscription_id", "id"),
         Index("ix_deliveries_notice", "notice_id", "subscription_id", "version"),
+        # The claim's scan in claim order over open rows only, and its count of what is leased.
+        Index("ix_deliveries_open", "next_attempt_at", "seq",
+              postgresql_where=text("status IN ('pending', 'failed')"),
+              sqlite_where=text("status IN ('pending', 'failed')"),
+              postgresql_include=["subscription_id", "lease_until"]),
+        Index("ix_deliveries_leased", "subscription_id", "lease_until",
+              postgresql_where=text("lease_until IS NOT NULL"), sqlite_where=text("lease_until IS NOT NULL")),
     )
 
 
