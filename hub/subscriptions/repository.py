@@ -62,9 +62,12 @@ __all__ = [
     "SqlSubscriptionRepository",
     "SubscriptionRepository",
     "SubscriptionsUnitOfWork",
+    "any_queued_channel",
     "claim_due",
+    "leased_counts",
     "load_claimed",
     "note_change",
+    "queued_subscriptions",
     "release_claims",
     "renew_claims",
     "renew_held",
@@ -366,6 +369,7 @@ class SqlMatchingCursor:
 
 CLAIM_PAGES = 4  # candidate windows one claim reads at most
 WINDOW_PER_CAP = 4  # a capped claim reads windows of at least this many rows per slot of the cap
+PER_SUBSCRIPTION_SCANS = 32  # up to this many queued subscribers, the AMQP claim reads each one's rows apart
 
 
 def claim_due(session: Session, limit: int, lease: timedelta, now: datetime | None = None,
@@ -384,6 +388,8 @@ def claim_due(session: Session, limit: int, lease: timedelta, now: datetime | No
     subscription holds leased (a partial index over leased rows). Subscriptions already at their cap
     are excluded from the scan itself, so one subscriber's backlog — however large, and ahead of
     everyone in claim order — cannot fill the window and keep other subscribers' deliveries waiting.
+    The AMQP claim, when few subscriptions take queued deliveries, reads each one's rows from its own
+    range of the per-subscription index instead, so a webhook backlog is never scanned for it.
     The chosen rows are then leased ``SKIP LOCKED``; one another dispatcher took meanwhile is skipped."""
     now = now or utcnow()
     if limit <= 0:
@@ -403,31 +409,18 @@ def claim_due(session: Session, limit: int, lease: timedelta, now: datetime | No
     held = {} if webhook_cap is None else leased_counts(session, now)
     full = {sub for sub, n in held.items() if webhook_cap is not None and n >= webhook_cap}
     window = limit if webhook_cap is None else max(limit, WINDOW_PER_CAP * webhook_cap)
-    picked: list[int] = []
-    after: tuple[datetime, int] | None = None
-    for _ in range(CLAIM_PAGES):
-        stmt = (select(DeliveryRow.id, DeliveryRow.subscription_id, SubscriptionRow.channel,
-                       DeliveryRow.next_attempt_at, DeliveryRow.seq)
-                .join(SubscriptionRow, SubscriptionRow.id == DeliveryRow.subscription_id)
-                .where(*due).order_by(DeliveryRow.next_attempt_at, DeliveryRow.seq).limit(window))
-        if full:
-            stmt = stmt.where(or_(~is_webhook, DeliveryRow.subscription_id.not_in(sorted(full))))
-        if after is not None:
-            stmt = stmt.where(tuple_(DeliveryRow.next_attempt_at, DeliveryRow.seq) > tuple_(
-                bindparam(None, after[0], type_=UTCDateTime()), bindparam(None, after[1], type_=BigId)))
-        rows = session.execute(stmt).all()
-        for delivery_id, sub, channel, _, _ in rows:
-            if webhook_cap is not None and channel == Channel.WEBHOOK.value:
-                if held.get(sub, 0) >= webhook_cap:
-                    full.add(sub)
-                    continue
-                held[sub] = held.get(sub, 0) + 1
-            picked.append(delivery_id)
-            if len(picked) == limit:
-                break
-        if len(picked) >= limit or len(rows) < window:
-            break
-        after = (rows[-1][3], rows[-1][4])
+    queued = queued_subscriptions(session) if webhooks is False else None
+    if queued is not None and len(queued) <= PER_SUBSCRIPTION_SCANS:
+        # Few subscribers take queued deliveries: read each one's first rows from its own index range
+        # (the other channels' backlog is never scanned) and merge them in claim order.
+        merged: list[tuple[datetime, int, int]] = []
+        for sid in queued:
+            rows = _candidates(session, [*due, DeliveryRow.subscription_id == sid], limit, limit, None, held, full)
+            merged.extend((at, seq, delivery_id) for delivery_id, at, seq in rows)
+        picked = [delivery_id for _, _, delivery_id in sorted(merged)[:limit]]
+    else:
+        picked = [delivery_id for delivery_id, _, _ in
+                  _candidates(session, due, limit, window, webhook_cap, held, full, webhooks is True)]
     if not picked:
         return []
     return leases.claim(
@@ -436,6 +429,59 @@ def claim_due(session: Session, limit: int, lease: timedelta, now: datetime | No
         due=[DeliveryRow.id.in_(picked), DeliveryRow.status.in_(OPEN)],
         order_by=[DeliveryRow.next_attempt_at, DeliveryRow.seq],
     )
+
+
+def _candidates(session: Session, due: list[Any], limit: int, window: int, cap: int | None,
+                held: dict[str, int], full: set[str], webhooks_only: bool = False,
+                ) -> list[tuple[int, datetime, int]]:
+    """Up to ``limit`` (id, next_attempt_at, seq) of ``due`` rows in claim order, reading windows of
+    ``window`` rows (at most :data:`CLAIM_PAGES`) and skipping webhook rows of subscriptions whose
+    ``held`` count reached ``cap``; such subscriptions join ``full`` and are left out of the later
+    windows' scan."""
+    is_webhook = SubscriptionRow.channel == Channel.WEBHOOK.value
+    picked: list[tuple[int, datetime, int]] = []
+    after: tuple[datetime, int] | None = None
+    for _ in range(CLAIM_PAGES):
+        stmt = (select(DeliveryRow.id, DeliveryRow.subscription_id, SubscriptionRow.channel,
+                       DeliveryRow.next_attempt_at, DeliveryRow.seq)
+                .join(SubscriptionRow, SubscriptionRow.id == DeliveryRow.subscription_id)
+                .where(*due).order_by(DeliveryRow.next_attempt_at, DeliveryRow.seq).limit(window))
+        if full:  # on the delivery row alone when every candidate is a webhook's: filtered in the index scan
+            skip = DeliveryRow.subscription_id.not_in(sorted(full))
+            stmt = stmt.where(skip if webhooks_only else or_(~is_webhook, skip))
+        if after is not None:
+            stmt = stmt.where(tuple_(DeliveryRow.next_attempt_at, DeliveryRow.seq) > tuple_(
+                bindparam(None, after[0], type_=UTCDateTime()), bindparam(None, after[1], type_=BigId)))
+        rows = session.execute(stmt).all()
+        for delivery_id, sub, channel, at, seq in rows:
+            if cap is not None and channel == Channel.WEBHOOK.value:
+                if held.get(sub, 0) >= cap:
+                    full.add(sub)
+                    continue
+                held[sub] = held.get(sub, 0) + 1
+            picked.append((delivery_id, at, seq))
+            if len(picked) == limit:
+                return picked
+        if len(rows) < window:
+            break
+        after = (rows[-1][3], rows[-1][4])
+    return picked
+
+
+def queued_subscriptions(session: Session, most: int = PER_SUBSCRIPTION_SCANS + 1) -> list[str]:
+    """Up to ``most`` active subscriptions taking deliveries other than webhooks (AMQP queues, the
+    hub's exchange), from their partial index."""
+    webhook_like = (Channel.WEBHOOK.value, Channel.ENDPOINT.value)
+    stmt = (select(SubscriptionRow.id).where(SubscriptionRow.status == "active",
+                                             SubscriptionRow.channel.not_in(webhook_like))
+            .order_by(SubscriptionRow.id).limit(most))
+    return list(session.scalars(stmt))
+
+
+def any_queued_channel(session: Session) -> bool:
+    """Whether any active subscription takes deliveries other than webhooks: one probe of a partial
+    index, so a dispatcher can skip the AMQP claim on a webhook-only hub."""
+    return bool(queued_subscriptions(session, 1))
 
 
 def leased_counts(session: Session, now: datetime) -> dict[str, int]:

@@ -48,6 +48,13 @@ class SubscriptionRow(Base):
     endpoint_id: Mapped[str | None] = mapped_column(String(36), nullable=True, index=True)
     batch: Mapped[bool] = mapped_column(Boolean(), default=False)
 
+    __table_args__ = (
+        # The dispatcher's probe for subscriptions taking queued (non-webhook) deliveries.
+        Index("ix_subscriptions_queued", "status",
+              postgresql_where=text("channel NOT IN ('webhook', 'endpoint')"),
+              sqlite_where=text("channel NOT IN ('webhook', 'endpoint')")),
+    )
+
 
 class SubscriptionChangeRow(Base):
     __tablename__ = "subscription_changes"
@@ -98,6 +105,9 @@ class DeliveryRow(Base):
               postgresql_where=text("status IN ('pending', 'failed')"),
               sqlite_where=text("status IN ('pending', 'failed')"),
               postgresql_include=["subscription_id", "lease_until"]),
+        Index("ix_deliveries_open_subscription", "subscription_id", "next_attempt_at", "seq",
+              postgresql_where=text("status IN ('pending', 'failed')"),
+              sqlite_where=text("status IN ('pending', 'failed')")),
         Index("ix_deliveries_leased", "subscription_id", "lease_until",
               postgresql_where=text("lease_until IS NOT NULL"), sqlite_where=text("lease_until IS NOT NULL")),
     )

@@ -1,4 +1,5 @@
-"""deliveries: partial indexes for claiming (open rows in claim order, leased rows per subscription)
+"""deliveries, subscriptions: partial indexes for claiming (open rows in claim order overall and per
+subscription, leased rows per subscription, subscriptions taking queued deliveries)
 
 Revision ID: 0014
 Revises: 0013
@@ -21,16 +22,23 @@ depends_on: str | Sequence[str] | None = None
 
 _OPEN = sa.text("status IN ('pending', 'failed')")
 _LEASED = sa.text("lease_until IS NOT NULL")
+_QUEUED = sa.text("channel NOT IN ('webhook', 'endpoint')")
 
 
 def upgrade() -> None:
     op.create_index("ix_deliveries_open", "deliveries", ["next_attempt_at", "seq"],
                     postgresql_where=_OPEN, sqlite_where=_OPEN,
                     postgresql_include=["subscription_id", "lease_until"])
+    op.create_index("ix_deliveries_open_subscription", "deliveries", ["subscription_id", "next_attempt_at", "seq"],
+                    postgresql_where=_OPEN, sqlite_where=_OPEN)
     op.create_index("ix_deliveries_leased", "deliveries", ["subscription_id", "lease_until"],
                     postgresql_where=_LEASED, sqlite_where=_LEASED)
+    op.create_index("ix_subscriptions_queued", "subscriptions", ["status"],
+                    postgresql_where=_QUEUED, sqlite_where=_QUEUED)
 
 
 def downgrade() -> None:
+    op.drop_index("ix_subscriptions_queued", table_name="subscriptions")
     op.drop_index("ix_deliveries_leased", table_name="deliveries")
+    op.drop_index("ix_deliveries_open_subscription", table_name="deliveries")
     op.drop_index("ix_deliveries_open", table_name="deliveries")
