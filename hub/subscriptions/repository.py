@@ -390,8 +390,9 @@ def claim_due(session: Session, limit: int, lease: timedelta, now: datetime | No
     everyone in claim order — cannot fill the window and keep other subscribers' deliveries waiting.
     The AMQP claim, when few subscriptions take queued deliveries, reads each one's rows from its own
     range of the per-subscription index instead, so a webhook backlog is never scanned for it.
-    The chosen rows are then leased ``SKIP LOCKED``; one another dispatcher took meanwhile is skipped."""
-    now = now or utcnow()
+    The chosen rows are then leased ``SKIP LOCKED``, re-checked: one another dispatcher took (or
+    attempted and rescheduled) meanwhile is skipped."""
+    given, now = now, now or utcnow()
     if limit <= 0:
         return []
     earlier = aliased(DeliveryRow)
@@ -423,10 +424,12 @@ def claim_due(session: Session, limit: int, lease: timedelta, now: datetime | No
                   _candidates(session, due, limit, window, webhook_cap, held, full, webhooks is True)]
     if not picked:
         return []
+    # The lease runs from when it is written, not from when the candidates were read.
+    leased_at = now if given is not None else utcnow()
     return leases.claim(
-        session, DeliveryRow.id, DeliveryRow.lease_until, now=now, lease=lease, limit=len(picked),
+        session, DeliveryRow.id, DeliveryRow.lease_until, now=leased_at, lease=lease, limit=len(picked),
         owner=None if owner is None else (DeliveryRow.lease_owner, owner),
-        due=[DeliveryRow.id.in_(picked), DeliveryRow.status.in_(OPEN)],
+        due=[DeliveryRow.id.in_(picked), DeliveryRow.status.in_(OPEN), DeliveryRow.next_attempt_at <= now],
         order_by=[DeliveryRow.next_attempt_at, DeliveryRow.seq],
     )
 
