@@ -65,6 +65,7 @@ Claimed = tuple[DeliveryRow, SubscriptionRow, PayloadRow]
 # While webhook attempts complete with every sender busy, claims (of AMQP deliveries then) are made at
 # most this often rather than at every completion.
 CLAIM_GAP_S = 0.05
+QUEUED_CHECK_S = 1.0  # how long a dispatcher trusts its answer to "any AMQP subscription active?"
 
 # Retrying to record outcomes: a dropped connection is usually replaced at the first retry.
 RECORD_BACKOFF = Backoff(0.05, 2.0, jitter=Jitter.around(0.2))
@@ -138,6 +139,7 @@ class DeliveryDispatcher:
         self._attempts: dict[int, Future[Attempt]] = {}  # the same deliveries' attempts
         self._loop: WebhookLoop | None = None
         self._amqp: AmqpChannel | None = None
+        self._queued_at: tuple[float, bool] | None = None  # when AMQP subscriptions were looked for, and the answer
 
     @property
     def webhooks(self) -> WebhookLoop:
@@ -184,6 +186,15 @@ class DeliveryDispatcher:
         finally:
             self.close()
 
+    def _queued(self, session: Session) -> bool:
+        """Whether to run the AMQP claim: some active subscription takes queued deliveries. The answer
+        is kept for :data:`QUEUED_CHECK_S`, so a webhook-only hub pays for no AMQP claim and a new AMQP
+        subscription is served within that time."""
+        now = time.monotonic()
+        if self._queued_at is None or now - self._queued_at[0] >= QUEUED_CHECK_S:
+            self._queued_at = (now, store.any_queued_channel(session))
+        return self._queued_at[1]
+
     def dispatch_once(self) -> bool:
         """Claim AMQP deliveries (a batch) and webhook deliveries (see :meth:`_room`), send the AMQP ones
         and record them, and start the webhook attempts (recorded by :meth:`record_finished` as they
@@ -193,7 +204,8 @@ class DeliveryDispatcher:
         lease = timedelta(seconds=self.config.lease)
         cap = self.config.subscription_concurrency
         with self.session_factory() as session:
-            amqp_ids = store.claim_due(session, self.config.dispatch_batch, lease, owner=owner, webhooks=False)
+            amqp_ids = store.claim_due(session, self.config.dispatch_batch, lease, owner=owner,
+                                       webhooks=False) if self._queued(session) else []
             webhook_ids = store.claim_due(session, room, lease, owner=owner, webhooks=True,
                                           webhook_cap=cap) if room > 0 else []
             claimed = store.load_claimed(session, amqp_ids + webhook_ids)

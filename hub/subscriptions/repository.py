@@ -24,12 +24,12 @@ from dataclasses import fields
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol
 
-from sqlalchemy import and_, bindparam, exists, func, select, text, update
+from sqlalchemy import and_, bindparam, exists, func, or_, select, text, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, aliased
 
 from hub.spine import leases
-from hub.spine.tables import UTCDateTime
+from hub.spine.tables import BigId, UTCDateTime
 from hub.spine.unit_of_work import UnitOfWork
 from hub.subscriptions.filters import SubscriptionFilter
 from hub.subscriptions.model import (
@@ -62,9 +62,12 @@ __all__ = [
     "SqlSubscriptionRepository",
     "SubscriptionRepository",
     "SubscriptionsUnitOfWork",
+    "any_queued_channel",
     "claim_due",
+    "leased_counts",
     "load_claimed",
     "note_change",
+    "queued_subscriptions",
     "release_claims",
     "renew_claims",
     "renew_held",
@@ -364,6 +367,11 @@ class SqlMatchingCursor:
                              .values(seq=seq, updated_at=utcnow()))
 
 
+CLAIM_PAGES = 4  # candidate windows one claim reads at most
+WINDOW_PER_CAP = 4  # a capped claim reads windows of at least this many rows per slot of the cap
+PER_SUBSCRIPTION_SCANS = 32  # up to this many queued subscribers, the AMQP claim reads each one's rows apart
+
+
 def claim_due(session: Session, limit: int, lease: timedelta, now: datetime | None = None,
               owner: str | None = None, webhooks: bool | None = None, webhook_cap: int | None = None) -> list[int]:
     """Due deliveries of active subscriptions whose earlier versions of the same notice are all
@@ -372,8 +380,21 @@ def claim_due(session: Session, limit: int, lease: timedelta, now: datetime | No
     (:func:`renew_claims`, :func:`release_claims`, and recording outcomes only while it still
     matches). ``webhooks`` claims only deliveries to webhook subscriptions (``True``) or only the others
     (``False``); with ``webhook_cap``, no webhook subscription has more than that many deliveries
-    leased at once (counting those in flight with any dispatcher). Caller commits."""
-    now = now or utcnow()
+    leased at once (counting those in flight with any dispatcher). Caller commits.
+
+    The cost is bounded by the claim, not by the backlog: due rows are read in claim order from the
+    open-deliveries index a window at a time (at most :data:`CLAIM_PAGES` windows), the earlier-version
+    check runs per candidate row, and the cap is applied to the candidates only, counting what each
+    subscription holds leased (a partial index over leased rows). Subscriptions already at their cap
+    are excluded from the scan itself, so one subscriber's backlog — however large, and ahead of
+    everyone in claim order — cannot fill the window and keep other subscribers' deliveries waiting.
+    The AMQP claim, when few subscriptions take queued deliveries, reads each one's rows from its own
+    range of the per-subscription index instead, so a webhook backlog is never scanned for it.
+    The chosen rows are then leased ``SKIP LOCKED``, re-checked: one another dispatcher took (or
+    attempted and rescheduled) meanwhile is skipped."""
+    given, now = now, now or utcnow()
+    if limit <= 0:
+        return []
     earlier = aliased(DeliveryRow)
     blocked = exists().where(
         earlier.subscription_id == DeliveryRow.subscription_id,
@@ -382,35 +403,97 @@ def claim_due(session: Session, limit: int, lease: timedelta, now: datetime | No
         earlier.status.in_(OPEN),
     )
     due = [DeliveryRow.status.in_(OPEN), DeliveryRow.next_attempt_at <= now,
-           SubscriptionRow.status == "active", ~blocked]
+           leases.lease_free(DeliveryRow.lease_until, now), SubscriptionRow.status == "active", ~blocked]
+    is_webhook = SubscriptionRow.channel == Channel.WEBHOOK.value
     if webhooks is not None:
-        is_webhook = SubscriptionRow.channel == Channel.WEBHOOK.value
         due.append(is_webhook if webhooks else ~is_webhook)
-    if webhook_cap is not None:
-        due.append(DeliveryRow.id.in_(within_cap(due, webhook_cap, now)))
+    held = {} if webhook_cap is None else leased_counts(session, now)
+    full = {sub for sub, n in held.items() if webhook_cap is not None and n >= webhook_cap}
+    window = limit if webhook_cap is None else max(limit, WINDOW_PER_CAP * webhook_cap)
+    queued = queued_subscriptions(session) if webhooks is False else None
+    if queued is not None and len(queued) <= PER_SUBSCRIPTION_SCANS:
+        # Few subscribers take queued deliveries: read each one's first rows from its own index range
+        # (the other channels' backlog is never scanned) and merge them in claim order.
+        merged: list[tuple[datetime, int, int]] = []
+        for sid in queued:
+            rows = _candidates(session, [*due, DeliveryRow.subscription_id == sid], limit, limit, None, held, full)
+            merged.extend((at, seq, delivery_id) for delivery_id, at, seq in rows)
+        picked = [delivery_id for _, _, delivery_id in sorted(merged)[:limit]]
+    else:
+        picked = [delivery_id for delivery_id, _, _ in
+                  _candidates(session, due, limit, window, webhook_cap, held, full, webhooks is True)]
+    if not picked:
+        return []
+    # The lease runs from when it is written, not from when the candidates were read.
+    leased_at = now if given is not None else utcnow()
     return leases.claim(
-        session, DeliveryRow.id, DeliveryRow.lease_until, now=now, lease=lease, limit=limit,
+        session, DeliveryRow.id, DeliveryRow.lease_until, now=leased_at, lease=lease, limit=len(picked),
         owner=None if owner is None else (DeliveryRow.lease_owner, owner),
-        due=due,
+        due=[DeliveryRow.id.in_(picked), DeliveryRow.status.in_(OPEN), DeliveryRow.next_attempt_at <= now],
         order_by=[DeliveryRow.next_attempt_at, DeliveryRow.seq],
-        joins=[(SubscriptionRow, SubscriptionRow.id == DeliveryRow.subscription_id)],
     )
 
 
-def within_cap(due: list[Any], cap: int, now: datetime) -> Any:
-    """The ids of the unleased ``due`` deliveries that fit their subscription's cap: ranked per
-    subscription in claim order, after the deliveries it has leased already (with any dispatcher);
-    deliveries to other channels are not capped."""
-    leased = (select(DeliveryRow.subscription_id.label("subscription_id"), func.count().label("n"))
-              .where(DeliveryRow.lease_until > now).group_by(DeliveryRow.subscription_id).subquery())
-    rank = func.row_number().over(partition_by=DeliveryRow.subscription_id,
-                                  order_by=(DeliveryRow.next_attempt_at, DeliveryRow.seq))
-    ranked = (select(DeliveryRow.id.label("id"), (rank + func.coalesce(leased.c.n, 0)).label("slot"),
-                     SubscriptionRow.channel.label("channel"))
-              .join(SubscriptionRow, SubscriptionRow.id == DeliveryRow.subscription_id)
-              .outerjoin(leased, leased.c.subscription_id == DeliveryRow.subscription_id)
-              .where(*due, leases.lease_free(DeliveryRow.lease_until, now)).subquery())
-    return select(ranked.c.id).where((ranked.c.slot <= cap) | (ranked.c.channel != Channel.WEBHOOK.value))
+def _candidates(session: Session, due: list[Any], limit: int, window: int, cap: int | None,
+                held: dict[str, int], full: set[str], webhooks_only: bool = False,
+                ) -> list[tuple[int, datetime, int]]:
+    """Up to ``limit`` (id, next_attempt_at, seq) of ``due`` rows in claim order, reading windows of
+    ``window`` rows (at most :data:`CLAIM_PAGES`) and skipping webhook rows of subscriptions whose
+    ``held`` count reached ``cap``; such subscriptions join ``full`` and are left out of the later
+    windows' scan."""
+    is_webhook = SubscriptionRow.channel == Channel.WEBHOOK.value
+    picked: list[tuple[int, datetime, int]] = []
+    after: tuple[datetime, int] | None = None
+    for _ in range(CLAIM_PAGES):
+        stmt = (select(DeliveryRow.id, DeliveryRow.subscription_id, SubscriptionRow.channel,
+                       DeliveryRow.next_attempt_at, DeliveryRow.seq)
+                .join(SubscriptionRow, SubscriptionRow.id == DeliveryRow.subscription_id)
+                .where(*due).order_by(DeliveryRow.next_attempt_at, DeliveryRow.seq).limit(window))
+        if full:  # on the delivery row alone when every candidate is a webhook's: filtered in the index scan
+            skip = DeliveryRow.subscription_id.not_in(sorted(full))
+            stmt = stmt.where(skip if webhooks_only else or_(~is_webhook, skip))
+        if after is not None:
+            stmt = stmt.where(tuple_(DeliveryRow.next_attempt_at, DeliveryRow.seq) > tuple_(
+                bindparam(None, after[0], type_=UTCDateTime()), bindparam(None, after[1], type_=BigId)))
+        rows = session.execute(stmt).all()
+        for delivery_id, sub, channel, at, seq in rows:
+            if cap is not None and channel == Channel.WEBHOOK.value:
+                if held.get(sub, 0) >= cap:
+                    full.add(sub)
+                    continue
+                held[sub] = held.get(sub, 0) + 1
+            picked.append((delivery_id, at, seq))
+            if len(picked) == limit:
+                return picked
+        if len(rows) < window:
+            break
+        after = (rows[-1][3], rows[-1][4])
+    return picked
+
+
+def queued_subscriptions(session: Session, most: int = PER_SUBSCRIPTION_SCANS + 1) -> list[str]:
+    """Up to ``most`` active subscriptions taking deliveries other than webhooks (AMQP queues, the
+    hub's exchange), from their partial index."""
+    webhook_like = (Channel.WEBHOOK.value, Channel.ENDPOINT.value)
+    stmt = (select(SubscriptionRow.id).where(SubscriptionRow.status == "active",
+                                             SubscriptionRow.channel.not_in(webhook_like))
+            .order_by(SubscriptionRow.id).limit(most))
+    return list(session.scalars(stmt))
+
+
+def any_queued_channel(session: Session) -> bool:
+    """Whether any active subscription takes deliveries other than webhooks: one probe of a partial
+    index, so a dispatcher can skip the AMQP claim on a webhook-only hub."""
+    return bool(queued_subscriptions(session, 1))
+
+
+def leased_counts(session: Session, now: datetime) -> dict[str, int]:
+    """How many deliveries each subscription has leased now (with any dispatcher): read from the
+    partial index over leased rows, so its cost follows what is in flight, not the backlog."""
+    stmt = (select(DeliveryRow.subscription_id, func.count())
+            .where(DeliveryRow.lease_until.is_not(None), DeliveryRow.lease_until > now)
+            .group_by(DeliveryRow.subscription_id))
+    return {sub: int(n) for sub, n in session.execute(stmt).all()}
 
 
 def renew_claims(session: Session, ids: Sequence[int], owner: str, lease: timedelta,

@@ -20,7 +20,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Boolean, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import Boolean, Index, Integer, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from hub.spine.tables import Base, BigId, JsonDoc, UTCDateTime
@@ -47,6 +47,13 @@ class SubscriptionRow(Base):
     # (channel ``webhook``, no filter) has ``batch`` set and is the target of its batched deliveries.
     endpoint_id: Mapped[str | None] = mapped_column(String(36), nullable=True, index=True)
     batch: Mapped[bool] = mapped_column(Boolean(), default=False)
+
+    __table_args__ = (
+        # The dispatcher's probe for subscriptions taking queued (non-webhook) deliveries.
+        Index("ix_subscriptions_queued", "status",
+              postgresql_where=text("channel NOT IN ('webhook', 'endpoint')"),
+              sqlite_where=text("channel NOT IN ('webhook', 'endpoint')")),
+    )
 
 
 class SubscriptionChangeRow(Base):
@@ -93,6 +100,16 @@ class DeliveryRow(Base):
         Index("ix_deliveries_due", "status", "next_attempt_at"),
         Index("ix_deliveries_log", "subscription_id", "id"),
         Index("ix_deliveries_notice", "notice_id", "subscription_id", "version"),
+        # The claim's scan in claim order over open rows only, and its count of what is leased.
+        Index("ix_deliveries_open", "next_attempt_at", "seq",
+              postgresql_where=text("status IN ('pending', 'failed')"),
+              sqlite_where=text("status IN ('pending', 'failed')"),
+              postgresql_include=["subscription_id", "lease_until"]),
+        Index("ix_deliveries_open_subscription", "subscription_id", "next_attempt_at", "seq",
+              postgresql_where=text("status IN ('pending', 'failed')"),
+              sqlite_where=text("status IN ('pending', 'failed')")),
+        Index("ix_deliveries_leased", "subscription_id", "lease_until",
+              postgresql_where=text("lease_until IS NOT NULL"), sqlite_where=text("lease_until IS NOT NULL")),
     )
 
 

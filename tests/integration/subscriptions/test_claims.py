@@ -19,6 +19,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,7 @@ from sqlalchemy import Engine, event, select
 from hub.api.app import create_app
 from hub.bootstrap import Hub, bootstrap
 from hub.config import Settings
+from hub.subscriptions import repository as store
 from hub.subscriptions.dispatcher import DeliveryDispatcher
 from hub.subscriptions.tables import DeliveryRow
 from tests.support.fakes import InMemoryNoticeReader
@@ -283,3 +285,34 @@ def test_when_recording_keeps_failing_the_leases_run_out_and_the_rows_are_sent_a
         logging.getLogger("hub.subscriptions.dispatcher").removeHandler(watch)
     assert list(receiver.sends().values()) == [2]
     assert all(row.lease_until is None and row.lease_owner is None for row in claims.rows())
+
+
+def test_one_subscribers_huge_backlog_does_not_keep_anothers_delivery_from_being_claimed(
+    make_claims: Callable[..., Claims],
+) -> None:
+    """A claim reads a bounded window of due rows; a subscriber whose backlog fills many windows ahead
+    of everyone else, and who is at its cap, neither fills the claim nor hides the others' rows."""
+    cap = 2
+    claims = make_claims(subscription_concurrency=cap)
+    busy, quiet = claims.receiver(), claims.receiver()
+    busy_sid, quiet_sid = claims.env.subscribe_webhook(busy), claims.env.subscribe_webhook(quiet)
+    backlog = 20 * store.WINDOW_PER_CAP * cap * store.CLAIM_PAGES
+    claims.owe([busy_sid], backlog)
+    claims.owe([quiet_sid], 1)  # due after the whole backlog, in claim order
+    lease = timedelta(seconds=60)
+
+    def claim() -> list[tuple[str, int]]:
+        with claims.hub.session_factory() as session:
+            ids = store.claim_due(session, 5, lease, owner=uuid.uuid4().hex, webhooks=True, webhook_cap=cap)
+            session.commit()
+            rows = session.execute(select(DeliveryRow.subscription_id, DeliveryRow.id)
+                                   .where(DeliveryRow.id.in_(ids))).all()
+            return [(sid, did) for sid, did in rows]
+
+    first = claim()
+    assert Counter(sid for sid, _ in first) == {busy_sid: cap, quiet_sid: 1}
+    assert claim() == []  # the busy one is at its cap and the quiet one has nothing more
+    claims.owe([quiet_sid], 1)
+    assert [sid for sid, _ in claim()] == [quiet_sid]  # still claimed past the capped backlog
+    rows = claims.rows()
+    assert sum(1 for r in rows if r.subscription_id == busy_sid and r.lease_until is None) == backlog - cap
