@@ -6,17 +6,24 @@ cap — plus a share for one AMQP subscription, then times the webhook claim (``
 per-subscription cap) and the AMQP claim as the dispatcher runs them, each rolled back so every
 round sees the same backlog. Prints the medians and ends with one JSON line.
 
-    python -m bench.claims --database-url postgresql://postgres@127.0.0.1:5432/postgres"""
+    python bench/claims.py [--database-url URL] [--backlog N] [--skew F]
+
+The database URL defaults to ``G2BHUB_TEST_DATABASE_URL``."""
 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
+import sys
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 from sqlalchemy import text
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench._report import Figure, emit
 from bench.syndication import fresh_database
@@ -66,7 +73,8 @@ def seed(session: object, backlog: int, subscriptions: int, skew: float, cap: in
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--database-url", required=True)
+    parser.add_argument("--database-url", default=os.environ.get("G2BHUB_TEST_DATABASE_URL",
+                                                                 "postgresql://postgres@127.0.0.1:5432/test"))
     parser.add_argument("--backlog", type=int, default=50_000)
     parser.add_argument("--subscriptions", type=int, default=100)
     parser.add_argument("--skew", type=float, default=0.0, help="share of the backlog owed to one capped subscriber")
