@@ -53,7 +53,8 @@ def outage(sandbox: SandboxServer, system: str, on: bool = True) -> None:
 
 
 def reset(sandbox: SandboxServer) -> None:
-    httpx.post(f"{sandbox.base_url}/_control/reset", timeout=5).raise_for_status()
+    # the twin answers from a thread of the test process, which a loaded machine slows
+    httpx.post(f"{sandbox.base_url}/_control/reset", timeout=30).raise_for_status()
 
 
 def first_with(sandbox: SandboxServer, scheme: str, tag: str | None = None, *, skip: int = 0) -> str:
